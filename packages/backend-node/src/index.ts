@@ -1,0 +1,239 @@
+/**
+ * onnxruntime-node behind the backend seam. Graph bytes come from the model
+ * modules; the weights they reference are mapped in place from the checkpoint
+ * folder (`model_external_initializers_file_folder_path`) with pre-packing off,
+ * so a multi-GB checkpoint costs page cache, not process memory, and sessions
+ * open in milliseconds.
+ */
+import { existsSync, realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import {
+  type Backend,
+  type BuiltGraph,
+  checkFeeds,
+  fromOrt,
+  type LoadOptions,
+  type Session,
+  type Tensor,
+  toOrt,
+} from '@blip2/tensor';
+import * as ort from 'onnxruntime-node';
+import { BackendError } from './errors.js';
+
+export { BackendError } from './errors.js';
+
+export type NodeDevice = 'cpu' | 'cuda' | 'tensorrt' | 'dml' | 'coreml' | 'webgpu';
+
+export interface NodeBackendOptions {
+  /** Execution provider to use (default 'cpu'). */
+  readonly device?: NodeDevice;
+  /** What to do when the device's provider cannot load: run on CPU (saying so once) or throw (default). */
+  readonly fallback?: 'cpu' | 'error';
+  /** GPU index for cuda/tensorrt/dml. */
+  readonly deviceId?: number;
+  readonly intraOpNumThreads?: number;
+  readonly interOpNumThreads?: number;
+  /** onnxruntime's own log level: 0 verbose .. 4 fatal (default 3, errors only). */
+  readonly logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /** Called with human-readable notices (the CPU fallback); default console.warn. */
+  readonly onWarning?: (message: string) => void;
+}
+
+const require_ = createRequire(import.meta.url);
+
+function ortBinDir(): string {
+  const pkg = dirname(require_.resolve('onnxruntime-node/package.json'));
+  return join(pkg, 'bin', 'napi-v6', process.platform, process.arch);
+}
+
+const CUDA_HELP =
+  'The CUDA provider binaries of onnxruntime-node are not installed. They are downloaded at install time only on request: ' +
+  'reinstall with `ONNXRUNTIME_NODE_INSTALL=cuda12 pnpm install` (or npm install), and have CUDA 12 and cuDNN 9 on the machine ' +
+  '(libcudart.so.12, libcudnn.so.9 on the library path). Or pass { fallback: "cpu" } to run on the CPU.';
+
+/** Why `device` cannot be used here, or null when its provider is available. */
+export function providerProblem(device: NodeDevice): string | null {
+  if (device === 'cpu') return null;
+  const supported = ort.listSupportedBackends() as { name: string; bundled: boolean }[];
+  const entry = supported.find((b) => b.name === device);
+  if (!entry) {
+    return `onnxruntime-node ${ort.env.versions.node} on ${process.platform}/${process.arch} has no '${device}' provider (available: ${supported.map((b) => b.name).join(', ')})`;
+  }
+  if (device === 'cuda' || device === 'tensorrt') {
+    const lib =
+      device === 'cuda' ? 'libonnxruntime_providers_cuda.so' : 'libonnxruntime_providers_tensorrt.so';
+    if (process.platform === 'linux' && !existsSync(join(ortBinDir(), lib)))
+      return `${lib} is missing in ${ortBinDir()}. ${CUDA_HELP}`;
+  }
+  return null;
+}
+
+function providersFor(device: NodeDevice, deviceId: number): ort.InferenceSession.ExecutionProviderConfig[] {
+  switch (device) {
+    case 'cpu':
+      return ['cpu'];
+    case 'cuda':
+      return [{ name: 'cuda', deviceId }, 'cpu'];
+    case 'tensorrt':
+      return [{ name: 'tensorrt', deviceId }, { name: 'cuda', deviceId }, 'cpu'];
+    case 'dml':
+      return [{ name: 'dml', deviceId }, 'cpu'];
+    default:
+      return [device, 'cpu'];
+  }
+}
+
+/** The one folder all of a graph's weight files live in (onnxruntime maps them from a single folder). */
+export function weightFolder(graph: BuiltGraph): string | undefined {
+  let folder: string | undefined;
+  for (const f of graph.externalData) {
+    if (/^[a-z]+:\/\//i.test(f.uri)) {
+      throw new BackendError(
+        'E_WEIGHT_FILES',
+        `${graph.name}: backend-node reads weights from files, got URL ${f.uri}; download it first (the SDK's model sources do)`,
+      );
+    }
+    if (!existsSync(f.uri))
+      throw new BackendError('E_WEIGHT_FILES', `${graph.name}: weight file ${f.uri} does not exist`);
+    const real = realpathSync(f.uri);
+    const dir = dirname(real);
+    if (real !== join(dir, f.location)) {
+      throw new BackendError(
+        'E_WEIGHT_FILES',
+        `${graph.name}: weight file ${f.uri} resolves to ${real}, not to a file named '${f.location}'`,
+      );
+    }
+    if (folder !== undefined && folder !== dir) {
+      throw new BackendError(
+        'E_WEIGHT_FILES',
+        `${graph.name}: weight files are in two folders (${folder}, ${dir}); onnxruntime maps them from one`,
+      );
+    }
+    folder = dir;
+  }
+  return folder;
+}
+
+class NodeSession implements Session {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  private released = false;
+
+  constructor(
+    readonly name: string,
+    private readonly graph: BuiltGraph,
+    private readonly session: ort.InferenceSession,
+  ) {
+    this.inputNames = session.inputNames;
+    this.outputNames = session.outputNames;
+  }
+
+  async run(
+    feeds: Readonly<Record<string, Tensor>>,
+    outputs?: readonly string[],
+  ): Promise<Record<string, Tensor>> {
+    if (this.released) throw new BackendError('E_RELEASED', `${this.name}: session was released`);
+    checkFeeds(this.name, this.graph.inputs, feeds);
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = toOrt(t, ort.Tensor);
+    let result: ort.InferenceSession.OnnxValueMapType;
+    try {
+      result = outputs ? await this.session.run(ortFeeds, [...outputs]) : await this.session.run(ortFeeds);
+    } catch (e) {
+      const dims = Object.entries(feeds)
+        .map(([k, t]) => `${k}[${t.dims.join(',')}]`)
+        .join(' ');
+      throw new BackendError(
+        'E_RUN',
+        `${this.name}: onnxruntime failed on ${dims}: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    const out: Record<string, Tensor> = {};
+    for (const [k, v] of Object.entries(result)) out[k] = fromOrt(v as ort.Tensor);
+    return out;
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.session.release();
+  }
+}
+
+export class NodeBackend implements Backend {
+  readonly name: string;
+  readonly device: NodeDevice;
+  private readonly options: NodeBackendOptions;
+
+  constructor(options: NodeBackendOptions = {}) {
+    this.options = options;
+    const wanted = options.device ?? 'cpu';
+    const problem = providerProblem(wanted);
+    if (problem) {
+      if ((options.fallback ?? 'error') === 'error') {
+        throw new BackendError('E_PROVIDER_UNAVAILABLE', `device '${wanted}' is unavailable: ${problem}`);
+      }
+      (options.onWarning ?? console.warn)(
+        `blip2: device '${wanted}' is unavailable, running on CPU instead (${problem.split('. ')[0]})`,
+      );
+      this.device = 'cpu';
+    } else this.device = wanted;
+    this.name = `node:${this.device}`;
+  }
+
+  async load(graph: BuiltGraph, _options: LoadOptions = {}): Promise<Session> {
+    const folder = weightFolder(graph);
+    const o = this.options;
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      executionProviders: providersFor(this.device, o.deviceId ?? 0),
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: o.logSeverityLevel ?? 3,
+      ...(o.intraOpNumThreads ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+      ...(o.interOpNumThreads ? { interOpNumThreads: o.interOpNumThreads } : {}),
+      extra: {
+        session: {
+          // keep mapped weights mapped: pre-packing would copy every MatMul weight
+          disable_prepacking: '1',
+          ...(folder ? { model_external_initializers_file_folder_path: folder } : {}),
+        },
+      },
+    };
+    try {
+      const s = await ort.InferenceSession.create(graph.bytes, sessionOptions);
+      return new NodeSession(graph.name, graph, s);
+    } catch (e) {
+      throw new BackendError(
+        'E_LOAD',
+        `${graph.name}: onnxruntime could not create the session: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+  }
+}
+
+export function createNodeBackend(options: NodeBackendOptions = {}): NodeBackend {
+  return new NodeBackend(options);
+}
+
+export interface DoctorReport {
+  readonly node: string;
+  readonly onnxruntime: string;
+  readonly platform: string;
+  readonly providers: { name: NodeDevice; available: boolean; problem?: string }[];
+}
+
+/** What this machine can run, and how to get what is missing. */
+export function doctor(): DoctorReport {
+  const devices: NodeDevice[] = ['cpu', 'cuda', 'tensorrt', 'dml', 'coreml', 'webgpu'];
+  return {
+    node: process.version,
+    onnxruntime: ort.env.versions.node ?? 'unknown',
+    platform: `${process.platform}/${process.arch}`,
+    providers: devices.map((name) => {
+      const problem = providerProblem(name);
+      return problem ? { name, available: false, problem } : { name, available: true };
+    }),
+  };
+}

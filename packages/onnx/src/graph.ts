@@ -1,0 +1,450 @@
+/**
+ * The graph builder: values, nodes, inputs/outputs and initializers, serialized
+ * to an ONNX ModelProto. Model modules never touch protobuf; they compose the
+ * op helpers of ./ops.ts, which read like the forward pass they encode.
+ *
+ * Weights are ONNX external data pointing at byte ranges of the checkpoint's own
+ * .safetensors files: nothing is copied or converted on disk.
+ */
+import type { BuiltGraph, DType, ExternalDataFile, GraphIO, Tensor } from '@blip2/tensor';
+import { ProtoWriter } from './proto.js';
+
+/** The one place opset and IR version are chosen: LayerNormalization needs opset 17; ORT >= 1.14 reads IR 8. */
+export const OPSET = 17;
+export const IR_VERSION = 8;
+export const MS_DOMAIN = 'com.microsoft';
+const MS_OPSET = 1;
+
+export class GraphBuildError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'GraphBuildError';
+    this.code = code;
+  }
+}
+
+/** safetensors dtype names, as @blip2/safetensors reports them */
+export type StoredDType = 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U8' | 'BOOL';
+
+/** What the builder needs of a checkpoint: @blip2/safetensors' WeightIndex satisfies it. */
+export interface WeightLookup {
+  has(name: string): boolean;
+  get(name: string): {
+    readonly name: string;
+    readonly dtype: StoredDType;
+    readonly shape: readonly number[];
+    readonly file: string;
+    readonly offset: number;
+    readonly byteLength: number;
+  };
+  fileOf(info: { readonly file: string }): {
+    readonly name: string;
+    readonly uri: string;
+    readonly size?: number;
+  };
+}
+
+// onnx.proto TensorProto.DataType
+const ONNX_TYPE: Record<DType, number> = {
+  float32: 1,
+  uint8: 2,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float16: 10,
+  bfloat16: 16,
+};
+const STORED_TO_DTYPE: Record<StoredDType, DType> = {
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  I64: 'int64',
+  I32: 'int32',
+  U8: 'uint8',
+  BOOL: 'bool',
+};
+
+export function onnxType(dtype: DType): number {
+  return ONNX_TYPE[dtype];
+}
+
+export type AttrValue =
+  | number
+  | string
+  | readonly number[]
+  | readonly string[]
+  | Tensor
+  | { float: number }
+  | { floats: readonly number[] };
+
+/** Inputs allowed per op of the default domain: [min, max]. Catches a forgotten operand at build time, not in ORT. */
+const ARITY: Record<string, [number, number]> = {
+  Add: [2, 2],
+  Sub: [2, 2],
+  Mul: [2, 2],
+  Div: [2, 2],
+  Pow: [2, 2],
+  MatMul: [2, 2],
+  Gemm: [2, 3],
+  Sqrt: [1, 1],
+  Erf: [1, 1],
+  Tanh: [1, 1],
+  Relu: [1, 1],
+  Neg: [1, 1],
+  Exp: [1, 1],
+  Log: [1, 1],
+  Abs: [1, 1],
+  Sigmoid: [1, 1],
+  Not: [1, 1],
+  Identity: [1, 1],
+  Shape: [1, 1],
+  Softmax: [1, 1],
+  Cast: [1, 1],
+  Reshape: [2, 2],
+  Transpose: [1, 1],
+  Concat: [1, 1e9],
+  Gather: [2, 2],
+  Unsqueeze: [2, 2],
+  Squeeze: [1, 2],
+  Slice: [3, 5],
+  LayerNormalization: [2, 3],
+  Conv: [2, 3],
+  Where: [3, 3],
+  Equal: [2, 2],
+  Less: [2, 2],
+  Greater: [2, 2],
+  LessOrEqual: [2, 2],
+  GreaterOrEqual: [2, 2],
+  Min: [1, 1e9],
+  Max: [1, 1e9],
+  CumSum: [2, 2],
+  Expand: [2, 2],
+  Range: [3, 3],
+  ReduceMean: [1, 2],
+  ReduceSum: [1, 2],
+  Floor: [1, 1],
+  ConstantOfShape: [1, 1],
+  Trilu: [1, 2],
+  And: [2, 2],
+  Or: [2, 2],
+  Clip: [1, 3],
+};
+
+export class Value {
+  constructor(
+    readonly graph: GraphBuilder,
+    readonly name: string,
+  ) {}
+}
+
+interface NodeRec {
+  type: string;
+  domain: string;
+  inputs: string[];
+  outputs: string[];
+  attrs: Record<string, AttrValue>;
+  name: string;
+}
+
+interface InitRec {
+  name: string;
+  dtype: DType;
+  dims: readonly number[];
+  raw?: Uint8Array;
+  external?: { location: string; offset: number; length: number };
+}
+
+export interface GraphBuilderOptions {
+  /** Checkpoint weights used in place. */
+  readonly weights?: WeightLookup;
+}
+
+export class GraphBuilder {
+  private nodes: NodeRec[] = [];
+  private inits = new Map<string, InitRec>();
+  private inputsIO: GraphIO[] = [];
+  private outputsIO: GraphIO[] = [];
+  private files = new Map<string, ExternalDataFile>();
+  private names = new Set<string>();
+  private counter = 0;
+  private scopes: string[] = [];
+  private weightValues = new Map<string, Value>();
+  private constCache = new Map<string, Value>();
+  private usesMs = false;
+
+  constructor(
+    readonly name: string,
+    private readonly options: GraphBuilderOptions = {},
+  ) {}
+
+  /** Names nodes made inside `fn` with a prefix (e.g. 'layers.3'), so ORT's errors and profiles point at the layer. */
+  scope<T>(prefix: string, fn: () => T): T {
+    this.scopes.push(prefix);
+    try {
+      return fn();
+    } finally {
+      this.scopes.pop();
+    }
+  }
+
+  private fresh(hint: string): string {
+    const base = [...this.scopes, hint].join('/');
+    let name = `${base}_${this.counter++}`;
+    while (this.names.has(name)) name = `${base}_${this.counter++}`;
+    this.names.add(name);
+    return name;
+  }
+
+  private claim(name: string): string {
+    if (this.names.has(name))
+      throw new GraphBuildError('E_DUPLICATE_NAME', `${this.name}: name '${name}' is already used`);
+    this.names.add(name);
+    return name;
+  }
+
+  private own(v: Value | null, where: string): string {
+    if (v === null) return '';
+    if (!(v instanceof Value) || v.graph !== this) {
+      throw new GraphBuildError(
+        'E_FOREIGN_VALUE',
+        `${this.name}: ${where} got a value that is not from this graph`,
+      );
+    }
+    return v.name;
+  }
+
+  input(name: string, dtype: DType, dims: readonly (number | string)[]): Value {
+    this.inputsIO.push({ name: this.claim(name), dtype, dims });
+    return new Value(this, name);
+  }
+
+  /** Marks `v` as a graph output called `name` (through Identity when it already has another name). */
+  output(v: Value, name: string, dtype: DType, dims: readonly (number | string)[]): void {
+    let src = this.own(v, `output '${name}'`);
+    if (src !== name) {
+      this.claim(name);
+      this.nodes.push({
+        type: 'Identity',
+        domain: '',
+        inputs: [src],
+        outputs: [name],
+        attrs: {},
+        name: `${name}/Identity`,
+      });
+      src = name;
+    }
+    this.outputsIO.push({ name, dtype, dims });
+  }
+
+  /** One node; returns its outputs. `null` inputs are ONNX's omitted optional inputs. */
+  op(
+    type: string,
+    inputs: readonly (Value | null)[],
+    attrs: Record<string, AttrValue> = {},
+    opts: { domain?: string; outputs?: number } = {},
+  ): Value[] {
+    const domain = opts.domain ?? '';
+    if (domain === '') {
+      const arity = ARITY[type];
+      if (!arity)
+        throw new GraphBuildError('E_UNKNOWN_OP', `${this.name}: op '${type}' is not in the builder's table`);
+      if (inputs.length < arity[0] || inputs.length > arity[1]) {
+        throw new GraphBuildError(
+          'E_ARITY',
+          `${this.name}: ${type} takes ${arity[0]}..${arity[1]} inputs, got ${inputs.length}`,
+        );
+      }
+    } else if (domain === MS_DOMAIN) this.usesMs = true;
+    const ins = inputs.map((v, i) => this.own(v, `${type} input ${i}`));
+    const outs = Array.from({ length: opts.outputs ?? 1 }, () => this.fresh(type));
+    this.nodes.push({ type, domain, inputs: ins, outputs: outs, attrs, name: `${outs[0]}/node` });
+    return outs.map((n) => new Value(this, n));
+  }
+
+  /** op() with one output */
+  op1(
+    type: string,
+    inputs: readonly (Value | null)[],
+    attrs: Record<string, AttrValue> = {},
+    domain?: string,
+  ): Value {
+    return this.op(type, inputs, attrs, { domain })[0];
+  }
+
+  /** An initializer embedded in the graph (small constants: shapes, scalars). Identical constants are shared. */
+  constant(t: Tensor, hint = 'const'): Value {
+    const raw = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength).slice();
+    const key = `${t.dtype}|${t.dims.join(',')}|${raw.length <= 64 ? raw.join(',') : ''}`;
+    if (raw.length <= 64) {
+      const hit = this.constCache.get(key);
+      if (hit) return hit;
+    }
+    const name = this.fresh(hint);
+    this.inits.set(name, { name, dtype: t.dtype, dims: [...t.dims], raw });
+    const v = new Value(this, name);
+    if (raw.length <= 64) this.constCache.set(key, v);
+    return v;
+  }
+
+  /** Whether the checkpoint has a weight (optional biases, tied heads). */
+  hasWeight(name: string): boolean {
+    return this.options.weights?.has(name) ?? false;
+  }
+
+  /** Stored dims of a checkpoint weight. */
+  weightShape(name: string): readonly number[] {
+    return this.lookup().get(name).shape;
+  }
+
+  private lookup(): WeightLookup {
+    if (!this.options.weights)
+      throw new GraphBuildError('E_NO_WEIGHTS', `${this.name}: the graph was built without weights`);
+    return this.options.weights;
+  }
+
+  /**
+   * A checkpoint weight as float32, used in place: an external-data initializer at
+   * the tensor's byte range; half-precision weights go through a Cast so the file
+   * stays untouched.
+   */
+  weight(name: string): Value {
+    const hit = this.weightValues.get(name);
+    if (hit) return hit;
+    const info = this.lookup().get(name);
+    const file = this.lookup().fileOf(info);
+    // The location is the real file's own name: a hub cache's model.safetensors is a
+    // symlink to blobs/<hash>, and onnxruntime resolves locations beside the real file.
+    const location = baseName(file.uri);
+    const known = this.files.get(location);
+    if (known && known.uri !== file.uri) {
+      throw new GraphBuildError(
+        'E_WEIGHT_FILES',
+        `${this.name}: two weight files share the name '${location}': ${known.uri} and ${file.uri}`,
+      );
+    }
+    if (!known) this.files.set(location, { location, uri: file.uri, size: file.size });
+    const dtype = STORED_TO_DTYPE[info.dtype];
+    if (!dtype)
+      throw new GraphBuildError(
+        'E_DTYPE',
+        `${this.name}: weight '${name}' has unsupported dtype ${info.dtype}`,
+      );
+    this.claim(name);
+    this.inits.set(name, {
+      name,
+      dtype,
+      dims: info.shape,
+      external: { location, offset: info.offset, length: info.byteLength },
+    });
+    let v = new Value(this, name);
+    if (dtype === 'float16' || dtype === 'bfloat16') v = this.op1('Cast', [v], { to: ONNX_TYPE.float32 });
+    this.weightValues.set(name, v);
+    return v;
+  }
+
+  build(): BuiltGraph {
+    if (this.outputsIO.length === 0)
+      throw new GraphBuildError('E_NO_OUTPUTS', `${this.name}: graph has no outputs`);
+    const m = new ProtoWriter();
+    m.int(1, IR_VERSION);
+    m.string(2, 'blip2-ts');
+    m.message(8, (o) => o.string(1, '').int(2, OPSET));
+    if (this.usesMs) m.message(8, (o) => o.string(1, MS_DOMAIN).int(2, MS_OPSET));
+    m.message(7, (g) => {
+      for (const n of this.nodes) g.message(1, (w) => writeNode(w, n));
+      g.string(2, this.name);
+      for (const init of this.inits.values()) g.message(5, (w) => writeInit(w, init));
+      for (const io of this.inputsIO) g.message(11, (w) => writeValueInfo(w, io));
+      for (const io of this.outputsIO) g.message(12, (w) => writeValueInfo(w, io));
+    });
+    return {
+      name: this.name,
+      bytes: m.finish(),
+      inputs: [...this.inputsIO],
+      outputs: [...this.outputsIO],
+      externalData: [...this.files.values()],
+    };
+  }
+}
+
+function writeNode(w: ProtoWriter, n: NodeRec): void {
+  for (const i of n.inputs) w.string(1, i);
+  for (const o of n.outputs) w.string(2, o);
+  w.string(3, n.name);
+  w.string(4, n.type);
+  for (const [name, value] of Object.entries(n.attrs)) w.message(5, (a) => writeAttr(a, name, value));
+  if (n.domain) w.string(7, n.domain);
+}
+
+// AttributeProto.AttributeType
+const ATTR = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 };
+
+function writeAttr(a: ProtoWriter, name: string, v: AttrValue): void {
+  a.string(1, name);
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v))
+      throw new GraphBuildError('E_ATTR', `attribute ${name}: use { float: ${v} } for floats`);
+    a.int(3, v).int(20, ATTR.INT);
+  } else if (typeof v === 'string') a.string(4, v).int(20, ATTR.STRING);
+  else if (Array.isArray(v)) {
+    if (v.length > 0 && typeof v[0] === 'string') {
+      for (const s of v as string[]) a.string(9, s);
+      a.int(20, ATTR.STRINGS);
+    } else {
+      for (const i of v as number[]) a.int(8, i);
+      a.int(20, ATTR.INTS);
+    }
+  } else if ('float' in v) a.float(2, v.float).int(20, ATTR.FLOAT);
+  else if ('floats' in v) {
+    for (const f of v.floats) a.float(7, f);
+    a.int(20, ATTR.FLOATS);
+  } else {
+    const t = v as Tensor;
+    a.message(5, (w) =>
+      writeInit(w, {
+        name: '',
+        dtype: t.dtype,
+        dims: t.dims,
+        raw: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+      }),
+    );
+    a.int(20, ATTR.TENSOR);
+  }
+}
+
+function writeInit(w: ProtoWriter, t: InitRec): void {
+  for (const d of t.dims) w.int(1, d);
+  w.int(2, ONNX_TYPE[t.dtype]);
+  if (t.name) w.string(8, t.name);
+  if (t.raw) w.bytes(9, t.raw);
+  if (t.external) {
+    const { location, offset, length } = t.external;
+    w.message(13, (e) => e.string(1, 'location').string(2, location));
+    w.message(13, (e) => e.string(1, 'offset').string(2, String(offset)));
+    w.message(13, (e) => e.string(1, 'length').string(2, String(length)));
+    w.int(14, 1); // data_location = EXTERNAL
+  }
+}
+
+function writeValueInfo(w: ProtoWriter, io: GraphIO): void {
+  w.string(1, io.name);
+  w.message(2, (type) =>
+    type.message(1, (tt) => {
+      tt.int(1, ONNX_TYPE[io.dtype]);
+      tt.message(2, (shape) => {
+        for (const d of io.dims)
+          shape.message(1, (dim) => (typeof d === 'number' ? dim.int(1, d) : dim.string(2, d)));
+      });
+    }),
+  );
+}
+
+/** Last path segment of a file path or URL (query and fragment dropped). */
+export function baseName(uri: string): string {
+  const path = uri.replace(/[?#].*$/, '');
+  const seg = path.split(/[\\/]/).filter(Boolean).pop() ?? '';
+  if (!seg || seg === '..' || seg === '.')
+    throw new GraphBuildError('E_WEIGHT_FILES', `no file name in '${uri}'`);
+  return decodeURIComponent(seg);
+}

@@ -1,0 +1,3 @@
+export * from './graph.js';
+export * from './ops.js';
+export { ProtoWriter } from './proto.js';

@@ -1,0 +1,160 @@
+/**
+ * Op helpers that read like a forward pass: `add(x, attn)`, `layerNorm(x, w, b, eps)`,
+ * `linear(x, fc1)`. Plain numbers become float32 scalar constants; integer
+ * vectors (shapes, axes) go through `ints`.
+ */
+import { type DType, float32, int64 } from '@blip2/tensor';
+import { GraphBuildError, MS_DOMAIN, onnxType, Value } from './graph.js';
+
+type Operand = Value | number;
+
+function graphOf(...xs: Operand[]) {
+  for (const x of xs) if (x instanceof Value) return x.graph;
+  throw new GraphBuildError('E_NO_GRAPH', 'an op needs at least one graph value among its operands');
+}
+
+function val(g: Value['graph'], x: Operand): Value {
+  return x instanceof Value ? x : g.constant(float32([], [x]), 'scalar');
+}
+
+/** An int64 constant vector (shapes, axes, indices). */
+export function ints(g: Value['graph'], values: readonly number[]): Value {
+  return g.constant(int64([values.length], values), 'ints');
+}
+
+/** An int64 scalar constant. */
+export function intScalar(g: Value['graph'], value: number): Value {
+  return g.constant(int64([], [value]), 'int');
+}
+
+function binary(type: string, a: Operand, b: Operand): Value {
+  const g = graphOf(a, b);
+  return g.op1(type, [val(g, a), val(g, b)]);
+}
+
+export const add = (a: Operand, b: Operand) => binary('Add', a, b);
+export const sub = (a: Operand, b: Operand) => binary('Sub', a, b);
+export const mul = (a: Operand, b: Operand) => binary('Mul', a, b);
+export const div = (a: Operand, b: Operand) => binary('Div', a, b);
+export const pow = (a: Operand, b: Operand) => binary('Pow', a, b);
+export const matmul = (a: Value, b: Value) => a.graph.op1('MatMul', [a, b]);
+export const equal = (a: Value, b: Value) => a.graph.op1('Equal', [a, b]);
+export const less = (a: Value, b: Value) => a.graph.op1('Less', [a, b]);
+
+export const sqrt = (x: Value) => x.graph.op1('Sqrt', [x]);
+export const erf = (x: Value) => x.graph.op1('Erf', [x]);
+export const tanh = (x: Value) => x.graph.op1('Tanh', [x]);
+export const relu = (x: Value) => x.graph.op1('Relu', [x]);
+export const neg = (x: Value) => x.graph.op1('Neg', [x]);
+export const exp = (x: Value) => x.graph.op1('Exp', [x]);
+export const log = (x: Value) => x.graph.op1('Log', [x]);
+export const abs = (x: Value) => x.graph.op1('Abs', [x]);
+export const floor = (x: Value) => x.graph.op1('Floor', [x]);
+export const not = (x: Value) => x.graph.op1('Not', [x]);
+export const shapeOf = (x: Value) => x.graph.op1('Shape', [x]);
+
+export function minimum(a: Value, b: Value): Value {
+  return a.graph.op1('Min', [a, b]);
+}
+
+export function where(cond: Value, a: Operand, b: Operand): Value {
+  const g = cond.graph;
+  return g.op1('Where', [cond, val(g, a), val(g, b)]);
+}
+
+export function cast(x: Value, to: DType): Value {
+  return x.graph.op1('Cast', [x], { to: onnxType(to) });
+}
+
+export function softmax(x: Value, axis = -1): Value {
+  return x.graph.op1('Softmax', [x], { axis });
+}
+
+/** Reshape to `shape` (0 copies that dim, -1 infers one). */
+export function reshape(x: Value, shape: readonly number[] | Value): Value {
+  const s = shape instanceof Value ? shape : ints(x.graph, shape);
+  return x.graph.op1('Reshape', [x, s]);
+}
+
+export function transpose(x: Value, perm: readonly number[]): Value {
+  return x.graph.op1('Transpose', [x], { perm });
+}
+
+export function concat(xs: readonly Value[], axis: number): Value {
+  return xs[0].graph.op1('Concat', xs, { axis });
+}
+
+export function gather(x: Value, indices: Value, axis = 0): Value {
+  return x.graph.op1('Gather', [x, indices], { axis });
+}
+
+export function unsqueeze(x: Value, axes: readonly number[]): Value {
+  return x.graph.op1('Unsqueeze', [x, ints(x.graph, axes)]);
+}
+
+export function squeeze(x: Value, axes: readonly number[]): Value {
+  return x.graph.op1('Squeeze', [x, ints(x.graph, axes)]);
+}
+
+export function slice(
+  x: Value,
+  starts: readonly number[],
+  ends: readonly number[],
+  axes: readonly number[],
+): Value {
+  const g = x.graph;
+  return g.op1('Slice', [x, ints(g, starts), ints(g, ends), ints(g, axes)]);
+}
+
+export function expand(x: Value, shape: Value): Value {
+  return x.graph.op1('Expand', [x, shape]);
+}
+
+export function cumsum(x: Value, axis: number): Value {
+  return x.graph.op1('CumSum', [x, intScalar(x.graph, axis)]);
+}
+
+export function reduceMean(x: Value, axes: readonly number[], keepdims = true): Value {
+  // opset 17 ReduceMean still takes axes as an attribute (input since 18)
+  return x.graph.op1('ReduceMean', [x], { axes, keepdims: keepdims ? 1 : 0 });
+}
+
+/** torch.nn.LayerNorm over the last axis. */
+export function layerNorm(x: Value, weight: Value, bias: Value | null, eps: number): Value {
+  return x.graph.op1('LayerNormalization', bias ? [x, weight, bias] : [x, weight], {
+    axis: -1,
+    epsilon: { float: eps },
+  });
+}
+
+/**
+ * torch.nn.Linear: x @ W^T + b with W stored [out, in] as in the checkpoint.
+ * The transpose is an attribute, never a Transpose node: ORT would fold that into
+ * a transposed copy of the weight instead of reading the mapped bytes in place.
+ */
+export function linear(x: Value, weight: Value, bias: Value | null = null): Value {
+  const g = x.graph;
+  const y = g.op1('FusedMatMul', [x, weight], { transA: 0, transB: 1, alpha: { float: 1 } }, MS_DOMAIN);
+  return bias ? add(y, bias) : y;
+}
+
+/** GELU with the exact erf, as torch's nn.GELU() / ACT2FN['gelu']. */
+export function gelu(x: Value): Value {
+  return mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
+}
+
+/** GELU's tanh approximation, as ACT2FN['gelu_new'] / 'gelu_pytorch_tanh' (Flan-T5's gated FFN). */
+export function geluTanh(x: Value): Value {
+  const inner = mul(add(x, mul(pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
+  return mul(mul(x, 0.5), add(tanh(inner), 1));
+}
+
+/** Conv2d with the checkpoint's kernel; `stride` and no padding as a ViT patch embedding uses. */
+export function conv2d(x: Value, weight: Value, bias: Value | null, stride: number, kernel: number): Value {
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return x.graph.op1('Conv', inputs, {
+    kernel_shape: [kernel, kernel],
+    strides: [stride, stride],
+    pads: [0, 0, 0, 0],
+  });
+}

@@ -1,0 +1,57 @@
+/**
+ * The seam between graphs and runtimes (onnxruntime's `common/` vs `node/`/`web/`).
+ * Model modules produce `BuiltGraph`s; a backend turns one into a `Session`.
+ * Nothing here imports a runtime.
+ */
+import type { DType, Tensor } from './tensor.js';
+
+/** One input or output of a graph; a string dim is symbolic (dynamic). */
+export interface GraphIO {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly dims: readonly (number | string)[];
+}
+
+/**
+ * A weights file the graph's external-data initializers point into.
+ * `location` is the name written in the graph (a bare file name, never `..` or absolute);
+ * `uri` is where the file really is: an absolute file path (Node) or a URL (web).
+ */
+export interface ExternalDataFile {
+  readonly location: string;
+  readonly uri: string;
+  /** bytes, when known: lets web backends report progress and check what they fetched */
+  readonly size?: number;
+}
+
+/** A serialized ONNX model plus what is needed to run it. */
+export interface BuiltGraph {
+  /** e.g. 'vision_model', 'opt.prefill' */
+  readonly name: string;
+  /** ModelProto bytes */
+  readonly bytes: Uint8Array;
+  readonly inputs: readonly GraphIO[];
+  readonly outputs: readonly GraphIO[];
+  readonly externalData: readonly ExternalDataFile[];
+}
+
+export interface LoadOptions {
+  /** where outputs named here should stay (e.g. KV cache on the GPU); backends may ignore it */
+  readonly keepOnDevice?: readonly string[];
+  readonly signal?: AbortSignal;
+}
+
+export interface Session {
+  readonly name: string;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  /** Runs the graph; `outputs` limits what is fetched (default: all). */
+  run(feeds: Readonly<Record<string, Tensor>>, outputs?: readonly string[]): Promise<Record<string, Tensor>>;
+  release(): Promise<void>;
+}
+
+export interface Backend {
+  /** e.g. 'node:cpu', 'web:webgpu' */
+  readonly name: string;
+  load(graph: BuiltGraph, options?: LoadOptions): Promise<Session>;
+}

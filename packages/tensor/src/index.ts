@@ -1,0 +1,5 @@
+export type * from './backend.js';
+export * from './feeds.js';
+export * from './ops.js';
+export * from './ort.js';
+export * from './tensor.js';
