@@ -38,7 +38,14 @@ const dataStart = 8 + header.length;
 
 const weights = {
   has: (n) => n === 'w',
-  get: () => ({ name: 'w', dtype: 'F32', shape: [OUT, IN], file: 'w.safetensors', offset: dataStart, byteLength: bytes }),
+  get: () => ({
+    name: 'w',
+    dtype: 'F32',
+    shape: [OUT, IN],
+    file: 'w.safetensors',
+    offset: dataStart,
+    byteLength: bytes,
+  }),
   fileOf: () => ({ name: 'w.safetensors', uri: file, size: dataStart + bytes }),
 };
 
@@ -52,14 +59,19 @@ function graphInPlace() {
 async function graphEmbedded() {
   const { readFileSync } = await import('node:fs');
   const buf = readFileSync(file);
-  const w = new Float32Array(buf.buffer.slice(buf.byteOffset + dataStart, buf.byteOffset + dataStart + bytes));
+  const w = new Float32Array(
+    buf.buffer.slice(buf.byteOffset + dataStart, buf.byteOffset + dataStart + bytes),
+  );
   const g = new GraphBuilder('embedded');
   const x = g.input('x', 'float32', [1, IN]);
   g.output(linear(x, g.constant(float32([OUT, IN], w), 'w')), 'y', 'float32', [1, OUT]);
   return g.build();
 }
 
-const x = float32([1, IN], Array.from({ length: IN }, (_, i) => Math.sin(i)));
+const x = float32(
+  [1, IN],
+  Array.from({ length: IN }, (_, i) => Math.sin(i)),
+);
 const backend = createNodeBackend();
 const mib = (b) => (b / 2 ** 20).toFixed(1);
 
@@ -92,12 +104,22 @@ const embeddedGraph = await graphEmbedded();
 const embedded = await measure(embeddedGraph);
 const diff = maxAbsDiff(inPlace.y, embedded.y);
 
-console.log(`weight: ${mib(bytes)} MiB f32 (${OUT} x ${IN}), Gemm-free FusedMatMul transB, session.disable_prepacking=1`);
-console.log(`in place : create ${inPlace.createMs.toFixed(1)} ms, +${mib(inPlace.createRss)} MiB RSS at creation (${((100 * inPlace.createRss) / bytes).toFixed(2)}% of weight bytes), first run ${inPlace.runMs.toFixed(1)} ms`);
-console.log(`embedded : create ${embedded.createMs.toFixed(1)} ms, +${mib(embedded.createRss)} MiB RSS at creation (${((100 * embedded.createRss) / bytes).toFixed(2)}% of weight bytes), first run ${embedded.runMs.toFixed(1)} ms`);
-console.log(`ratio    : creation ${(embedded.createMs / inPlace.createMs).toFixed(1)}x faster in place; outputs max |diff| = ${diff}`);
+console.log(
+  `weight: ${mib(bytes)} MiB f32 (${OUT} x ${IN}), Gemm transB, session.disable_prepacking=1`,
+);
+console.log(
+  `in place : create ${inPlace.createMs.toFixed(1)} ms, +${mib(inPlace.createRss)} MiB RSS at creation (${((100 * inPlace.createRss) / bytes).toFixed(2)}% of weight bytes), first run ${inPlace.runMs.toFixed(1)} ms`,
+);
+console.log(
+  `embedded : create ${embedded.createMs.toFixed(1)} ms, +${mib(embedded.createRss)} MiB RSS at creation (${((100 * embedded.createRss) / bytes).toFixed(2)}% of weight bytes), first run ${embedded.runMs.toFixed(1)} ms`,
+);
+console.log(
+  `ratio    : creation ${(embedded.createMs / inPlace.createMs).toFixed(1)}x faster in place; outputs max |diff| = ${diff}`,
+);
 const ok = inPlace.createRss <= 0.05 * bytes && inPlace.createMs < 50 && diff === 0;
-console.log(`targets  : RSS <= 5% ${inPlace.createRss <= 0.05 * bytes ? 'met' : 'MISSED'}, creation < 50 ms ${inPlace.createMs < 50 ? 'met' : 'MISSED'}, identical outputs ${diff === 0 ? 'met' : 'MISSED'}`);
+console.log(
+  `targets  : RSS <= 5% ${inPlace.createRss <= 0.05 * bytes ? 'met' : 'MISSED'}, creation < 50 ms ${inPlace.createMs < 50 ? 'met' : 'MISSED'}, identical outputs ${diff === 0 ? 'met' : 'MISSED'}`,
+);
 await inPlace.session.release();
 await embedded.session.release();
 rmSync(dir, { recursive: true, force: true });

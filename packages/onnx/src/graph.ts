@@ -287,6 +287,20 @@ export class GraphBuilder {
     return v;
   }
 
+  /**
+   * Static dims of a weight or constant value (what `linear` needs to flatten its
+   * input); throws for activations, whose shapes only ORT infers.
+   */
+  shapeOfValue(v: Value): readonly number[] {
+    let name = v.name;
+    // a half-precision weight is reached through its Cast
+    const cast = this.nodes.find((n) => n.outputs[0] === name && n.type === 'Cast');
+    if (cast) name = cast.inputs[0];
+    const init = this.inits.get(name);
+    if (!init) throw new GraphBuildError('E_SHAPE_UNKNOWN', `${this.name}: '${v.name}' is not a weight or constant, its shape is not known at build time`);
+    return init.dims;
+  }
+
   /** Whether the checkpoint has a weight (optional biases, tied heads). */
   hasWeight(name: string): boolean {
     return this.options.weights?.has(name) ?? false;

@@ -129,13 +129,19 @@ export function layerNorm(x: Value, weight: Value, bias: Value | null, eps: numb
 
 /**
  * torch.nn.Linear: x @ W^T + b with W stored [out, in] as in the checkpoint.
- * The transpose is an attribute, never a Transpose node: ORT would fold that into
- * a transposed copy of the weight instead of reading the mapped bytes in place.
+ * The transpose is Gemm's `transB` attribute, never a Transpose node: ORT would
+ * fold that into a transposed copy of the weight instead of reading the mapped
+ * bytes in place. Gemm is 2-D, so x is flattened to [-1, in] and the leading dims
+ * restored after; unlike com.microsoft.FusedMatMul (which takes N-D input), Gemm
+ * runs on every onnxruntime-web provider, WebGPU included.
  */
 export function linear(x: Value, weight: Value, bias: Value | null = null): Value {
   const g = x.graph;
-  const y = g.op1('FusedMatMul', [x, weight], { transA: 0, transB: 1, alpha: { float: 1 } }, MS_DOMAIN);
-  return bias ? add(y, bias) : y;
+  const [out, inF] = g.shapeOfValue(weight);
+  const flat = reshape(x, [-1, inF]);
+  const y = g.op1('Gemm', bias ? [flat, weight, bias] : [flat, weight], { transB: 1 });
+  const lead = slice(shapeOf(x), [0], [-1], [0]);
+  return reshape(y, concat([lead, ints(g, [out])], 0));
 }
 
 /** GELU with the exact erf, as torch's nn.GELU() / ACT2FN['gelu']. */

@@ -1,0 +1,290 @@
+/**
+ * The `vqa-eval` command line: `run`, `score`, `merge`. `main` returns the exit code and writes
+ * only through `io`, so tests drive it in-process; cli.ts is the executable wrapper.
+ */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import type { GenerationSettings, VqaAnswerer } from './answerer.js';
+import {
+  annotationsFor,
+  DEFAULT_IMAGE_PATTERN,
+  loadAnnotations,
+  loadQuestions,
+  loadResults,
+} from './data.js';
+import { VqaEvalError } from './errors.js';
+import type { QuestionPreprocess } from './lavis.js';
+import { type LoadAnswererOptions, loadAnswerer } from './load-answerer.js';
+import { mergeResults } from './merge.js';
+import { DEFAULT_BATCH_SIZE, runEvaluation } from './run.js';
+import { parseShard } from './select.js';
+import { scoreVqa, type VqaAccuracy } from './vqa-eval.js';
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Where the progress bar draws (only when it is a TTY). */
+  progressStream?: { isTTY?: boolean; write(text: string): unknown };
+  /** Aborts a run; cli.ts wires it to SIGINT/SIGTERM. */
+  signal?: AbortSignal;
+}
+
+const USAGE = `Usage:
+  vqa-eval run --model M --questions Q.json --annotations A.json --images DIR
+               [--image-pattern 'COCO_val2014_{image_id:012d}.jpg'] [--prompt 'Question: {} Answer:']
+               [--question-preprocess lavis|none] [--num-beams 5] [--max-new-tokens 10]
+               [--min-new-tokens 1] [--length-penalty -1] [--batch-size ${DEFAULT_BATCH_SIZE}] [--limit N]
+               [--shard K/N] [--out results.json] [--resume] [--backend B] [--device D] [--json]
+  vqa-eval score --questions Q.json --annotations A.json --results R.json [--json]
+  vqa-eval merge --out results.json [--questions Q.json [--limit N]] SHARD.json...
+
+Testing hook: run --answerer-module PATH loads a module exporting
+  createAnswerer({ model, backend, device }): Promise<VqaAnswerer>
+instead of the SDK (deterministic answerers for tests of the mechanics; never a model accuracy).
+`;
+
+/** A module that `--answerer-module` can load. */
+export interface AnswererModule {
+  createAnswerer(opts: LoadAnswererOptions): Promise<VqaAnswerer>;
+}
+
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'run':
+        return await runCommand(rest, io);
+      case 'score':
+        return scoreCommand(rest, io);
+      case 'merge':
+        return mergeCommand(rest, io);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        io.stdout(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new VqaEvalError('E_ARGS', `unknown command "${command}" (expected run, score or merge)`);
+    }
+  } catch (e) {
+    if (e instanceof VqaEvalError) {
+      io.stderr(`vqa-eval: ${e.code}: ${e.message}\n`);
+      if (e.code === 'E_ARGS') io.stderr(`\n${USAGE}`);
+      return e.code === 'E_ABORTED' ? 130 : e.code === 'E_ARGS' ? 2 : 1;
+    }
+    throw e;
+  }
+}
+
+const NUMERIC = new Set([
+  '--num-beams',
+  '--max-new-tokens',
+  '--min-new-tokens',
+  '--length-penalty',
+  '--batch-size',
+  '--limit',
+]);
+
+function parse<const O extends NonNullable<ParseArgsConfig['options']>>(
+  args: readonly string[],
+  options: O,
+  positionals = false,
+) {
+  // parseArgs reads "-1" after an option as another option; glue negative numbers to their flag.
+  const glued: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const next = args[i + 1];
+    if (NUMERIC.has(a) && next !== undefined && /^-\d/.test(next)) {
+      glued.push(`${a}=${next}`);
+      i++;
+    } else glued.push(a);
+  }
+  try {
+    return parseArgs({ args: glued, options, allowPositionals: positionals, strict: true });
+  } catch (e) {
+    throw new VqaEvalError('E_ARGS', (e as Error).message);
+  }
+}
+
+function required(values: Record<string, unknown>, name: string): string {
+  const v = values[name];
+  if (typeof v !== 'string' || v === '') throw new VqaEvalError('E_ARGS', `--${name} is required`);
+  return v;
+}
+
+function number(values: Record<string, unknown>, name: string, opts: { integer: boolean; min?: number }) {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (
+    typeof v !== 'string' ||
+    v.trim() === '' ||
+    !Number.isFinite(n) ||
+    (opts.integer && !Number.isInteger(n))
+  ) {
+    throw new VqaEvalError(
+      'E_ARGS',
+      `--${name} "${String(v)}": expected ${opts.integer ? 'an integer' : 'a number'}`,
+    );
+  }
+  if (opts.min !== undefined && n < opts.min)
+    throw new VqaEvalError('E_ARGS', `--${name} ${n}: must be >= ${opts.min}`);
+  return n;
+}
+
+async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const { values } = parse(args, {
+    model: { type: 'string' },
+    questions: { type: 'string' },
+    annotations: { type: 'string' },
+    images: { type: 'string' },
+    'image-pattern': { type: 'string' },
+    prompt: { type: 'string' },
+    'question-preprocess': { type: 'string' },
+    'num-beams': { type: 'string' },
+    'max-new-tokens': { type: 'string' },
+    'min-new-tokens': { type: 'string' },
+    'length-penalty': { type: 'string' },
+    'batch-size': { type: 'string' },
+    limit: { type: 'string' },
+    shard: { type: 'string' },
+    out: { type: 'string' },
+    resume: { type: 'boolean' },
+    backend: { type: 'string' },
+    device: { type: 'string' },
+    json: { type: 'boolean' },
+    'answerer-module': { type: 'string' },
+  });
+  const model = required(values, 'model');
+  const preprocess = values['question-preprocess'] ?? 'lavis';
+  if (preprocess !== 'lavis' && preprocess !== 'none') {
+    throw new VqaEvalError('E_ARGS', `--question-preprocess "${preprocess}": expected lavis or none`);
+  }
+  const generation: Partial<GenerationSettings> = {};
+  const set = (key: keyof GenerationSettings, v: number | undefined) => {
+    if (v !== undefined) generation[key] = v;
+  };
+  set('numBeams', number(values, 'num-beams', { integer: true, min: 1 }));
+  set('maxNewTokens', number(values, 'max-new-tokens', { integer: true, min: 0 }));
+  set('minNewTokens', number(values, 'min-new-tokens', { integer: true, min: 0 }));
+  set('lengthPenalty', number(values, 'length-penalty', { integer: false }));
+  const shard = values.shard === undefined ? undefined : parseShard(values.shard);
+  const out =
+    values.out ?? (shard ? `vqa_results.shard-${shard.index}-of-${shard.count}.json` : 'vqa_results.json');
+  const loadOpts: LoadAnswererOptions = { model };
+  if (values.backend !== undefined) loadOpts.backend = values.backend;
+  if (values.device !== undefined) loadOpts.device = values.device;
+  const modulePath = values['answerer-module'];
+
+  const outcome = await runEvaluation({
+    answerer: () => (modulePath ? loadAnswererModule(modulePath, loadOpts) : loadAnswerer(loadOpts)),
+    questionsPath: required(values, 'questions'),
+    annotationsPath: required(values, 'annotations'),
+    imagesDir: required(values, 'images'),
+    imagePattern: values['image-pattern'] ?? DEFAULT_IMAGE_PATTERN,
+    ...(values.prompt !== undefined ? { prompt: values.prompt } : {}),
+    questionPreprocess: preprocess as QuestionPreprocess,
+    generation,
+    batchSize: number(values, 'batch-size', { integer: true, min: 1 }) ?? DEFAULT_BATCH_SIZE,
+    ...(values.limit !== undefined ? { limit: number(values, 'limit', { integer: true, min: 0 })! } : {}),
+    ...(shard ? { shard } : {}),
+    out,
+    resume: values.resume === true,
+    ...(io.signal ? { signal: io.signal } : {}),
+    ...(io.progressStream ? { progressStream: io.progressStream } : {}),
+  });
+  const { overall, perAnswerType, perQuestionType } = outcome.accuracy;
+  if (values.json) {
+    io.stdout(
+      `${JSON.stringify({
+        accuracy: { overall, perAnswerType, perQuestionType },
+        results: outcome.files!.results,
+        questions: outcome.questions,
+        timings: outcome.timings,
+      })}\n`,
+    );
+  } else {
+    io.stdout(
+      `VQA accuracy ${overall.toFixed(2)} over ${outcome.questions} questions (${formatTypes(perAnswerType)})\n` +
+        `model ${outcome.model} on ${outcome.backend}: ${outcome.timings.questionsPerSecond.toFixed(2)} questions/s\n` +
+        `results: ${outcome.files!.results}\nreport: ${outcome.files!.reportMarkdown}\n`,
+    );
+  }
+  return 0;
+}
+
+async function loadAnswererModule(path: string, opts: LoadAnswererOptions): Promise<VqaAnswerer> {
+  let mod: Partial<AnswererModule>;
+  try {
+    mod = (await import(pathToFileURL(resolve(path)).href)) as Partial<AnswererModule>;
+  } catch (e) {
+    throw new VqaEvalError(
+      'E_ANSWERER',
+      `--answerer-module ${path}: cannot import it: ${(e as Error).message}`,
+    );
+  }
+  if (typeof mod.createAnswerer !== 'function') {
+    throw new VqaEvalError(
+      'E_ANSWERER',
+      `--answerer-module ${path}: it does not export createAnswerer(opts)`,
+    );
+  }
+  return mod.createAnswerer(opts);
+}
+
+function formatTypes(perType: Record<string, number>): string {
+  return Object.entries(perType)
+    .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+    .join(', ');
+}
+
+function scoreCommand(args: readonly string[], io: CliIo): number {
+  const { values } = parse(args, {
+    questions: { type: 'string' },
+    annotations: { type: 'string' },
+    results: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const annotationsPath = required(values, 'annotations');
+  const resultsPath = required(values, 'results');
+  let annotations = loadAnnotations(annotationsPath);
+  if (values.questions !== undefined) {
+    annotations = annotationsFor(loadQuestions(values.questions), annotations, annotationsPath);
+  }
+  const accuracy = scoreVqa(annotations, loadResults(resultsPath), resultsPath);
+  io.stdout(values.json ? `${JSON.stringify(accuracy)}\n` : formatAccuracy(accuracy));
+  return 0;
+}
+
+export function formatAccuracy(a: VqaAccuracy): string {
+  const lines = [
+    `Overall Accuracy is: ${a.overall.toFixed(2)}`,
+    '',
+    'Per Answer Type Accuracy is the following:',
+  ];
+  for (const [k, v] of Object.entries(a.perAnswerType)) lines.push(`${k} : ${v.toFixed(2)}`);
+  lines.push('', 'Per Question Type Accuracy is the following:');
+  for (const [k, v] of Object.entries(a.perQuestionType)) lines.push(`${k} : ${v.toFixed(2)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function mergeCommand(args: readonly string[], io: CliIo): number {
+  const { values, positionals } = parse(
+    args,
+    { out: { type: 'string' }, questions: { type: 'string' }, limit: { type: 'string' } },
+    true,
+  );
+  const out = required(values, 'out');
+  const limit = number(values, 'limit', { integer: true, min: 0 });
+  const merged = mergeResults({
+    inputs: positionals,
+    out,
+    ...(values.questions !== undefined ? { questionsPath: values.questions } : {}),
+    ...(limit !== undefined ? { limit } : {}),
+  });
+  io.stdout(`merged ${merged.length} answers from ${positionals.length} files into ${out}\n`);
+  return 0;
+}

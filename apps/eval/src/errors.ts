@@ -1,0 +1,34 @@
+/**
+ * Every failure the evaluation app reports on purpose is a `VqaEvalError` with a stable `code`,
+ * so scripts (and tests) can branch on the code while people read the message, which always
+ * names the file, field or value at fault.
+ */
+export type EvalErrorCode =
+  | 'E_NO_SDK' // loadAnswerer has no model SDK behind it yet
+  | 'E_ARGS' // bad command line or option value
+  | 'E_READ' // a file could not be read
+  | 'E_JSON' // a file is not valid JSON
+  | 'E_FIELD' // a JSON file has a missing or wrongly typed field
+  | 'E_DUPLICATE' // a question id appears twice in one file
+  | 'E_MISSING_ANNOTATION' // a question has no annotation
+  | 'E_PATTERN' // bad --image-pattern
+  | 'E_PROMPT' // bad --prompt template
+  | 'E_IMAGE_MISSING' // an image file the questions need does not exist
+  | 'E_RESULTS_MISMATCH' // results' question ids differ from the annotations'
+  | 'E_PROGRESS_EXISTS' // a progress file exists and --resume was not given
+  | 'E_PROGRESS_CORRUPT' // a progress file line cannot be read
+  | 'E_RESUME_MISMATCH' // --resume with settings that differ from the recorded ones
+  | 'E_ANSWERER' // the answerer broke its contract (wrong answer count, bad module)
+  | 'E_ABORTED' // the run was interrupted; the progress file holds what was done
+  | 'E_MERGE_OVERLAP' // two shard result files answer the same question
+  | 'E_MERGE_INCOMPLETE'; // merged shards do not cover the questions
+
+export class VqaEvalError extends Error {
+  override readonly name = 'VqaEvalError';
+  constructor(
+    readonly code: EvalErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

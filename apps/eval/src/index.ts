@@ -1,0 +1,50 @@
+export type { GenerationSettings, VqaAnswerer, VqaItem } from './answerer.js';
+export { DEFAULT_GENERATION } from './answerer.js';
+export { type AnswererModule, type CliIo, formatAccuracy, main } from './command.js';
+export {
+  annotationsFor,
+  compileImagePattern,
+  DEFAULT_IMAGE_PATTERN,
+  loadAnnotations,
+  loadQuestions,
+  loadResults,
+  parseResults,
+  resolveImages,
+  type VqaQuestion,
+} from './data.js';
+export { type EvalErrorCode, VqaEvalError } from './errors.js';
+export {
+  compilePrompt,
+  DEFAULT_PROMPTS,
+  LAVIS_MAX_WORDS,
+  lavisPreQuestion,
+  postprocessAnswer,
+  preprocessQuestion,
+  type QuestionPreprocess,
+} from './lavis.js';
+export { type LoadAnswererOptions, loadAnswerer } from './load-answerer.js';
+export { type MergeOptions, mergeResults } from './merge.js';
+export { ProgressBar } from './progress-bar.js';
+export { type CheckedSettings, readProgress } from './progress-log.js';
+export type { EvalReport, ReportExample } from './report.js';
+export {
+  DEFAULT_BATCH_SIZE,
+  progressPathFor,
+  type RunOptions,
+  type RunOutcome,
+  type RunTimings,
+  reportPathsFor,
+  runEvaluation,
+} from './run.js';
+export { parseShard, type ShardSpec, selectQuestions } from './select.js';
+export {
+  answerAccuracy,
+  cleanAnswer,
+  processDigitArticle,
+  processPunctuation,
+  scoreVqa,
+  type VqaAccuracy,
+  type VqaAnnotation,
+  type VqaAnswer,
+  type VqaResult,
+} from './vqa-eval.js';

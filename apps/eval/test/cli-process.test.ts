@@ -1,0 +1,113 @@
+/**
+ * The real executable in a child process: killed with SIGKILL half way, or interrupted with
+ * SIGINT, then resumed, it must write the same results file as an uninterrupted run.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { build } from 'tsup';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { readProgress } from '../src/progress-log.js';
+import { progressPathFor } from '../src/run.js';
+import { shapes, tempDir } from './helpers.js';
+
+const hook = join(import.meta.dirname, 'fixtures', 'test-answerer.mjs');
+let cli = '';
+
+beforeAll(async () => {
+  const outDir = tempDir();
+  await build({
+    entry: { cli: join(import.meta.dirname, '..', 'src', 'cli.ts') },
+    outDir,
+    format: ['esm'],
+    dts: false,
+    silent: true,
+    config: false,
+  });
+  cli = join(outDir, 'cli.js');
+});
+
+function start(out: string, extra: string[] = [], delayMs = 0): ChildProcess {
+  const args = [
+    cli,
+    'run',
+    '--model',
+    'fake',
+    '--questions',
+    shapes.questions,
+    '--annotations',
+    shapes.annotations,
+  ];
+  args.push(
+    '--images',
+    shapes.images,
+    '--answerer-module',
+    hook,
+    '--batch-size',
+    '10',
+    '--out',
+    out,
+    ...extra,
+  );
+  return spawn(process.execPath, args, {
+    env: { ...process.env, VQA_TEST_DELAY_MS: String(delayMs) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+function finished(
+  child: ChildProcess,
+): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+  let stderr = '';
+  child.stderr!.on('data', (d) => {
+    stderr += d;
+  });
+  return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stderr })));
+}
+
+async function whenAnswered(out: string, atLeast: number): Promise<void> {
+  for (;;) {
+    if (existsSync(progressPathFor(out)) && readProgress(progressPathFor(out)).results.length >= atLeast)
+      return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('vqa-eval executable', () => {
+  it('killed with SIGKILL half way and resumed, gives the uninterrupted results file', async () => {
+    const dir = tempDir();
+    const full = join(dir, 'full.json');
+    expect((await finished(start(full))).code).toBe(0);
+
+    const out = join(dir, 'killed.json');
+    const child = start(out, [], 40);
+    const done = finished(child);
+    await whenAnswered(out, 100);
+    child.kill('SIGKILL');
+    expect((await done).signal).toBe('SIGKILL');
+    expect(existsSync(out)).toBe(false);
+    const saved = readProgress(progressPathFor(out)).results.length;
+    expect(saved).toBeGreaterThanOrEqual(100);
+    expect(saved).toBeLessThan(200);
+
+    const resumed = await finished(start(out, ['--resume']));
+    expect(resumed.code).toBe(0);
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(full, 'utf8'));
+  });
+
+  it('Ctrl-C stops after the batch in flight, says how to resume, and loses nothing', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'int.json');
+    const child = start(out, [], 40);
+    const done = finished(child);
+    await whenAnswered(out, 50);
+    child.kill('SIGINT');
+    const result = await done;
+    expect(result.code).toBe(130);
+    expect(result.stderr).toMatch(/E_ABORTED: interrupted after \d+ of 200 questions.*--resume to continue/);
+    const saved = readProgress(progressPathFor(out)).results.length;
+    expect(result.stderr).toContain(`interrupted after ${saved} of 200`);
+    expect((await finished(start(out, ['--resume']))).code).toBe(0);
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toHaveLength(200);
+  });
+});

@@ -1,0 +1,103 @@
+/**
+ * Shared test helpers. `runShapesVal` is the shape the end-to-end checks take once the SDK lands:
+ * give it a real `VqaAnswerer` for shapes-blip2-opt / -t5 and compare against the reference.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixtures } from '@blip2/fixtures';
+import type { GenerationSettings, VqaAnswerer, VqaItem } from '../src/answerer.js';
+import { type RunOptions, type RunOutcome, runEvaluation } from '../src/run.js';
+import type { VqaResult } from '../src/vqa-eval.js';
+
+export const shapes = {
+  questions: join(fixtures.shapesVal, 'questions.json'),
+  annotations: join(fixtures.shapesVal, 'annotations.json'),
+  images: join(fixtures.shapesVal, 'images'),
+  hfPredictions: (family: 'opt' | 't5') => join(fixtures.shapesVal, `hf_predictions_${family}.json`),
+};
+
+export type Decoding = 'greedy' | 'beam5_lavis';
+
+/** The reference's generation settings for each recorded decoding. */
+export const DECODINGS: Record<Decoding, GenerationSettings> = {
+  greedy: { numBeams: 1, maxNewTokens: 10, minNewTokens: 0, lengthPenalty: 1 },
+  beam5_lavis: { numBeams: 5, maxNewTokens: 10, minNewTokens: 1, lengthPenalty: -1 },
+};
+
+export function hfPredictions(
+  family: 'opt' | 't5',
+): Record<Decoding, { accuracy: number; results: VqaResult[] }> {
+  return JSON.parse(readFileSync(shapes.hfPredictions(family), 'utf8'));
+}
+
+/**
+ * Runs the shapes-vqa val set (200 questions, as the reference did: no question preprocessing,
+ * batches of 50) and reports how many answers equal the reference's.
+ */
+export async function runShapesVal(
+  answerer: VqaAnswerer,
+  decoding: Decoding,
+  extra: Partial<RunOptions> = {},
+): Promise<{
+  outcome: RunOutcome;
+  reference: { accuracy: number; results: VqaResult[] };
+  sameAnswers: number;
+}> {
+  const outcome = await runEvaluation({
+    answerer,
+    questionsPath: shapes.questions,
+    annotationsPath: shapes.annotations,
+    imagesDir: shapes.images,
+    questionPreprocess: 'none',
+    generation: DECODINGS[decoding],
+    batchSize: 50,
+    ...extra,
+  });
+  const reference = hfPredictions(answerer.family)[decoding];
+  const ref = new Map(reference.results.map((r) => [r.question_id, r.answer]));
+  const sameAnswers = outcome.results.filter((r) => ref.get(r.question_id) === r.answer).length;
+  return { outcome, reference, sameAnswers };
+}
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'vqa-eval-test-'));
+}
+
+/**
+ * A deterministic stand-in for a model: its answer is a fixed function of the prompt and image,
+ * for testing the run mechanics only (it knows nothing about the pictures).
+ */
+export class FakeAnswerer implements VqaAnswerer {
+  readonly model = 'fake-model';
+  readonly backend = 'test:none';
+  readonly calls: VqaItem[][] = [];
+  closed = false;
+  constructor(
+    readonly family: 'opt' | 't5' = 'opt',
+    private readonly hooks: { beforeBatch?: (n: number) => void | Promise<void> } = {},
+  ) {}
+
+  async answer(
+    items: readonly VqaItem[],
+    _settings: GenerationSettings,
+    signal?: AbortSignal,
+  ): Promise<string[]> {
+    await this.hooks.beforeBatch?.(this.calls.length);
+    signal?.throwIfAborted();
+    this.calls.push([...items]);
+    return items.map((it) => fakeAnswer(it));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+const WORDS = ['yes', 'no', ' red ', 'blue', '2', 'circle', 'three'];
+
+export function fakeAnswer(item: VqaItem): string {
+  let h = 2166136261;
+  for (const ch of `${item.imagePath}|${item.prompt}`) h = Math.imul(h ^ ch.codePointAt(0)!, 16777619) >>> 0;
+  return WORDS[h % WORDS.length]!;
+}

@@ -1,0 +1,338 @@
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../src/command.js';
+import { loadAnnotations } from '../src/data.js';
+import { VqaEvalError } from '../src/errors.js';
+import { mergeResults } from '../src/merge.js';
+import { readProgress } from '../src/progress-log.js';
+import { progressPathFor, type RunOptions, reportPathsFor, runEvaluation } from '../src/run.js';
+import { selectQuestions } from '../src/select.js';
+import { scoreVqa } from '../src/vqa-eval.js';
+import { FakeAnswerer, fakeAnswer, runShapesVal, shapes, tempDir } from './helpers.js';
+
+const base = (extra: Partial<RunOptions> = {}): RunOptions => ({
+  answerer: new FakeAnswerer(),
+  questionsPath: shapes.questions,
+  annotationsPath: shapes.annotations,
+  imagesDir: shapes.images,
+  batchSize: 8,
+  limit: 60,
+  ...extra,
+});
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof VqaEvalError) return e.code;
+    throw e;
+  }
+  return 'no error';
+}
+
+describe('runEvaluation', () => {
+  it('answers in file order with the LAVIS question preprocessing and the family prompt', async () => {
+    const fake = new FakeAnswerer('t5');
+    const out = await runEvaluation(base({ answerer: fake, limit: 10, batchSize: 4 }));
+    expect(fake.calls.map((c) => c.length)).toEqual([4, 4, 2]);
+    expect(fake.calls[0]![0]).toEqual({
+      imagePath: join(shapes.images, 'COCO_val2014_000000000001.jpg'),
+      prompt: 'Question: is there a blue triangle? Short answer:',
+    });
+    expect(out.results).toHaveLength(10);
+    // the answers are the fake's, stripped
+    expect(out.results[0]!.answer).toBe(fakeAnswer(fake.calls[0]![0]!).trim());
+    expect(out.settings.numBeams).toBe(5);
+    expect(out.settings.lengthPenalty).toBe(-1);
+  });
+
+  it('runShapesVal runs all 200 questions the way the reference did', async () => {
+    const fake = new FakeAnswerer('opt');
+    const { outcome, reference } = await runShapesVal(fake, 'greedy');
+    expect(outcome.questions).toBe(200);
+    expect(fake.calls.map((c) => c.length)).toEqual([50, 50, 50, 50]);
+    expect(fake.calls[0]![0]!.prompt).toBe('Question: Is there a blue triangle? Answer:');
+    expect(reference.accuracy).toBe(77.5);
+    // the run's accuracy is the official scorer's on its results
+    expect(outcome.accuracy).toEqual(scoreVqa(loadAnnotations(shapes.annotations), outcome.results));
+  });
+
+  it('writes results, report and removes the progress log when done', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'r.json');
+    const outcome = await runEvaluation(base({ out }));
+    const written = JSON.parse(readFileSync(out, 'utf8'));
+    expect(written).toEqual(outcome.results);
+    expect(written.map((r: { question_id: number }) => r.question_id)).toEqual(
+      [...written.map((r: { question_id: number }) => r.question_id)].sort((a, b) => a - b),
+    );
+    expect(existsSync(progressPathFor(out))).toBe(false);
+    const report = JSON.parse(readFileSync(reportPathsFor(out).json, 'utf8'));
+    expect(report.accuracy.overall).toBe(outcome.accuracy.overall);
+    expect(report.model).toBe('fake-model');
+    expect(report.examples.right.length + report.examples.wrong.length).toBeGreaterThan(0);
+    expect(report.examples.right[0]?.image ?? report.examples.wrong[0]?.image).toMatch(
+      /^COCO_val2014_\d{12}\.jpg$/,
+    );
+    const md = readFileSync(reportPathsFor(out).markdown, 'utf8');
+    expect(md).toContain(`overall accuracy: ${outcome.accuracy.overall.toFixed(2)}`);
+    expect(md).toContain('## Accuracy per question type');
+  });
+
+  it('an aborted run resumed gives a byte-identical results file', async () => {
+    const dir = tempDir();
+    const full = join(dir, 'full.json');
+    await runEvaluation(base({ out: full }));
+
+    const out = join(dir, 'resumed.json');
+    const controller = new AbortController();
+    const first = new FakeAnswerer('opt', { beforeBatch: (n) => (n === 3 ? controller.abort() : undefined) });
+    expect(await code(runEvaluation(base({ out, answerer: first, signal: controller.signal })))).toBe(
+      'E_ABORTED',
+    );
+    expect(readProgress(progressPathFor(out)).results).toHaveLength(24);
+
+    const second = new FakeAnswerer();
+    const outcome = await runEvaluation(base({ out, answerer: second, resume: true }));
+    expect(second.calls.flat()).toHaveLength(36);
+    expect(outcome.timings.resumed).toBe(24);
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(full, 'utf8'));
+  });
+
+  it('a run that crashes mid-way (answerer throws, last line cut short) resumes to the same results', async () => {
+    const dir = tempDir();
+    const full = join(dir, 'full.json');
+    await runEvaluation(base({ out: full }));
+    const out = join(dir, 'crash.json');
+    const crashing = new FakeAnswerer('opt', {
+      beforeBatch: (n) => {
+        if (n === 5) throw new Error('out of memory');
+      },
+    });
+    await expect(runEvaluation(base({ out, answerer: crashing }))).rejects.toThrow('out of memory');
+    // simulate a kill in the middle of writing the next line
+    appendFileSync(progressPathFor(out), '{"type":"answers","results":[{"question_');
+    await runEvaluation(base({ out, resume: true }));
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(full, 'utf8'));
+  });
+
+  it('two shards merged equal one run; shards are whole batches', async () => {
+    const dir = tempDir();
+    const full = join(dir, 'full.json');
+    await runEvaluation(base({ out: full }));
+    const parts = [1, 2, 3].map((k) => join(dir, `s${k}.json`));
+    const sizes: number[] = [];
+    for (const [i, p] of parts.entries()) {
+      const o = await runEvaluation(base({ out: p, shard: { index: i + 1, count: 3 } }));
+      sizes.push(o.questions);
+    }
+    expect(sizes).toEqual([16, 24, 20]); // 8 batches of 8 (last of 4) split 2/3/3 batches
+    const merged = join(dir, 'merged.json');
+    mergeResults({ inputs: parts, out: merged, questionsPath: shapes.questions, limit: 60 });
+    expect(readFileSync(merged, 'utf8')).toBe(readFileSync(full, 'utf8'));
+  });
+
+  it('shard selection covers every question exactly once for any N', () => {
+    const items = Array.from({ length: 203 }, (_, i) => i);
+    for (const count of [1, 2, 3, 7, 40]) {
+      const got = Array.from({ length: count }, (_, k) =>
+        selectQuestions(items, { shard: { index: k + 1, count }, batchSize: 5 }),
+      ).flat();
+      expect(got).toEqual(items);
+    }
+  });
+
+  it('refuses to overwrite a progress log without --resume, and a resume with other settings', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'r.json');
+    const controller = new AbortController();
+    const first = new FakeAnswerer('opt', { beforeBatch: (n) => (n === 1 ? controller.abort() : undefined) });
+    await code(runEvaluation(base({ out, answerer: first, signal: controller.signal })));
+    expect(await code(runEvaluation(base({ out })))).toBe('E_PROGRESS_EXISTS');
+    const mismatch = runEvaluation(base({ out, resume: true, generation: { numBeams: 1 } }));
+    await expect(mismatch).rejects.toThrow(/numBeams: recorded 5, now 1/);
+    expect(await code(runEvaluation(base({ out, resume: true, limit: 30 })))).toBe('E_RESUME_MISMATCH');
+  });
+
+  it('reports a corrupt progress log by line', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'r.json');
+    writeFileSync(progressPathFor(out), '{"type":"header","version":1,"settings":{}}\nnot json\n');
+    await expect(runEvaluation(base({ out, resume: true }))).rejects.toThrow(/line 2 is not JSON/);
+    writeFileSync(progressPathFor(out), '{"type":"answers","results":[]}\n');
+    expect(await code(runEvaluation(base({ out, resume: true })))).toBe('E_PROGRESS_CORRUPT');
+  });
+
+  it('an answerer returning the wrong number of answers is an error', async () => {
+    const bad = new FakeAnswerer();
+    bad.answer = async (items) => items.slice(1).map(() => 'x');
+    await expect(runEvaluation(base({ answerer: bad }))).rejects.toThrow(
+      /returned 7 answers for a batch of 8/,
+    );
+  });
+
+  it('checks every image before loading the model', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'images'));
+    copyFileSync(
+      join(shapes.images, 'COCO_val2014_000000000001.jpg'),
+      join(dir, 'images', 'COCO_val2014_000000000001.jpg'),
+    );
+    let loaded = false;
+    const p = runEvaluation(
+      base({
+        imagesDir: join(dir, 'images'),
+        answerer: async () => {
+          loaded = true;
+          return new FakeAnswerer();
+        },
+      }),
+    );
+    await expect(p).rejects.toThrow(/question_id 1002 \(image_id 2\): .*COCO_val2014_000000000002\.jpg/);
+    expect(await code(p)).toBe('E_IMAGE_MISSING');
+    expect(loaded).toBe(false);
+  });
+
+  it('closes an answerer it loaded itself', async () => {
+    const fake = new FakeAnswerer();
+    await runEvaluation(base({ answerer: async () => fake, limit: 4 }));
+    expect(fake.closed).toBe(true);
+  });
+});
+
+describe('merge', () => {
+  it('refuses overlapping shards and incomplete coverage', () => {
+    const dir = tempDir();
+    const a = join(dir, 'a.json');
+    const b = join(dir, 'b.json');
+    writeFileSync(a, JSON.stringify([{ question_id: 1000, answer: 'yes' }]));
+    writeFileSync(b, JSON.stringify([{ question_id: 1000, answer: 'no' }]));
+    expect(() => mergeResults({ inputs: [a, b] })).toThrow(
+      /question_id 1000 is answered in both .*a\.json and .*b\.json/,
+    );
+    try {
+      mergeResults({ inputs: [a], questionsPath: shapes.questions, limit: 3 });
+    } catch (e) {
+      expect((e as VqaEvalError).code).toBe('E_MERGE_INCOMPLETE');
+      expect((e as VqaEvalError).message).toMatch(/missing question ids: 2 \(1001, 1002\)/);
+    }
+    expect.assertions(3);
+  });
+});
+
+describe('vqa-eval CLI (in process)', () => {
+  const io = () => {
+    const o = { out: '', err: '' };
+    const stdout = (t: string) => {
+      o.out += t;
+    };
+    const stderr = (t: string) => {
+      o.err += t;
+    };
+    return { o, io: { stdout, stderr } };
+  };
+  const moduleHook = join(import.meta.dirname, 'fixtures', 'test-answerer.mjs');
+
+  it('run --json prints accuracy, results path, question count and timings', async () => {
+    const dir = tempDir();
+    const { o, io: cio } = io();
+    const args = [
+      'run',
+      '--model',
+      'm',
+      '--questions',
+      shapes.questions,
+      '--annotations',
+      shapes.annotations,
+    ];
+    args.push(
+      '--images',
+      shapes.images,
+      '--answerer-module',
+      moduleHook,
+      '--limit',
+      '20',
+      '--batch-size',
+      '6',
+    );
+    args.push('--length-penalty', '-1', '--out', join(dir, 'r.json'), '--json');
+    expect(await main(args, cio)).toBe(0);
+    const printed = JSON.parse(o.out);
+    expect(Object.keys(printed)).toEqual(['accuracy', 'results', 'questions', 'timings']);
+    expect(Object.keys(printed.accuracy)).toEqual(['overall', 'perAnswerType', 'perQuestionType']);
+    expect(printed.questions).toBe(20);
+    expect(printed.results).toBe(join(dir, 'r.json'));
+    expect(printed.timings.answered).toBe(20);
+    // the score command agrees with the run
+    const s = io();
+    const scoreArgs = ['score', '--questions', shapes.questions, '--annotations', shapes.annotations];
+    expect(await main([...scoreArgs, '--results', join(dir, 'r.json'), '--json'], s.io)).toBe(1);
+    expect(s.o.err).toMatch(/E_RESULTS_MISMATCH.*missing question ids: 180/);
+  });
+
+  it('score --json on the reference predictions', async () => {
+    const dir = tempDir();
+    const results = join(dir, 'hf.json');
+    const { hfPredictions } = await import('./helpers.js');
+    writeFileSync(results, JSON.stringify(hfPredictions('t5').greedy.results));
+    const { o, io: cio } = io();
+    const args = ['score', '--questions', shapes.questions, '--annotations', shapes.annotations];
+    expect(await main([...args, '--results', results, '--json'], cio)).toBe(0);
+    const printed = JSON.parse(o.out);
+    expect(printed.overall).toBe(73);
+    expect(Object.keys(printed.perQuestion)).toHaveLength(200);
+    const text = io();
+    expect(await main([...args, '--results', results], text.io)).toBe(0);
+    expect(text.o.out).toMatch(/^Overall Accuracy is: 73\.00\n/);
+  });
+
+  it('without the SDK, run fails with E_NO_SDK after checking the data', async () => {
+    const { o, io: cio } = io();
+    const args = ['run', '--model', 'Salesforce/blip2-opt-2.7b', '--questions', shapes.questions];
+    args.push(
+      '--annotations',
+      shapes.annotations,
+      '--images',
+      shapes.images,
+      '--out',
+      join(tempDir(), 'r.json'),
+    );
+    expect(await main(args, cio)).toBe(1);
+    expect(o.err).toMatch(/E_NO_SDK: cannot load model "Salesforce\/blip2-opt-2\.7b"/);
+  });
+
+  it('bad arguments are E_ARGS with exit code 2', async () => {
+    const cases: [string[], RegExp][] = [
+      [['run', '--questions', 'q'], /--model is required/],
+      [['run', '--model', 'm', '--num-beams', 'five'], /--num-beams "five": expected an integer/],
+      [['run', '--model', 'm', '--shard', '3/2'], /--shard "3\/2": expected K\/N/],
+      [['run', '--model', 'm', '--question-preprocess', 'blip'], /--question-preprocess "blip"/],
+      [['frobnicate'], /unknown command "frobnicate"/],
+      [['score', '--bogus'], /Unknown option '--bogus'/],
+    ];
+    for (const [args, message] of cases) {
+      const { o, io: cio } = io();
+      expect(await main(args, cio)).toBe(2);
+      expect(o.err).toMatch(message);
+      expect(o.err).toContain('E_ARGS');
+    }
+  });
+
+  it('a module without createAnswerer is E_ANSWERER', async () => {
+    const { o, io: cio } = io();
+    const args = [
+      'run',
+      '--model',
+      'm',
+      '--questions',
+      shapes.questions,
+      '--annotations',
+      shapes.annotations,
+    ];
+    args.push('--images', shapes.images, '--answerer-module', join(import.meta.dirname, 'helpers.ts'));
+    args.push('--out', join(tempDir(), 'r.json'));
+    expect(await main(args, cio)).toBe(1);
+    expect(o.err).toMatch(/E_ANSWERER: --answerer-module .*does not export createAnswerer/);
+  });
+});

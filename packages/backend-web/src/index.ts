@@ -1,0 +1,225 @@
+/**
+ * onnxruntime-web behind the backend seam: WebGPU, wasm or WebNN in browsers,
+ * and wasm in Node (how CI tests this package without a browser).
+ *
+ * Unlike backend-node, onnxruntime-web cannot map weight files: each graph's
+ * external-data files are fetched (or read, in Node) into memory and handed to
+ * `InferenceSession.create` as `externalData` buffers, which onnxruntime copies
+ * into the 32-bit wasm heap. Files are cached per backend so the graphs of one
+ * checkpoint share a single download.
+ */
+import {
+  type Backend,
+  type BuiltGraph,
+  checkFeeds,
+  fromOrt,
+  type LoadOptions,
+  type Session,
+  type Tensor,
+  toOrt,
+} from '@blip2/tensor';
+import * as ort from 'onnxruntime-web';
+import { deviceProblem, type WebDevice } from './device.js';
+import { BackendError } from './errors.js';
+import { type FetchLike, WeightFileCache, type WeightProgress } from './weights.js';
+
+export { doctor, type GpuAdapterInfo, probeWebGpu, type WebDevice, type WebDoctorReport } from './device.js';
+export { BackendError } from './errors.js';
+export type { FetchLike, WeightProgress } from './weights.js';
+
+/**
+ * wasm32 addresses 4 GiB, and the weights, the graph and every activation must fit in it.
+ * Checked against whole weight files (what the graph references is not listed per range).
+ */
+export const WASM_MAX_WEIGHT_BYTES = 2 ** 32;
+
+export interface WebBackendOptions {
+  /** Execution provider (default 'wasm'). */
+  readonly device?: WebDevice;
+  /** When the device is unavailable: run on wasm (saying so once) or throw (default). */
+  readonly fallback?: 'wasm' | 'error';
+  /**
+   * Where onnxruntime-web's .wasm/.mjs files are served from (a URL prefix ending in '/', or per-file URLs).
+   * Process-wide: it is onnxruntime's `env.wasm.wasmPaths`, read when the first session loads.
+   */
+  readonly wasmPaths?: ort.Env.WasmPrefixOrFilePaths;
+  /**
+   * wasm threads. Default: onnxruntime's choice (several when the page is cross-origin isolated, else 1).
+   * Process-wide, fixed when the first session loads.
+   */
+  readonly numThreads?: number;
+  /** Used for weight URLs (default: globalThis.fetch). */
+  readonly fetch?: FetchLike;
+  /** Bytes done/total per weight file while it downloads. */
+  readonly onProgress?: (progress: WeightProgress) => void;
+  /** Human-readable notices (the wasm fallback); default console.warn. */
+  readonly onWarning?: (message: string) => void;
+  /** onnxruntime's own log level: 0 verbose .. 4 fatal (default 3, errors only). */
+  readonly logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /** Refuse graphs whose weight files together exceed this (default WASM_MAX_WEIGHT_BYTES). */
+  readonly maxWeightBytes?: number;
+  /** WebNN device type (default 'gpu'). */
+  readonly webnnDeviceType?: 'cpu' | 'gpu' | 'npu';
+}
+
+function providersFor(
+  device: WebDevice,
+  o: WebBackendOptions,
+): ort.InferenceSession.ExecutionProviderConfig[] {
+  switch (device) {
+    case 'wasm':
+      return ['wasm'];
+    case 'webgpu':
+      // nodes the WebGPU provider lacks run on the wasm CPU provider, which onnxruntime always appends
+      return ['webgpu'];
+    case 'webnn':
+      return [{ name: 'webnn', deviceType: o.webnnDeviceType ?? 'gpu' }];
+  }
+}
+
+function formatBytes(n: number): string {
+  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
+
+function tooLarge(graph: BuiltGraph, bytes: number, limit: number): BackendError {
+  const files = graph.externalData.map((f) => f.location).join(', ');
+  return new BackendError(
+    'E_TOO_LARGE',
+    `${graph.name}: its weight files (${files}) hold ${formatBytes(bytes)}, more than the ${formatBytes(limit)} onnxruntime-web's 32-bit wasm memory can take. ` +
+      'Export the checkpoint to fp16 or int8 weights (`blip2 export`) for the browser, or run it in Node with @blip2/backend-node.',
+  );
+}
+
+class WebSession implements Session {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  private released = false;
+
+  constructor(
+    readonly name: string,
+    private readonly graph: BuiltGraph,
+    private readonly session: ort.InferenceSession,
+  ) {
+    this.inputNames = session.inputNames;
+    this.outputNames = session.outputNames;
+  }
+
+  async run(
+    feeds: Readonly<Record<string, Tensor>>,
+    outputs?: readonly string[],
+  ): Promise<Record<string, Tensor>> {
+    if (this.released) throw new BackendError('E_RELEASED', `${this.name}: session was released`);
+    checkFeeds(this.name, this.graph.inputs, feeds);
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = toOrt(t, ort.Tensor) as ort.Tensor;
+    let result: ort.InferenceSession.OnnxValueMapType;
+    try {
+      result = outputs ? await this.session.run(ortFeeds, [...outputs]) : await this.session.run(ortFeeds);
+    } catch (e) {
+      const dims = Object.entries(feeds)
+        .map(([k, t]) => `${k}[${t.dims.join(',')}]`)
+        .join(' ');
+      throw new BackendError(
+        'E_RUN',
+        `${this.name}: onnxruntime-web failed on ${dims}: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    const out: Record<string, Tensor> = {};
+    // outputs are downloaded to the CPU (preferredOutputLocation 'cpu'), so `.data` is a plain typed array
+    for (const [k, v] of Object.entries(result)) out[k] = fromOrt(v as ort.Tensor);
+    return out;
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.session.release();
+  }
+}
+
+export class WebBackend implements Backend {
+  readonly name: string;
+  /** The device sessions run on (after any fallback). */
+  readonly device: WebDevice;
+  private readonly weights: WeightFileCache;
+
+  /** Use createWebBackend(): probing WebGPU is asynchronous. */
+  constructor(
+    device: WebDevice,
+    private readonly options: WebBackendOptions,
+  ) {
+    this.device = device;
+    this.name = `web:${device}`;
+    this.weights = new WeightFileCache({
+      ...(options.fetch ? { fetch: options.fetch } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+  }
+
+  async load(graph: BuiltGraph, options: LoadOptions = {}): Promise<Session> {
+    const limit = this.options.maxWeightBytes ?? WASM_MAX_WEIGHT_BYTES;
+    // Known sizes are checked before downloading gigabytes that could not be used.
+    const announced = graph.externalData.reduce((n, f) => n + (f.size ?? 0), 0);
+    if (announced > limit) throw tooLarge(graph, announced, limit);
+
+    const files = await Promise.all(
+      graph.externalData.map((f) => this.weights.get(graph.name, f, options.signal)),
+    );
+    const total = files.reduce((n, b) => n + b.byteLength, 0);
+    if (total > limit) throw tooLarge(graph, total, limit);
+
+    const o = this.options;
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      executionProviders: providersFor(this.device, o),
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: o.logSeverityLevel ?? 3,
+      preferredOutputLocation: 'cpu',
+      externalData: graph.externalData.map((f, i) => ({ path: f.location, data: files[i] })),
+    };
+    try {
+      const s = await ort.InferenceSession.create(graph.bytes, sessionOptions);
+      return new WebSession(graph.name, graph, s);
+    } catch (e) {
+      throw new BackendError(
+        'E_LOAD',
+        `${graph.name}: onnxruntime-web (${this.device}) could not create the session: ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    }
+  }
+
+  /** Number of weight files held in memory for later loads. */
+  get cachedWeightFiles(): number {
+    return this.weights.size;
+  }
+
+  /** Lets the fetched weight files be garbage-collected once every graph of the checkpoint is loaded. */
+  clearWeightCache(): void {
+    this.weights.clear();
+  }
+}
+
+/**
+ * A backend on `options.device` (default 'wasm'). Resolves after checking the device
+ * really works here (for WebGPU: an adapter), falling back to wasm when asked to.
+ */
+export async function createWebBackend(options: WebBackendOptions = {}): Promise<WebBackend> {
+  const wanted = options.device ?? 'wasm';
+  let device = wanted;
+  const problem = await deviceProblem(wanted);
+  if (problem) {
+    if ((options.fallback ?? 'error') === 'error' || wanted === 'wasm') {
+      throw new BackendError('E_PROVIDER_UNAVAILABLE', `device '${wanted}' is unavailable: ${problem}`);
+    }
+    (options.onWarning ?? console.warn)(
+      `blip2: device '${wanted}' is unavailable, running on wasm instead (${problem.split('. ')[0]})`,
+    );
+    device = 'wasm';
+  }
+  if (options.wasmPaths !== undefined) ort.env.wasm.wasmPaths = options.wasmPaths;
+  if (options.numThreads !== undefined) ort.env.wasm.numThreads = options.numThreads;
+  return new WebBackend(device, options);
+}

@@ -1,0 +1,294 @@
+/**
+ * BLIP-2's configuration (transformers' `configuration_blip_2.py`): the EVA ViT
+ * image encoder, the Q-Former, and the language model it feeds, read from a
+ * checkpoint's `config.json` in either the transformers 4.x or 5.x spelling.
+ */
+import { ConfigError, checkHeads, Fields, show } from './fields.js';
+import { type OPTConfig, parseOPTConfig } from './opt.js';
+import { parseT5Config, type T5Config } from './t5.js';
+
+export interface Blip2VisionConfig {
+  readonly modelType: 'blip_2_vision_model';
+  /** width of the ViT (1408 for EVA ViT-g) */
+  readonly hiddenSize: number;
+  readonly intermediateSize: number;
+  readonly numHiddenLayers: number;
+  readonly numAttentionHeads: number;
+  /** side of the square input image in pixels */
+  readonly imageSize: number;
+  /** side of a square patch (the stride of `patch_embedding`) */
+  readonly patchSize: number;
+  readonly hiddenAct: string;
+  readonly layerNormEps: number;
+  readonly attentionDropout: number;
+  readonly initializerRange: number;
+  /** q and v biases on the fused `qkv` projection (no k bias in the reference) */
+  readonly qkvBias: boolean;
+}
+
+export interface Blip2QFormerConfig {
+  readonly modelType: 'blip_2_qformer';
+  /** BERT vocabulary (unused for captioning: the queries have no text input) */
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly numHiddenLayers: number;
+  readonly numAttentionHeads: number;
+  readonly intermediateSize: number;
+  readonly hiddenAct: string;
+  readonly hiddenDropoutProb: number;
+  readonly attentionProbsDropoutProb: number;
+  readonly maxPositionEmbeddings: number;
+  readonly initializerRange: number;
+  readonly layerNormEps: number;
+  readonly padTokenId: number;
+  readonly positionEmbeddingType: string;
+  /** a layer `i` cross-attends to the image when `i % crossAttentionFrequency === 0` */
+  readonly crossAttentionFrequency: number;
+  /** width of the image embeddings the cross-attention reads (= `visionConfig.hiddenSize`) */
+  readonly encoderHiddenSize: number;
+  readonly useQformerTextInput: boolean;
+}
+
+export type TextConfig = OPTConfig | T5Config;
+
+/** The language models this library implements, by their `model_type`. */
+export const SUPPORTED_TEXT_MODEL_TYPES = ['opt', 't5'] as const;
+
+export interface Blip2Config {
+  readonly modelType: 'blip-2';
+  readonly visionConfig: Blip2VisionConfig;
+  readonly qformerConfig: Blip2QFormerConfig;
+  /** discriminated on `modelType` */
+  readonly textConfig: TextConfig;
+  /** learned queries, hence image tokens per image (32 in every published checkpoint) */
+  readonly numQueryTokens: number;
+  readonly imageTextHiddenSize: number;
+  /**
+   * Id of the `<image>` token whose positions receive the query embeddings
+   * (`image_token_index` in 4.x files, `image_token_id` in newer ones). Absent in
+   * checkpoints saved before the processor started inserting image tokens.
+   */
+  readonly imageTokenIndex: number | undefined;
+  readonly initializerFactor: number;
+  readonly initializerRange: number;
+  /** OPT: the query embeddings prefix the decoder input; T5: the encoder input */
+  readonly useDecoderOnlyLanguageModel: boolean;
+  readonly isEncoderDecoder: boolean;
+}
+
+export function parseVisionConfig(f: Fields): Blip2VisionConfig {
+  const hiddenSize = f.size('hidden_size', 1408);
+  const numAttentionHeads = f.size('num_attention_heads', 16);
+  // Blip2Attention raises when `embed_dim` does not split into heads
+  checkHeads(f, 'num_attention_heads', 'hidden_size', numAttentionHeads, hiddenSize);
+  const imageSize = f.size('image_size', 224);
+  const patchSize = f.size('patch_size', 14);
+  if (patchSize > imageSize)
+    throw f.fieldError('patch_size', `(${patchSize}) exceeds image_size (${imageSize})`);
+  return {
+    modelType: 'blip_2_vision_model',
+    hiddenSize,
+    intermediateSize: f.size('intermediate_size', 6144),
+    numHiddenLayers: f.size('num_hidden_layers', 39),
+    numAttentionHeads,
+    imageSize,
+    patchSize,
+    hiddenAct: f.string('hidden_act', 'gelu'),
+    layerNormEps: f.positive('layer_norm_eps', 1e-6),
+    attentionDropout: f.fraction('attention_dropout', 0.0),
+    initializerRange: f.number('initializer_range', 1e-10),
+    qkvBias: f.bool('qkv_bias', true),
+  };
+}
+
+export function parseQFormerConfig(f: Fields): Blip2QFormerConfig {
+  const hiddenSize = f.size('hidden_size', 768);
+  const numAttentionHeads = f.size('num_attention_heads', 12);
+  checkHeads(f, 'num_attention_heads', 'hidden_size', numAttentionHeads, hiddenSize);
+  return {
+    modelType: 'blip_2_qformer',
+    vocabSize: f.size('vocab_size', 30522),
+    hiddenSize,
+    numHiddenLayers: f.size('num_hidden_layers', 12),
+    numAttentionHeads,
+    intermediateSize: f.size('intermediate_size', 3072),
+    hiddenAct: f.string('hidden_act', 'gelu'),
+    hiddenDropoutProb: f.fraction('hidden_dropout_prob', 0.1),
+    attentionProbsDropoutProb: f.fraction('attention_probs_dropout_prob', 0.1),
+    maxPositionEmbeddings: f.size('max_position_embeddings', 512),
+    initializerRange: f.number('initializer_range', 0.02),
+    layerNormEps: f.positive('layer_norm_eps', 1e-12),
+    padTokenId: f.index('pad_token_id', 0),
+    positionEmbeddingType: f.string('position_embedding_type', 'absolute'),
+    crossAttentionFrequency: f.size('cross_attention_frequency', 2),
+    encoderHiddenSize: f.size('encoder_hidden_size', 1408),
+    useQformerTextInput: f.bool('use_qformer_text_input', false),
+  };
+}
+
+function parseTextConfig(f: Fields): TextConfig {
+  // the reference builds an OPTConfig when `text_config` names no model type
+  const modelType = f.string('model_type', 'opt');
+  if (modelType === 'opt') return parseOPTConfig(f);
+  if (modelType === 't5') return parseT5Config(f);
+  throw new ConfigError(
+    'E_MODEL_TYPE',
+    f.file,
+    `${f.path('model_type')} ${show(modelType)} is not supported (supported: ${SUPPORTED_TEXT_MODEL_TYPES.map((t) => `'${t}'`).join(', ')})`,
+    f.path('model_type'),
+  );
+}
+
+function checkSubType(f: Fields, expected: string): void {
+  const t = f.optionalString('model_type');
+  if (t !== undefined && t !== expected) {
+    throw new ConfigError(
+      'E_MODEL_TYPE',
+      f.file,
+      `${f.path('model_type')} ${show(t)} is not supported (expected '${expected}')`,
+      f.path('model_type'),
+    );
+  }
+}
+
+/** Extra top-level fields for `Blip2Config.fromVisionQformerTextConfigs`. */
+export interface Blip2ConfigExtra {
+  readonly numQueryTokens?: number;
+  readonly imageTextHiddenSize?: number;
+  readonly imageTokenIndex?: number;
+  readonly initializerFactor?: number;
+  readonly initializerRange?: number;
+}
+
+/** The checks across sub-configs, shared by the parser and the constructor. */
+function assemble(
+  file: string,
+  visionConfig: Blip2VisionConfig,
+  qformerConfig: Blip2QFormerConfig,
+  textConfig: TextConfig,
+  extra: Blip2ConfigExtra,
+): Blip2Config {
+  const { numQueryTokens = 32, imageTokenIndex } = extra;
+  if (!Number.isInteger(numQueryTokens) || numQueryTokens < 1) {
+    throw new ConfigError(
+      'E_CONFIG_FIELD',
+      file,
+      `num_query_tokens must be a positive integer, got ${show(numQueryTokens)}`,
+      'num_query_tokens',
+    );
+  }
+  if (imageTokenIndex !== undefined && !(imageTokenIndex >= 0 && imageTokenIndex < textConfig.vocabSize)) {
+    throw new ConfigError(
+      'E_CONFIG_FIELD',
+      file,
+      `image_token_index (${imageTokenIndex}) is outside text_config.vocab_size (${textConfig.vocabSize})`,
+      'image_token_index',
+    );
+  }
+  const decoderOnly = textConfig.modelType === 'opt';
+  return {
+    modelType: 'blip-2',
+    visionConfig,
+    // the reference overwrites the Q-Former's cross-attention width with the ViT's
+    qformerConfig: { ...qformerConfig, encoderHiddenSize: visionConfig.hiddenSize },
+    textConfig,
+    numQueryTokens,
+    imageTextHiddenSize: extra.imageTextHiddenSize ?? 256,
+    imageTokenIndex,
+    initializerFactor: extra.initializerFactor ?? 1.0,
+    initializerRange: extra.initializerRange ?? 0.02,
+    useDecoderOnlyLanguageModel: decoderOnly,
+    isEncoderDecoder: !decoderOnly,
+  };
+}
+
+/**
+ * Parses a BLIP-2 `config.json` (its parsed JSON). Absent fields take the
+ * reference's defaults; `file` names the source in error messages.
+ */
+export function parseBlip2Config(json: unknown, file = 'config.json'): Blip2Config {
+  const f = Fields.of(json, file);
+  const modelType = f.raw('model_type');
+  if (modelType !== 'blip-2') {
+    throw new ConfigError(
+      'E_MODEL_TYPE',
+      file,
+      `model_type ${show(modelType)} is not supported (expected 'blip-2')`,
+      'model_type',
+    );
+  }
+  const vision = f.sub('vision_config');
+  checkSubType(vision, 'blip_2_vision_model');
+  const qformer = f.sub('qformer_config');
+  checkSubType(qformer, 'blip_2_qformer');
+  const imageTokenIndex = f.optionalIndex('image_token_index') ?? f.optionalIndex('image_token_id');
+  if (
+    f.has('image_token_index') &&
+    f.has('image_token_id') &&
+    f.raw('image_token_index') !== f.raw('image_token_id')
+  ) {
+    throw f.fieldError(
+      'image_token_id',
+      `(${show(f.raw('image_token_id'))}) disagrees with image_token_index (${show(f.raw('image_token_index'))})`,
+    );
+  }
+  return assemble(
+    file,
+    parseVisionConfig(vision),
+    parseQFormerConfig(qformer),
+    parseTextConfig(f.sub('text_config')),
+    {
+      numQueryTokens: f.size('num_query_tokens', 32),
+      imageTextHiddenSize: f.size('image_text_hidden_size', 256),
+      imageTokenIndex,
+      initializerFactor: f.number('initializer_factor', 1.0),
+      initializerRange: f.number('initializer_range', 0.02),
+    },
+  );
+}
+
+/**
+ * The reference's classmethod `Blip2Config.from_vision_qformer_text_configs`:
+ * a config from three parsed sub-configs (a type and a value share the name).
+ */
+export const Blip2Config = {
+  fromVisionQformerTextConfigs(
+    visionConfig: Blip2VisionConfig,
+    qformerConfig: Blip2QFormerConfig,
+    textConfig: TextConfig,
+    extra: Blip2ConfigExtra = {},
+  ): Blip2Config {
+    return assemble(
+      'Blip2Config.fromVisionQformerTextConfigs',
+      visionConfig,
+      qformerConfig,
+      textConfig,
+      extra,
+    );
+  },
+};
+
+/** Sub-config parsers over plain JSON (e.g. a `text_config` object on its own). */
+export function parseBlip2VisionConfig(
+  json: unknown,
+  file = 'config.json',
+  prefix = 'vision_config.',
+): Blip2VisionConfig {
+  return parseVisionConfig(Fields.of(json, file, prefix));
+}
+
+export function parseBlip2QFormerConfig(
+  json: unknown,
+  file = 'config.json',
+  prefix = 'qformer_config.',
+): Blip2QFormerConfig {
+  return parseQFormerConfig(Fields.of(json, file, prefix));
+}
+
+export function parseTextConfigJson(
+  json: unknown,
+  file = 'config.json',
+  prefix = 'text_config.',
+): TextConfig {
+  return parseTextConfig(Fields.of(json, file, prefix));
+}

@@ -1,0 +1,30 @@
+/**
+ * @blip2/configs: typed BLIP-2, OPT and T5 configs from a checkpoint's JSON files,
+ * with the reference's (transformers') defaults and errors that name the file and
+ * field at fault. Browser-safe; file-system loaders live in `@blip2/configs/node`.
+ */
+export {
+  Blip2Config,
+  type Blip2ConfigExtra,
+  type Blip2QFormerConfig,
+  type Blip2VisionConfig,
+  parseBlip2Config,
+  parseBlip2QFormerConfig,
+  parseBlip2VisionConfig,
+  parseTextConfigJson,
+  SUPPORTED_TEXT_MODEL_TYPES,
+  type TextConfig,
+} from './blip2.js';
+export { ConfigError, type ConfigErrorCode, parseJsonObject } from './fields.js';
+export { eosTokenIds, type GenerationConfig, parseGenerationConfig } from './generation.js';
+export type { OPTConfig } from './opt.js';
+export { getPreset, type PresetName, presetNames, presets } from './presets.js';
+export {
+  type ImageProcessorConfig,
+  OPENAI_CLIP_MEAN,
+  OPENAI_CLIP_STD,
+  PIL_RESAMPLE,
+  type PilResample,
+  parseImageProcessorConfig,
+} from './processor.js';
+export type { T5Config } from './t5.js';

@@ -1,0 +1,73 @@
+/**
+ * OPT's configuration (transformers' `configuration_opt.py`): the decoder-only
+ * language model of blip2-opt-*. Defaults are the reference's `OPTConfig()`.
+ */
+import { checkHeads, type Fields } from './fields.js';
+
+export interface OPTConfig {
+  readonly modelType: 'opt';
+  /** rows of `embed_tokens` (and of `lm_head`) */
+  readonly vocabSize: number;
+  /** width of the decoder layers */
+  readonly hiddenSize: number;
+  readonly numHiddenLayers: number;
+  /** inner width of the feed-forward block (`fc1` out, `fc2` in) */
+  readonly ffnDim: number;
+  /** learned positions; OPT's position table has 2 extra rows (offset 2) */
+  readonly maxPositionEmbeddings: number;
+  /** pre-LN (every published OPT but 350m) vs post-LN */
+  readonly doLayerNormBefore: boolean;
+  /** drop `final_layer_norm` (only for converted metaseq checkpoints) */
+  readonly removeFinalLayerNorm: boolean;
+  /** width of `embed_tokens`; `project_in`/`project_out` exist when it differs from `hiddenSize` */
+  readonly wordEmbedProjDim: number;
+  readonly dropout: number;
+  readonly attentionDropout: number;
+  readonly numAttentionHeads: number;
+  /** activation of `fc1` (ACT2FN name, 'relu' for OPT) */
+  readonly activationFunction: string;
+  readonly layerdrop: number;
+  readonly initStd: number;
+  readonly useCache: boolean;
+  readonly padTokenId: number;
+  readonly bosTokenId: number;
+  readonly eosTokenId: number;
+  /** biases on the attention and feed-forward linears */
+  readonly enableBias: boolean;
+  /** layer norms carry weight and bias */
+  readonly layerNormElementwiseAffine: boolean;
+  /** `lm_head` shares `embed_tokens` (a checkpoint may omit `lm_head.weight` then) */
+  readonly tieWordEmbeddings: boolean;
+}
+
+export function parseOPTConfig(f: Fields): OPTConfig {
+  const hiddenSize = f.size('hidden_size', 768);
+  const numAttentionHeads = f.size('num_attention_heads', 12);
+  // OPTAttention raises when the heads do not split the width evenly
+  checkHeads(f, 'num_attention_heads', 'hidden_size', numAttentionHeads, hiddenSize);
+  return {
+    modelType: 'opt',
+    vocabSize: f.size('vocab_size', 50272),
+    hiddenSize,
+    numHiddenLayers: f.size('num_hidden_layers', 12),
+    ffnDim: f.size('ffn_dim', 3072),
+    maxPositionEmbeddings: f.size('max_position_embeddings', 2048),
+    doLayerNormBefore: f.bool('do_layer_norm_before', true),
+    removeFinalLayerNorm: f.bool('_remove_final_layer_norm', false),
+    // the reference: `word_embed_proj_dim if word_embed_proj_dim is not None else hidden_size`
+    wordEmbedProjDim: f.size('word_embed_proj_dim', hiddenSize),
+    dropout: f.fraction('dropout', 0.1),
+    attentionDropout: f.fraction('attention_dropout', 0.0),
+    numAttentionHeads,
+    activationFunction: f.string('activation_function', 'relu'),
+    layerdrop: f.fraction('layerdrop', 0.0),
+    initStd: f.number('init_std', 0.02),
+    useCache: f.bool('use_cache', true),
+    padTokenId: f.index('pad_token_id', 1),
+    bosTokenId: f.index('bos_token_id', 2),
+    eosTokenId: f.index('eos_token_id', 2),
+    enableBias: f.bool('enable_bias', true),
+    layerNormElementwiseAffine: f.bool('layer_norm_elementwise_affine', true),
+    tieWordEmbeddings: f.bool('tie_word_embeddings', true),
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * T5's configuration (transformers' `configuration_t5.py`): the encoder-decoder
+ * language model of blip2-flan-t5-*. Defaults are the reference's `T5Config()`.
+ */
+import type { Fields } from './fields.js';
+
+export interface T5Config {
+  readonly modelType: 't5';
+  readonly vocabSize: number;
+  /** width of the residual stream */
+  readonly dModel: number;
+  /** width of one attention head; `numHeads * dKv` need not equal `dModel` */
+  readonly dKv: number;
+  /** inner width of the feed-forward block */
+  readonly dFf: number;
+  /** encoder layers */
+  readonly numLayers: number;
+  /** decoder layers (the reference defaults it to `numLayers`) */
+  readonly numDecoderLayers: number;
+  readonly numHeads: number;
+  /** buckets of the relative position bias (half per direction in the encoder) */
+  readonly relativeAttentionNumBuckets: number;
+  /** distance beyond which all positions share the last bucket */
+  readonly relativeAttentionMaxDistance: number;
+  readonly dropoutRate: number;
+  /** epsilon of T5's RMS layer norm */
+  readonly layerNormEpsilon: number;
+  readonly initializerFactor: number;
+  /** e.g. 'relu' or 'gated-gelu'; read through `denseActFn` and `isGatedAct` */
+  readonly feedForwardProj: string;
+  /** the activation of `wi` / `wi_0`: the part after 'gated-', with 'gated-gelu' meaning 'gelu_new' */
+  readonly denseActFn: string;
+  /** `wi_0` (activated) times `wi_1` (linear) instead of a single `wi` */
+  readonly isGatedAct: boolean;
+  readonly isEncoderDecoder: boolean;
+  readonly useCache: boolean;
+  readonly padTokenId: number;
+  readonly eosTokenId: number;
+  /** first decoder input; T5 starts decoding from the pad token */
+  readonly decoderStartTokenId: number;
+  readonly classifierDropout: number;
+  /** `lm_head` shares `shared` (a checkpoint may omit `lm_head.weight` then) */
+  readonly tieWordEmbeddings: boolean;
+  /**
+   * Multiply the decoder output by `dModel ** -0.5` before `lm_head`. transformers 5
+   * writes this field; older files mean it through `tie_word_embeddings` (original
+   * T5 ties and rescales, T5 v1.1 / Flan-T5 do neither).
+   */
+  readonly scaleDecoderOutputs: boolean;
+}
+
+export function parseT5Config(f: Fields): T5Config {
+  const numLayers = f.size('num_layers', 6);
+  const feedForwardProj = f.string('feed_forward_proj', 'relu');
+  const actInfo = feedForwardProj.split('-');
+  // the reference accepts exactly `{ACT_FN}` or `gated-{ACT_FN}`
+  if ((actInfo.length > 1 && actInfo[0] !== 'gated') || actInfo.length > 2 || actInfo.some((p) => p === '')) {
+    throw f.fieldError(
+      'feed_forward_proj',
+      `(${JSON.stringify(feedForwardProj)}) must be of the form 'gated-{ACT_FN}' or '{ACT_FN}', e.g. 'gated-gelu' or 'relu'`,
+    );
+  }
+  // a 'gated-gelu' checkpoint was trained with the tanh approximation
+  const denseActFn = feedForwardProj === 'gated-gelu' ? 'gelu_new' : actInfo[actInfo.length - 1];
+  const tieWordEmbeddings = f.bool('tie_word_embeddings', true);
+  const padTokenId = f.index('pad_token_id', 0);
+  return {
+    modelType: 't5',
+    vocabSize: f.size('vocab_size', 32128),
+    dModel: f.size('d_model', 512),
+    dKv: f.size('d_kv', 64),
+    dFf: f.size('d_ff', 2048),
+    numLayers,
+    numDecoderLayers: f.size('num_decoder_layers', numLayers),
+    numHeads: f.size('num_heads', 8),
+    relativeAttentionNumBuckets: f.size('relative_attention_num_buckets', 32),
+    relativeAttentionMaxDistance: f.size('relative_attention_max_distance', 128),
+    dropoutRate: f.fraction('dropout_rate', 0.1),
+    layerNormEpsilon: f.positive('layer_norm_epsilon', 1e-6),
+    initializerFactor: f.number('initializer_factor', 1.0),
+    feedForwardProj,
+    denseActFn,
+    isGatedAct: actInfo[0] === 'gated',
+    isEncoderDecoder: f.bool('is_encoder_decoder', true),
+    useCache: f.bool('use_cache', true),
+    padTokenId,
+    eosTokenId: f.index('eos_token_id', 1),
+    decoderStartTokenId: f.index('decoder_start_token_id', padTokenId),
+    classifierDropout: f.fraction('classifier_dropout', 0.0),
+    tieWordEmbeddings,
+    scaleDecoderOutputs: f.bool('scale_decoder_outputs', tieWordEmbeddings),
+  };
+}

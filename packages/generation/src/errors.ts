@@ -1,0 +1,31 @@
+/**
+ * Every way generation can refuse its input. `code` is stable (tests and callers
+ * switch on it); the message names the option or tensor at fault and its value.
+ */
+export type GenerationErrorCode =
+  | 'E_OPTION' // an option has the wrong type or range (message names it)
+  | 'E_NUM_BEAMS'
+  | 'E_MAX_NEW_TOKENS'
+  | 'E_MAX_LENGTH'
+  | 'E_NUM_RETURN_SEQUENCES'
+  | 'E_TEMPERATURE'
+  | 'E_TOP_P'
+  | 'E_TOP_K'
+  | 'E_BAD_WORDS'
+  | 'E_TOKEN_ID'
+  | 'E_INPUT' // an input tensor has the wrong dtype or rank
+  | 'E_BATCH' // input tensors disagree on the batch size (or length)
+  | 'E_PROMPT_TOO_LONG'
+  | 'E_ADAPTER' // the adapter lacks something or returned logits of the wrong shape
+  | 'E_NO_CANDIDATES' // every token was masked out: nothing to sample
+  | 'E_CONFIG' // generation_config.json is malformed
+  | 'E_ABORTED';
+
+export class GenerationError extends Error {
+  readonly code: GenerationErrorCode;
+  constructor(code: GenerationErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'GenerationError';
+    this.code = code;
+  }
+}

@@ -1,0 +1,28 @@
+export type { LanguageModelAdapter, StepOutput } from './adapter.js';
+export { GenerationError, type GenerationErrorCode } from './errors.js';
+export { type GenerationInputs, type GenerationOutput, generate } from './generate.js';
+export {
+  applyProcessors,
+  buildLogitsProcessors,
+  ForcedBOSTokenLogitsProcessor,
+  ForcedEOSTokenLogitsProcessor,
+  type LogitsProcessor,
+  MinLengthLogitsProcessor,
+  MinNewTokensLengthLogitsProcessor,
+  NoBadWordsLogitsProcessor,
+  NoRepeatNGramLogitsProcessor,
+  RepetitionPenaltyLogitsProcessor,
+  TemperatureLogitsWarper,
+  TopKLogitsWarper,
+  TopPLogitsWarper,
+} from './logits-process.js';
+export {
+  DEFAULT_MAX_LENGTH,
+  type GenerationOptions,
+  generationOptionsFromConfig,
+  type ResolvedOptions,
+  resolveOptions,
+  type TokenEvent,
+} from './options.js';
+export { createRng, type Rng, Xoshiro128 } from './rng.js';
+export { type GenerationStream, streamGenerate } from './stream.js';

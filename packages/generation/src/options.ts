@@ -1,0 +1,338 @@
+/**
+ * Generation options (transformers' GenerationConfig names in camelCase), their
+ * defaults, validation, and the reading of a checkpoint's generation_config.json.
+ */
+import { GenerationError, type GenerationErrorCode } from './errors.js';
+
+export interface TokenEvent {
+  /** 0 for the first generated token. */
+  readonly step: number;
+  /** One token per output row (batch row x returned sequence). */
+  readonly tokens: number[];
+}
+
+export interface GenerationOptions {
+  /** New tokens to generate at most; wins over `maxLength`. */
+  maxNewTokens?: number;
+  /** Longest total sequence (prompt ids + new tokens; for encoder-decoder the decoder sequence). Default 20 new tokens. */
+  maxLength?: number;
+  /** EOS is masked until this many tokens were generated. */
+  minNewTokens?: number;
+  /** EOS is masked while the whole sequence (prompt ids included) is shorter than this. */
+  minLength?: number;
+  numBeams?: number;
+  /** Finished beams score `sumLogprobs / generatedLength ** lengthPenalty` (default 1). */
+  lengthPenalty?: number;
+  /** true: stop when `numBeams` hypotheses finished; false (default): heuristic; 'never': canonical beam search. */
+  earlyStopping?: boolean | 'never';
+  doSample?: boolean;
+  temperature?: number;
+  /** Sampling keeps the k best tokens (default 50, 0 disables). */
+  topK?: number;
+  /** Sampling keeps the smallest set of tokens whose probability reaches topP (default 1: off). */
+  topP?: number;
+  /** Seeds the sampler (xoshiro128**); same seed, same tokens. */
+  seed?: number;
+  numReturnSequences?: number;
+  repetitionPenalty?: number;
+  noRepeatNgramSize?: number;
+  badWordsIds?: number[][];
+  forcedBosTokenId?: number;
+  forcedEosTokenId?: number | number[];
+  eosTokenId?: number | number[];
+  /** Fills rows that finished early (default: the first EOS id). */
+  padTokenId?: number;
+  /** Accepted for generation_config.json symmetry; generation itself never needs it. */
+  bosTokenId?: number;
+  signal?: AbortSignal;
+  onToken?: (event: TokenEvent) => void;
+}
+
+/** Everything the search needs, with lengths already counted the reference's way. */
+export interface ResolvedOptions {
+  /** Length of the sequence the processors see before generating (prompt ids, or 1: the decoder start). */
+  readonly promptLength: number;
+  /** Total length at which a sequence stops. */
+  readonly maxLength: number;
+  readonly minLength: number;
+  readonly minNewTokens: number;
+  readonly numBeams: number;
+  readonly lengthPenalty: number;
+  readonly earlyStopping: boolean | 'never';
+  readonly doSample: boolean;
+  readonly temperature: number;
+  readonly topK: number;
+  readonly topP: number;
+  readonly seed: number | undefined;
+  readonly numReturnSequences: number;
+  readonly repetitionPenalty: number;
+  readonly noRepeatNgramSize: number;
+  readonly badWordsIds: readonly (readonly number[])[];
+  readonly forcedBosTokenId: number | undefined;
+  readonly forcedEosTokenIds: readonly number[] | undefined;
+  readonly eosTokenIds: readonly number[];
+  readonly padTokenId: number | undefined;
+}
+
+/** transformers' GenerationConfig defaults. */
+export const DEFAULT_MAX_LENGTH = 20;
+const DEFAULT_TOP_K = 50;
+
+function fail(code: GenerationErrorCode, message: string): never {
+  throw new GenerationError(code, message);
+}
+
+function isInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v);
+}
+
+function checkInt(
+  name: string,
+  v: number | undefined,
+  min: number,
+  code: GenerationErrorCode = 'E_OPTION',
+): void {
+  if (v === undefined) return;
+  if (!isInt(v) || v < min) fail(code, `${name} must be an integer >= ${min}, got ${String(v)}`);
+}
+
+function checkFinite(name: string, v: number | undefined): void {
+  if (v === undefined) return;
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    fail('E_OPTION', `${name} must be a finite number, got ${String(v)}`);
+}
+
+function tokenList(name: string, v: number | number[] | undefined, vocabSize: number): number[] | undefined {
+  if (v === undefined) return undefined;
+  const list = Array.isArray(v) ? v : [v];
+  for (const id of list) {
+    if (!isInt(id) || id < 0 || id >= vocabSize) {
+      fail('E_TOKEN_ID', `${name} holds ${String(id)}, not a token id in [0, ${vocabSize})`);
+    }
+  }
+  return list;
+}
+
+export interface LengthContext {
+  readonly kind: 'decoder-only' | 'encoder-decoder';
+  readonly vocabSize: number;
+  /** length of inputsEmbeds */
+  readonly embedsLength: number;
+  /** length of the ids the processors see (decoder-only: inputIds or 0; encoder-decoder: 1) */
+  readonly promptLength: number;
+  readonly hasInputIds: boolean;
+  readonly maxPositions: number | undefined;
+}
+
+/**
+ * Validates `options` and resolves lengths as transformers' `_prepare_generated_length`:
+ * `maxNewTokens` wins over `maxLength`; with neither, 20 new tokens (capped by the
+ * position table); decoder-only without prompt ids counts an explicit `maxLength`
+ * / `minLength` over the embeddings too.
+ */
+export function resolveOptions(options: GenerationOptions, ctx: LengthContext): ResolvedOptions {
+  const numBeams = options.numBeams ?? 1;
+  checkInt('numBeams', numBeams, 1, 'E_NUM_BEAMS');
+  checkInt('maxNewTokens', options.maxNewTokens, 0, 'E_MAX_NEW_TOKENS');
+  checkInt('maxLength', options.maxLength, 0, 'E_MAX_LENGTH');
+  checkInt('minNewTokens', options.minNewTokens, 0);
+  checkInt('minLength', options.minLength, 0);
+  checkInt('noRepeatNgramSize', options.noRepeatNgramSize, 0);
+  checkInt('topK', options.topK, 0, 'E_TOP_K');
+  checkFinite('lengthPenalty', options.lengthPenalty);
+  if (options.seed !== undefined && (!isInt(options.seed) || options.seed < 0)) {
+    fail('E_OPTION', `seed must be a non-negative safe integer, got ${String(options.seed)}`);
+  }
+  if (options.doSample !== undefined && typeof options.doSample !== 'boolean') {
+    fail('E_OPTION', `doSample must be a boolean, got ${String(options.doSample)}`);
+  }
+  const es = options.earlyStopping ?? false;
+  if (es !== true && es !== false && es !== 'never') {
+    fail('E_OPTION', `earlyStopping must be true, false or 'never', got ${String(es)}`);
+  }
+  const doSample = options.doSample ?? false;
+  const temperature = options.temperature ?? 1;
+  if (doSample && !(typeof temperature === 'number' && temperature > 0 && Number.isFinite(temperature))) {
+    fail('E_TEMPERATURE', `temperature must be > 0 when sampling, got ${String(temperature)}`);
+  }
+  const topP = options.topP ?? 1;
+  if (!(typeof topP === 'number' && topP > 0 && topP <= 1))
+    fail('E_TOP_P', `topP must be in (0, 1], got ${String(topP)}`);
+  const repetitionPenalty = options.repetitionPenalty ?? 1;
+  if (
+    !(typeof repetitionPenalty === 'number' && repetitionPenalty > 0 && Number.isFinite(repetitionPenalty))
+  ) {
+    fail('E_OPTION', `repetitionPenalty must be a positive number, got ${String(repetitionPenalty)}`);
+  }
+  const numReturnSequences = options.numReturnSequences ?? 1;
+  checkInt('numReturnSequences', numReturnSequences, 1, 'E_NUM_RETURN_SEQUENCES');
+  if (numBeams > 1 && numReturnSequences > numBeams) {
+    fail(
+      'E_NUM_RETURN_SEQUENCES',
+      `numReturnSequences (${numReturnSequences}) must be <= numBeams (${numBeams})`,
+    );
+  }
+  if (numBeams === 1 && !doSample && numReturnSequences > 1) {
+    fail(
+      'E_NUM_RETURN_SEQUENCES',
+      `greedy search returns 1 sequence per input, got numReturnSequences ${numReturnSequences}`,
+    );
+  }
+
+  const eosTokenIds = tokenList('eosTokenId', options.eosTokenId, ctx.vocabSize) ?? [];
+  const forcedEosTokenIds = tokenList('forcedEosTokenId', options.forcedEosTokenId, ctx.vocabSize);
+  const forcedBos = tokenList('forcedBosTokenId', options.forcedBosTokenId, ctx.vocabSize);
+  if (forcedBos && forcedBos.length !== 1)
+    fail('E_TOKEN_ID', `forcedBosTokenId must be one id, got [${forcedBos}]`);
+  // as transformers: without a pad id, rows that finished early are filled with the first EOS id
+  const padTokenId = tokenList('padTokenId', options.padTokenId, ctx.vocabSize)?.[0] ?? eosTokenIds[0];
+  const badWordsIds = checkBadWords(options.badWordsIds, ctx.vocabSize);
+
+  const embedsOnly = ctx.kind === 'decoder-only' && !ctx.hasInputIds;
+  let maxLength: number;
+  if (options.maxNewTokens !== undefined) maxLength = options.maxNewTokens + ctx.promptLength;
+  else if (options.maxLength !== undefined)
+    maxLength = embedsOnly ? options.maxLength - ctx.embedsLength : options.maxLength;
+  else {
+    maxLength = DEFAULT_MAX_LENGTH + ctx.promptLength;
+    if (ctx.kind === 'decoder-only' && ctx.maxPositions !== undefined)
+      maxLength = Math.min(maxLength, ctx.maxPositions);
+  }
+  if (maxLength <= ctx.promptLength && options.maxNewTokens !== 0) {
+    fail(
+      'E_MAX_LENGTH',
+      `maxLength ${options.maxLength ?? maxLength} leaves no room to generate after a prompt of ${ctx.promptLength} tokens; set maxNewTokens instead`,
+    );
+  }
+  const minNewTokens = options.minNewTokens ?? 0;
+  let minLength: number;
+  if (options.minNewTokens !== undefined) minLength = options.minNewTokens + ctx.promptLength;
+  else if (embedsOnly) minLength = Math.max((options.minLength ?? 0) - ctx.embedsLength, 0);
+  else minLength = options.minLength ?? 0;
+
+  return {
+    promptLength: ctx.promptLength,
+    maxLength,
+    minLength,
+    minNewTokens,
+    numBeams,
+    lengthPenalty: options.lengthPenalty ?? 1,
+    earlyStopping: es,
+    doSample,
+    temperature,
+    topK: options.topK ?? DEFAULT_TOP_K,
+    topP,
+    seed: options.seed,
+    numReturnSequences,
+    repetitionPenalty,
+    noRepeatNgramSize: options.noRepeatNgramSize ?? 0,
+    badWordsIds,
+    forcedBosTokenId: forcedBos?.[0],
+    forcedEosTokenIds,
+    eosTokenIds,
+    padTokenId,
+  };
+}
+
+function checkBadWords(v: number[][] | undefined, vocabSize: number): number[][] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v))
+    fail('E_BAD_WORDS', `badWordsIds must be a list of token id lists, got ${String(v)}`);
+  v.forEach((seq, i) => {
+    if (!Array.isArray(seq) || seq.length === 0) {
+      fail(
+        'E_BAD_WORDS',
+        `badWordsIds[${i}] must be a non-empty list of token ids, got ${JSON.stringify(seq)}`,
+      );
+    }
+    for (const id of seq) {
+      if (!isInt(id) || id < 0 || id >= vocabSize) {
+        fail('E_BAD_WORDS', `badWordsIds[${i}] holds ${String(id)}, not a token id in [0, ${vocabSize})`);
+      }
+    }
+  });
+  return v;
+}
+
+/** generation_config.json keys (snake_case) read into options, with the option they set. */
+const CONFIG_KEYS: Record<string, keyof GenerationOptions> = {
+  max_new_tokens: 'maxNewTokens',
+  max_length: 'maxLength',
+  min_new_tokens: 'minNewTokens',
+  min_length: 'minLength',
+  num_beams: 'numBeams',
+  length_penalty: 'lengthPenalty',
+  early_stopping: 'earlyStopping',
+  do_sample: 'doSample',
+  temperature: 'temperature',
+  top_k: 'topK',
+  top_p: 'topP',
+  num_return_sequences: 'numReturnSequences',
+  repetition_penalty: 'repetitionPenalty',
+  no_repeat_ngram_size: 'noRepeatNgramSize',
+  bad_words_ids: 'badWordsIds',
+  forced_bos_token_id: 'forcedBosTokenId',
+  forced_eos_token_id: 'forcedEosTokenId',
+  eos_token_id: 'eosTokenId',
+  pad_token_id: 'padTokenId',
+  bos_token_id: 'bosTokenId',
+};
+
+const NUMBER_KEYS = new Set(['length_penalty', 'temperature', 'top_p', 'repetition_penalty']);
+const INT_KEYS = new Set([
+  'max_new_tokens',
+  'max_length',
+  'min_new_tokens',
+  'min_length',
+  'num_beams',
+  'top_k',
+  'num_return_sequences',
+  'no_repeat_ngram_size',
+  'forced_bos_token_id',
+  'pad_token_id',
+  'bos_token_id',
+]);
+
+/**
+ * Options from a generation_config.json object (or generate kwargs in snake_case).
+ * Unknown keys (output_*, use_cache, transformers_version, ...) are ignored; `null`
+ * means unset. `max_length: 20` is transformers' own default, which it treats as
+ * "20 new tokens", so it is left unset here to get the same behaviour.
+ */
+export function generationOptionsFromConfig(
+  config: unknown,
+  source = 'generation_config.json',
+): GenerationOptions {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw new GenerationError('E_CONFIG', `${source}: expected a JSON object, got ${JSON.stringify(config)}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(config)) {
+    const option = CONFIG_KEYS[key];
+    if (option === undefined || value === null) continue;
+    const bad = (what: string): never => {
+      throw new GenerationError(
+        'E_CONFIG',
+        `${source}: ${key} must be ${what}, got ${JSON.stringify(value)}`,
+      );
+    };
+    if (INT_KEYS.has(key)) {
+      if (!isInt(value)) bad('an integer');
+    } else if (NUMBER_KEYS.has(key)) {
+      if (typeof value !== 'number' || !Number.isFinite(value)) bad('a number');
+    } else if (key === 'do_sample') {
+      if (typeof value !== 'boolean') bad('true or false');
+    } else if (key === 'early_stopping') {
+      if (value !== true && value !== false && value !== 'never') bad('true, false or "never"');
+    } else if (key === 'eos_token_id' || key === 'forced_eos_token_id') {
+      if (!isInt(value) && !(Array.isArray(value) && value.length > 0 && value.every(isInt)))
+        bad('an id or a list of ids');
+    } else if (key === 'bad_words_ids') {
+      if (!Array.isArray(value) || !value.every((s) => Array.isArray(s) && s.every(isInt)))
+        bad('a list of id lists');
+    }
+    if (key === 'max_length' && value === DEFAULT_MAX_LENGTH) continue;
+    out[option] = value;
+  }
+  return out as GenerationOptions;
+}

@@ -1,0 +1,18 @@
+/** Every way the T5 module refuses its input, with a stable `code` to branch on. */
+export type T5ErrorCode =
+  | 'E_CONFIG'
+  | 'E_WEIGHT_MISSING'
+  | 'E_WEIGHT_SHAPE'
+  | 'E_ACTIVATION'
+  | 'E_INPUT'
+  | 'E_CACHE'
+  | 'E_SESSION';
+
+export class T5Error extends Error {
+  readonly code: T5ErrorCode;
+  constructor(code: T5ErrorCode, message: string) {
+    super(message);
+    this.name = 'T5Error';
+    this.code = code;
+  }
+}

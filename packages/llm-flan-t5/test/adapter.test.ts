@@ -1,0 +1,134 @@
+import { createNodeBackend } from '@blip2/backend-node';
+import { openWeightsFromDir } from '@blip2/safetensors/node';
+import { concat, float32, int64, lastAxisRow, maxAbsDiff, reshape, type Tensor } from '@blip2/tensor';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildT5, mergeQueryEmbeds, T5Adapter, T5Error } from '../src/index.js';
+import { readReference, tinyT5 } from './helpers.js';
+
+const { dir, blip2, config, reference } = tinyT5();
+const ref = readReference(dir);
+const imageTokenId = blip2.imageTokenIndex as number;
+const V = config.vocabSize;
+let adapter: T5Adapter;
+
+beforeAll(async () => {
+  adapter = await T5Adapter.load(config, buildT5(config, await openWeightsFromDir(dir)), createNodeBackend());
+});
+afterAll(() => adapter?.release());
+
+/** Case `i`'s prompt, right-padded to `length` with the pad id 0 and mask 0. */
+async function prompt(i: number, length: number) {
+  const ids = reference.cases[i].input_ids;
+  const padded = [...ids, ...new Array(length - ids.length).fill(config.padTokenId)];
+  const inputIds = int64([1, length], padded);
+  const q = ref(`case${i}/language_projection`);
+  const embeds = mergeQueryEmbeds(
+    await adapter.embed(inputIds),
+    inputIds,
+    reshape(q, [1, ...q.dims]),
+    imageTokenId,
+  );
+  return {
+    embeds,
+    mask: int64(
+      [1, length],
+      padded.map((_, t) => (t < ids.length ? 1 : 0)),
+    ),
+  };
+}
+
+async function batchOf(cases: number[]) {
+  const length = Math.max(...cases.map((i) => reference.cases[i].input_ids.length));
+  const rows = await Promise.all(cases.map((i) => prompt(i, length)));
+  return { embeds: concat(rows.map((r) => r.embeds)), mask: concat(rows.map((r) => r.mask)) };
+}
+
+const row = (t: Tensor<'float32'>, r: number) => float32([V], lastAxisRow(t, r));
+
+describe('T5Adapter', () => {
+  it('pads on the right: a padded row decodes as the same prompt alone', async () => {
+    const batch = await batchOf([1, 2]); // 12 and 6 tokens
+    const alone = await prompt(2, reference.cases[2].input_ids.length);
+    const b = await adapter.prefill(batch.embeds, batch.mask);
+    const a = await adapter.prefill(alone.embeds, alone.mask);
+    expect(b.logits.dims).toEqual([2, 1, V]);
+    expect(maxAbsDiff(row(b.logits, 1), row(a.logits, 0))).toBeLessThan(1e-5);
+    const b2 = await adapter.step(int64([2, 1], [7, 7]), b.cache);
+    const a2 = await adapter.step(int64([1, 1], [7]), a.cache);
+    expect(maxAbsDiff(row(b2.logits, 1), row(a2.logits, 0))).toBeLessThan(1e-5);
+  });
+
+  it('expands to beams once, then reorders only the self-attention cache within a batch row', async () => {
+    const batch = await batchOf([0, 1]);
+    const { cache } = await adapter.prefill(batch.embeds, batch.mask);
+    const beams = await adapter.reorderCache(cache, [0, 0, 0, 1, 1, 1]);
+    expect(beams.sourceRows).toEqual([0, 0, 0, 1, 1, 1]);
+    expect(beams.crossKeyValues[0][0].dims).toEqual([6, config.numHeads, batch.embeds.dims[1], config.dKv]);
+    expect(beams.encoderAttentionMask.dims).toEqual([6, batch.embeds.dims[1]]);
+    const tokens = [5, 9, 13, 21, 34, 55];
+    const s1 = await adapter.step(int64([6, 1], tokens), beams);
+
+    const within = [2, 0, 1, 5, 3, 4];
+    const moved = await adapter.reorderCache(s1.cache, within);
+    // the encoder side is shared by a batch row's beams: not moved, not copied
+    expect(moved.crossKeyValues).toBe(s1.cache.crossKeyValues);
+    expect(moved.encoderAttentionMask).toBe(s1.cache.encoderAttentionMask);
+    expect(moved.selfKeyValues[0][0]).not.toBe(s1.cache.selfKeyValues[0][0]);
+    const s2 = await adapter.step(int64([6, 1], new Array(6).fill(3)), moved);
+
+    // each reordered row continues the beam it was taken from: compare with that row run alone
+    for (const r of [0, 4]) {
+      const source = within[r];
+      const caseIndex = source < 3 ? 0 : 1;
+      const alone = await prompt(caseIndex, batch.embeds.dims[1]);
+      const p = await adapter.prefill(alone.embeds, alone.mask);
+      const a1 = await adapter.step(int64([1, 1], [tokens[source]]), p.cache);
+      const a2 = await adapter.step(int64([1, 1], [3]), a1.cache);
+      expect(maxAbsDiff(row(s2.logits, r), row(a2.logits, 0))).toBeLessThan(1e-5);
+    }
+
+    // rows taken across batch rows: the encoder side follows them
+    const across = await adapter.reorderCache(s2.cache, [3, 0]);
+    expect(across.sourceRows).toEqual([1, 0]);
+    expect(across.crossKeyValues[1][1].dims[0]).toBe(2);
+    // row 0 now holds case1's 12-token prompt, row 1 case0's 31 tokens
+    const maskRow = (r: number) =>
+      Array.from(across.encoderAttentionMask.data.subarray(r * 31, (r + 1) * 31), Number);
+    expect(maskRow(0)).toEqual(Array.from({ length: 31 }, (_, t) => (t < 12 ? 1 : 0)));
+    expect(maskRow(1)).toEqual(new Array(31).fill(1));
+  });
+
+  it('rejects bad inputs with typed errors that name the value', async () => {
+    const { embeds, mask } = await prompt(2, 6);
+    const err = (code: string, text: RegExp) =>
+      expect.objectContaining({ name: 'T5Error', code, message: expect.stringMatching(text) });
+    await expect(adapter.prefill(float32([1, 6, 5]), mask)).rejects.toThrow(
+      err('E_INPUT', /float32 \[batch, tokens >= 1, 24\], got float32 \[1,6,5\]/),
+    );
+    await expect(adapter.prefill(embeds, int64([1, 5], [1, 1, 1, 1, 1]))).rejects.toThrow(
+      err('E_INPUT', /attentionMask must be int64 \[1, 6\].*\[1,5\]/),
+    );
+    await expect(adapter.embed(int64([1, 2], [3, 344]))).rejects.toThrow(
+      err('E_INPUT', /token id 344 at flat index 1.*\[0, 344\)/),
+    );
+    const { cache } = await adapter.prefill(embeds, mask);
+    await expect(adapter.step(int64([2, 1], [3, 3]), cache)).rejects.toThrow(
+      err('E_INPUT', /\[2,1\] must be \[1, >= 1\]/),
+    );
+    await expect(adapter.reorderCache(cache, [0, 1])).rejects.toThrow(
+      err('E_CACHE', /row 1 is not a row of the cache \(1 rows\)/),
+    );
+    const ids = int64([1, 6], [343, 343, 343, 343, 7, 1]);
+    expect(() => mergeQueryEmbeds(embeds, ids, float32([1, 5, 24]), imageTokenId)).toThrow(T5Error);
+    expect(() => mergeQueryEmbeds(embeds, ids, float32([1, 5, 24]), imageTokenId)).toThrow(
+      /row 0 of inputIds has 4 <image> tokens \(id 343\), expected .* \(5\)/,
+    );
+  });
+
+  it('reports what generation needs to drive it', () => {
+    expect(adapter.kind).toBe('encoder-decoder');
+    expect(adapter.decoderStartTokenId).toBe(0);
+    expect(adapter.vocabSize).toBe(344);
+    expect(adapter.maxPositions).toBeUndefined();
+  });
+});

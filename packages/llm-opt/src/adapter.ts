@@ -1,0 +1,211 @@
+/**
+ * OPT behind generation's `LanguageModelAdapter`: the three graphs of ./opt.ts
+ * loaded as `Session`s on any backend, and the key/value cache kept as plain
+ * tensors between steps. The cache carries the running attention mask, because
+ * OPT derives its positions from it (cumsum over attended tokens), so a
+ * left-padded row keeps counting from its own first real token.
+ */
+import type { OPTConfig } from '@blip2/configs';
+import type { LanguageModelAdapter, StepOutput } from '@blip2/generation';
+import { type Backend, concat, gather, type Session, type Tensor, tensor } from '@blip2/tensor';
+import { OptError } from './errors.js';
+import { OPT_IO, type OptGraphs } from './opt.js';
+
+export interface OptCache {
+  /** per layer, float32 [B, num_heads, L, head_dim] */
+  readonly keys: readonly Tensor<'float32'>[];
+  readonly values: readonly Tensor<'float32'>[];
+  /** int64 [B, L]: the prompt's mask followed by a 1 per generated token */
+  readonly attentionMask: Tensor<'int64'>;
+}
+
+export interface OptSessions {
+  readonly embed: Session;
+  readonly prefill: Session;
+  readonly step: Session;
+}
+
+export class OptAdapter implements LanguageModelAdapter<OptCache> {
+  readonly kind = 'decoder-only' as const;
+  readonly vocabSize: number;
+  readonly maxPositions: number;
+
+  constructor(
+    readonly config: OPTConfig,
+    private readonly sessions: OptSessions,
+  ) {
+    this.vocabSize = config.vocabSize;
+    this.maxPositions = config.maxPositionEmbeddings;
+  }
+
+  /** Loads the graphs of `buildOpt` on `backend`. */
+  static async load(config: OPTConfig, graphs: OptGraphs, backend: Backend): Promise<OptAdapter> {
+    const [embed, prefill, step] = await Promise.all([
+      backend.load(graphs.embed),
+      backend.load(graphs.prefill),
+      backend.load(graphs.step),
+    ]);
+    return new OptAdapter(config, { embed, prefill, step });
+  }
+
+  async embed(inputIds: Tensor<'int64'>): Promise<Tensor<'float32'>> {
+    this.checkIds('inputIds', inputIds);
+    const out = await this.sessions.embed.run({ [OPT_IO.embed.inputIds]: inputIds });
+    return float32Output(out, OPT_IO.embed.inputsEmbeds, this.sessions.embed.name);
+  }
+
+  async prefill(
+    inputsEmbeds: Tensor<'float32'>,
+    attentionMask: Tensor<'int64'>,
+  ): Promise<StepOutput<OptCache>> {
+    const dw = this.config.wordEmbedProjDim;
+    if (inputsEmbeds.dtype !== 'float32' || inputsEmbeds.dims.length !== 3 || inputsEmbeds.dims[2] !== dw) {
+      throw new OptError(
+        'E_INPUT',
+        `inputsEmbeds must be float32 [batch, sequence, ${dw}], got ${inputsEmbeds.dtype} [${inputsEmbeds.dims}]`,
+      );
+    }
+    const [b, t] = inputsEmbeds.dims;
+    checkMask(attentionMask, b, t);
+    // the reference would index past its position table; say so before anything runs
+    const attended = attendedPerRow(attentionMask);
+    attended.forEach((n, row) => {
+      if (n > this.maxPositions) {
+        throw new OptError(
+          'E_PROMPT_TOO_LONG',
+          `prompt row ${row} attends to ${n} tokens; max_position_embeddings is ${this.maxPositions}`,
+        );
+      }
+    });
+    const out = await this.sessions.prefill.run({
+      [OPT_IO.prefill.inputsEmbeds]: inputsEmbeds,
+      [OPT_IO.prefill.attentionMask]: attentionMask,
+    });
+    return {
+      logits: float32Output(out, 'logits', this.sessions.prefill.name),
+      cache: this.cacheFrom(out, attentionMask, this.sessions.prefill.name),
+    };
+  }
+
+  async step(tokenIds: Tensor<'int64'>, cache: OptCache): Promise<StepOutput<OptCache>> {
+    this.checkIds('tokenIds', tokenIds);
+    const [b, s] = tokenIds.dims;
+    if (b !== cache.attentionMask.dims[0]) {
+      throw new OptError(
+        'E_INPUT',
+        `tokenIds has ${b} rows but the cache holds ${cache.attentionMask.dims[0]}`,
+      );
+    }
+    const ones = tensor('int64', [b, s], new BigInt64Array(b * s).fill(1n));
+    const attentionMask = concat([cache.attentionMask, ones], 1);
+    const longest = Math.max(...attendedPerRow(attentionMask));
+    if (longest > this.maxPositions) {
+      throw new OptError(
+        'E_SEQUENCE_TOO_LONG',
+        `the sequence would reach ${longest} tokens; max_position_embeddings is ${this.maxPositions}`,
+      );
+    }
+    const feeds: Record<string, Tensor> = {
+      [OPT_IO.step.inputIds]: tokenIds,
+      [OPT_IO.step.attentionMask]: attentionMask,
+    };
+    for (let i = 0; i < this.config.numHiddenLayers; i++) {
+      feeds[OPT_IO.pastKey(i)] = cache.keys[i];
+      feeds[OPT_IO.pastValue(i)] = cache.values[i];
+    }
+    const out = await this.sessions.step.run(feeds);
+    return {
+      logits: float32Output(out, 'logits', this.sessions.step.name),
+      cache: this.cacheFrom(out, attentionMask, this.sessions.step.name),
+    };
+  }
+
+  async reorderCache(cache: OptCache, rows: readonly number[]): Promise<OptCache> {
+    return {
+      keys: cache.keys.map((k) => gather(k, 0, rows)),
+      values: cache.values.map((v) => gather(v, 0, rows)),
+      attentionMask: gather(cache.attentionMask, 0, rows),
+    };
+  }
+
+  async releaseCache(): Promise<void> {
+    // CPU tensors: the garbage collector frees them
+  }
+
+  /** Releases the three sessions. */
+  async release(): Promise<void> {
+    await Promise.all([
+      this.sessions.embed.release(),
+      this.sessions.prefill.release(),
+      this.sessions.step.release(),
+    ]);
+  }
+
+  private cacheFrom(out: Record<string, Tensor>, attentionMask: Tensor<'int64'>, session: string): OptCache {
+    const keys: Tensor<'float32'>[] = [];
+    const values: Tensor<'float32'>[] = [];
+    for (let i = 0; i < this.config.numHiddenLayers; i++) {
+      keys.push(float32Output(out, OPT_IO.presentKey(i), session));
+      values.push(float32Output(out, OPT_IO.presentValue(i), session));
+    }
+    return { keys, values, attentionMask };
+  }
+
+  private checkIds(name: string, ids: Tensor<'int64'>): void {
+    if (ids.dtype !== 'int64' || ids.dims.length !== 2) {
+      throw new OptError(
+        'E_INPUT',
+        `${name} must be int64 [batch, sequence], got ${ids.dtype} [${ids.dims}]`,
+      );
+    }
+    for (let i = 0; i < ids.data.length; i++) {
+      const id = ids.data[i];
+      if (id < 0n || id >= BigInt(this.vocabSize)) {
+        throw new OptError(
+          'E_INPUT',
+          `${name}[${Math.floor(i / ids.dims[1])}, ${i % ids.dims[1]}] = ${id} is outside the vocabulary [0, ${this.vocabSize})`,
+        );
+      }
+    }
+  }
+}
+
+function checkMask(mask: Tensor<'int64'>, b: number, t: number): void {
+  if (mask.dtype !== 'int64' || mask.dims.length !== 2 || mask.dims[0] !== b || mask.dims[1] !== t) {
+    throw new OptError(
+      'E_INPUT',
+      `attentionMask must be int64 [${b}, ${t}] like inputsEmbeds, got ${mask.dtype} [${mask.dims}]`,
+    );
+  }
+  for (let i = 0; i < mask.data.length; i++) {
+    if (mask.data[i] !== 0n && mask.data[i] !== 1n) {
+      throw new OptError(
+        'E_INPUT',
+        `attentionMask[${Math.floor(i / t)}, ${i % t}] = ${mask.data[i]}; only 0 and 1 are allowed`,
+      );
+    }
+  }
+}
+
+/** Tokens each row attends to: the length its positions run to. */
+function attendedPerRow(mask: Tensor<'int64'>): number[] {
+  const [b, l] = mask.dims;
+  const out: number[] = [];
+  for (let row = 0; row < b; row++) {
+    let n = 0;
+    for (let j = 0; j < l; j++) n += Number(mask.data[row * l + j]);
+    out.push(n);
+  }
+  return out;
+}
+
+function float32Output(out: Record<string, Tensor>, name: string, session: string): Tensor<'float32'> {
+  const t = out[name];
+  if (t?.dtype !== 'float32') {
+    throw new OptError(
+      'E_SESSION',
+      `session '${session}' returned ${t ? `a ${t.dtype} '${name}'` : `no '${name}'`}, expected float32`,
+    );
+  }
+  return t as Tensor<'float32'>;
+}

@@ -1,0 +1,29 @@
+/**
+ * Every way the OPT module can refuse its input. `code` is stable (callers and
+ * tests switch on it); the message names the tensor, weight or option at fault
+ * and the value found.
+ */
+export type OptErrorCode =
+  /** a prompt row attends to more tokens than `max_position_embeddings` allows */
+  | 'E_PROMPT_TOO_LONG'
+  /** generation would run past the last learned position */
+  | 'E_SEQUENCE_TOO_LONG'
+  /** an input tensor has the wrong dtype, rank or size */
+  | 'E_INPUT'
+  /** the checkpoint lacks a weight the config calls for, or stores it with another shape */
+  | 'E_WEIGHT'
+  /** the config asks for something this module does not implement (e.g. an activation) */
+  | 'E_CONFIG'
+  /** no `<image>` positions to hold the query embeddings, or a different number of them */
+  | 'E_IMAGE_TOKENS'
+  /** a session returned something the graph does not promise */
+  | 'E_SESSION';
+
+export class OptError extends Error {
+  readonly code: OptErrorCode;
+  constructor(code: OptErrorCode, message: string) {
+    super(message);
+    this.name = 'OptError';
+    this.code = code;
+  }
+}

@@ -1,0 +1,452 @@
+/**
+ * OPT (Zhang et al., 2022) as transformers' `modeling_opt.py` computes it, built
+ * as ONNX graphs over the checkpoint's own weights. Read top to bottom like the
+ * reference: learned positions, attention, decoder layer, decoder, LM head, and
+ * the three graphs BLIP-2 generation runs:
+ *
+ * - `embed`:   input_ids -> inputs_embeds (`embed_tokens`, so query embeddings can be merged in)
+ * - `prefill`: inputs_embeds + attention_mask -> logits + present keys/values
+ * - `step`:    input_ids + attention_mask + past keys/values -> logits + present keys/values
+ *
+ * Prefill and step are the same decoder; the step graph only adds the past
+ * keys/values and embeds its ids itself (one session run per generated token).
+ * Two graphs rather than one with a zero-length past: the prefill then never
+ * needs dummy inputs, whatever the backend thinks of empty tensors.
+ */
+import type { OPTConfig } from '@blip2/configs';
+import {
+  add,
+  cast,
+  concat,
+  cumsum,
+  GraphBuilder,
+  gather,
+  gelu,
+  geluTanh,
+  intScalar,
+  ints,
+  layerNorm,
+  linear,
+  MS_DOMAIN,
+  matmul,
+  mul,
+  relu,
+  reshape,
+  shapeOf,
+  softmax,
+  sub,
+  transpose,
+  unsqueeze,
+  type Value,
+  type WeightLookup,
+  where,
+} from '@blip2/onnx';
+import type { BuiltGraph, GraphIO } from '@blip2/tensor';
+import { OptError } from './errors.js';
+
+/** OPT's learned position table has two extra leading rows (a fairseq padding_idx leftover). */
+export const OPT_POSITION_OFFSET = 2;
+
+/** nn.LayerNorm's default; OPT never changes it. */
+const LAYER_NORM_EPS = 1e-5;
+
+/** torch.finfo(float32).min: the reference's fill for masked scores (finite, so a fully masked row stays finite). */
+const MASKED_SCORE = -3.4028234663852886e38;
+
+export interface OptBuildOptions {
+  /**
+   * Prefix of the language model's weights in the checkpoint (default `language_model.`,
+   * the BLIP-2 layout: `language_model.model.decoder.*`, `language_model.lm_head.weight`).
+   * Use '' for a plain OPTForCausalLM checkpoint.
+   */
+  readonly prefix?: string;
+}
+
+export interface OptGraphs {
+  readonly embed: BuiltGraph;
+  readonly prefill: BuiltGraph;
+  readonly step: BuiltGraph;
+}
+
+/** Names of the graphs' inputs and outputs: the contract the adapter (and an SDK) wires against. */
+export const OPT_IO = {
+  embed: { inputIds: 'input_ids', inputsEmbeds: 'inputs_embeds' },
+  prefill: { inputsEmbeds: 'inputs_embeds', attentionMask: 'attention_mask', logits: 'logits' },
+  step: { inputIds: 'input_ids', attentionMask: 'attention_mask', logits: 'logits' },
+  /** step-graph inputs, [batch, num_heads, past_sequence, head_dim] */
+  pastKey: (layer: number) => `past_key_values.${layer}.key`,
+  pastValue: (layer: number) => `past_key_values.${layer}.value`,
+  /** prefill/step outputs, [batch, num_heads, total_sequence, head_dim] (past + new) */
+  presentKey: (layer: number) => `present.${layer}.key`,
+  presentValue: (layer: number) => `present.${layer}.value`,
+} as const;
+
+/** Inputs and outputs of each graph with dtypes and dims (string dims are dynamic). */
+export function optGraphIO(
+  config: OPTConfig,
+): Record<keyof OptGraphs, { inputs: GraphIO[]; outputs: GraphIO[] }> {
+  const { wordEmbedProjDim: dw, vocabSize: v, numAttentionHeads: h } = config;
+  const dh = config.hiddenSize / h;
+  const kvIO = (seq: string, key: (i: number) => string, value: (i: number) => string): GraphIO[] =>
+    Array.from({ length: config.numHiddenLayers }, (_, i) => [
+      { name: key(i), dtype: 'float32' as const, dims: ['batch', h, seq, dh] },
+      { name: value(i), dtype: 'float32' as const, dims: ['batch', h, seq, dh] },
+    ]).flat();
+  const presents = (seq: string) => kvIO(seq, OPT_IO.presentKey, OPT_IO.presentValue);
+  const pasts = kvIO('past_sequence', OPT_IO.pastKey, OPT_IO.pastValue);
+  return {
+    embed: {
+      inputs: [{ name: 'input_ids', dtype: 'int64', dims: ['batch', 'sequence'] }],
+      outputs: [{ name: 'inputs_embeds', dtype: 'float32', dims: ['batch', 'sequence', dw] }],
+    },
+    prefill: {
+      inputs: [
+        { name: 'inputs_embeds', dtype: 'float32', dims: ['batch', 'sequence', dw] },
+        { name: 'attention_mask', dtype: 'int64', dims: ['batch', 'sequence'] },
+      ],
+      outputs: [
+        { name: 'logits', dtype: 'float32', dims: ['batch', 'sequence', v] },
+        ...presents('sequence'),
+      ],
+    },
+    step: {
+      inputs: [
+        { name: 'input_ids', dtype: 'int64', dims: ['batch', 'sequence'] },
+        { name: 'attention_mask', dtype: 'int64', dims: ['batch', 'total_sequence'] },
+        ...pasts,
+      ],
+      outputs: [
+        { name: 'logits', dtype: 'float32', dims: ['batch', 'sequence', v] },
+        ...presents('total_sequence'),
+      ],
+    },
+  };
+}
+
+// ---- weights ---------------------------------------------------------------------
+
+/** The decoder's weight names under one prefix, as `OPTForCausalLM` stores them. */
+class OptWeights {
+  constructor(
+    private readonly g: GraphBuilder,
+    private readonly prefix: string,
+  ) {}
+
+  private get decoder(): string {
+    return `${this.prefix}model.decoder.`;
+  }
+
+  /** A weight the config says must exist, checked against the shape the config implies. */
+  need(name: string, shape: readonly number[]): Value {
+    const full = name.startsWith(this.prefix) ? name : `${this.decoder}${name}`;
+    if (!this.g.hasWeight(full)) {
+      throw new OptError(
+        'E_WEIGHT',
+        `${this.g.name}: the checkpoint has no weight '${full}' (expected shape [${shape}])`,
+      );
+    }
+    const stored = this.g.weightShape(full);
+    if (stored.length !== shape.length || stored.some((d, i) => d !== shape[i])) {
+      throw new OptError(
+        'E_WEIGHT',
+        `${this.g.name}: weight '${full}' has shape [${stored}], the config implies [${shape}]`,
+      );
+    }
+    return this.g.weight(full);
+  }
+
+  /** Biases exist only with `enable_bias`; layer-norm parameters only with `layer_norm_elementwise_affine`. */
+  optional(enabled: boolean, name: string, shape: readonly number[]): Value | null {
+    return enabled ? this.need(name, shape) : null;
+  }
+
+  has(name: string): boolean {
+    return this.g.hasWeight(name.startsWith(this.prefix) ? name : `${this.decoder}${name}`);
+  }
+
+  get lmHead(): string {
+    return `${this.prefix}lm_head.weight`;
+  }
+}
+
+interface Ctx {
+  readonly g: GraphBuilder;
+  readonly w: OptWeights;
+  readonly config: OPTConfig;
+}
+
+// ---- embeddings --------------------------------------------------------------------
+
+/** `embed_tokens`: token ids -> [B, T, word_embed_proj_dim]. */
+function embedTokens(c: Ctx, inputIds: Value): Value {
+  const table = c.w.need('embed_tokens.weight', [c.config.vocabSize, c.config.wordEmbedProjDim]);
+  return gather(table, inputIds, 0);
+}
+
+/**
+ * `OPTLearnedPositionalEmbedding` with the decoder's default `position_ids`:
+ * `cumsum(attention_mask) * attention_mask - 1`, cut to the new tokens, plus the
+ * offset 2. Counting only attended tokens is what makes left padding work: the
+ * first real token of every row is position 0 however many pads precede it
+ * (pads themselves land on row 1 of the table, and nothing attends to them).
+ */
+function embedPositions(c: Ctx, attentionMask: Value, newTokens: Value): Value {
+  const { g, config } = c;
+  const table = c.w.need('embed_positions.weight', [
+    config.maxPositionEmbeddings + OPT_POSITION_OFFSET,
+    config.hiddenSize,
+  ]);
+  // int64 throughout: every operand is a graph value, so no float scalar sneaks in
+  const positionIds = sub(mul(cumsum(attentionMask, 1), attentionMask), intScalar(g, 1));
+  const total = dim1(shapeOf(attentionMask));
+  const past = g.op1('Sub', [total, newTokens]);
+  // position_ids[:, past_key_values_length:]
+  const current = g.op1('Slice', [positionIds, past, total, ints(g, [1])]);
+  return gather(table, g.op1('Add', [current, intScalar(g, OPT_POSITION_OFFSET)]), 0);
+}
+
+/** dims[1] of a shape vector, as a 1-element int64 vector (what Slice wants). */
+function dim1(shape: Value): Value {
+  const g = shape.graph;
+  return g.op1('Slice', [shape, ints(g, [1]), ints(g, [2]), ints(g, [0])]);
+}
+
+/**
+ * Which keys each new query may see, [B, 1, S, L] bool: causal over the whole
+ * sequence (the new tokens sit at the end, after the past) and never a padded
+ * key. This is the reference's `create_causal_mask` for a left-padded batch.
+ */
+function attentionAllowed(c: Ctx, attentionMask: Value, newTokens: Value): Value {
+  const { g } = c;
+  const total = g.op1('Squeeze', [dim1(shapeOf(attentionMask)), ints(g, [0])]);
+  const s = g.op1('Squeeze', [newTokens, ints(g, [0])]);
+  const one = intScalar(g, 1);
+  const keyIndex = g.op1('Range', [intScalar(g, 0), total, one]);
+  const queryIndex = g.op1('Range', [g.op1('Sub', [total, s]), total, one]);
+  const causal = g.op1('LessOrEqual', [unsqueeze(keyIndex, [0]), unsqueeze(queryIndex, [1])]); // [S, L]
+  const notPadding = unsqueeze(cast(attentionMask, 'bool'), [1, 2]); // [B, 1, 1, L]
+  return g.op1('And', [causal, notPadding]);
+}
+
+// ---- attention -------------------------------------------------------------------
+
+interface KV {
+  readonly key: Value;
+  readonly value: Value;
+}
+
+/** [B, S, D] -> [B, H, S, head_dim] (the reference's `.view(...).transpose(1, 2)`). */
+function splitHeads(c: Ctx, x: Value): Value {
+  const h = c.config.numAttentionHeads;
+  return transpose(reshape(x, [0, 0, h, c.config.hiddenSize / h]), [0, 2, 1, 3]);
+}
+
+/**
+ * `OPTAttention`: multi-head self-attention with the key/value cache. The new
+ * keys/values are appended to the past ones; the scaling `head_dim ** -0.5`
+ * rides on the score matmul (FusedMatMul's alpha), as sdpa applies it.
+ */
+function attention(
+  c: Ctx,
+  i: number,
+  hidden: Value,
+  allowed: Value,
+  past: KV | null,
+): { out: Value; present: KV } {
+  const { config, w } = c;
+  const d = config.hiddenSize;
+  const bias = config.enableBias;
+  const p = `layers.${i}.self_attn.`;
+  const proj = (name: string, x: Value) =>
+    linear(x, w.need(`${p}${name}.weight`, [d, d]), w.optional(bias, `${p}${name}.bias`, [d]));
+  const query = splitHeads(c, proj('q_proj', hidden));
+  let key = splitHeads(c, proj('k_proj', hidden));
+  let value = splitHeads(c, proj('v_proj', hidden));
+  if (past) {
+    key = concat([past.key, key], 2);
+    value = concat([past.value, value], 2);
+  }
+  const headDim = d / config.numAttentionHeads;
+  const scores = c.g.op1(
+    'FusedMatMul',
+    [query, key],
+    { transA: 0, transB: 1, alpha: { float: headDim ** -0.5 } },
+    MS_DOMAIN,
+  );
+  const probs = softmax(where(allowed, scores, MASKED_SCORE), -1);
+  const context = reshape(transpose(matmul(probs, value), [0, 2, 1, 3]), [0, 0, d]);
+  const out = proj('out_proj', context);
+  return { out, present: { key, value } };
+}
+
+// ---- decoder layer ---------------------------------------------------------------
+
+function layerNormNamed(c: Ctx, name: string, x: Value): Value {
+  const { config, w, g } = c;
+  const d = config.hiddenSize;
+  const affine = config.layerNormElementwiseAffine;
+  const weight = affine ? w.need(`${name}.weight`, [d]) : g.constant(onesF32(d), 'ones');
+  return layerNorm(x, weight, affine ? w.need(`${name}.bias`, [d]) : null, LAYER_NORM_EPS);
+}
+
+function onesF32(n: number) {
+  return { dtype: 'float32' as const, dims: [n], data: new Float32Array(n).fill(1) };
+}
+
+/** ACT2FN[config.activation_function] for the activations OPT checkpoints use. */
+function activation(c: Ctx, x: Value): Value {
+  switch (c.config.activationFunction) {
+    case 'relu':
+      return relu(x);
+    case 'gelu':
+      return gelu(x);
+    case 'gelu_new':
+    case 'gelu_pytorch_tanh':
+      return geluTanh(x);
+    default:
+      throw new OptError(
+        'E_CONFIG',
+        `text_config.activation_function '${c.config.activationFunction}' is not supported (relu, gelu, gelu_new, gelu_pytorch_tanh)`,
+      );
+  }
+}
+
+/**
+ * `OPTDecoderLayer`: self-attention then a ReLU feed-forward, each with a
+ * residual. `do_layer_norm_before` puts the layer norms before each block
+ * (every published OPT but 350m) instead of after the residual sum.
+ */
+function decoderLayer(
+  c: Ctx,
+  i: number,
+  hidden: Value,
+  allowed: Value,
+  past: KV | null,
+): { hidden: Value; present: KV } {
+  const { config, w } = c;
+  const preLN = config.doLayerNormBefore;
+  const d = config.hiddenSize;
+  const f = config.ffnDim;
+  const p = `layers.${i}.`;
+
+  let residual = hidden;
+  let h = preLN ? layerNormNamed(c, `${p}self_attn_layer_norm`, hidden) : hidden;
+  const { out, present } = attention(c, i, h, allowed, past);
+  h = add(residual, out);
+  if (!preLN) h = layerNormNamed(c, `${p}self_attn_layer_norm`, h);
+
+  residual = h;
+  if (preLN) h = layerNormNamed(c, `${p}final_layer_norm`, h);
+  h = linear(h, w.need(`${p}fc1.weight`, [f, d]), w.optional(config.enableBias, `${p}fc1.bias`, [f]));
+  h = activation(c, h);
+  h = linear(h, w.need(`${p}fc2.weight`, [d, f]), w.optional(config.enableBias, `${p}fc2.bias`, [d]));
+  h = add(residual, h);
+  if (!preLN) h = layerNormNamed(c, `${p}final_layer_norm`, h);
+  return { hidden: h, present };
+}
+
+// ---- decoder + head --------------------------------------------------------------
+
+/**
+ * `OPTDecoder` + `OPTForCausalLM.lm_head` from token embeddings (before
+ * `project_in`) to logits. `past` holds one K/V pair per layer for the step graph.
+ */
+function decoder(
+  c: Ctx,
+  inputsEmbeds: Value,
+  attentionMask: Value,
+  past: KV[] | null,
+): { logits: Value; presents: KV[] } {
+  const { g, config, w } = c;
+  const d = config.hiddenSize;
+  const dw = config.wordEmbedProjDim;
+  const projected = dw !== d;
+  const newTokens = dim1(shapeOf(inputsEmbeds));
+
+  const positions = embedPositions(c, attentionMask, newTokens);
+  // project_in/project_out (no bias) exist only when embed_tokens is narrower than the layers (opt-350m)
+  const embeds = projected ? linear(inputsEmbeds, w.need('project_in.weight', [d, dw])) : inputsEmbeds;
+  let hidden = add(embeds, positions);
+
+  const allowed = attentionAllowed(c, attentionMask, newTokens);
+  const presents: KV[] = [];
+  for (let i = 0; i < config.numHiddenLayers; i++) {
+    const layer = g.scope(`layers.${i}`, () => decoderLayer(c, i, hidden, allowed, past ? past[i] : null));
+    hidden = layer.hidden;
+    presents.push(layer.present);
+  }
+
+  // the reference keeps final_layer_norm only for pre-LN models not converted with _remove_final_layer_norm
+  if (config.doLayerNormBefore && !config.removeFinalLayerNorm)
+    hidden = layerNormNamed(c, 'final_layer_norm', hidden);
+  if (projected) hidden = linear(hidden, w.need('project_out.weight', [dw, d]));
+
+  // lm_head is tied to embed_tokens when the checkpoint leaves it out (tie_word_embeddings)
+  if (!w.has(w.lmHead) && !config.tieWordEmbeddings) {
+    throw new OptError(
+      'E_WEIGHT',
+      `${g.name}: the checkpoint has no '${w.lmHead}' and tie_word_embeddings is false`,
+    );
+  }
+  const head = w.has(w.lmHead)
+    ? w.need(w.lmHead, [config.vocabSize, dw])
+    : w.need('embed_tokens.weight', [config.vocabSize, dw]);
+  return { logits: linear(hidden, head), presents };
+}
+
+function outputPresents(g: GraphBuilder, config: OPTConfig, presents: KV[], seq: string): void {
+  const h = config.numAttentionHeads;
+  const dh = config.hiddenSize / h;
+  presents.forEach((kv, i) => {
+    g.output(kv.key, OPT_IO.presentKey(i), 'float32', ['batch', h, seq, dh]);
+    g.output(kv.value, OPT_IO.presentValue(i), 'float32', ['batch', h, seq, dh]);
+  });
+}
+
+/**
+ * The three OPT graphs over a checkpoint's weights (used in place). Throws
+ * `OptError` (`E_WEIGHT`, `E_CONFIG`) naming the weight or field at fault.
+ */
+export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptBuildOptions = {}): OptGraphs {
+  const prefix = options.prefix ?? 'language_model.';
+  const io = optGraphIO(config);
+  const make = (name: string) => {
+    const g = new GraphBuilder(name, { weights });
+    return { g, c: { g, w: new OptWeights(g, prefix), config } satisfies Ctx };
+  };
+  const spec = (graph: keyof OptGraphs, name: string) => {
+    const found = [...io[graph].inputs, ...io[graph].outputs].find((x) => x.name === name);
+    if (!found) throw new Error(`internal: no ${name} in ${graph}`);
+    return found;
+  };
+
+  // embed
+  const e = make('opt.embed');
+  const ids = e.g.input('input_ids', 'int64', spec('embed', 'input_ids').dims);
+  e.g.output(embedTokens(e.c, ids), 'inputs_embeds', 'float32', spec('embed', 'inputs_embeds').dims);
+
+  // prefill
+  const p = make('opt.prefill');
+  const embeds = p.g.input('inputs_embeds', 'float32', spec('prefill', 'inputs_embeds').dims);
+  const mask = p.g.input('attention_mask', 'int64', spec('prefill', 'attention_mask').dims);
+  const pre = decoder(p.c, embeds, mask, null);
+  p.g.output(pre.logits, 'logits', 'float32', spec('prefill', 'logits').dims);
+  outputPresents(p.g, config, pre.presents, 'sequence');
+
+  // step
+  const s = make('opt.step');
+  const stepIds = s.g.input('input_ids', 'int64', spec('step', 'input_ids').dims);
+  const stepMask = s.g.input('attention_mask', 'int64', spec('step', 'attention_mask').dims);
+  const past: KV[] = [];
+  for (let i = 0; i < config.numHiddenLayers; i++) {
+    past.push({
+      key: s.g.input(OPT_IO.pastKey(i), 'float32', spec('step', OPT_IO.pastKey(i)).dims),
+      value: s.g.input(OPT_IO.pastValue(i), 'float32', spec('step', OPT_IO.pastValue(i)).dims),
+    });
+  }
+  const st = decoder(s.c, embedTokens(s.c, stepIds), stepMask, past);
+  s.g.output(st.logits, 'logits', 'float32', spec('step', 'logits').dims);
+  outputPresents(s.g, config, st.presents, 'total_sequence');
+
+  return { embed: e.g.build(), prefill: p.g.build(), step: s.g.build() };
+}

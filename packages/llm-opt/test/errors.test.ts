@@ -1,0 +1,180 @@
+import type { OPTConfig } from '@blip2/configs';
+import { generate } from '@blip2/generation';
+import type { Session, Tensor } from '@blip2/tensor';
+import { float32, int64 } from '@blip2/tensor';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildOpt, mergeQueryEmbeds, OptAdapter, OptError, prependQueryEmbeds } from '../src/index.js';
+import { ids, ones, openTiny, type Tiny } from './tiny.js';
+
+let tiny: Tiny;
+beforeAll(async () => {
+  tiny = await openTiny();
+});
+afterAll(async () => {
+  await tiny.close();
+});
+
+/** Sessions that count their runs (and fail the test if one runs at all). */
+function countingSessions() {
+  const runs: string[] = [];
+  const session = (name: string): Session => ({
+    name,
+    inputNames: [],
+    outputNames: [],
+    async run() {
+      runs.push(name);
+      throw new Error(`${name} ran`);
+    },
+    async release() {},
+  });
+  return { runs, sessions: { embed: session('embed'), prefill: session('prefill'), step: session('step') } };
+}
+
+function thrown(fn: () => unknown): OptError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof OptError) return e;
+    throw e;
+  }
+  throw new Error('expected an OptError');
+}
+
+async function rejected(p: Promise<unknown>): Promise<OptError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof OptError) return e;
+    throw e;
+  }
+  throw new Error('expected an OptError');
+}
+
+describe('bad input gets a typed error before any model runs', () => {
+  it('rejects a prompt longer than max_position_embeddings (E_PROMPT_TOO_LONG)', async () => {
+    const { runs, sessions } = countingSessions();
+    const adapter = new OptAdapter(tiny.config, sessions);
+    const t = tiny.config.maxPositionEmbeddings + 1;
+    const embeds = float32([1, t, tiny.config.hiddenSize]);
+    const err = await rejected(adapter.prefill(embeds, ones(1, t)));
+    expect(err.code).toBe('E_PROMPT_TOO_LONG');
+    expect(err.message).toMatch(/row 0 attends to 129 tokens; max_position_embeddings is 128/);
+    expect(runs).toEqual([]);
+  });
+
+  it('counts attended tokens, as positions do: padding does not make a prompt too long', async () => {
+    const max = tiny.config.maxPositionEmbeddings;
+    const mask = int64([1, max + 3], [0, 0, 0, ...new Array(max).fill(1)]);
+    const { logits } = await tiny.adapter.prefill(float32([1, max + 3, tiny.config.hiddenSize]), mask);
+    expect(logits.dims).toEqual([1, max + 3, tiny.config.vocabSize]);
+    const err = await rejected(
+      tiny.adapter.step(
+        ids([[5]]),
+        (await tiny.adapter.prefill(float32([1, max, tiny.config.hiddenSize]), ones(1, max))).cache,
+      ),
+    );
+    expect(err.code).toBe('E_SEQUENCE_TOO_LONG');
+    expect(err.message).toMatch(/reach 129 tokens; max_position_embeddings is 128/);
+  });
+
+  it('generate refuses the same prompt before the adapter runs', async () => {
+    const { runs, sessions } = countingSessions();
+    const adapter = new OptAdapter(tiny.config, sessions);
+    const t = tiny.config.maxPositionEmbeddings + 1;
+    await expect(
+      generate(
+        adapter,
+        { inputsEmbeds: float32([1, t, tiny.config.hiddenSize]), attentionMask: ones(1, t) },
+        { maxNewTokens: 2 },
+      ),
+    ).rejects.toMatchObject({
+      code: 'E_PROMPT_TOO_LONG',
+    });
+    expect(runs).toEqual([]);
+  });
+
+  it('names the tensor at fault', async () => {
+    const { runs, sessions } = countingSessions();
+    const adapter = new OptAdapter(tiny.config, sessions);
+    const d = tiny.config.hiddenSize;
+    expect((await rejected(adapter.embed(ids([[3, 947]])))).message).toMatch(
+      /inputIds\[0, 1\] = 947 is outside the vocabulary \[0, 947\)/,
+    );
+    expect((await rejected(adapter.prefill(float32([1, 2, d + 1]), ones(1, 2)))).message).toMatch(
+      /inputsEmbeds must be float32 \[batch, sequence, 24\], got float32 \[1,2,25\]/,
+    );
+    expect((await rejected(adapter.prefill(float32([1, 2, d]), ones(1, 3)))).message).toMatch(
+      /attentionMask must be int64 \[1, 2\]/,
+    );
+    expect((await rejected(adapter.prefill(float32([1, 2, d]), int64([1, 2], [1, 2])))).message).toMatch(
+      /attentionMask\[0, 1\] = 2/,
+    );
+    const cache = { keys: [], values: [], attentionMask: ones(2, 3) };
+    expect((await rejected(adapter.step(ids([[1]]), cache))).message).toMatch(
+      /tokenIds has 1 rows but the cache holds 2/,
+    );
+    expect(runs).toEqual([]);
+  });
+
+  it('merges query embeddings only where the image tokens are, and checks their count', () => {
+    const text = float32([1, 4, 2], [1, 1, 2, 2, 3, 3, 4, 4]);
+    const query = float32([1, 2, 2], [9, 9, 8, 8]);
+    const merged = mergeQueryEmbeds(text, ids([[7, 0, 7, 1]]), query, 7);
+    expect(Array.from(merged.data)).toEqual([9, 9, 2, 2, 8, 8, 4, 4]);
+    expect(Array.from(text.data)).toEqual([1, 1, 2, 2, 3, 3, 4, 4]); // input untouched
+    const err = thrown(() => mergeQueryEmbeds(text, ids([[7, 0, 0, 1]]), query, 7));
+    expect(err.code).toBe('E_IMAGE_TOKENS');
+    expect(err.message).toMatch(/row 0 holds 1 image tokens \(id 7\) but there are 2 query embeddings/);
+    expect(thrown(() => mergeQueryEmbeds(text, ids([[7, 7, 0]]), query, 7)).code).toBe('E_INPUT');
+  });
+
+  it('prepends query embeddings for checkpoints without image tokens', () => {
+    const text = float32([1, 2, 2], [1, 1, 2, 2]);
+    const query = float32([1, 1, 2], [9, 9]);
+    const { inputsEmbeds, attentionMask } = prependQueryEmbeds(query, text, int64([1, 2], [0, 1]));
+    expect(Array.from(inputsEmbeds.data)).toEqual([9, 9, 1, 1, 2, 2]);
+    expect(Array.from(attentionMask.data, Number)).toEqual([1, 0, 1]);
+  });
+
+  it('names a missing or misshapen weight, and an unsupported activation', () => {
+    const missing = {
+      ...tiny.weights,
+      has: (n: string) => n !== 'language_model.model.decoder.layers.1.fc2.weight' && tiny.weights.has(n),
+    };
+    const e1 = thrown(() => buildOpt(tiny.config, missing));
+    expect(e1.code).toBe('E_WEIGHT');
+    expect(e1.message).toMatch(
+      /no weight 'language_model.model.decoder.layers.1.fc2.weight' \(expected shape \[24,37\]\)/,
+    );
+    const wider: OPTConfig = { ...tiny.config, ffnDim: 40 };
+    expect(thrown(() => buildOpt(wider, tiny.weights)).message).toMatch(
+      /'language_model.model.decoder.layers.0.fc1.weight' has shape \[37,24\], the config implies \[40,24\]/,
+    );
+    const untied: OPTConfig = { ...tiny.config, tieWordEmbeddings: false };
+    expect(thrown(() => buildOpt(untied, tiny.weights)).message).toMatch(
+      /no 'language_model.lm_head.weight' and tie_word_embeddings is false/,
+    );
+    const silu: OPTConfig = { ...tiny.config, activationFunction: 'silu' };
+    const e2 = thrown(() => buildOpt(silu, tiny.weights));
+    expect(e2.code).toBe('E_CONFIG');
+    expect(e2.message).toMatch(/activation_function 'silu' is not supported/);
+    expect(thrown(() => buildOpt(tiny.config, tiny.weights, { prefix: 'lm.' })).message).toMatch(
+      /no weight 'lm.model.decoder.embed_tokens.weight'/,
+    );
+  });
+
+  it('reports a session that returns something else than the graph promises', async () => {
+    const bad: Session = {
+      name: 'opt.embed',
+      inputNames: [],
+      outputNames: [],
+      run: async () => ({ inputs_embeds: int64([1], [1]) as Tensor }),
+      release: async () => {},
+    };
+    const { sessions } = countingSessions();
+    const adapter = new OptAdapter(tiny.config, { ...sessions, embed: bad });
+    const err = await rejected(adapter.embed(ids([[1]])));
+    expect(err.code).toBe('E_SESSION');
+    expect(err.message).toMatch(/session 'opt.embed' returned a int64 'inputs_embeds', expected float32/);
+  });
+});

@@ -1,0 +1,84 @@
+// Real sizes: the blip2-opt-2.7b / -6.7b language models built from the published
+// weight names and shapes alone (graph construction only: no weight file exists).
+import { readFileSync } from 'node:fs';
+import { parseBlip2Config } from '@blip2/configs';
+import { fixtures } from '@blip2/fixtures';
+import type { StoredDType, WeightLookup } from '@blip2/onnx';
+import { describe, expect, it } from 'vitest';
+import { buildOpt, OPT_IO, optGraphIO } from '../src/index.js';
+
+interface Manifest {
+  config: unknown;
+  weights: Record<string, number[]>;
+}
+const manifests = JSON.parse(readFileSync(fixtures.manifests, 'utf8')) as Record<string, Manifest>;
+
+/** A lookup over the manifest's names and shapes with made-up offsets into one float16 file. */
+function fakeWeights(manifest: Manifest): WeightLookup {
+  const infos = new Map<
+    string,
+    { name: string; dtype: StoredDType; shape: number[]; file: string; offset: number; byteLength: number }
+  >();
+  let offset = 8;
+  for (const [name, shape] of Object.entries(manifest.weights)) {
+    const byteLength = 2 * shape.reduce((a, b) => a * b, 1);
+    infos.set(name, { name, dtype: 'F16', shape, file: 'model.safetensors', offset, byteLength });
+    offset += byteLength;
+  }
+  return {
+    has: (n) => infos.has(n),
+    get: (n) => {
+      const info = infos.get(n);
+      if (!info) throw new Error(`no ${n}`);
+      return info;
+    },
+    fileOf: () => ({ name: 'model.safetensors', uri: '/nonexistent/model.safetensors', size: offset }),
+  };
+}
+
+function includes(bytes: Uint8Array, text: string): boolean {
+  return Buffer.from(bytes).includes(Buffer.from(text));
+}
+
+describe('real-size OPT graphs from manifests.json', () => {
+  for (const [variant, hidden] of [
+    ['blip2-opt-2.7b', 2560],
+    ['blip2-opt-6.7b', 4096],
+  ] as const) {
+    it(`builds ${variant}`, () => {
+      const manifest = manifests[variant];
+      const config = parseBlip2Config(manifest.config, `manifests.json ${variant}`).textConfig;
+      if (config.modelType !== 'opt') throw new Error(`${variant} is not OPT`);
+      expect(config.hiddenSize).toBe(hidden);
+      const started = performance.now();
+      const graphs = buildOpt(config, fakeWeights(manifest));
+      const ms = performance.now() - started;
+      const io = optGraphIO(config);
+      for (const name of ['embed', 'prefill', 'step'] as const) {
+        expect(graphs[name].inputs).toEqual(io[name].inputs);
+        expect(graphs[name].outputs).toEqual(io[name].outputs);
+        expect(graphs[name].externalData).toEqual([
+          { location: 'model.safetensors', uri: '/nonexistent/model.safetensors', size: expect.any(Number) },
+        ]);
+      }
+      const layers = config.numHiddenLayers;
+      expect(graphs.step.inputs).toHaveLength(2 + 2 * layers);
+      expect(graphs.prefill.outputs).toHaveLength(1 + 2 * layers);
+      expect(graphs.step.inputs.at(-1)).toEqual({
+        name: OPT_IO.pastValue(layers - 1),
+        dtype: 'float32',
+        dims: ['batch', config.numAttentionHeads, 'past_sequence', hidden / config.numAttentionHeads],
+      });
+      // the published checkpoints store lm_head: the head must be it, not the tied embed_tokens
+      expect(includes(graphs.prefill.bytes, 'language_model.lm_head.weight')).toBe(true);
+      expect(
+        includes(graphs.prefill.bytes, `language_model.model.decoder.layers.${layers - 1}.fc2.weight`),
+      ).toBe(true);
+      // weights are referenced, not embedded: the graphs stay small whatever the model size
+      for (const g of Object.values(graphs)) expect(g.bytes.length).toBeLessThan(2_000_000);
+      console.log(
+        `${variant}: ${layers} layers, built in ${ms.toFixed(0)} ms; prefill ${(graphs.prefill.bytes.length / 1024).toFixed(0)} KiB, step ${(graphs.step.bytes.length / 1024).toFixed(0)} KiB`,
+      );
+    });
+  }
+});

@@ -1,0 +1,35 @@
+import { maxAbsDiff, reshape } from '@blip2/tensor';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mergeQueryEmbeds } from '../src/index.js';
+import { ids, ones, openTiny, type Tiny } from './tiny.js';
+
+let tiny: Tiny;
+beforeAll(async () => {
+  tiny = await openTiny();
+});
+afterAll(async () => {
+  await tiny.close();
+});
+
+describe('OPT prefill against the reference (tiny-blip2-opt)', () => {
+  it('reproduces the logits of every case within 1e-4', async () => {
+    expect(tiny.json.cases.length).toBe(3);
+    for (const [i, c] of tiny.json.cases.entries()) {
+      const inputIds = ids([c.input_ids]);
+      const t = c.input_ids.length;
+      const text = await tiny.adapter.embed(inputIds);
+      const query = await tiny.ref(`case${i}/language_projection`, [
+        1,
+        tiny.json.num_query_tokens,
+        tiny.config.hiddenSize,
+      ]);
+      const inputsEmbeds = mergeQueryEmbeds(text, inputIds, query, tiny.imageTokenId);
+      const { logits } = await tiny.adapter.prefill(inputsEmbeds, ones(1, t));
+      expect(logits.dims).toEqual([1, t, tiny.config.vocabSize]);
+      const expected = await tiny.ref(`case${i}/logits`);
+      const diff = maxAbsDiff(reshape(logits, [t, tiny.config.vocabSize]), expected);
+      console.log(`case${i}: logits max |diff| ${diff.toExponential(2)}`);
+      expect(diff).toBeLessThanOrEqual(1e-4);
+    }
+  });
+});

@@ -1,0 +1,203 @@
+/**
+ * `Blip2Processor`: images and prompts in, the model's three inputs out, laid out as
+ * transformers' Blip2Processor does:
+ *
+ *   input_ids = [<image> x num_query_tokens] + tokenizer(text) (with its special tokens)
+ *
+ * Padding goes between the image tokens and the text, so for decoder-only models padded
+ * on the LEFT a row reads `[<image> x N, <pad>.., </s>, text..]`. Checkpoints saved before
+ * transformers 4.47 have no `image_token_index` and no `<image>` token: then
+ * `imageTokenId` is null, no image tokens are inserted and the model prepends the query
+ * embeddings to the text embeddings itself.
+ */
+import { int64, type Tensor } from '@blip2/tensor';
+import { decodeImageBrowser } from './decode-browser.js';
+import { describe, ProcessorError } from './errors.js';
+import type { RgbImage } from './image.js';
+import type { ImageProcessor } from './image-processor.js';
+import type { DecodeOptions, Tokenizer } from './tokenizer/tokenizer.js';
+
+export type ImageDecoder = (input: unknown, what: string) => Promise<RgbImage>;
+
+export interface Blip2ProcessorOptions {
+  readonly imageProcessor: ImageProcessor;
+  readonly tokenizer: Tokenizer;
+  /** Q-Former query count (32 for the published checkpoints) */
+  readonly numQueryTokens: number;
+  /** id of `<image>`; undefined = look it up in the tokenizer; null = older checkpoint, no image tokens */
+  readonly imageTokenId?: number | null;
+  /** decoder-only LMs (OPT) pad left, encoder-decoder (T5) right; default 'right' */
+  readonly paddingSide?: 'left' | 'right';
+  /** how non-raw images are decoded; the Node entry passes sharp, the default uses the browser */
+  readonly decodeImage?: ImageDecoder;
+}
+
+export interface Blip2Inputs {
+  /** float32 [B, 3, S, S] */
+  pixelValues?: Tensor<'float32'>;
+  /** int64 [B, T] */
+  inputIds?: Tensor<'int64'>;
+  /** int64 [B, T], 0 on padding */
+  attentionMask?: Tensor<'int64'>;
+}
+
+export interface Blip2Call {
+  images?: unknown;
+  text?: string | readonly string[];
+}
+
+export class Blip2Processor {
+  readonly imageProcessor: ImageProcessor;
+  readonly tokenizer: Tokenizer;
+  readonly numQueryTokens: number;
+  readonly imageTokenId: number | null;
+  readonly paddingSide: 'left' | 'right';
+  readonly padTokenId: number;
+  private readonly decodeImage: ImageDecoder;
+
+  constructor(options: Blip2ProcessorOptions) {
+    const { numQueryTokens, tokenizer } = options;
+    if (!Number.isInteger(numQueryTokens) || numQueryTokens < 0) {
+      throw new ProcessorError(
+        'E_CONFIG',
+        `Blip2Processor: numQueryTokens must be a non-negative integer, got ${describe(numQueryTokens)}`,
+      );
+    }
+    if (
+      options.paddingSide !== undefined &&
+      options.paddingSide !== 'left' &&
+      options.paddingSide !== 'right'
+    ) {
+      throw new ProcessorError(
+        'E_CONFIG',
+        `Blip2Processor: paddingSide must be 'left' or 'right', got ${describe(options.paddingSide)}`,
+      );
+    }
+    this.imageProcessor = options.imageProcessor;
+    this.tokenizer = tokenizer;
+    this.numQueryTokens = numQueryTokens;
+    this.imageTokenId =
+      options.imageTokenId === undefined ? (tokenizer.tokenToId('<image>') ?? null) : options.imageTokenId;
+    if (this.imageTokenId !== null && (!Number.isInteger(this.imageTokenId) || this.imageTokenId < 0)) {
+      throw new ProcessorError(
+        'E_CONFIG',
+        `Blip2Processor: imageTokenId must be a token id or null, got ${describe(this.imageTokenId)}`,
+      );
+    }
+    this.paddingSide = options.paddingSide ?? 'right';
+    const pad = tokenizer.namedTokenId('pad_token') ?? tokenizer.tokenToId('<pad>');
+    if (pad === undefined)
+      throw new ProcessorError(
+        'E_CONFIG',
+        'Blip2Processor: the tokenizer has no pad token (tokenizer_config.json "pad_token" or "<pad>")',
+      );
+    this.padTokenId = pad;
+    this.decodeImage = options.decodeImage ?? decodeImageBrowser;
+  }
+
+  /** Images and/or text -> tensors. A single image or string makes a batch of one. */
+  async process({ images, text }: Blip2Call): Promise<Blip2Inputs> {
+    const out: Blip2Inputs = {};
+    if (images !== undefined) {
+      const list = Array.isArray(images) ? images : [images];
+      const decoded = await Promise.all(list.map((img, i) => this.decodeImage(img, `image ${i}`)));
+      out.pixelValues = this.imageProcessor.preprocess(decoded);
+    }
+    if (text !== undefined) {
+      const texts = typeof text === 'string' ? [text] : text;
+      if (!Array.isArray(texts))
+        throw new ProcessorError(
+          'E_TEXT',
+          `text must be a string or an array of strings, got ${describe(text)}`,
+        );
+      const { inputIds, attentionMask } = this.encodeText(texts);
+      out.inputIds = inputIds;
+      out.attentionMask = attentionMask;
+    }
+    if (out.pixelValues && out.inputIds && out.pixelValues.dims[0] !== out.inputIds.dims[0]) {
+      throw new ProcessorError(
+        'E_BATCH',
+        `${out.pixelValues.dims[0]} images but ${out.inputIds.dims[0]} texts; give one text per image`,
+      );
+    }
+    if (!out.pixelValues && !out.inputIds)
+      throw new ProcessorError('E_BATCH', 'Blip2Processor: give images, text or both');
+    return out;
+  }
+
+  /** `input_ids` / `attention_mask` for prompts, padded to the longest. */
+  encodeText(texts: readonly string[]): { inputIds: Tensor<'int64'>; attentionMask: Tensor<'int64'> } {
+    if (texts.length === 0) throw new ProcessorError('E_TEXT', 'text batch is empty');
+    const rows = this.tokenizer.encodeBatch(texts).map((e) => e.ids);
+    const longest = Math.max(...rows.map((r) => r.length));
+    const prefix =
+      this.imageTokenId === null ? [] : new Array<number>(this.numQueryTokens).fill(this.imageTokenId);
+    const width = prefix.length + longest;
+    const ids: number[] = [];
+    const mask: number[] = [];
+    for (const row of rows) {
+      const pad = new Array<number>(longest - row.length).fill(this.padTokenId);
+      const zeros = new Array<number>(pad.length).fill(0);
+      const ones = new Array<number>(row.length).fill(1);
+      const imageOnes = new Array<number>(prefix.length).fill(1);
+      if (this.paddingSide === 'left') {
+        ids.push(...prefix, ...pad, ...row);
+        mask.push(...imageOnes, ...zeros, ...ones);
+      } else {
+        ids.push(...prefix, ...row, ...pad);
+        mask.push(...imageOnes, ...ones, ...zeros);
+      }
+    }
+    return { inputIds: int64([rows.length, width], ids), attentionMask: int64([rows.length, width], mask) };
+  }
+
+  decode(ids: readonly (number | bigint)[], options: DecodeOptions = { skipSpecialTokens: true }): string {
+    return this.tokenizer.decode(ids, options);
+  }
+
+  batchDecode(
+    batch: readonly (readonly (number | bigint)[])[] | Tensor<'int64'>,
+    options: DecodeOptions = { skipSpecialTokens: true },
+  ): string[] {
+    if ('dims' in batch) {
+      const [b, t] = batch.dims;
+      return Array.from({ length: b }, (_, i) =>
+        this.tokenizer.decode(Array.from(batch.data.subarray(i * t, (i + 1) * t)), options),
+      );
+    }
+    return this.tokenizer.batchDecode(batch, options);
+  }
+}
+
+type Json = Record<string, unknown>;
+
+/**
+ * Processor settings from parsed checkpoint JSON: `num_query_tokens` from the processor
+ * config (5.x) or the preprocessor config / model config (4.x), `image_token_index` from
+ * config.json (absent before transformers 4.47 -> null), padding side from the model type.
+ */
+export function processorSettingsFromConfigs(
+  modelConfig: unknown,
+  preprocessorConfig: unknown,
+): { numQueryTokens: number; imageTokenId: number | null; paddingSide: 'left' | 'right' } {
+  const m = (modelConfig ?? {}) as Json;
+  const p = (preprocessorConfig ?? {}) as Json;
+  const n = p.num_query_tokens ?? m.num_query_tokens;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
+    throw new ProcessorError(
+      'E_CONFIG',
+      `num_query_tokens missing or invalid (processor config / config.json): ${describe(n)}`,
+    );
+  }
+  const imageToken = m.image_token_index ?? m.image_token_id ?? null;
+  if (imageToken !== null && (typeof imageToken !== 'number' || !Number.isInteger(imageToken))) {
+    throw new ProcessorError(
+      'E_CONFIG',
+      `config.json: "image_token_index" must be an integer, got ${describe(imageToken)}`,
+    );
+  }
+  const text = (m.text_config ?? {}) as Json;
+  // decoder-only language models need the prompt flush against generation: pad left
+  const paddingSide = text.is_encoder_decoder === true || text.model_type === 't5' ? 'right' : 'left';
+  return { numQueryTokens: n, imageTokenId: imageToken as number | null, paddingSide };
+}

@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fixtures } from '@blip2/fixtures';
+import { describe, expect, it } from 'vitest';
+import { ProcessorError, Tokenizer } from '../src/index.js';
+import { loadTokenizer } from '../src/node.js';
+
+interface Case {
+  text: string;
+  ids: number[];
+  ids_no_special: number[];
+  tokens: string[];
+  offsets: [number, number][];
+  decoded: string;
+  decoded_with_special: string;
+}
+const readJson = (p: string) => JSON.parse(readFileSync(p, 'utf8'));
+
+for (const [name, dir] of [
+  ['opt', fixtures.tokenizersOpt],
+  ['t5', fixtures.tokenizersT5],
+] as const) {
+  describe(`${name} tokenizer against tokenizers 0.23 (cases.json)`, () => {
+    const { cases, pair } = readJson(join(dir, 'cases.json')) as {
+      cases: Case[];
+      pair: { a: string; b: string; ids: number[] };
+    };
+    const tok = Tokenizer.fromJSON(
+      readJson(join(dir, 'tokenizer.json')),
+      readJson(join(dir, 'hf', 'tokenizer_config.json')),
+    );
+
+    it('has all 31 cases', () => expect(cases).toHaveLength(31));
+    it.each(cases.map((c, i) => [i, JSON.stringify(c.text).slice(0, 40), c] as const))(
+      'case %i %s',
+      (_i, _label, c) => {
+        const enc = tok.encode(c.text);
+        expect(enc.ids).toEqual(c.ids);
+        expect(enc.tokens).toEqual(c.tokens);
+        expect(enc.offsets).toEqual(c.offsets);
+        expect(tok.encode(c.text, null, { addSpecialTokens: false }).ids).toEqual(c.ids_no_special);
+        expect(tok.decode(c.ids, { skipSpecialTokens: true })).toBe(c.decoded);
+        expect(tok.decode(c.ids)).toBe(c.decoded_with_special);
+      },
+    );
+    it('encodes the pair', () => {
+      expect(tok.encode(pair.a, pair.b).ids).toEqual(pair.ids);
+    });
+  });
+}
+
+describe('tokenizer loading and errors', () => {
+  it('loads from a checkpoint folder and knows its pad token', async () => {
+    const tok = await loadTokenizer(fixtures.tinyOpt);
+    expect(tok.namedTokenId('pad_token')).toBe(1);
+    expect(tok.tokenToId('<image>')).toBe(946);
+  });
+  it('names a missing tokenizer.json', async () => {
+    const err = await loadTokenizer(fixtures.images).catch((e) => e);
+    expect(err).toBeInstanceOf(ProcessorError);
+    expect(err.code).toBe('E_TOKENIZER_FILE');
+    expect(err.message).toContain(join(fixtures.images, 'tokenizer.json'));
+  });
+  it('rejects text of the wrong type and unknown components', () => {
+    const tok = Tokenizer.fromJSON(readJson(join(fixtures.tokenizersOpt, 'tokenizer.json')));
+    expect(() => tok.encode(42 as unknown as string)).toThrow(
+      expect.objectContaining({ code: 'E_TEXT', message: 'text must be a string, got number 42' }),
+    );
+    expect(() => Tokenizer.fromJSON({ model: { type: 'WordLevel' } })).toThrow(
+      expect.objectContaining({ code: 'E_TOKENIZER_JSON' }),
+    );
+    expect(() => tok.decode([5000])).toThrow(expect.objectContaining({ code: 'E_TOKEN_ID' }));
+  });
+});

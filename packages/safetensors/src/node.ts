@@ -1,0 +1,76 @@
+/**
+ * Node file access: positioned reads on a file handle, and a checkpoint folder
+ * opened through them. Paths are resolved with `realpath` because Hugging Face
+ * hub caches hold symlinks and onnxruntime refuses external data through them.
+ */
+import { type FileHandle, open, realpath } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SafetensorsError } from './errors.js';
+import type { ByteReader } from './reader.js';
+import { type OpenWeightsOptions, openWeights, type WeightIndex } from './weights.js';
+
+export class FileByteReader implements ByteReader {
+  private constructor(
+    readonly uri: string,
+    private readonly handle: FileHandle,
+    private readonly bytes: number,
+  ) {}
+
+  /** Opens `path` (E_NOT_FOUND when it does not exist); `uri` is its real path. */
+  static async open(path: string): Promise<FileByteReader> {
+    try {
+      const real = await realpath(path);
+      const handle = await open(real, 'r');
+      const { size } = await handle.stat();
+      return new FileByteReader(real, handle, size);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new SafetensorsError('E_NOT_FOUND', path, 'no such file');
+      throw new SafetensorsError('E_IO', path, `cannot open (${(e as Error).message})`, { cause: e });
+    }
+  }
+
+  async size(): Promise<number> {
+    return this.bytes;
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    if (
+      !(
+        Number.isSafeInteger(offset) &&
+        Number.isSafeInteger(length) &&
+        offset >= 0 &&
+        length >= 0 &&
+        offset + length <= this.bytes
+      )
+    ) {
+      throw new SafetensorsError(
+        'E_IO',
+        this.uri,
+        `read of ${length} bytes at ${offset} is outside the ${this.bytes}-byte file`,
+      );
+    }
+    const out = new Uint8Array(length);
+    let done = 0;
+    // a single read may return fewer bytes than asked (large ranges)
+    while (done < length) {
+      const { bytesRead } = await this.handle.read(out, done, length - done, offset + done);
+      if (bytesRead === 0)
+        throw new SafetensorsError('E_IO', this.uri, `file ended at ${offset + done} while reading`);
+      done += bytesRead;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+/** A checkpoint folder: sharded (index + shards) or a single model.safetensors. */
+export async function openWeightsFromDir(
+  dir: string,
+  options: OpenWeightsOptions = {},
+): Promise<WeightIndex> {
+  return openWeights((name) => FileByteReader.open(join(dir, name)), { checkpoint: dir, ...options });
+}

@@ -1,0 +1,31 @@
+// What both entries (Node and browser) export.
+export {
+  Blip2Config,
+  type Blip2QFormerConfig,
+  type Blip2VisionConfig,
+  getPreset,
+  parseBlip2Config,
+  presetNames,
+} from '@blip2/configs';
+export { GenerationError, type GenerationOptions, type GenerationOutput } from '@blip2/generation';
+export { Blip2Processor } from '@blip2/processor';
+export { LANGUAGE_MODELS, type LanguageModelModule, optModule, t5Module } from './core/families.js';
+export { type FromPretrainedOptions, loadParts } from './core/load.js';
+export {
+  type AskOptions,
+  Blip2ForConditionalGeneration,
+  type Blip2ForwardInputs,
+  type Blip2ForwardOutputs,
+  Blip2Model,
+  Blip2QFormerModel,
+  Blip2VisionModel,
+  languageModelingLoss,
+  type PipelineOptions,
+  type QFormerOutputs,
+  type VisionOutputs,
+  VQA_DECODING,
+} from './core/models.js';
+export type { BackendChoice, ModelFiles, Platform, SourceOptions } from './core/platform.js';
+export { setPlatform } from './core/platform.js';
+export { Blip2Error, type Blip2ErrorCode } from './errors.js';
+export type { LoadProgress, ProgressCallback } from './sources/progress.js';

@@ -1,0 +1,183 @@
+/**
+ * Loading a checkpoint: config -> graphs (built in TypeScript over the weights in
+ * place) -> sessions on the chosen backend. Each class of ./models.ts asks for the
+ * parts it needs; the image side (vision + Q-Former) and the language model are
+ * independent so that, e.g., Blip2VisionModel never builds OPT.
+ */
+import { type Blip2Config, parseBlip2Config, type TextConfig } from '@blip2/configs';
+import { type GenerationOptions, generationOptionsFromConfig } from '@blip2/generation';
+import { Blip2Processor, ImageProcessor, processorSettingsFromConfigs, Tokenizer } from '@blip2/processor';
+import { buildQFormer } from '@blip2/qformer';
+import type { WeightIndex } from '@blip2/safetensors';
+import type { Backend, BuiltGraph, Session } from '@blip2/tensor';
+import { buildVisionModel } from '@blip2/vision-encoder';
+import { Blip2Error } from '../errors.js';
+import type { ProgressCallback } from '../sources/progress.js';
+import { LANGUAGE_MODELS, type LanguageModelModule } from './families.js';
+import { type BackendChoice, type ModelFiles, platform, type SourceOptions } from './platform.js';
+import { recordUse, unusedWeights } from './weights.js';
+
+export interface FromPretrainedOptions extends SourceOptions, BackendChoice {
+  /** Compute precision. Weights stored as f16/bf16 are widened in the graph; only 'float32' compute exists today. */
+  readonly dtype?: 'float32';
+  /** Replaces the language-model module chosen from `text_config.model_type`. */
+  readonly languageModel?: LanguageModelModule;
+  /** Notices that are not errors (unused weights, a device fallback); default console.warn. */
+  readonly onWarning?: (message: string) => void;
+}
+
+export interface LoadedParts {
+  readonly files: ModelFiles;
+  readonly config: Blip2Config;
+  readonly weights: WeightIndex;
+  readonly backend: Backend;
+  readonly graphs: Map<string, BuiltGraph>;
+  readonly sessions: Map<string, Session>;
+  readonly languageModel?: {
+    readonly module: LanguageModelModule;
+    readonly adapter: Awaited<ReturnType<LanguageModelModule['load']>>;
+  };
+  readonly processor?: Blip2Processor;
+  readonly generationDefaults: GenerationOptions;
+  readonly rawConfig: unknown;
+}
+
+export type Part = 'vision' | 'qformer' | 'languageModel' | 'processor';
+
+export async function loadParts(
+  source: string,
+  parts: readonly Part[],
+  options: FromPretrainedOptions = {},
+): Promise<LoadedParts> {
+  if (options.dtype !== undefined && options.dtype !== 'float32') {
+    throw new Blip2Error(
+      'E_DTYPE',
+      `dtype '${options.dtype}' is not supported: compute runs in 'float32' (f16/bf16 weights are widened in the graph)`,
+    );
+  }
+  const p = platform();
+  const files = await p.openSource(source, options);
+  const rawConfig = await files.readJson('config.json');
+  const modelType = (rawConfig as { model_type?: unknown })?.model_type;
+  if (modelType !== 'blip-2') {
+    throw new Blip2Error(
+      'E_MODEL_TYPE',
+      `${files.location}/config.json: model_type is ${JSON.stringify(modelType)}; blip2-ts runs 'blip-2' checkpoints (language models: ${Object.keys(LANGUAGE_MODELS).join(', ')})`,
+    );
+  }
+  const config = parseBlip2Config(rawConfig, `${files.location}/config.json`);
+  const module = options.languageModel ?? LANGUAGE_MODELS[config.textConfig.modelType];
+  const weights = await files.openWeights();
+  const backend = await p.createBackend(options);
+  const recorder = recordUse(weights);
+  const graphs = new Map<string, BuiltGraph>();
+  const progress: ProgressCallback | undefined = options.onProgress;
+
+  if (parts.includes('vision')) graphs.set('vision', buildVisionModel(config.visionConfig, recorder.lookup));
+  if (parts.includes('qformer')) {
+    graphs.set(
+      'qformer',
+      buildQFormer(config.qformerConfig, recorder.lookup, {
+        numQueryTokens: config.numQueryTokens,
+        languageProjection: true,
+      }),
+    );
+  }
+  let lmGraphs: Record<string, BuiltGraph> | undefined;
+  if (parts.includes('languageModel')) {
+    lmGraphs = module.build(config.textConfig as TextConfig, recorder.lookup);
+    for (const [k, g] of Object.entries(lmGraphs)) graphs.set(`lm.${k}`, g);
+  }
+  let n = 0;
+  for (const g of graphs.values())
+    progress?.({ phase: 'build', graph: g.name, done: ++n, total: graphs.size });
+
+  if (parts.includes('vision') && parts.includes('qformer') && parts.includes('languageModel')) {
+    const unused = unusedWeights(weights, recorder.used);
+    if (unused.length) {
+      (options.onWarning ?? console.warn)(
+        `blip2: ${unused.length} weight(s) of ${files.location} are not used by the model: ${unused.slice(0, 10).join(', ')}${unused.length > 10 ? ', ...' : ''}`,
+      );
+    }
+  }
+
+  const sessions = new Map<string, Session>();
+  let loaded = 0;
+  const loadOne = async (key: string, g: BuiltGraph) => {
+    if (options.signal?.aborted) throw new Blip2Error('E_ABORTED', 'loading was aborted');
+    sessions.set(key, await backend.load(g, { signal: options.signal }));
+    progress?.({ phase: 'load', graph: g.name, done: ++loaded, total: graphs.size });
+  };
+  try {
+    for (const key of ['vision', 'qformer']) {
+      const g = graphs.get(key);
+      if (g) await loadOne(key, g);
+    }
+    let languageModel: LoadedParts['languageModel'];
+    if (lmGraphs) {
+      const adapter = await module.load(config.textConfig, lmGraphs, backend);
+      loaded += Object.keys(lmGraphs).length;
+      progress?.({
+        phase: 'load',
+        graph: `language_model (${module.modelType})`,
+        done: loaded,
+        total: graphs.size,
+      });
+      languageModel = { module, adapter };
+    }
+    const processor = parts.includes('processor')
+      ? await loadProcessor(files, rawConfig, p.decodeImage)
+      : undefined;
+    const genJson = await files.readJson('generation_config.json', true);
+    const generationDefaults =
+      genJson === undefined
+        ? {}
+        : generationOptionsFromConfig(genJson, `${files.location}/generation_config.json`);
+    return {
+      files,
+      config,
+      weights,
+      backend,
+      graphs,
+      sessions,
+      languageModel,
+      processor,
+      generationDefaults,
+      rawConfig,
+    };
+  } catch (e) {
+    await Promise.all([...sessions.values()].map((s) => s.release()));
+    throw e;
+  }
+}
+
+async function loadProcessor(
+  files: ModelFiles,
+  rawConfig: unknown,
+  decodeImage: ReturnType<typeof platform>['decodeImage'],
+): Promise<Blip2Processor> {
+  const tokenizerJson = await files.readJson('tokenizer.json');
+  const tokenizerConfig = await files.readJson('tokenizer_config.json', true);
+  const pre =
+    (await files.readJson('processor_config.json', true)) ??
+    (await files.readJson('preprocessor_config.json', true));
+  if (pre === undefined) {
+    throw new Blip2Error(
+      'E_MISSING_FILE',
+      `${files.location}: neither processor_config.json nor preprocessor_config.json exists`,
+    );
+  }
+  const settings = processorSettingsFromConfigs(rawConfig, pre);
+  return new Blip2Processor({
+    imageProcessor: ImageProcessor.fromPreprocessorConfig(pre),
+    tokenizer: Tokenizer.fromJSON(tokenizerJson, tokenizerConfig),
+    ...settings,
+    decodeImage,
+  });
+}
+
+export async function releaseParts(parts: LoadedParts): Promise<void> {
+  await Promise.all([...parts.sessions.values()].map((s) => s.release()));
+  await parts.languageModel?.adapter.release();
+  await parts.weights.close();
+}

@@ -1,0 +1,61 @@
+/**
+ * What differs between Node and browsers, behind one small interface: where a
+ * model's files come from, which backend runs graphs, and how images decode.
+ * `@blip2/sdk` (Node) and `@blip2/sdk/browser` each register theirs.
+ */
+import type { ImageDecoder } from '@blip2/processor';
+import type { WeightIndex } from '@blip2/safetensors';
+import type { Backend } from '@blip2/tensor';
+import { Blip2Error } from '../errors.js';
+import type { ProgressCallback } from '../sources/progress.js';
+
+/** A checkpoint's files, wherever they are. */
+export interface ModelFiles {
+  /** folder path or base URL, for messages */
+  readonly location: string;
+  /** Parsed JSON of `name`; undefined when `optional` and absent. */
+  readJson(name: string, optional?: boolean): Promise<unknown>;
+  openWeights(): Promise<WeightIndex>;
+}
+
+export interface SourceOptions {
+  readonly cacheDir?: string;
+  readonly endpoint?: string;
+  readonly token?: string;
+  readonly revision?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly onProgress?: ProgressCallback;
+  readonly signal?: AbortSignal;
+}
+
+export interface BackendChoice {
+  /** a Backend instance, or which runtime to use (default: 'node' in Node, 'web' in browsers) */
+  readonly backend?: Backend | 'node' | 'web';
+  /** 'cpu' | 'cuda' | 'tensorrt' | 'dml' | 'coreml' (node); 'webgpu' | 'wasm' | 'webnn' (web) */
+  readonly device?: string;
+  /** when the device is unavailable: run on the CPU/wasm instead (saying so once) or throw */
+  readonly fallback?: 'cpu' | 'wasm' | 'error';
+  readonly onWarning?: (message: string) => void;
+}
+
+export interface Platform {
+  openSource(source: string, options: SourceOptions): Promise<ModelFiles>;
+  createBackend(choice: BackendChoice): Promise<Backend>;
+  readonly decodeImage: ImageDecoder;
+}
+
+let current: Platform | undefined;
+
+export function setPlatform(platform: Platform): void {
+  current = platform;
+}
+
+export function platform(): Platform {
+  if (!current) {
+    throw new Blip2Error(
+      'E_BACKEND',
+      'no platform registered: import from "@blip2/sdk" (Node) or "@blip2/sdk/browser"',
+    );
+  }
+  return current;
+}

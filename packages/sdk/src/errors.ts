@@ -1,0 +1,33 @@
+/**
+ * The SDK's typed error. Lower packages throw their own (ConfigError,
+ * SafetensorsError, GenerationError, ...), each with a stable `code`; the SDK
+ * lets those through and adds its own for what only it knows: sources,
+ * downloads, weights that do not fit the model, inputs of the pipelines.
+ */
+export type Blip2ErrorCode =
+  | 'E_SOURCE' // not a folder, URL or hub id
+  | 'E_MISSING_FILE' // a required file is not in the model source
+  | 'E_HTTP_NOT_FOUND'
+  | 'E_HTTP_UNAUTHORIZED'
+  | 'E_HTTP'
+  | 'E_DOWNLOAD_SIZE'
+  | 'E_DOWNLOAD_HASH'
+  | 'E_ABORTED'
+  | 'E_MODEL_TYPE'
+  | 'E_MISSING_WEIGHTS'
+  | 'E_WEIGHT_SHAPE'
+  | 'E_DTYPE'
+  | 'E_INPUT'
+  | 'E_IMAGE'
+  | 'E_PROMPT_TOO_LONG'
+  | 'E_OPTIONS'
+  | 'E_BACKEND';
+
+export class Blip2Error extends Error {
+  readonly code: Blip2ErrorCode;
+  constructor(code: Blip2ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'Blip2Error';
+    this.code = code;
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * Model sources (Node): a local folder, an http(s) URL of a folder, or a Hugging
+ * Face hub id `org/name[@revision]`. Remote ones are brought into a cache folder
+ * first (resumable, verified, with progress), so everything downstream reads
+ * files: onnxruntime-node maps the weights from disk.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFile, realpath } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Blip2Error } from '../errors.js';
+import { download, type FetchOptions, probe, type RemoteFile } from './download.js';
+import type { ProgressCallback } from './progress.js';
+
+export interface ModelSourceOptions {
+  /** where remote models are kept (default: $BLIP2_CACHE or ~/.cache/blip2-ts) */
+  readonly cacheDir?: string;
+  /** hub endpoint (default: $HF_ENDPOINT or https://huggingface.co) */
+  readonly endpoint?: string;
+  /** hub token (default: $HF_TOKEN) */
+  readonly token?: string;
+  /** hub revision when the id has no `@revision` (default 'main') */
+  readonly revision?: string;
+  /** extra request headers for URL sources */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly onProgress?: ProgressCallback;
+  readonly signal?: AbortSignal;
+  readonly fetch?: typeof fetch;
+}
+
+export interface ResolvedModel {
+  /** the folder holding the model's files (real path) */
+  readonly dir: string;
+  /** what the user passed */
+  readonly source: string;
+  readonly kind: 'folder' | 'url' | 'hub';
+}
+
+/** Files a BLIP-2 checkpoint folder holds; `required` ones must exist. */
+const SMALL_FILES: { name: string; required: boolean }[] = [
+  { name: 'config.json', required: true },
+  { name: 'generation_config.json', required: false },
+  { name: 'tokenizer.json', required: true },
+  { name: 'tokenizer_config.json', required: false },
+  { name: 'special_tokens_map.json', required: false },
+  { name: 'preprocessor_config.json', required: false },
+  { name: 'processor_config.json', required: false },
+  { name: 'model.safetensors.index.json', required: false },
+];
+
+const HUB_ID = /^([A-Za-z0-9][\w.-]*)\/([\w.-]+)(?:@([\w./-]+))?$/;
+
+export function defaultCacheDir(): string {
+  return process.env.BLIP2_CACHE ?? join(homedir(), '.cache', 'blip2-ts');
+}
+
+/** A Hugging Face hub cache snapshot of `org/name` at `revision`, when one is on disk. */
+function hubCacheSnapshot(org: string, name: string, revision: string): string | undefined {
+  const hubs = [
+    process.env.HF_HUB_CACHE,
+    process.env.HF_HOME && join(process.env.HF_HOME, 'hub'),
+    join(homedir(), '.cache', 'huggingface', 'hub'),
+  ].filter((x): x is string => Boolean(x));
+  for (const hub of hubs) {
+    const repo = join(hub, `models--${org}--${name}`);
+    let rev = revision;
+    const ref = join(repo, 'refs', revision);
+    if (existsSync(ref)) rev = readFileSync(ref, 'utf8').trim();
+    const snap = join(repo, 'snapshots', rev);
+    if (existsSync(join(snap, 'config.json'))) return snap;
+  }
+  return undefined;
+}
+
+export async function resolveModel(source: string, options: ModelSourceOptions = {}): Promise<ResolvedModel> {
+  if (typeof source !== 'string' || source.length === 0) {
+    throw new Blip2Error(
+      'E_SOURCE',
+      `model source must be a folder, an http(s) URL or a hub id 'org/name', got ${JSON.stringify(source)}`,
+    );
+  }
+  if (/^https?:\/\//i.test(source)) {
+    const base = source.endsWith('/') ? source : `${source}/`;
+    const dir = join(
+      options.cacheDir ?? defaultCacheDir(),
+      `url--${createHash('sha256').update(base).digest('hex').slice(0, 16)}`,
+    );
+    await fetchModel((f) => new URL(f, base).toString(), dir, { ...options, headers: options.headers });
+    return { dir: await realpath(dir), source, kind: 'url' };
+  }
+  const local = resolve(source);
+  if (existsSync(local)) {
+    if (!statSync(local).isDirectory())
+      throw new Blip2Error(
+        'E_SOURCE',
+        `${local} is a file; a model source is the folder that holds config.json`,
+      );
+    if (!existsSync(join(local, 'config.json')))
+      throw new Blip2Error(
+        'E_MISSING_FILE',
+        `${local}: no config.json (is this a Hugging Face checkpoint folder?)`,
+      );
+    return { dir: await realpath(local), source, kind: 'folder' };
+  }
+  const hub = HUB_ID.exec(source);
+  if (!hub || source.startsWith('.') || source.startsWith('/')) {
+    throw new Blip2Error(
+      'E_SOURCE',
+      `model source '${source}' is not an existing folder, an http(s) URL or a hub id 'org/name[@revision]'`,
+    );
+  }
+  const [, org, name, rev] = hub;
+  const revision = rev ?? options.revision ?? 'main';
+  const cached = hubCacheSnapshot(org, name, revision);
+  if (cached) return { dir: await realpath(cached), source, kind: 'hub' };
+  const endpoint = (options.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(
+    /\/+$/,
+    '',
+  );
+  const token = options.token ?? process.env.HF_TOKEN;
+  const dir = join(
+    options.cacheDir ?? defaultCacheDir(),
+    `models--${org}--${name}`,
+    'snapshots',
+    revision.replace(/\//g, '--'),
+  );
+  await fetchModel((f) => `${endpoint}/${org}/${name}/resolve/${encodeURIComponent(revision)}/${f}`, dir, {
+    ...options,
+    headers: { ...(options.headers ?? {}), ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+  });
+  return { dir: await realpath(dir), source, kind: 'hub' };
+}
+
+/** Probes, then downloads the checkpoint's files into `dir`; weights last. */
+async function fetchModel(
+  urlOf: (file: string) => string,
+  dir: string,
+  options: ModelSourceOptions,
+): Promise<void> {
+  const fo: FetchOptions = { headers: options.headers, signal: options.signal, fetch: options.fetch };
+  const found = new Map<string, RemoteFile>();
+  await Promise.all(
+    SMALL_FILES.map(async ({ name, required }) => {
+      const remote = await probe(urlOf(name), fo);
+      if (remote) found.set(name, remote);
+      else if (required)
+        throw new Blip2Error(
+          'E_MISSING_FILE',
+          `${urlOf(name)}: not found (HTTP 404); a BLIP-2 checkpoint needs ${name}`,
+        );
+    }),
+  );
+  if (!found.has('preprocessor_config.json') && !found.has('processor_config.json')) {
+    throw new Blip2Error(
+      'E_MISSING_FILE',
+      `${urlOf('preprocessor_config.json')}: neither preprocessor_config.json nor processor_config.json exists`,
+    );
+  }
+  const progress = makeProgress(options.onProgress);
+  const small = [...found.entries()];
+  for (const [, r] of small) progress.add(r.size);
+  for (const [name, remote] of small)
+    await download(remote, join(dir, name), { ...fo, onBytes: progress.bytes(name, remote.size) });
+
+  let weightFiles = ['model.safetensors'];
+  if (found.has('model.safetensors.index.json')) {
+    const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8')) as {
+      weight_map?: Record<string, string>;
+    };
+    weightFiles = [...new Set(Object.values(index.weight_map ?? {}))];
+    for (const f of weightFiles) {
+      if (f.includes('/') || f.includes('\\') || f.includes('..'))
+        throw new Blip2Error(
+          'E_SOURCE',
+          `model.safetensors.index.json names shard '${f}', which is not a plain file name`,
+        );
+    }
+  }
+  const weights: [string, RemoteFile][] = [];
+  for (const f of weightFiles) {
+    const remote = await probe(urlOf(f), fo);
+    if (!remote) throw new Blip2Error('E_MISSING_FILE', `${urlOf(f)}: not found (HTTP 404)`);
+    weights.push([f, remote]);
+    progress.add(remote.size);
+  }
+  for (const [name, remote] of weights)
+    await download(remote, join(dir, name), { ...fo, onBytes: progress.bytes(name, remote.size) });
+}
+
+function makeProgress(cb: ProgressCallback | undefined) {
+  let overallTotal = 0;
+  const done = new Map<string, number>();
+  return {
+    add(size: number) {
+      overallTotal += size;
+    },
+    bytes(file: string, total: number) {
+      return (loaded: number) => {
+        done.set(file, loaded);
+        if (!cb) return;
+        let overallLoaded = 0;
+        for (const v of done.values()) overallLoaded += v;
+        cb({ phase: 'download', file, loaded, total, overallLoaded, overallTotal });
+      };
+    },
+  };
+}
