@@ -16,7 +16,6 @@ export {
   type TextConfig,
 } from './blip2.js';
 export { ConfigError, type ConfigErrorCode, parseJsonObject } from './fields.js';
-export { eosTokenIds, type GenerationConfig, parseGenerationConfig } from './generation.js';
 export type { OPTConfig } from './opt.js';
 export { getPreset, type PresetName, presetNames, presets } from './presets.js';
 export {

@@ -6,7 +6,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Blip2Config, parseBlip2Config } from './blip2.js';
 import { ConfigError, type JsonObject, parseJsonObject } from './fields.js';
-import { type GenerationConfig, parseGenerationConfig } from './generation.js';
 import { type ImageProcessorConfig, parseImageProcessorConfig } from './processor.js';
 
 async function readJson(path: string): Promise<JsonObject | undefined> {
@@ -45,11 +44,4 @@ export async function loadImageProcessorConfig(dir: string): Promise<ImageProces
     if (json !== undefined) return parseImageProcessorConfig(json, path);
   }
   throw missing(dir, names);
-}
-
-/** `generation_config.json`, or `undefined` when the checkpoint has none (it is optional). */
-export async function loadGenerationConfig(dir: string): Promise<GenerationConfig | undefined> {
-  const path = join(dir, 'generation_config.json');
-  const json = await readJson(path);
-  return json === undefined ? undefined : parseGenerationConfig(json, path);
 }

@@ -3,14 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixtures } from '@blip2/fixtures';
 import { describe, expect, it } from 'vitest';
-import {
-  ConfigError,
-  eosTokenIds,
-  OPENAI_CLIP_MEAN,
-  parseGenerationConfig,
-  parseImageProcessorConfig,
-} from '../src/index.js';
-import { loadBlip2Config, loadGenerationConfig, loadImageProcessorConfig } from '../src/node.js';
+import { ConfigError, OPENAI_CLIP_MEAN, parseImageProcessorConfig } from '../src/index.js';
+import { loadBlip2Config, loadImageProcessorConfig } from '../src/node.js';
 import { readJson } from './helpers.js';
 
 function thrown(fn: () => unknown): ConfigError {
@@ -86,57 +80,6 @@ describe('image processor configs, both layouts', () => {
   });
 });
 
-describe('generation configs', () => {
-  it('the fixtures', () => {
-    const opt = parseGenerationConfig(readJson(join(fixtures.tinyOpt, 'generation_config.json')));
-    expect(opt).toMatchObject({
-      bosTokenId: 2,
-      eosTokenId: 2,
-      padTokenId: 1,
-      decoderStartTokenId: undefined,
-    });
-    const t5 = parseGenerationConfig(readJson(join(fixtures.tinyT5, 'generation_config.json')));
-    expect(t5).toMatchObject({ bosTokenId: undefined, eosTokenId: 1, padTokenId: 0, decoderStartTokenId: 0 });
-    // GenerationConfig's defaults for what the file leaves out
-    expect(t5).toMatchObject({
-      maxLength: 20,
-      numBeams: 1,
-      doSample: false,
-      lengthPenalty: 1,
-      earlyStopping: false,
-    });
-  });
-
-  it('search settings and a list of eos ids', () => {
-    const g = parseGenerationConfig({
-      eos_token_id: [1, 50118],
-      num_beams: 5,
-      length_penalty: -1,
-      max_new_tokens: 10,
-      min_new_tokens: 1,
-      early_stopping: 'never',
-    });
-    expect(g).toMatchObject({
-      numBeams: 5,
-      lengthPenalty: -1,
-      maxNewTokens: 10,
-      minNewTokens: 1,
-      earlyStopping: 'never',
-    });
-    expect(eosTokenIds(g)).toEqual([1, 50118]);
-    expect(eosTokenIds(parseGenerationConfig({ eos_token_id: 2 }))).toEqual([2]);
-  });
-
-  it('rejects bad values', () => {
-    expect(thrown(() => parseGenerationConfig({ eos_token_id: ['</s>'] })).message).toBe(
-      'generation_config.json: eos_token_id: expected a token id or a list of token ids, got ["</s>"]',
-    );
-    expect(thrown(() => parseGenerationConfig({ num_beams: 0 })).code).toBe('E_CONFIG_FIELD');
-    expect(thrown(() => parseGenerationConfig({ top_p: 2 })).field).toBe('top_p');
-    expect(thrown(() => parseGenerationConfig({ early_stopping: 'sometimes' })).code).toBe('E_CONFIG_TYPE');
-  });
-});
-
 describe('node loaders', () => {
   it('load a checkpoint folder', async () => {
     const c = await loadBlip2Config(fixtures.tinyT5);
@@ -145,7 +88,6 @@ describe('node loaders', () => {
     expect((await loadImageProcessorConfig(join(fixtures.tinyT5, 'hf-processor'))).layout).toBe(
       'processor_config',
     );
-    expect((await loadGenerationConfig(fixtures.tinyT5))?.decoderStartTokenId).toBe(0);
   });
 
   it('name the path of a missing or broken file', async () => {
@@ -155,7 +97,6 @@ describe('node loaders', () => {
       message: `${join(dir, 'config.json')}: not found (looked for config.json in ${dir})`,
     });
     await expect(loadImageProcessorConfig(dir)).rejects.toMatchObject({ code: 'E_CONFIG_FILE' });
-    expect(await loadGenerationConfig(dir)).toBeUndefined();
     await writeFile(join(dir, 'config.json'), '{"model_type": "blip-2",');
     await expect(loadBlip2Config(dir)).rejects.toMatchObject({ code: 'E_CONFIG_JSON' });
     await writeFile(join(dir, 'config.json'), '[1, 2]');

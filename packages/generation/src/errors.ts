@@ -19,6 +19,7 @@ export type GenerationErrorCode =
   | 'E_ADAPTER' // the adapter lacks something or returned logits of the wrong shape
   | 'E_NO_CANDIDATES' // every token was masked out: nothing to sample
   | 'E_CONFIG' // generation_config.json is malformed
+  | 'E_IMAGE_TOKENS' // a prompt row's <image> tokens do not match the query embeddings
   | 'E_ABORTED';
 
 export class GenerationError extends Error {

@@ -24,5 +24,6 @@ export {
   resolveOptions,
   type TokenEvent,
 } from './options.js';
+export { mergeQueryEmbeds, prependQueryEmbeds } from './prompt.js';
 export { createRng, type Rng, Xoshiro128 } from './rng.js';
 export { type GenerationStream, streamGenerate } from './stream.js';

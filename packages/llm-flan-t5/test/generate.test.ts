@@ -1,13 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
-import { type GenerationOptions, generate, generationOptionsFromConfig } from '@blip2/generation';
+import {
+  type GenerationOptions,
+  generate,
+  generationOptionsFromConfig,
+  mergeQueryEmbeds,
+} from '@blip2/generation';
 import { buildQFormer, QFORMER_IO } from '@blip2/qformer';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
 import { int64, maxAbsDiff, reshape, slice, type Tensor } from '@blip2/tensor';
 import { buildVisionModel, VISION_MODEL_IO } from '@blip2/vision-encoder';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildT5, mergeQueryEmbeds, T5Adapter } from '../src/index.js';
+import { buildT5, T5Adapter } from '../src/index.js';
 import { type GenerateRecord, readReference, tinyT5 } from './helpers.js';
 
 const { dir, blip2, config, reference } = tinyT5();

@@ -1,8 +1,9 @@
 import { createNodeBackend } from '@blip2/backend-node';
+import { mergeQueryEmbeds } from '@blip2/generation';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
 import { int64, maxAbsDiff, reshape, type Tensor } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildT5, mergeQueryEmbeds, T5Adapter } from '../src/index.js';
+import { buildT5, T5Adapter } from '../src/index.js';
 import { readReference, tinyT5 } from './helpers.js';
 
 const { dir, blip2, config, reference } = tinyT5();

@@ -5,7 +5,6 @@
 
 export { OptAdapter, type OptCache, type OptSessions } from './adapter.js';
 export { OptError, type OptErrorCode } from './errors.js';
-export { mergeQueryEmbeds, prependQueryEmbeds } from './merge.js';
 export {
   buildOpt,
   OPT_IO,

@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
 import { parseBlip2Config } from '@blip2/configs';
 import { fixtures } from '@blip2/fixtures';
-import { generate, generationOptionsFromConfig } from '@blip2/generation';
+import { generate, generationOptionsFromConfig, mergeQueryEmbeds } from '@blip2/generation';
 import { buildQFormer, QFORMER_IO } from '@blip2/qformer';
 import { gather, int64, maxAbsDiff, type Tensor } from '@blip2/tensor';
 import { buildVisionModel, VISION_MODEL_IO } from '@blip2/vision-encoder';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mergeQueryEmbeds } from '../src/index.js';
+
 import { type GenerateRecord, ids, ones, openTiny, type Tiny } from './tiny.js';
 
 let tiny: Tiny;

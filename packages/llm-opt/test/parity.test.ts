@@ -1,6 +1,7 @@
+import { mergeQueryEmbeds } from '@blip2/generation';
 import { maxAbsDiff, reshape } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mergeQueryEmbeds } from '../src/index.js';
+
 import { ids, ones, openTiny, type Tiny } from './tiny.js';
 
 let tiny: Tiny;

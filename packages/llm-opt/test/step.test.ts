@@ -1,6 +1,7 @@
+import { mergeQueryEmbeds } from '@blip2/generation';
 import { concat, float32, gather, int64, maxAbsDiff, slice, type Tensor } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mergeQueryEmbeds } from '../src/index.js';
+
 import { ids, openTiny, type Tiny } from './tiny.js';
 
 let tiny: Tiny;

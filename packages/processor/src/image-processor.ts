@@ -3,6 +3,7 @@
  * it: convert to RGB, PIL bicubic resize to a square (aspect ratio not kept), multiply
  * by 1/255, normalize with the CLIP mean/std, channels first, float32.
  */
+import { parseImageProcessorConfig } from '@blip2/configs';
 import { type Tensor, tensor } from '@blip2/tensor';
 import { describe, ProcessorError } from './errors.js';
 import { checkRgb, type RgbImage } from './image.js';
@@ -40,102 +41,45 @@ export const DEFAULT_IMAGE_PROCESSOR_OPTIONS: ImageProcessorOptions = {
   doConvertRgb: true,
 };
 
-type Json = Record<string, unknown>;
-
-function field<T>(
-  obj: Json,
-  key: string,
-  check: (v: unknown) => v is T,
-  expected: string,
-  where: string,
-): T | undefined {
-  const v = obj[key];
-  if (v === undefined) return undefined;
-  if (!check(v))
-    throw new ProcessorError('E_CONFIG', `${where}: "${key}" must be ${expected}, got ${describe(v)}`);
-  return v;
-}
-const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
 const isPositive = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v > 0;
 const isTriple = (v: unknown): v is number[] =>
   Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
 const isSizeInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
 
 /**
- * Options from a checkpoint's preprocessing config. Reads both layouts:
- * transformers 4.x `preprocessor_config.json` (flat) and 5.x `processor_config.json`
- * (image processor nested under `image_processor`). `size` may be `{height, width}`,
- * `{shortest_edge}` (square, as BLIP resizes) or a bare number.
+ * Options from a checkpoint's preprocessing config, as @blip2/configs parses it
+ * (transformers 4.x `preprocessor_config.json` or 5.x `processor_config.json`),
+ * refusing what this processor does not implement.
  */
-export function imageOptionsFromConfig(json: unknown, where = 'preprocessor config'): ImageProcessorOptions {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new ProcessorError('E_CONFIG', `${where}: expected a JSON object, got ${describe(json)}`);
-  }
-  let obj = json as Json;
-  if (obj.image_processor !== undefined) {
-    if (typeof obj.image_processor !== 'object' || obj.image_processor === null) {
-      throw new ProcessorError(
-        'E_CONFIG',
-        `${where}: "image_processor" must be an object, got ${describe(obj.image_processor)}`,
-      );
-    }
-    obj = obj.image_processor as Json;
-    where = `${where} image_processor`;
-  }
-  const d = DEFAULT_IMAGE_PROCESSOR_OPTIONS;
-  let size = d.size;
-  const rawSize = obj.size;
-  if (typeof rawSize === 'number') {
-    if (!isSizeInt(rawSize))
-      throw new ProcessorError('E_CONFIG', `${where}: "size" must be a positive integer, got ${rawSize}`);
-    size = { height: rawSize, width: rawSize };
-  } else if (typeof rawSize === 'object' && rawSize !== null) {
-    const s = rawSize as Json;
-    if (s.height !== undefined || s.width !== undefined) {
-      if (!isSizeInt(s.height) || !isSizeInt(s.width)) {
-        throw new ProcessorError(
-          'E_CONFIG',
-          `${where}: "size" must have positive integer height and width, got ${JSON.stringify(s)}`,
-        );
-      }
-      size = { height: s.height, width: s.width };
-    } else if (isSizeInt(s.shortest_edge)) {
-      size = { height: s.shortest_edge, width: s.shortest_edge };
-    } else {
-      throw new ProcessorError(
-        'E_CONFIG',
-        `${where}: "size" ${JSON.stringify(s)} has neither height/width nor shortest_edge`,
-      );
-    }
-  } else if (rawSize !== undefined) {
-    throw new ProcessorError(
-      'E_CONFIG',
-      `${where}: "size" must be an object or a number, got ${describe(rawSize)}`,
-    );
-  }
-  const resample = obj.resample;
-  if (resample !== undefined && resample !== 3) {
+export function imageOptionsFromConfig(
+  json: unknown,
+  where = 'preprocessor_config.json',
+): ImageProcessorOptions {
+  const c = parseImageProcessorConfig(json, where);
+  if (c.resample !== 3) {
     // 3 is PIL.Image.BICUBIC; BLIP-2 checkpoints all use it and it is the only filter implemented
     throw new ProcessorError(
       'E_CONFIG',
-      `${where}: "resample" ${describe(resample)} is not supported (only 3 = bicubic)`,
+      `${where}: "resample" ${c.resample} is not supported (only 3 = bicubic)`,
     );
   }
-  const doConvertRgb = field(obj, 'do_convert_rgb', isBool, 'a boolean', where) ?? d.doConvertRgb;
-  if (!doConvertRgb)
+  if (!c.doConvertRgb) {
     throw new ProcessorError(
       'E_CONFIG',
       `${where}: "do_convert_rgb": false is not supported (the model needs RGB)`,
     );
+  }
+  const triple = (v: readonly number[]) =>
+    (v.length === 1 ? [v[0], v[0], v[0]] : [v[0], v[1], v[2]]) as [number, number, number];
   return {
-    size,
-    imageMean: field(obj, 'image_mean', isTriple, 'three numbers', where) ?? d.imageMean,
-    imageStd: field(obj, 'image_std', isTriple, 'three numbers', where) ?? d.imageStd,
-    rescaleFactor: field(obj, 'rescale_factor', isPositive, 'a positive number', where) ?? d.rescaleFactor,
-    doResize: field(obj, 'do_resize', isBool, 'a boolean', where) ?? d.doResize,
-    doRescale: field(obj, 'do_rescale', isBool, 'a boolean', where) ?? d.doRescale,
-    doNormalize: field(obj, 'do_normalize', isBool, 'a boolean', where) ?? d.doNormalize,
-    doConvertRgb,
+    size: { height: c.size.height, width: c.size.width },
+    imageMean: triple(c.imageMean),
+    imageStd: triple(c.imageStd),
+    rescaleFactor: c.rescaleFactor,
+    doResize: c.doResize,
+    doRescale: c.doRescale,
+    doNormalize: c.doNormalize,
+    doConvertRgb: c.doConvertRgb,
   };
 }
 

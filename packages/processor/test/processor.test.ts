@@ -184,11 +184,21 @@ describe('bad input gives typed errors', () => {
     });
   });
   it('a bad config field', () => {
+    // the fields are parsed by @blip2/configs, whose ConfigError names file and field
     expect(() => imageOptionsFromConfig({ size: { height: -1, width: 3 } })).toThrow(
-      expect.objectContaining({ code: 'E_CONFIG' }),
+      expect.objectContaining({
+        code: 'E_CONFIG_FIELD',
+        message: 'preprocessor_config.json: size.height must be a positive integer, got -1',
+      }),
     );
     expect(() => imageOptionsFromConfig({ image_mean: [1, 2] })).toThrow(
-      /"image_mean" must be three numbers/,
+      /image_mean must hold 1 or 3 numbers, got 2/,
+    );
+    expect(() => imageOptionsFromConfig({ resample: 2 })).toThrow(
+      expect.objectContaining({
+        code: 'E_CONFIG',
+        message: expect.stringMatching(/"resample" 2 is not supported/),
+      }),
     );
   });
 });

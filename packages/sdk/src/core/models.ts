@@ -7,10 +7,11 @@ import type { Blip2Config } from '@blip2/configs';
 import {
   type GenerationOptions,
   type GenerationOutput,
+  mergeQueryEmbeds,
+  prependQueryEmbeds,
   generate as runGeneration,
   streamGenerate,
 } from '@blip2/generation';
-import { mergeQueryEmbeds, prependQueryEmbeds } from '@blip2/llm-opt';
 import type { Blip2Processor } from '@blip2/processor';
 import { QFORMER_IO } from '@blip2/qformer';
 import { concat, int64, lastAxisRow, logSoftmax, type Tensor, tensor } from '@blip2/tensor';

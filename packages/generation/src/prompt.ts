@@ -6,11 +6,11 @@
  * mask extended by ones (transformers 4.3x before image tokens, and LAVIS).
  */
 import { concat, type Tensor, tensor } from '@blip2/tensor';
-import { OptError } from './errors.js';
+import { GenerationError } from './errors.js';
 
 function expectFloat3(name: string, t: Tensor): asserts t is Tensor<'float32'> {
   if (t.dtype !== 'float32' || t.dims.length !== 3) {
-    throw new OptError(
+    throw new GenerationError(
       'E_INPUT',
       `${name} must be float32 [batch, sequence, hidden], got ${t.dtype} [${t.dims}]`,
     );
@@ -19,7 +19,10 @@ function expectFloat3(name: string, t: Tensor): asserts t is Tensor<'float32'> {
 
 function expectInt2(name: string, t: Tensor): asserts t is Tensor<'int64'> {
   if (t.dtype !== 'int64' || t.dims.length !== 2) {
-    throw new OptError('E_INPUT', `${name} must be int64 [batch, sequence], got ${t.dtype} [${t.dims}]`);
+    throw new GenerationError(
+      'E_INPUT',
+      `${name} must be int64 [batch, sequence], got ${t.dtype} [${t.dims}]`,
+    );
   }
 }
 
@@ -40,10 +43,13 @@ export function mergeQueryEmbeds(
   const [b, t, d] = textEmbeds.dims;
   const [qb, q, qd] = queryEmbeds.dims;
   if (inputIds.dims[0] !== b || inputIds.dims[1] !== t) {
-    throw new OptError('E_INPUT', `inputIds [${inputIds.dims}] do not match textEmbeds [${textEmbeds.dims}]`);
+    throw new GenerationError(
+      'E_INPUT',
+      `inputIds [${inputIds.dims}] do not match textEmbeds [${textEmbeds.dims}]`,
+    );
   }
   if (qb !== b || qd !== d) {
-    throw new OptError(
+    throw new GenerationError(
       'E_INPUT',
       `queryEmbeds [${queryEmbeds.dims}] do not match textEmbeds [${textEmbeds.dims}] (batch and hidden size)`,
     );
@@ -59,7 +65,7 @@ export function mergeQueryEmbeds(
       k++;
     }
     if (k !== q) {
-      throw new OptError(
+      throw new GenerationError(
         'E_IMAGE_TOKENS',
         `inputIds row ${row} holds ${k} image tokens (id ${imageTokenId}) but there are ${q} query embeddings per image`,
       );
@@ -83,13 +89,13 @@ export function prependQueryEmbeds(
   const [b, t, d] = textEmbeds.dims;
   const [qb, q, qd] = queryEmbeds.dims;
   if (qb !== b || qd !== d) {
-    throw new OptError(
+    throw new GenerationError(
       'E_INPUT',
       `queryEmbeds [${queryEmbeds.dims}] do not match textEmbeds [${textEmbeds.dims}] (batch and hidden size)`,
     );
   }
   if (attentionMask.dims[0] !== b || attentionMask.dims[1] !== t) {
-    throw new OptError(
+    throw new GenerationError(
       'E_INPUT',
       `attentionMask [${attentionMask.dims}] does not match textEmbeds [${textEmbeds.dims}]`,
     );
