@@ -7,11 +7,12 @@ import { ensureChromium, ensureInstalled, root } from './bootstrap.mjs';
 ensureInstalled();
 ensureChromium();
 
-const args = ['run', 'test', '--concurrency=2', ...process.argv.slice(2)];
+// --continue: one failing package must not hide the others' results
+const args = ['run', 'test', '--concurrency=2', '--continue', ...process.argv.slice(2)];
 const child = spawn(join(root, 'node_modules', '.bin', 'turbo'), args, {
   cwd: root,
   stdio: ['ignore', 'pipe', 'inherit'],
-  env: { ...process.env, FORCE_COLOR: '0' },
+  env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
 });
 let passed = 0;
 let failed = 0;
@@ -24,7 +25,9 @@ child.stdout.on('data', (chunk) => {
   pending = lines.pop() ?? '';
   for (const line of lines) {
     // vitest's summary: "      Tests  12 passed | 1 failed (13)"
-    const m = /Tests\s+(.*)\(\d+\)\s*$/.exec(line);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour codes
+    const plain = line.replace(/\x1b\[[0-9;]*m/g, '');
+    const m = /Tests\s+(.*)\(\d+\)\s*$/.exec(plain);
     if (!m) continue;
     for (const part of m[1].split('|')) {
       const n = /(\d+)\s+(passed|failed|skipped|todo)/.exec(part);

@@ -4,7 +4,8 @@
  * names the file, field or value at fault.
  */
 export type EvalErrorCode =
-  | 'E_NO_SDK' // loadAnswerer has no model SDK behind it yet
+  | 'E_MODEL' // the model cannot be loaded by the SDK (missing folder, bad config, unknown family)
+  | 'E_IMAGE' // an image of a batch cannot be decoded or preprocessed
   | 'E_ARGS' // bad command line or option value
   | 'E_READ' // a file could not be read
   | 'E_JSON' // a file is not valid JSON

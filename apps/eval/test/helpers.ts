@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixtures } from '@blip2/fixtures';
+import { build, type Options as TsupOptions } from 'tsup';
 import type { GenerationSettings, VqaAnswerer, VqaItem } from '../src/answerer.js';
 import { type RunOptions, type RunOutcome, runEvaluation } from '../src/run.js';
 import type { VqaResult } from '../src/vqa-eval.js';
@@ -58,6 +59,50 @@ export async function runShapesVal(
   const ref = new Map(reference.results.map((r) => [r.question_id, r.answer]));
   const sameAnswers = outcome.results.filter((r) => ref.get(r.question_id) === r.answer).length;
   return { outcome, reference, sameAnswers };
+}
+
+/**
+ * Bundles the `vqa-eval` executable from the TypeScript sources of this app and of every
+ * @blip2 package (their `source` export condition), so a child-process test runs the code under
+ * test rather than whatever `dist/` folders were last built. Third-party packages (onnxruntime,
+ * sharp, tokenizers: native binaries) stay external, imported by absolute path because the
+ * bundle lives in a temporary folder with no node_modules of its own.
+ */
+export async function buildCliFromSources(): Promise<string> {
+  const outDir = tempDir();
+  const thirdPartyByPath: NonNullable<TsupOptions['esbuildPlugins']>[number] = {
+    name: 'third-party-by-absolute-path',
+    setup(b) {
+      b.onResolve({ filter: /^[^./]/ }, async (args) => {
+        if (args.path.startsWith('node:') || args.path.startsWith('@blip2/') || args.pluginData?.inner)
+          return;
+        const found = await b.resolve(args.path, {
+          kind: args.kind,
+          resolveDir: args.resolveDir,
+          importer: args.importer,
+          pluginData: { inner: true },
+        });
+        if (found.errors.length > 0 || found.external) return;
+        return { path: found.path, external: true };
+      });
+    },
+  };
+  await build({
+    entry: { cli: join(import.meta.dirname, '..', 'src', 'cli.ts') },
+    outDir,
+    format: ['esm'],
+    platform: 'node',
+    target: 'node20',
+    dts: false,
+    silent: true,
+    config: false,
+    noExternal: [/^@blip2\//],
+    esbuildOptions(o) {
+      o.conditions = ['source'];
+    },
+    esbuildPlugins: [thirdPartyByPath],
+  });
+  return join(outDir, 'cli.js');
 }
 
 export function tempDir(): string {

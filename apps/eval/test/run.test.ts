@@ -287,9 +287,10 @@ describe('vqa-eval CLI (in process)', () => {
     expect(text.o.out).toMatch(/^Overall Accuracy is: 73\.00\n/);
   });
 
-  it('without the SDK, run fails with E_NO_SDK after checking the data', async () => {
+  it('a model that cannot be loaded fails with E_MODEL after checking the data', async () => {
     const { o, io: cio } = io();
-    const args = ['run', '--model', 'Salesforce/blip2-opt-2.7b', '--questions', shapes.questions];
+    const missing = join(tempDir(), 'no-such-model');
+    const args = ['run', '--model', missing, '--questions', shapes.questions];
     args.push(
       '--annotations',
       shapes.annotations,
@@ -299,7 +300,7 @@ describe('vqa-eval CLI (in process)', () => {
       join(tempDir(), 'r.json'),
     );
     expect(await main(args, cio)).toBe(1);
-    expect(o.err).toMatch(/E_NO_SDK: cannot load model "Salesforce\/blip2-opt-2\.7b"/);
+    expect(o.err).toContain(`E_MODEL: cannot load model "${missing}"`);
   });
 
   it('bad arguments are E_ARGS with exit code 2', async () => {

@@ -8,7 +8,6 @@ export {
   presetNames,
 } from '@blip2/configs';
 export { GenerationError, type GenerationOptions, type GenerationOutput } from '@blip2/generation';
-export { Blip2Processor } from '@blip2/processor';
 export { LANGUAGE_MODELS, type LanguageModelModule, optModule, t5Module } from './core/families.js';
 export { type FromPretrainedOptions, loadParts } from './core/load.js';
 export {
@@ -27,5 +26,6 @@ export {
 } from './core/models.js';
 export type { BackendChoice, ModelFiles, Platform, SourceOptions } from './core/platform.js';
 export { setPlatform } from './core/platform.js';
+export { Blip2Processor } from './core/processor.js';
 export { Blip2Error, type Blip2ErrorCode } from './errors.js';
 export type { LoadProgress, ProgressCallback } from './sources/progress.js';

@@ -13,6 +13,7 @@ setPlatform(nodePlatform);
 
 export * from './common.js';
 export { createBackendNode, folderFiles, nodePlatform } from './node-platform.js';
+export { type ParityOptions, type ParityReport, runParity } from './parity/index.js';
 export { download, probe, type RemoteFile } from './sources/download.js';
 export {
   defaultCacheDir,

@@ -6,7 +6,6 @@
  */
 import { type Blip2Config, parseBlip2Config, type TextConfig } from '@blip2/configs';
 import { type GenerationOptions, generationOptionsFromConfig } from '@blip2/generation';
-import { Blip2Processor, ImageProcessor, processorSettingsFromConfigs, Tokenizer } from '@blip2/processor';
 import { buildQFormer } from '@blip2/qformer';
 import type { WeightIndex } from '@blip2/safetensors';
 import type { Backend, BuiltGraph, Session } from '@blip2/tensor';
@@ -15,6 +14,7 @@ import { Blip2Error } from '../errors.js';
 import type { ProgressCallback } from '../sources/progress.js';
 import { LANGUAGE_MODELS, type LanguageModelModule } from './families.js';
 import { type BackendChoice, type ModelFiles, platform, type SourceOptions } from './platform.js';
+import { type Blip2Processor, loadProcessor } from './processor.js';
 import { recordUse, unusedWeights } from './weights.js';
 
 export interface FromPretrainedOptions extends SourceOptions, BackendChoice {
@@ -67,26 +67,33 @@ export async function loadParts(
   }
   const config = parseBlip2Config(rawConfig, `${files.location}/config.json`);
   const module = options.languageModel ?? LANGUAGE_MODELS[config.textConfig.modelType];
-  const weights = await files.openWeights();
   const backend = await p.createBackend(options);
+  const weights = await files.openWeights();
   const recorder = recordUse(weights);
   const graphs = new Map<string, BuiltGraph>();
   const progress: ProgressCallback | undefined = options.onProgress;
 
-  if (parts.includes('vision')) graphs.set('vision', buildVisionModel(config.visionConfig, recorder.lookup));
-  if (parts.includes('qformer')) {
-    graphs.set(
-      'qformer',
-      buildQFormer(config.qformerConfig, recorder.lookup, {
-        numQueryTokens: config.numQueryTokens,
-        languageProjection: true,
-      }),
-    );
-  }
   let lmGraphs: Record<string, BuiltGraph> | undefined;
-  if (parts.includes('languageModel')) {
-    lmGraphs = module.build(config.textConfig as TextConfig, recorder.lookup);
-    for (const [k, g] of Object.entries(lmGraphs)) graphs.set(`lm.${k}`, g);
+  try {
+    if (parts.includes('vision'))
+      graphs.set('vision', buildVisionModel(config.visionConfig, recorder.lookup));
+    if (parts.includes('qformer')) {
+      graphs.set(
+        'qformer',
+        buildQFormer(config.qformerConfig, recorder.lookup, {
+          numQueryTokens: config.numQueryTokens,
+          languageProjection: true,
+        }),
+      );
+    }
+    if (parts.includes('languageModel')) {
+      lmGraphs = module.build(config.textConfig as TextConfig, recorder.lookup);
+      for (const [k, g] of Object.entries(lmGraphs)) graphs.set(`lm.${k}`, g);
+    }
+  } catch (e) {
+    const error = weightError(e, files.location, weights);
+    await weights.close();
+    throw error;
   }
   let n = 0;
   for (const g of graphs.values())
@@ -125,6 +132,10 @@ export async function loadParts(
       });
       languageModel = { module, adapter };
     }
+    // onnxruntime-web copied the weights into its own memory: drop the fetched bytes
+    // rather than hold a second copy for the model's lifetime (a graph loaded later,
+    // e.g. the vision model with every hidden state, fetches again)
+    (backend as { clearWeightCache?(): void }).clearWeightCache?.();
     const processor = parts.includes('processor')
       ? await loadProcessor(files, rawConfig, p.decodeImage)
       : undefined;
@@ -147,32 +158,24 @@ export async function loadParts(
     };
   } catch (e) {
     await Promise.all([...sessions.values()].map((s) => s.release()));
+    await weights.close();
     throw e;
   }
 }
 
-async function loadProcessor(
-  files: ModelFiles,
-  rawConfig: unknown,
-  decodeImage: ReturnType<typeof platform>['decodeImage'],
-): Promise<Blip2Processor> {
-  const tokenizerJson = await files.readJson('tokenizer.json');
-  const tokenizerConfig = await files.readJson('tokenizer_config.json', true);
-  const pre =
-    (await files.readJson('processor_config.json', true)) ??
-    (await files.readJson('preprocessor_config.json', true));
-  if (pre === undefined) {
-    throw new Blip2Error(
-      'E_MISSING_FILE',
-      `${files.location}: neither processor_config.json nor preprocessor_config.json exists`,
-    );
-  }
-  const settings = processorSettingsFromConfigs(rawConfig, pre);
-  return new Blip2Processor({
-    imageProcessor: ImageProcessor.fromPreprocessorConfig(pre),
-    tokenizer: Tokenizer.fromJSON(tokenizerJson, tokenizerConfig),
-    ...settings,
-    decodeImage,
+/**
+ * Each module names a weight that is absent or mis-shaped with its own class and
+ * code; users get one of two SDK codes, with the checkpoint named. Whether the
+ * weight is absent is asked of the checkpoint, not read from the module's wording.
+ */
+function weightError(e: unknown, location: string, weights: WeightIndex): unknown {
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code !== 'string' || !code.includes('WEIGHT')) return e;
+  const message = (e as Error).message;
+  const name = (e as { weight?: string }).weight ?? /['"]([^'"]+)['"]/.exec(message)?.[1];
+  const missing = name === undefined || !weights.has(name);
+  return new Blip2Error(missing ? 'E_MISSING_WEIGHTS' : 'E_WEIGHT_SHAPE', `${location}: ${message}`, {
+    cause: e,
   });
 }
 

@@ -1,0 +1,151 @@
+/**
+ * `blip2 caption` and `blip2 ask`: one image through Blip2ForConditionalGeneration.
+ * They run the same steps as `model.caption` / `model.ask` (the ask prompt is the
+ * family's template, with the BLIP-2 paper's VQA decoding unless overridden), but
+ * keep the token ids and the time each step took for `--json`.
+ */
+import type { GenerationOptions } from '@blip2/generation';
+import { Blip2ForConditionalGeneration, VQA_DECODING } from '../core/models.js';
+import type { Io } from './io.js';
+import {
+  BACKEND,
+  backendChoice,
+  COMMON,
+  GENERATION,
+  generationOptions,
+  type OptionSpec,
+  parse,
+  required,
+} from './options.js';
+import { progressBar } from './progress.js';
+
+const SHARED = `
+  --backend node|web      onnxruntime-node (default) or onnxruntime-web (wasm)
+  --device D              node: cpu|cuda|tensorrt|dml|coreml; web: wasm|webgpu|webnn
+  --num-beams N           beam search with N beams
+  --max-new-tokens N      generate at most N tokens
+  --min-new-tokens N      no end of sequence before N tokens
+  --length-penalty X      beam scores divided by length ** X
+  --repetition-penalty X  penalize tokens already in the sequence
+  --json                  print {"text", "tokens", "timings"}
+  --verbose               show stacks of errors`;
+
+export const CAPTION_USAGE = `usage: blip2 caption --model M --image I [--prompt P] [options]
+  Captions an image (or continues the prompt P, e.g. "a photo of").
+  --model M               checkpoint folder, URL or Hugging Face hub id
+  --image I               image file (png, jpeg, webp, ...)
+  --prompt P              text to continue${SHARED}`;
+
+export const ASK_USAGE = `usage: blip2 ask --model M --image I --question Q [options]
+  Answers a question about an image (zero-shot VQA prompt of the model's family;
+  default decoding: 5 beams, length penalty -1, 1 to 10 new tokens).
+  --model M               checkpoint folder, URL or Hugging Face hub id
+  --image I               image file
+  --question Q            the question${SHARED}`;
+
+export interface GenerateResult {
+  readonly text: string;
+  /** the generated ids (T5: the decoder sequence, starting with its start token) */
+  readonly tokens: number[];
+  /** milliseconds */
+  readonly timings: { load: number; preprocess: number; generate: number; total: number };
+}
+
+export async function loadModel(
+  source: string,
+  options: Parameters<typeof Blip2ForConditionalGeneration.fromPretrained>[1],
+  io: Io,
+): Promise<Blip2ForConditionalGeneration> {
+  const bar = progressBar(io.stderr);
+  try {
+    return await Blip2ForConditionalGeneration.fromPretrained(source, {
+      ...options,
+      onProgress: bar.onProgress,
+      onWarning: (m) => {
+        bar.done();
+        io.stderr.write(`${m}\n`);
+      },
+    });
+  } finally {
+    bar.done();
+  }
+}
+
+/** Preprocess, generate, decode: what `caption`/`ask` do inside, with the ids kept. */
+export async function generateText(
+  model: Blip2ForConditionalGeneration,
+  image: string,
+  prompt: string | undefined,
+  options: GenerationOptions,
+): Promise<{ text: string; tokens: number[]; preprocess: number; generate: number }> {
+  const t0 = performance.now();
+  const inputs = await model.processor.process(
+    prompt === undefined ? { images: [image] } : { images: [image], text: [prompt] },
+  );
+  const t1 = performance.now();
+  const { pixelValues, inputIds, attentionMask } = inputs;
+  if (!pixelValues) throw new Error('the processor returned no pixel values');
+  const out = await model.generate({ pixelValues, inputIds, attentionMask }, options);
+  const t2 = performance.now();
+  const tokens = out.sequences[0];
+  // T5's decoder sequence starts with decoder_start_token_id, which is not text
+  const text = model.processor
+    .decode(model.config.isEncoderDecoder ? tokens.slice(1) : tokens, { skipSpecialTokens: true })
+    .trim();
+  return { text, tokens, preprocess: t1 - t0, generate: t2 - t1 };
+}
+
+export async function captionOrAsk(
+  command: 'caption' | 'ask',
+  args: readonly string[],
+  io: Io,
+): Promise<number> {
+  const usage = command === 'caption' ? CAPTION_USAGE : ASK_USAGE;
+  const extra: OptionSpec =
+    command === 'caption' ? { prompt: { type: 'string' } } : { question: { type: 'string' } };
+  const { values } = parse(
+    args,
+    { ...COMMON, ...BACKEND, ...GENERATION, model: { type: 'string' }, image: { type: 'string' }, ...extra },
+    usage,
+  );
+  if (values.help) {
+    io.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  const source = required(values, 'model', usage);
+  const image = required(values, 'image', usage);
+  const question = command === 'ask' ? required(values, 'question', usage) : undefined;
+  const gen = generationOptions(values, usage);
+  const choice = backendChoice(values, usage);
+
+  const start = performance.now();
+  const model = await loadModel(source, choice, io);
+  try {
+    const load = performance.now() - start;
+    const result =
+      question === undefined
+        ? await generateText(model, image, values.prompt as string | undefined, gen)
+        : await generateText(model, image, model.questionTemplate.replace('{}', question), {
+            ...VQA_DECODING,
+            ...gen,
+          });
+    const output: GenerateResult = {
+      text: result.text,
+      tokens: result.tokens,
+      timings: {
+        load: round(load),
+        preprocess: round(result.preprocess),
+        generate: round(result.generate),
+        total: round(performance.now() - start),
+      },
+    };
+    io.stdout.write(values.json ? `${JSON.stringify(output)}\n` : `${output.text}\n`);
+    return 0;
+  } finally {
+    await model.dispose();
+  }
+}
+
+export function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

@@ -1,0 +1,50 @@
+/**
+ * `Blip2Processor.fromPretrained`: the processor of a checkpoint on its own (the
+ * tokenizer and image preprocessing, no graphs), from the same sources as the models.
+ * The SDK's class is @blip2/processor's with that loader added, so a model's
+ * `processor` and one loaded alone are the same kind of object.
+ */
+import {
+  Blip2Processor as BaseBlip2Processor,
+  type ImageDecoder,
+  ImageProcessor,
+  processorSettingsFromConfigs,
+  Tokenizer,
+} from '@blip2/processor';
+import { Blip2Error } from '../errors.js';
+import { type ModelFiles, platform, type SourceOptions } from './platform.js';
+
+export class Blip2Processor extends BaseBlip2Processor {
+  /** A folder, an http(s) URL or a hub id, as `Blip2ForConditionalGeneration.fromPretrained` takes. */
+  static async fromPretrained(source: string, options: SourceOptions = {}): Promise<Blip2Processor> {
+    const p = platform();
+    const files = await p.openSource(source, options);
+    return loadProcessor(files, await files.readJson('config.json'), p.decodeImage);
+  }
+}
+
+/** tokenizer.json (+ tokenizer_config.json) and the 5.x processor_config.json or the 4.x preprocessor_config.json. */
+export async function loadProcessor(
+  files: ModelFiles,
+  rawConfig: unknown,
+  decodeImage: ImageDecoder,
+): Promise<Blip2Processor> {
+  const tokenizerJson = await files.readJson('tokenizer.json');
+  const tokenizerConfig = await files.readJson('tokenizer_config.json', true);
+  const pre =
+    (await files.readJson('processor_config.json', true)) ??
+    (await files.readJson('preprocessor_config.json', true));
+  if (pre === undefined) {
+    throw new Blip2Error(
+      'E_MISSING_FILE',
+      `${files.location}: neither processor_config.json nor preprocessor_config.json exists`,
+    );
+  }
+  const settings = processorSettingsFromConfigs(rawConfig, pre);
+  return new Blip2Processor({
+    imageProcessor: ImageProcessor.fromPreprocessorConfig(pre),
+    tokenizer: Tokenizer.fromJSON(tokenizerJson, tokenizerConfig),
+    ...settings,
+    decodeImage,
+  });
+}

@@ -1,0 +1,342 @@
+/**
+ * The `blip2` command as users run it: the CLI is bundled from src/cli.ts (as tsup's
+ * config does for dist/cli.js) into a private folder inside the package, so node
+ * resolves its @blip2/* imports as an installed package would, then every command
+ * runs as a child process.
+ */
+import { spawn } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fixtures } from '@blip2/fixtures';
+import { serializeSafetensors, type TensorBytes } from '@blip2/safetensors';
+import { openWeightsFromDir } from '@blip2/safetensors/node';
+import { build } from 'tsup';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Blip2ForConditionalGeneration } from '../src/index.js';
+
+const pkg = fileURLToPath(new URL('..', import.meta.url));
+const image = join(fixtures.shapesVal, 'images', 'COCO_val2014_000000000001.jpg');
+const temps: string[] = [];
+let cli: string;
+
+beforeAll(async () => {
+  const cache = join(pkg, 'node_modules', '.cache');
+  await mkdir(cache, { recursive: true });
+  const outDir = await mkdtemp(join(cache, 'blip2-cli-test-'));
+  temps.push(outDir);
+  await build({
+    config: false,
+    entry: { cli: join(pkg, 'src', 'cli.ts') },
+    format: ['esm'],
+    target: 'es2022',
+    outDir,
+    banner: { js: '#!/usr/bin/env node' },
+    silent: true,
+  });
+  cli = join(outDir, 'cli.js');
+});
+
+afterAll(async () => {
+  await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function blip2(...args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { cwd: pkg });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'blip2-cli-'));
+  temps.push(dir);
+  return dir;
+}
+
+describe('blip2 caption / ask --json', () => {
+  it('caption prints the text, tokens and timings the SDK API gives', async () => {
+    const r = await blip2('caption', '--model', fixtures.shapesOpt, '--image', image, '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    const model = await Blip2ForConditionalGeneration.fromPretrained(fixtures.shapesOpt);
+    try {
+      expect(out.text).toBe(await model.caption(image));
+      const { pixelValues } = await model.processor.process({ images: [image] });
+      expect(out.tokens).toEqual((await model.generate({ pixelValues: pixelValues as never })).sequences[0]);
+    } finally {
+      await model.dispose();
+    }
+    for (const k of ['load', 'preprocess', 'generate', 'total']) expect(out.timings[k]).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['shapes-blip2-opt', fixtures.shapesOpt],
+    ['shapes-blip2-t5', fixtures.shapesT5],
+  ])('ask on %s answers as model.ask, with the default and with overridden decoding', async (_n, dir) => {
+    const question = 'What color is the circle?';
+    const r = await blip2('ask', '--model', dir, '--image', image, '--question', question, '--json');
+    expect(r.code).toBe(0);
+    const greedy = await blip2(
+      ...['ask', '--model', dir, '--image', image, '--question', question, '--json'],
+      ...['--num-beams', '1', '--max-new-tokens', '2', '--repetition-penalty', '1.5'],
+    );
+    expect(greedy.code).toBe(0);
+    const model = await Blip2ForConditionalGeneration.fromPretrained(dir);
+    try {
+      const answer = await model.ask(image, question);
+      expect(answer.length).toBeGreaterThan(0);
+      expect(JSON.parse(r.stdout).text).toBe(answer);
+      expect(JSON.parse(greedy.stdout).text).toBe(
+        await model.ask(image, question, { numBeams: 1, maxNewTokens: 2, repetitionPenalty: 1.5 }),
+      );
+    } finally {
+      await model.dispose();
+    }
+    console.log(
+      `${_n}: '${question}' -> ${JSON.parse(r.stdout).text} (${JSON.stringify(JSON.parse(r.stdout).timings)})`,
+    );
+  });
+
+  it('prints the plain answer without --json, and runs on the web backend', async () => {
+    const r = await blip2(
+      ...['ask', '--model', fixtures.shapesT5, '--image', image],
+      ...['--question', 'Is there a blue triangle?', '--backend', 'web'],
+    );
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('yes\n');
+  });
+});
+
+describe('blip2 parity', () => {
+  it.each([
+    ['tiny-blip2-opt', fixtures.tinyOpt],
+    ['tiny-blip2-t5', fixtures.tinyT5],
+    ['tokenizers/opt', fixtures.tokenizersOpt],
+    ['tokenizers/t5', fixtures.tokenizersT5],
+    ['images', fixtures.images],
+  ])('%s passes: exit 0, report ok', async (_n, dir) => {
+    const r = await blip2('parity', dir, '--json');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.ok).toBe(true);
+    expect(report.maxAbsDiff).toBeLessThanOrEqual(1e-4);
+    expect(report.tensors.every((t: { maxAbsDiff: number }) => t.maxAbsDiff <= 1e-4)).toBe(true);
+    expect(report.generate.every((g: { match: boolean }) => g.match)).toBe(true);
+  });
+
+  it('prints a table of tensors and generations and PASS', async () => {
+    const r = await blip2('parity', fixtures.tinyOpt, '--backend', 'web');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('backend web:wasm');
+    expect(r.stdout).toMatch(/ok {3}case0\/logits +max\|diff\| +\d\.\d\de-\d+/);
+    expect(r.stdout).toContain('generate case2/beam5_lavis');
+    expect(r.stdout).toMatch(/^PASS: 18 tensors, 17 generations, 3 exact values/m);
+  });
+
+  it('exits 1 on a copy whose reference tensor was perturbed by 1e-3, naming it', async () => {
+    const tmp = await tempDir();
+    await cp(fixtures.tinyT5, join(tmp, 'tiny-blip2-t5'), { recursive: true });
+    await cp(fixtures.images, join(tmp, 'images'), { recursive: true });
+    const path = join(tmp, 'tiny-blip2-t5', 'reference.safetensors');
+    const buf = await readFile(path);
+    const n = Number(buf.readBigUInt64LE(0));
+    const header = JSON.parse(buf.subarray(8, 8 + n).toString());
+    const offset = 8 + n + header['case2/t5_encoder_last_hidden_state'].data_offsets[0] + 4 * 10;
+    buf.writeFloatLE(buf.readFloatLE(offset) + 1e-3, offset);
+    await writeFile(path, buf);
+
+    const r = await blip2('parity', join(tmp, 'tiny-blip2-t5'), '--json');
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout);
+    expect(report.ok).toBe(false);
+    const bad = report.tensors.filter((t: { ok: boolean }) => !t.ok);
+    expect(bad.map((t: { case: string; name: string }) => `${t.case}/${t.name}`)).toEqual([
+      'case2/t5_encoder_last_hidden_state',
+    ]);
+    expect(report.maxAbsDiff).toBeGreaterThan(9e-4);
+    const text = await blip2('parity', join(tmp, 'tiny-blip2-t5'));
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/FAIL case2\/t5_encoder_last_hidden_state/);
+    expect(text.stdout).toMatch(/^FAIL: /m);
+  });
+
+  it('exits 1 with a typed message for a folder that is no fixture', async () => {
+    const r = await blip2('parity', fixtures.shapesOpt);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `blip2: ${fixtures.shapesOpt} is not a fixture folder: it has neither reference.json + reference.safetensors (model), cases.json + tokenizer.json (tokenizer) nor pixel_values.safetensors (images)\n`,
+    );
+  });
+});
+
+describe('errors and usage', () => {
+  it('a missing model folder: `blip2: <message>`, no stack, exit 1; --verbose adds the stack', async () => {
+    const missing = join(await tempDir(), 'no-such-model');
+    const r = await blip2('caption', '--model', missing, '--image', image);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.startsWith('blip2: ')).toBe(true);
+    expect(r.stderr).toContain(missing);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    const v = await blip2('caption', '--model', missing, '--image', image, '--verbose');
+    expect(v.code).toBe(1);
+    expect(v.stderr).toMatch(/\n\s+at /);
+    expect(v.stderr).toContain('[E_SOURCE]');
+  });
+
+  it('a missing image names the file', async () => {
+    const r = await blip2('ask', '--model', fixtures.shapesOpt, '--image', 'nope.png', '--question', 'why?');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^blip2: .*nope\.png/);
+  });
+
+  it.each([
+    [['frobnicate'], /unknown command 'frobnicate'/],
+    [[], /^usage: blip2 <command>/],
+    [['caption', '--model', 'm', '--image', 'i', '--beams', '3'], /Unknown option '--beams'/],
+    [['ask', '--model', 'm', '--image', 'i'], /--question is required/],
+    [
+      ['caption', '--model', 'm', '--image', 'i', '--num-beams', 'five'],
+      /--num-beams must be an integer, got 'five'/,
+    ],
+    [
+      ['caption', '--model', 'm', '--image', 'i', '--backend', 'gpu'],
+      /--backend must be 'node' or 'web', got 'gpu'/,
+    ],
+    [['parity'], /give the fixture folder/],
+  ])('usage error %j: exit 2 with the usage', async (args, message) => {
+    const r = await blip2(...args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).toContain('usage: blip2');
+  });
+
+  it('--help prints the usage on stdout', async () => {
+    const r = await blip2('ask', '--help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^usage: blip2 ask --model M --image I --question Q/);
+  });
+});
+
+describe('blip2 inspect', () => {
+  it('summarizes the shapes checkpoint: config, 1.08M parameters, files, nothing missing or unused', async () => {
+    const r = await blip2('inspect', '--model', fixtures.shapesOpt, '--json');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    const weights = await openWeightsFromDir(fixtures.shapesOpt);
+    const count = [...weights.tensors.values()].reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+    await weights.close();
+    expect(report.parameters).toBe(count);
+    expect((report.parameters / 1e6).toFixed(2)).toBe('1.08'); // the fixture README's figure
+    expect(report.dtypes).toEqual({ F32: count });
+    expect(report.languageModel).toBe('opt');
+    expect(report.config.numQueryTokens).toBe(8);
+    expect(report.config.vision.imageSize).toBe(64);
+    expect(report.files).toEqual([{ name: 'model.safetensors', bytes: expect.any(Number) }]);
+    expect(report.missing).toEqual([]);
+    expect(report.unexpected).toEqual([]);
+    const text = await blip2('inspect', '--model', fixtures.shapesT5);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('BLIP-2 with T5');
+    expect(text.stdout).toMatch(/parameters +1,3\d\d,\d\d\d/);
+  });
+
+  /** a copy of tiny-blip2-opt whose model.safetensors has `drop` removed and `extra` added */
+  async function alteredCheckpoint(drop: string[], extra: string[]): Promise<string> {
+    const dir = join(await tempDir(), 'model');
+    await cp(fixtures.tinyOpt, dir, { recursive: true });
+    const weights = await openWeightsFromDir(fixtures.tinyOpt);
+    const tensors: Record<string, TensorBytes> = {};
+    for (const [name, info] of weights.tensors) {
+      if (drop.includes(name)) continue;
+      const t = await weights.read(name);
+      const data = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength).slice();
+      tensors[name] = { dtype: info.dtype, shape: info.shape, data };
+    }
+    await weights.close();
+    for (const name of extra) tensors[name] = { dtype: 'F32', shape: [2], data: new Uint8Array(8) };
+    await writeFile(join(dir, 'model.safetensors'), serializeSafetensors(tensors));
+    return dir;
+  }
+
+  it('lists a weight no graph uses', async () => {
+    const dir = await alteredCheckpoint([], ['qformer.text_only.weight']);
+    const r = await blip2('inspect', '--model', dir);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/unexpected weights \(1, unused by the model\)\n {2}qformer\.text_only\.weight/);
+  });
+
+  it('names the part that misses a weight, and exits 1', async () => {
+    const dir = await alteredCheckpoint(['language_projection.bias'], []);
+    const r = await blip2('inspect', '--model', dir, '--json');
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout);
+    expect(report.missing).toEqual([
+      { part: 'qformer', problem: expect.stringContaining("no weight 'language_projection.bias'") },
+    ]);
+  });
+});
+
+describe('blip2 doctor', () => {
+  it('reports Node, onnxruntime-node and -web, and the CPU and wasm providers as available', async () => {
+    const r = await blip2('doctor');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`Node.js ${process.version}`);
+    expect(r.stdout).toMatch(/onnxruntime-node \d+\.\d+\.\d+/);
+    expect(r.stdout).toMatch(/onnxruntime-web \d+\.\d+\.\d+/);
+    expect(r.stdout).toMatch(/yes cpu/);
+    expect(r.stdout).toMatch(/yes wasm/);
+    expect(r.stdout).toContain('ONNXRUNTIME_NODE_INSTALL=cuda12');
+    const json = JSON.parse((await blip2('doctor', '--json')).stdout);
+    expect(json.node.providers.find((p: { name: string }) => p.name === 'cpu').available).toBe(true);
+    expect(json.web.providers.find((p: { name: string }) => p.name === 'wasm').available).toBe(true);
+  });
+});
+
+describe('blip2 demo', () => {
+  it('captions two validation images with both shipped models and answers their questions as transformers did', async () => {
+    const r = await blip2('demo', '--json');
+    expect(r.code).toBe(0);
+    const models = JSON.parse(r.stdout) as {
+      model: string;
+      images: {
+        caption: string;
+        questions: { question: string; answer: string; references?: string[]; transformers?: string }[];
+      }[];
+    }[];
+    expect(models.map((m) => m.model)).toEqual([fixtures.shapesOpt, fixtures.shapesT5]);
+    for (const m of models) {
+      expect(m.images).toHaveLength(2);
+      const questions = m.images.flatMap((i) => i.questions);
+      expect(questions).toHaveLength(4);
+      for (const q of questions) {
+        expect(q.references).toHaveLength(10);
+        expect(q.answer).toBe(q.transformers);
+      }
+    }
+    const text = await blip2('demo');
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('shapes-blip2-opt on node:cpu');
+    expect(text.stdout).toContain(
+      'Q: Is there a blue triangle?  A: yes  (reference: yes x10; 10/10 agree)  [transformers: yes]',
+    );
+  });
+});

@@ -1,0 +1,236 @@
+// The pipelines (`caption`, `ask`, their batch forms, `stream`) on the shapes-vqa
+// models, whose answers transformers recorded, and the two seams a user can swap:
+// the language-model module and the backend.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createNodeBackend } from '@blip2/backend-node';
+import { fixtures } from '@blip2/fixtures';
+import type { Backend } from '@blip2/tensor';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  Blip2ForConditionalGeneration,
+  type LanguageModelModule,
+  optModule,
+  VQA_DECODING,
+} from '../src/index.js';
+
+interface Question {
+  readonly image_id: number;
+  readonly question: string;
+  readonly question_id: number;
+}
+type Predictions = Record<'greedy' | 'beam5_lavis', { results: { question_id: number; answer: string }[] }>;
+
+const questions: Question[] = JSON.parse(
+  readFileSync(join(fixtures.shapesVal, 'questions.json'), 'utf8'),
+).questions;
+const imagePath = (q: Question) =>
+  join(fixtures.shapesVal, 'images', `COCO_val2014_${String(q.image_id).padStart(12, '0')}.jpg`);
+// one question of each kind the task asks (yes/no, color, count, shape), a dozen in all
+const SAMPLE = questions.slice(0, 12);
+const GREEDY = { numBeams: 1, minNewTokens: 0, maxNewTokens: 10 } as const;
+
+function reference(family: 'opt' | 't5', recipe: 'greedy' | 'beam5_lavis'): Map<number, string> {
+  const p: Predictions = JSON.parse(
+    readFileSync(join(fixtures.shapesVal, `hf_predictions_${family}.json`), 'utf8'),
+  );
+  return new Map(p[recipe].results.map((r) => [r.question_id, r.answer]));
+}
+
+describe.each([
+  { family: 'opt' as const, dir: fixtures.shapesOpt, template: 'Question: {} Answer:' },
+  { family: 't5' as const, dir: fixtures.shapesT5, template: 'Question: {} Short answer:' },
+])('shapes-blip2-$family pipelines', ({ family, dir, template }) => {
+  let model: Blip2ForConditionalGeneration;
+  beforeAll(async () => {
+    model = await Blip2ForConditionalGeneration.fromPretrained(dir, { onWarning: () => {} });
+  });
+  afterAll(() => model?.dispose());
+
+  it("uses the family's zero-shot prompt", () => {
+    expect(model.questionTemplate).toBe(template);
+    expect(SAMPLE.map((q) => q.question).join(' ')).toMatch(/color/i);
+  });
+
+  it('ask (greedy and the LAVIS defaults) answers as transformers did', async () => {
+    const greedy = reference(family, 'greedy');
+    const beam = reference(family, 'beam5_lavis');
+    for (const q of SAMPLE) {
+      expect(await model.ask(imagePath(q), q.question, GREEDY), q.question).toBe(greedy.get(q.question_id));
+      expect(await model.ask(imagePath(q), q.question), q.question).toBe(beam.get(q.question_id));
+    }
+  });
+
+  it('ask in a batch (padded prompts) gives the single answers', async () => {
+    const beam = reference(family, 'beam5_lavis');
+    const greedy = reference(family, 'greedy');
+    const images = SAMPLE.map(imagePath);
+    const texts = SAMPLE.map((q) => q.question);
+    expect(await model.ask(images, texts)).toEqual(SAMPLE.map((q) => beam.get(q.question_id)));
+    expect(await model.ask(images, texts, GREEDY)).toEqual(SAMPLE.map((q) => greedy.get(q.question_id)));
+  });
+
+  it('a template override is the prompt the model sees', async () => {
+    const q = SAMPLE[0];
+    const other = family === 'opt' ? 'Q: {} Short answer:' : 'Q: {} A:';
+    const custom = await model.ask(imagePath(q), q.question, { ...GREEDY, template: other });
+    const asCaption = await model.caption(imagePath(q), {
+      ...GREEDY,
+      prompt: other.replace('{}', q.question),
+    });
+    expect(custom).toBe(asCaption);
+    // and the default template is the family's
+    const byDefault = await model.caption(imagePath(q), {
+      ...GREEDY,
+      prompt: template.replace('{}', q.question),
+    });
+    expect(byDefault).toBe(await model.ask(imagePath(q), q.question, GREEDY));
+    await expect(model.ask(imagePath(q), q.question, { template: 'no placeholder' })).rejects.toMatchObject({
+      code: 'E_OPTIONS',
+    });
+  });
+
+  it('all 200 validation questions in batches of 50, as the reference ran them', async () => {
+    const greedy = reference(family, 'greedy');
+    const beam = reference(family, 'beam5_lavis');
+    const wrong: string[] = [];
+    for (let i = 0; i < questions.length; i += 50) {
+      const batch = questions.slice(i, i + 50);
+      const images = batch.map(imagePath);
+      const texts = batch.map((q) => q.question);
+      const g = await model.ask(images, texts, GREEDY);
+      const b = await model.ask(images, texts);
+      batch.forEach((q, j) => {
+        if (g[j] !== greedy.get(q.question_id)) wrong.push(`greedy ${q.question_id}: ${g[j]}`);
+        if (b[j] !== beam.get(q.question_id)) wrong.push(`beam ${q.question_id}: ${b[j]}`);
+      });
+    }
+    expect(questions).toHaveLength(200);
+    expect(wrong).toEqual([]);
+  });
+
+  it('caption: one image, a batch, and stream pieces joined equal the greedy caption', async () => {
+    const images = SAMPLE.slice(0, 3).map(imagePath);
+    const one = await model.caption(images[0], { maxNewTokens: 10 });
+    expect(typeof one).toBe('string');
+    const many = await model.caption(images, { maxNewTokens: 10 });
+    expect(many[0]).toBe(one);
+    for (let i = 1; i < images.length; i++)
+      expect(many[i]).toBe(await model.caption(images[i], { maxNewTokens: 10 }));
+
+    // streaming an answer: pieces arrive one token at a time and add up to ask's text
+    const q = SAMPLE[4];
+    const prompt = template.replace('{}', q.question);
+    const pieces: string[] = [];
+    const stream = model.stream(imagePath(q), { prompt, ...GREEDY });
+    for await (const piece of stream) pieces.push(piece);
+    expect(pieces.length).toBeGreaterThan(0);
+    expect(pieces.join('').trim()).toBe(await model.caption(imagePath(q), { prompt, ...GREEDY }));
+    expect(pieces.join('').trim()).toBe(reference(family, 'greedy').get(q.question_id));
+
+    const captionPieces: string[] = [];
+    for await (const piece of model.stream(images[0], { maxNewTokens: 10 })) captionPieces.push(piece);
+    expect(captionPieces.join('').trim()).toBe(one);
+  });
+
+  it('ranks candidate answers by language-modeling loss (forward with labels)', async () => {
+    const q = SAMPLE.find((x) => /what color/i.test(x.question)) ?? SAMPLE[4];
+    const answer = reference(family, 'greedy').get(q.question_id) ?? '';
+    const candidates = ['red', 'green', 'blue', 'yellow'];
+    expect(candidates).toContain(answer);
+    const prompt = template.replace('{}', q.question);
+    const { pixelValues } = await model.processor.process({ images: imagePath(q) });
+    const losses: number[] = [];
+    for (const cand of candidates) {
+      let out: Awaited<ReturnType<typeof model.forward>>;
+      if (family === 'opt') {
+        // score only the answer's tokens: the prompt's positions are ignored (-100)
+        const promptLen = model.processor.encodeText([prompt]).inputIds.dims[1];
+        const { inputIds } = model.processor.encodeText([`${prompt} ${cand}`]);
+        const labels = inputIds.data.map((v, i) => (i < promptLen ? -100n : v));
+        out = await model.forward({
+          pixelValues: pixelValues as never,
+          inputIds,
+          labels: { ...inputIds, data: labels },
+        });
+      } else {
+        const { inputIds } = model.processor.encodeText([prompt]);
+        const target = model.processor.tokenizer.encode(cand).ids;
+        const labels = {
+          dtype: 'int64' as const,
+          dims: [1, target.length],
+          data: BigInt64Array.from(target, BigInt),
+        };
+        out = await model.forward({ pixelValues: pixelValues as never, inputIds, labels });
+      }
+      expect(Number.isFinite(out.loss)).toBe(true);
+      losses.push(out.loss as number);
+    }
+    const best = candidates[losses.indexOf(Math.min(...losses))];
+    expect(best).toBe(answer);
+    expect(new Set(losses).size).toBe(candidates.length);
+  });
+});
+
+describe('swapping the seams', () => {
+  it('a language-model module passed in is the one that runs', async () => {
+    let built = 0;
+    let prefills = 0;
+    const counting: LanguageModelModule = {
+      ...optModule,
+      build: (config, weights) => {
+        built++;
+        return optModule.build(config, weights);
+      },
+      load: async (config, graphs, backend) => {
+        const adapter = await optModule.load(config, graphs, backend);
+        return Object.assign(Object.create(adapter), {
+          prefill: (...args: Parameters<typeof adapter.prefill>) => {
+            prefills++;
+            return adapter.prefill(...args);
+          },
+        });
+      },
+    };
+    const model = await Blip2ForConditionalGeneration.fromPretrained(fixtures.shapesOpt, {
+      languageModel: counting,
+      onWarning: () => {},
+    });
+    try {
+      const q = SAMPLE[0];
+      const answer = await model.ask(imagePath(q), q.question, VQA_DECODING);
+      expect(answer).toBe(reference('opt', 'beam5_lavis').get(q.question_id));
+      expect(built).toBe(1);
+      expect(prefills).toBe(1);
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it('a Backend instance passed in loads every graph', async () => {
+    const inner = await createNodeBackend({});
+    const loaded: string[] = [];
+    const backend: Backend = {
+      name: `counting(${inner.name})`,
+      load: (graph, options) => {
+        loaded.push(graph.name);
+        return inner.load(graph, options);
+      },
+    };
+    const model = await Blip2ForConditionalGeneration.fromPretrained(fixtures.shapesT5, {
+      backend,
+      onWarning: () => {},
+    });
+    try {
+      expect(model.backendName).toBe(backend.name);
+      expect(loaded.length).toBeGreaterThanOrEqual(3);
+      expect(loaded.some((n) => /vision/.test(n))).toBe(true);
+      const q = SAMPLE[1];
+      expect(await model.ask(imagePath(q), q.question, GREEDY)).toBe(
+        reference('t5', 'greedy').get(q.question_id),
+      );
+    } finally {
+      await model.dispose();
+    }
+  });
+});
