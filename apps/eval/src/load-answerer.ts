@@ -62,60 +62,34 @@ class SdkAnswerer implements VqaAnswerer {
 
   // No AbortSignal is taken: an interrupted run lets the batch in flight finish and keeps its
   // answers (cli.ts promises that), and runEvaluation stops before the next batch.
+  // The prompts are complete ('{}' as the template); `ask` preprocesses each distinct image
+  // once and runs its vision encoder and Q-Former once for all of its questions.
   async answer(items: readonly VqaItem[], settings: GenerationSettings): Promise<string[]> {
     if (items.length === 0) return [];
-    const processor = this.blip2.processor;
-    const pixelValues = await pixelValuesFor(processor, items);
-    const { inputIds, attentionMask } = processor.encodeText(items.map((it) => it.prompt));
-    const { sequences } = await this.blip2.generate(
-      { pixelValues, inputIds, attentionMask },
-      {
-        numBeams: settings.numBeams,
-        maxNewTokens: settings.maxNewTokens,
-        minNewTokens: settings.minNewTokens,
-        lengthPenalty: settings.lengthPenalty,
-      },
-    );
-    // T5 sequences start with decoder_start_token_id (the pad token); OPT's are the continuation only.
-    const skip = this.family === 't5' ? 1 : 0;
-    return sequences.map((ids) => processor.decode(ids.slice(skip), { skipSpecialTokens: true }).trim());
+    try {
+      return await this.blip2.ask(
+        items.map((it) => it.imagePath),
+        items.map((it) => it.prompt),
+        {
+          template: '{}',
+          numBeams: settings.numBeams,
+          maxNewTokens: settings.maxNewTokens,
+          minNewTokens: settings.minNewTokens,
+          lengthPenalty: settings.lengthPenalty,
+        },
+      );
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if (typeof code === 'string' && code.startsWith('E_IMAGE')) {
+        throw new VqaEvalError('E_IMAGE', `cannot preprocess the batch's images: ${describeError(e)}`);
+      }
+      throw e;
+    }
   }
 
   async close(): Promise<void> {
     await this.blip2.dispose();
   }
-}
-
-type PixelValues = Parameters<Blip2ForConditionalGeneration['generate']>[0]['pixelValues'];
-type Processor = Blip2ForConditionalGeneration['processor'];
-
-/**
- * VQAv2 asks several questions per image and the app keeps them together, so each distinct
- * path is decoded and resized once; rows of the same image copy its preprocessed row.
- */
-async function pixelValuesFor(processor: Processor, items: readonly VqaItem[]): Promise<PixelValues> {
-  const firstRow = new Map<string, number>();
-  for (const it of items) if (!firstRow.has(it.imagePath)) firstRow.set(it.imagePath, firstRow.size);
-  const paths = [...firstRow.keys()];
-  let distinct: PixelValues | undefined;
-  try {
-    distinct = (await processor.process({ images: paths })).pixelValues;
-  } catch (e) {
-    throw new VqaEvalError('E_IMAGE', `cannot preprocess the batch's images: ${describeError(e)}`);
-  }
-  if (distinct?.dtype !== 'float32') {
-    throw new VqaEvalError('E_IMAGE', `the processor returned no float32 pixel values for ${paths[0]}...`);
-  }
-  if (paths.length === items.length) return distinct;
-  const [, c, h, w] = distinct.dims as [number, number, number, number];
-  const row = c * h * w;
-  const source = distinct.data as Float32Array;
-  const data = new Float32Array(items.length * row);
-  items.forEach((it, i) => {
-    const from = firstRow.get(it.imagePath)! * row;
-    data.set(source.subarray(from, from + row), i * row);
-  });
-  return { dtype: 'float32', dims: [items.length, c, h, w], data };
 }
 
 function describeError(e: unknown): string {

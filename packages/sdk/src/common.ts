@@ -18,6 +18,8 @@ export {
   Blip2Model,
   Blip2QFormerModel,
   Blip2VisionModel,
+  type GenerateInputs,
+  type ImageInput,
   languageModelingLoss,
   type PipelineOptions,
   type QFormerOutputs,

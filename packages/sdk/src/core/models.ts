@@ -14,7 +14,7 @@ import {
 } from '@blip2/generation';
 import type { Blip2Processor } from '@blip2/processor';
 import { QFORMER_IO } from '@blip2/qformer';
-import { concat, int64, lastAxisRow, logSoftmax, type Tensor, tensor } from '@blip2/tensor';
+import { concat, gather, int64, lastAxisRow, logSoftmax, type Tensor, tensor } from '@blip2/tensor';
 import { buildVisionModel, VISION_MODEL_IO } from '@blip2/vision-encoder';
 import { Blip2Error } from '../errors.js';
 import { type FromPretrainedOptions, type LoadedParts, loadParts, type Part, releaseParts } from './load.js';
@@ -377,6 +377,19 @@ export interface PipelineOptions extends GenerationOptions {
 
 export type ImageInput = unknown;
 
+export interface GenerateInputs {
+  /** float32 [N, 3, S, S]: the images */
+  readonly pixelValues: Tensor;
+  /** int64 [B, T]: prompts (default: the image tokens and BOS) */
+  readonly inputIds?: Tensor<'int64'>;
+  readonly attentionMask?: Tensor<'int64'>;
+  /**
+   * Which image each prompt row is about (default: row i is image i). Several
+   * questions about one image then run the vision encoder and Q-Former once.
+   */
+  readonly imageRows?: readonly number[];
+}
+
 export class Blip2ForConditionalGeneration extends Blip2Model {
   static override async fromPretrained(
     source: string,
@@ -397,21 +410,21 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
    * then the language model generates. Without `inputIds` the prompt is the image
    * tokens and BOS, as transformers does.
    */
-  async generate(
-    inputs: { pixelValues: Tensor; inputIds?: Tensor<'int64'>; attentionMask?: Tensor<'int64'> },
-    options: GenerationOptions = {},
-  ): Promise<GenerationOutput> {
+  async generate(inputs: GenerateInputs, options: GenerationOptions = {}): Promise<GenerationOutput> {
     const prepared = await this.prepare(inputs);
     return runGeneration(this.adapter, prepared, { ...this.parts.generationDefaults, ...options });
   }
 
-  private async prepare(inputs: {
-    pixelValues: Tensor;
-    inputIds?: Tensor<'int64'>;
-    attentionMask?: Tensor<'int64'>;
-  }) {
+  private async prepare(inputs: GenerateInputs) {
     checkPixels(inputs.pixelValues, this.config);
-    const b = inputs.pixelValues.dims[0];
+    const images = inputs.pixelValues.dims[0];
+    const rows = inputs.imageRows ?? Array.from({ length: images }, (_, i) => i);
+    for (const r of rows) {
+      if (!Number.isInteger(r) || r < 0 || r >= images) {
+        throw new Blip2Error('E_INPUT', `imageRows holds ${r}, but there are ${images} images`);
+      }
+    }
+    const b = rows.length;
     let inputIds = inputs.inputIds;
     if (!inputIds) {
       const bos = (this.config.textConfig as { bosTokenId?: number }).bosTokenId;
@@ -425,19 +438,35 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     if (inputIds.dims[0] !== b)
       throw new Blip2Error('E_INPUT', `${b} images but ${inputIds.dims[0]} prompts`);
     const attentionMask = inputs.attentionMask ?? ones(inputIds.dims);
+    // the image side runs once per distinct image; prompt rows share its query embeddings
     const { languageModelInputs } = await this.getLanguageModelInputs(inputs.pixelValues);
-    const merged = await this.mergeInputs(languageModelInputs, inputIds, attentionMask);
+    const queryEmbeds = inputs.imageRows ? gather(languageModelInputs, 0, rows) : languageModelInputs;
+    const merged = await this.mergeInputs(queryEmbeds, inputIds, attentionMask);
     // decoder-only: the processors see the prompt ids (image tokens too), as in transformers
     return { ...merged, inputIds: this.config.imageTokenIndex === undefined ? undefined : inputIds };
   }
 
-  private async encode(images: readonly ImageInput[], prompts: readonly string[] | undefined) {
+  /**
+   * Preprocesses each distinct image once (the same path or object asked about
+   * several times is one image) and tokenizes the prompts; `imageRows` maps each
+   * prompt row to its image.
+   */
+  private async encode(
+    images: readonly ImageInput[],
+    prompts: readonly string[] | undefined,
+  ): Promise<GenerateInputs> {
     const processor = this.processor;
-    const { pixelValues } = await processor.process({ images: [...images] });
+    const index = new Map<ImageInput, number>();
+    const imageRows = images.map((img) => {
+      if (!index.has(img)) index.set(img, index.size);
+      return index.get(img) as number;
+    });
+    const { pixelValues } = await processor.process({ images: [...index.keys()] });
     if (!pixelValues) throw new Blip2Error('E_IMAGE', 'no image was given');
-    if (!prompts) return { pixelValues };
+    const shared = index.size < images.length ? { imageRows } : {};
+    if (!prompts) return { pixelValues, ...shared };
     const { inputIds, attentionMask } = processor.encodeText(prompts);
-    return { pixelValues, inputIds, attentionMask };
+    return { pixelValues, inputIds, attentionMask, ...shared };
   }
 
   private decode(out: GenerationOutput): string[] {
