@@ -8,16 +8,7 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import {
-  type Backend,
-  type BuiltGraph,
-  checkFeeds,
-  fromOrt,
-  type LoadOptions,
-  type Session,
-  type Tensor,
-  toOrt,
-} from '@blip2/tensor';
+import { type Backend, type BuiltGraph, type LoadOptions, OrtSession, type Session } from '@blip2/tensor';
 import * as ort from 'onnxruntime-node';
 import { BackendError } from './errors.js';
 
@@ -115,52 +106,8 @@ export function weightFolder(graph: BuiltGraph): string | undefined {
   return folder;
 }
 
-class NodeSession implements Session {
-  readonly inputNames: readonly string[];
-  readonly outputNames: readonly string[];
-  private released = false;
-
-  constructor(
-    readonly name: string,
-    private readonly graph: BuiltGraph,
-    private readonly session: ort.InferenceSession,
-  ) {
-    this.inputNames = session.inputNames;
-    this.outputNames = session.outputNames;
-  }
-
-  async run(
-    feeds: Readonly<Record<string, Tensor>>,
-    outputs?: readonly string[],
-  ): Promise<Record<string, Tensor>> {
-    if (this.released) throw new BackendError('E_RELEASED', `${this.name}: session was released`);
-    checkFeeds(this.name, this.graph.inputs, feeds);
-    const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = toOrt(t, ort.Tensor);
-    let result: ort.InferenceSession.OnnxValueMapType;
-    try {
-      result = outputs ? await this.session.run(ortFeeds, [...outputs]) : await this.session.run(ortFeeds);
-    } catch (e) {
-      const dims = Object.entries(feeds)
-        .map(([k, t]) => `${k}[${t.dims.join(',')}]`)
-        .join(' ');
-      throw new BackendError(
-        'E_RUN',
-        `${this.name}: onnxruntime failed on ${dims}: ${(e as Error).message}`,
-        { cause: e },
-      );
-    }
-    const out: Record<string, Tensor> = {};
-    for (const [k, v] of Object.entries(result)) out[k] = fromOrt(v as ort.Tensor);
-    return out;
-  }
-
-  async release(): Promise<void> {
-    if (this.released) return;
-    this.released = true;
-    await this.session.release();
-  }
-}
+const sessionError = (code: string, message: string, cause?: unknown) =>
+  new BackendError(code, message, { cause });
 
 export class NodeBackend implements Backend {
   readonly name: string;
@@ -202,7 +149,7 @@ export class NodeBackend implements Backend {
     };
     try {
       const s = await ort.InferenceSession.create(graph.bytes, sessionOptions);
-      return new NodeSession(graph.name, graph, s);
+      return new OrtSession(graph, s, { Tensor: ort.Tensor, runtime: 'onnxruntime', error: sessionError });
     } catch (e) {
       throw new BackendError(
         'E_LOAD',

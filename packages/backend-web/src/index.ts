@@ -8,16 +8,7 @@
  * into the 32-bit wasm heap. Files are cached per backend so the graphs of one
  * checkpoint share a single download.
  */
-import {
-  type Backend,
-  type BuiltGraph,
-  checkFeeds,
-  fromOrt,
-  type LoadOptions,
-  type Session,
-  type Tensor,
-  toOrt,
-} from '@blip2/tensor';
+import { type Backend, type BuiltGraph, type LoadOptions, OrtSession, type Session } from '@blip2/tensor';
 import * as ort from 'onnxruntime-web';
 import { deviceProblem, type WebDevice } from './device.js';
 import { BackendError } from './errors.js';
@@ -90,53 +81,8 @@ function tooLarge(graph: BuiltGraph, bytes: number, limit: number): BackendError
   );
 }
 
-class WebSession implements Session {
-  readonly inputNames: readonly string[];
-  readonly outputNames: readonly string[];
-  private released = false;
-
-  constructor(
-    readonly name: string,
-    private readonly graph: BuiltGraph,
-    private readonly session: ort.InferenceSession,
-  ) {
-    this.inputNames = session.inputNames;
-    this.outputNames = session.outputNames;
-  }
-
-  async run(
-    feeds: Readonly<Record<string, Tensor>>,
-    outputs?: readonly string[],
-  ): Promise<Record<string, Tensor>> {
-    if (this.released) throw new BackendError('E_RELEASED', `${this.name}: session was released`);
-    checkFeeds(this.name, this.graph.inputs, feeds);
-    const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = toOrt(t, ort.Tensor) as ort.Tensor;
-    let result: ort.InferenceSession.OnnxValueMapType;
-    try {
-      result = outputs ? await this.session.run(ortFeeds, [...outputs]) : await this.session.run(ortFeeds);
-    } catch (e) {
-      const dims = Object.entries(feeds)
-        .map(([k, t]) => `${k}[${t.dims.join(',')}]`)
-        .join(' ');
-      throw new BackendError(
-        'E_RUN',
-        `${this.name}: onnxruntime-web failed on ${dims}: ${(e as Error).message}`,
-        { cause: e },
-      );
-    }
-    const out: Record<string, Tensor> = {};
-    // outputs are downloaded to the CPU (preferredOutputLocation 'cpu'), so `.data` is a plain typed array
-    for (const [k, v] of Object.entries(result)) out[k] = fromOrt(v as ort.Tensor);
-    return out;
-  }
-
-  async release(): Promise<void> {
-    if (this.released) return;
-    this.released = true;
-    await this.session.release();
-  }
-}
+const sessionError = (code: string, message: string, cause?: unknown) =>
+  new BackendError(code, message, { cause });
 
 export class WebBackend implements Backend {
   readonly name: string;
@@ -179,7 +125,11 @@ export class WebBackend implements Backend {
     };
     try {
       const s = await ort.InferenceSession.create(graph.bytes, sessionOptions);
-      return new WebSession(graph.name, graph, s);
+      return new OrtSession(graph, s, {
+        Tensor: ort.Tensor,
+        runtime: 'onnxruntime-web',
+        error: sessionError,
+      });
     } catch (e) {
       throw new BackendError(
         'E_LOAD',

@@ -1,12 +1,9 @@
-/** Every way the T5 module refuses its input, with a stable `code` to branch on. */
-export type T5ErrorCode =
-  | 'E_CONFIG'
-  | 'E_WEIGHT_MISSING'
-  | 'E_WEIGHT_SHAPE'
-  | 'E_ACTIVATION'
-  | 'E_INPUT'
-  | 'E_CACHE'
-  | 'E_SESSION';
+/**
+ * Every way the T5 module refuses its input, with a stable `code` to branch on. A
+ * weight the checkpoint lacks or stores in another shape is @blip2/onnx's
+ * GraphBuildError instead (E_MISSING_WEIGHT, E_WEIGHT_SHAPE), as in every model module.
+ */
+export type T5ErrorCode = 'E_CONFIG' | 'E_ACTIVATION' | 'E_INPUT' | 'E_CACHE' | 'E_SESSION';
 
 export class T5Error extends Error {
   readonly code: T5ErrorCode;

@@ -19,6 +19,7 @@ import {
   cast,
   concat,
   div,
+  GraphBuildError,
   GraphBuilder,
   gather,
   gelu,
@@ -141,7 +142,7 @@ export function t5GraphIO(
   };
 }
 
-/** Weight names and shapes checked before anything is built, so a wrong checkpoint fails by name. */
+/** The language model's weights under its prefix; the graph builder checks each against the shape the config implies. */
 class T5Weights {
   constructor(
     readonly g: GraphBuilder,
@@ -153,21 +154,7 @@ class T5Weights {
   }
 
   get(name: string, shape: readonly number[]): Value {
-    const full = this.prefix + name;
-    if (!this.g.hasWeight(full)) {
-      throw new T5Error(
-        'E_WEIGHT_MISSING',
-        `${this.g.name}: checkpoint has no weight '${full}' (expected shape [${shape}])`,
-      );
-    }
-    const actual = this.g.weightShape(full);
-    if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-      throw new T5Error(
-        'E_WEIGHT_SHAPE',
-        `${this.g.name}: weight '${full}' has shape [${actual}], the config implies [${shape}]`,
-      );
-    }
-    return this.g.weight(full);
+    return this.g.weight(this.prefix + name, shape);
   }
 }
 
@@ -440,9 +427,11 @@ export function buildT5(config: T5Config, weights: WeightLookup, options: T5Buil
   if (config.scaleDecoderOutputs) sequenceOutput = mul(sequenceOutput, D ** -0.5);
   // tied: `lm_head` is `shared` (a checkpoint may still store a copy, which the reference ignores)
   if (!config.tieWordEmbeddings && !wd.has('lm_head.weight')) {
-    throw new T5Error(
-      'E_WEIGHT_MISSING',
-      `t5.decoder: tie_word_embeddings is false but the checkpoint has no '${prefix}lm_head.weight'`,
+    // the builder would name lm_head alone; say why `shared` cannot stand in
+    throw new GraphBuildError(
+      'E_MISSING_WEIGHT',
+      `${gd.name}: tie_word_embeddings is false but the checkpoint has no '${prefix}lm_head.weight'`,
+      `${prefix}lm_head.weight`,
     );
   }
   const lmHead = config.tieWordEmbeddings ? 'shared.weight' : 'lm_head.weight';

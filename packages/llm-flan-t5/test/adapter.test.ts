@@ -3,11 +3,11 @@ import { mergeQueryEmbeds } from '@blip2/generation';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
 import { concat, float32, int64, lastAxisRow, maxAbsDiff, reshape, type Tensor } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildT5, T5Adapter, T5Error } from '../src/index.js';
+import { buildT5, T5Adapter } from '../src/index.js';
 import { readReference, tinyT5 } from './helpers.js';
 
 const { dir, blip2, config, reference } = tinyT5();
-const ref = readReference(dir);
+const ref = await readReference(dir);
 const imageTokenId = blip2.imageTokenIndex as number;
 const V = config.vocabSize;
 let adapter: T5Adapter;

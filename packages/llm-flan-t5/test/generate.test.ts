@@ -16,7 +16,7 @@ import { buildT5, T5Adapter } from '../src/index.js';
 import { type GenerateRecord, readReference, tinyT5 } from './helpers.js';
 
 const { dir, blip2, config, reference } = tinyT5();
-const ref = readReference(dir);
+const ref = await readReference(dir);
 const imageTokenId = blip2.imageTokenIndex as number;
 // transformers merges the checkpoint's generation_config.json under the call's kwargs
 const defaults = generationOptionsFromConfig(

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Blip2Config, parseBlip2Config, type T5Config } from '@blip2/configs';
 import { fixtures } from '@blip2/fixtures';
-import { type Tensor, tensor } from '@blip2/tensor';
+import { readSafetensorsFile } from '@blip2/safetensors/node';
+import { asFloat32, type Tensor } from '@blip2/tensor';
 
 /** The tiny fixture's config, its T5 text config, and reference.json. */
 export function tinyT5() {
@@ -28,19 +29,13 @@ export interface Reference {
   generate: GenerateRecord[];
 }
 
-/** reference.safetensors' float32 tensors, by name (a plain reader: the fixture is one small file). */
-export function readReference(dir: string): (name: string) => Tensor<'float32'> {
-  const bytes = readFileSync(join(dir, 'reference.safetensors'));
-  const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<
-    string,
-    { dtype: string; shape: number[]; data_offsets: [number, number] }
-  >;
+/** reference.safetensors' tensors (all float32), by name: read once, through @blip2/safetensors. */
+export async function readReference(dir: string): Promise<(name: string) => Tensor<'float32'>> {
+  const path = join(dir, 'reference.safetensors');
+  const tensors = await readSafetensorsFile(path);
   return (name) => {
-    const info = header[name];
-    if (info?.dtype !== 'F32') throw new Error(`reference.safetensors has no F32 tensor '${name}'`);
-    const [s, e] = info.data_offsets;
-    const copy = bytes.subarray(8 + n + s, 8 + n + e).slice();
-    return tensor('float32', info.shape, new Float32Array(copy.buffer, copy.byteOffset, (e - s) / 4));
+    const t = tensors.get(name);
+    if (!t) throw new Error(`${path} has no tensor '${name}'`);
+    return asFloat32(t);
   };
 }

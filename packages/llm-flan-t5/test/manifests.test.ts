@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseBlip2Config, type T5Config } from '@blip2/configs';
 import { fixtures } from '@blip2/fixtures';
-import type { WeightLookup } from '@blip2/onnx';
+import { GraphBuildError, type WeightLookup } from '@blip2/onnx';
 import { describe, expect, it } from 'vitest';
 import { buildT5, T5_IO, T5Error, t5GraphIO } from '../src/index.js';
 
@@ -82,26 +82,41 @@ describe('published Flan-T5 variants build from their manifests (graph construct
     const config = parseBlip2Config(m.config).textConfig as T5Config;
     const missing = { ...m.weights };
     delete missing['language_model.decoder.block.3.layer.1.EncDecAttention.v.weight'];
+    const v = 'language_model.decoder.block.3.layer.1.EncDecAttention.v.weight';
     expect(() => buildT5(config, fakeWeights(missing))).toThrow(
       expect.objectContaining({
-        code: 'E_WEIGHT_MISSING',
-        message: expect.stringContaining('decoder.block.3.layer.1.EncDecAttention.v.weight'),
+        name: 'GraphBuildError',
+        code: 'E_MISSING_WEIGHT',
+        weight: v,
+        message: `t5.encoder: checkpoint has no weight '${v}' (expected shape [2048,2048])`,
       }),
     );
     expect(() => buildT5({ ...config, dFf: 4096 }, fakeWeights(m.weights))).toThrow(
       expect.objectContaining({
+        name: 'GraphBuildError',
         code: 'E_WEIGHT_SHAPE',
-        message: expect.stringMatching(/wi_0\.weight' has shape \[5120,2048\].*\[4096,2048\]/),
+        weight: 'language_model.encoder.block.0.layer.1.DenseReluDense.wi_0.weight',
+        message: expect.stringMatching(
+          /wi_0\.weight' has shape \[5120,2048\], the config implies \[4096,2048\]/,
+        ),
       }),
     );
     expect(() => buildT5({ ...config, denseActFn: 'swish' }, fakeWeights(m.weights))).toThrow(
       expect.objectContaining({ code: 'E_ACTIVATION', message: expect.stringContaining("'swish'") }),
     );
-    expect(() => buildT5({ ...config, tieWordEmbeddings: false }, fakeWeights(missing))).toThrow(T5Error);
+    expect(() => buildT5({ ...config, denseActFn: 'swish' }, fakeWeights(m.weights))).toThrow(T5Error);
+    expect(() => buildT5({ ...config, tieWordEmbeddings: false }, fakeWeights(missing))).toThrow(
+      GraphBuildError,
+    );
     const noHead = { ...m.weights };
     delete noHead['language_model.lm_head.weight'];
     expect(() => buildT5({ ...config, tieWordEmbeddings: false }, fakeWeights(noHead))).toThrow(
-      /tie_word_embeddings is false .*lm_head\.weight/,
+      expect.objectContaining({
+        name: 'GraphBuildError',
+        code: 'E_MISSING_WEIGHT',
+        weight: 'language_model.lm_head.weight',
+        message: expect.stringMatching(/tie_word_embeddings is false .*lm_head\.weight/),
+      }),
     );
     expect(() => buildT5({ ...config, numHeads: 0 }, fakeWeights(m.weights))).toThrow(
       expect.objectContaining({ code: 'E_CONFIG', message: expect.stringContaining('numHeads') }),

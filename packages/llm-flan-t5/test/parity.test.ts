@@ -7,7 +7,7 @@ import { buildT5, T5Adapter } from '../src/index.js';
 import { readReference, tinyT5 } from './helpers.js';
 
 const { dir, blip2, config, reference } = tinyT5();
-const ref = readReference(dir);
+const ref = await readReference(dir);
 let adapter: T5Adapter;
 
 beforeAll(async () => {

@@ -1,7 +1,8 @@
 /**
  * Every way the OPT module can refuse its input. `code` is stable (callers and
- * tests switch on it); the message names the tensor, weight or option at fault
- * and the value found.
+ * tests switch on it); the message names the tensor or option at fault and the
+ * value found. A weight the checkpoint lacks or stores in another shape is
+ * @blip2/onnx's GraphBuildError instead, as in every model module.
  */
 export type OptErrorCode =
   /** a prompt row attends to more tokens than `max_position_embeddings` allows */
@@ -10,8 +11,6 @@ export type OptErrorCode =
   | 'E_SEQUENCE_TOO_LONG'
   /** an input tensor has the wrong dtype, rank or size */
   | 'E_INPUT'
-  /** the checkpoint lacks a weight the config calls for, or stores it with another shape */
-  | 'E_WEIGHT'
   /** the config asks for something this module does not implement (e.g. an activation) */
   | 'E_CONFIG'
   /** no `<image>` positions to hold the query embeddings, or a different number of them */

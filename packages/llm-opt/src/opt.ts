@@ -19,6 +19,7 @@ import {
   cast,
   concat,
   cumsum,
+  GraphBuildError,
   GraphBuilder,
   gather,
   gelu,
@@ -136,23 +137,9 @@ class OptWeights {
     return `${this.prefix}model.decoder.`;
   }
 
-  /** A weight the config says must exist, checked against the shape the config implies. */
+  /** A weight the config says must exist; the graph builder checks it against the shape the config implies. */
   need(name: string, shape: readonly number[]): Value {
-    const full = name.startsWith(this.prefix) ? name : `${this.decoder}${name}`;
-    if (!this.g.hasWeight(full)) {
-      throw new OptError(
-        'E_WEIGHT',
-        `${this.g.name}: the checkpoint has no weight '${full}' (expected shape [${shape}])`,
-      );
-    }
-    const stored = this.g.weightShape(full);
-    if (stored.length !== shape.length || stored.some((d, i) => d !== shape[i])) {
-      throw new OptError(
-        'E_WEIGHT',
-        `${this.g.name}: weight '${full}' has shape [${stored}], the config implies [${shape}]`,
-      );
-    }
-    return this.g.weight(full);
+    return this.g.weight(this.fullName(name), shape);
   }
 
   /** Biases exist only with `enable_bias`; layer-norm parameters only with `layer_norm_elementwise_affine`. */
@@ -161,7 +148,12 @@ class OptWeights {
   }
 
   has(name: string): boolean {
-    return this.g.hasWeight(name.startsWith(this.prefix) ? name : `${this.decoder}${name}`);
+    return this.g.hasWeight(this.fullName(name));
+  }
+
+  /** Names under the language model's prefix stay as they are; others are the decoder's. */
+  private fullName(name: string): string {
+    return name.startsWith(this.prefix) ? name : `${this.decoder}${name}`;
   }
 
   get lmHead(): string {
@@ -383,9 +375,11 @@ function decoder(
 
   // lm_head is tied to embed_tokens when the checkpoint leaves it out (tie_word_embeddings)
   if (!w.has(w.lmHead) && !config.tieWordEmbeddings) {
-    throw new OptError(
-      'E_WEIGHT',
+    // the builder would name lm_head alone; say why embed_tokens cannot stand in
+    throw new GraphBuildError(
+      'E_MISSING_WEIGHT',
       `${g.name}: the checkpoint has no '${w.lmHead}' and tie_word_embeddings is false`,
+      w.lmHead,
     );
   }
   const head = w.has(w.lmHead)
@@ -405,7 +399,8 @@ function outputPresents(g: GraphBuilder, config: OPTConfig, presents: KV[], seq:
 
 /**
  * The three OPT graphs over a checkpoint's weights (used in place). Throws
- * `OptError` (`E_WEIGHT`, `E_CONFIG`) naming the weight or field at fault.
+ * `GraphBuildError` (`E_MISSING_WEIGHT`, `E_WEIGHT_SHAPE`) naming the weight, or
+ * `OptError` (`E_CONFIG`) naming the config field at fault.
  */
 export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptBuildOptions = {}): OptGraphs {
   const prefix = options.prefix ?? 'language_model.';

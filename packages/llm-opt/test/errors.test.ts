@@ -1,5 +1,6 @@
 import type { OPTConfig } from '@blip2/configs';
-import { generate, mergeQueryEmbeds, prependQueryEmbeds } from '@blip2/generation';
+import { generate } from '@blip2/generation';
+import { GraphBuildError } from '@blip2/onnx';
 import type { Session, Tensor } from '@blip2/tensor';
 import { float32, int64 } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,14 +31,20 @@ function countingSessions() {
   return { runs, sessions: { embed: session('embed'), prefill: session('prefill'), step: session('step') } };
 }
 
-function thrown(fn: () => unknown): OptError {
+/** The error `fn` throws, which must be of class `Class` (default OptError). */
+function thrown<E extends Error = OptError>(
+  fn: () => unknown,
+  Class: new (...args: never[]) => E = OptError as unknown as new (
+    ...args: never[]
+  ) => E,
+): E {
   try {
     fn();
   } catch (e) {
-    if (e instanceof OptError) return e;
+    if (e instanceof Class) return e;
     throw e;
   }
-  throw new Error('expected an OptError');
+  throw new Error(`expected a ${Class.name}`);
 }
 
 async function rejected(p: Promise<unknown>): Promise<OptError> {
@@ -121,26 +128,34 @@ describe('bad input gets a typed error before any model runs', () => {
       ...tiny.weights,
       has: (n: string) => n !== 'language_model.model.decoder.layers.1.fc2.weight' && tiny.weights.has(n),
     };
-    const e1 = thrown(() => buildOpt(tiny.config, missing));
-    expect(e1.code).toBe('E_WEIGHT');
+    const e1 = thrown(() => buildOpt(tiny.config, missing), GraphBuildError);
+    expect(e1).toMatchObject({
+      code: 'E_MISSING_WEIGHT',
+      weight: 'language_model.model.decoder.layers.1.fc2.weight',
+    });
     expect(e1.message).toMatch(
       /no weight 'language_model.model.decoder.layers.1.fc2.weight' \(expected shape \[24,37\]\)/,
     );
     const wider: OPTConfig = { ...tiny.config, ffnDim: 40 };
-    expect(thrown(() => buildOpt(wider, tiny.weights)).message).toMatch(
+    const e3 = thrown(() => buildOpt(wider, tiny.weights), GraphBuildError);
+    expect(e3).toMatchObject({
+      code: 'E_WEIGHT_SHAPE',
+      weight: 'language_model.model.decoder.layers.0.fc1.weight',
+    });
+    expect(e3.message).toMatch(
       /'language_model.model.decoder.layers.0.fc1.weight' has shape \[37,24\], the config implies \[40,24\]/,
     );
     const untied: OPTConfig = { ...tiny.config, tieWordEmbeddings: false };
-    expect(thrown(() => buildOpt(untied, tiny.weights)).message).toMatch(
-      /no 'language_model.lm_head.weight' and tie_word_embeddings is false/,
-    );
+    const e4 = thrown(() => buildOpt(untied, tiny.weights), GraphBuildError);
+    expect(e4).toMatchObject({ code: 'E_MISSING_WEIGHT', weight: 'language_model.lm_head.weight' });
+    expect(e4.message).toMatch(/no 'language_model.lm_head.weight' and tie_word_embeddings is false/);
     const silu: OPTConfig = { ...tiny.config, activationFunction: 'silu' };
     const e2 = thrown(() => buildOpt(silu, tiny.weights));
     expect(e2.code).toBe('E_CONFIG');
     expect(e2.message).toMatch(/activation_function 'silu' is not supported/);
-    expect(thrown(() => buildOpt(tiny.config, tiny.weights, { prefix: 'lm.' })).message).toMatch(
-      /no weight 'lm.model.decoder.embed_tokens.weight'/,
-    );
+    const e5 = thrown(() => buildOpt(tiny.config, tiny.weights, { prefix: 'lm.' }), GraphBuildError);
+    expect(e5).toMatchObject({ code: 'E_MISSING_WEIGHT', weight: 'lm.model.decoder.embed_tokens.weight' });
+    expect(e5.message).toMatch(/no weight 'lm.model.decoder.embed_tokens.weight'/);
   });
 
   it('reports a session that returns something else than the graph promises', async () => {

@@ -15,13 +15,48 @@ export const IR_VERSION = 8;
 export const MS_DOMAIN = 'com.microsoft';
 const MS_OPSET = 1;
 
+/** What went wrong while building a graph, as a stable string a caller can branch on. */
+export type GraphBuildErrorCode =
+  /** the checkpoint has no weight of that name */
+  | 'E_MISSING_WEIGHT'
+  /** a weight's stored shape disagrees with the shape the config implies */
+  | 'E_WEIGHT_SHAPE'
+  /** a weight is stored in a dtype the builder cannot read */
+  | 'E_DTYPE'
+  /** a weight was asked of a graph built without a checkpoint */
+  | 'E_NO_WEIGHTS'
+  /** two weight files of one graph share a name, or a uri has no file name */
+  | 'E_WEIGHT_FILES'
+  | 'E_DUPLICATE_NAME'
+  | 'E_FOREIGN_VALUE'
+  | 'E_UNKNOWN_OP'
+  | 'E_ARITY'
+  | 'E_NO_GRAPH'
+  | 'E_SHAPE_UNKNOWN'
+  | 'E_ATTR'
+  | 'E_NO_OUTPUTS';
+
 export class GraphBuildError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
+  readonly code: GraphBuildErrorCode;
+  /** the full checkpoint name of the weight at fault, when there is one */
+  readonly weight?: string;
+  constructor(code: GraphBuildErrorCode, message: string, weight?: string) {
     super(message);
     this.name = 'GraphBuildError';
     this.code = code;
+    if (weight !== undefined) this.weight = weight;
   }
+}
+
+/**
+ * One dim of the shape a config implies for a weight: a size, or a name for a size
+ * the config leaves open (e.g. `'text_hidden_size'`), which matches any size and is
+ * shown by that name in errors.
+ */
+export type ExpectedDim = number | string;
+
+function shapeText(dims: readonly ExpectedDim[]): string {
+  return `[${dims.join(',')}]`;
 }
 
 /** safetensors dtype names, as @blip2/safetensors reports them */
@@ -297,7 +332,11 @@ export class GraphBuilder {
     const cast = this.nodes.find((n) => n.outputs[0] === name && n.type === 'Cast');
     if (cast) name = cast.inputs[0];
     const init = this.inits.get(name);
-    if (!init) throw new GraphBuildError('E_SHAPE_UNKNOWN', `${this.name}: '${v.name}' is not a weight or constant, its shape is not known at build time`);
+    if (!init)
+      throw new GraphBuildError(
+        'E_SHAPE_UNKNOWN',
+        `${this.name}: '${v.name}' is not a weight or constant, its shape is not known at build time`,
+      );
     return init.dims;
   }
 
@@ -306,9 +345,34 @@ export class GraphBuilder {
     return this.options.weights?.has(name) ?? false;
   }
 
-  /** Stored dims of a checkpoint weight. */
-  weightShape(name: string): readonly number[] {
-    return this.lookup().get(name).shape;
+  /**
+   * Stored dims of a checkpoint weight, checked against `expected` (the shape the
+   * config implies) when given. The one place a weight is looked up by name, so every
+   * module reports an absent or mis-shaped weight the same way: E_MISSING_WEIGHT or
+   * E_WEIGHT_SHAPE, naming the weight (`error.weight`) and both shapes.
+   */
+  weightShape(name: string, expected?: readonly ExpectedDim[]): readonly number[] {
+    const weights = this.lookup();
+    if (!weights.has(name)) {
+      const shape = expected ? ` (expected shape ${shapeText(expected)})` : '';
+      throw new GraphBuildError(
+        'E_MISSING_WEIGHT',
+        `${this.name}: checkpoint has no weight '${name}'${shape}`,
+        name,
+      );
+    }
+    const stored = weights.get(name).shape;
+    if (
+      expected &&
+      (stored.length !== expected.length || expected.some((d, i) => typeof d === 'number' && d !== stored[i]))
+    ) {
+      throw new GraphBuildError(
+        'E_WEIGHT_SHAPE',
+        `${this.name}: weight '${name}' has shape ${shapeText(stored)}, the config implies ${shapeText(expected)}`,
+        name,
+      );
+    }
+    return stored;
   }
 
   private lookup(): WeightLookup {
@@ -320,9 +384,10 @@ export class GraphBuilder {
   /**
    * A checkpoint weight as float32, used in place: an external-data initializer at
    * the tensor's byte range; half-precision weights go through a Cast so the file
-   * stays untouched.
+   * stays untouched. `expected` is checked as `weightShape` does.
    */
-  weight(name: string): Value {
+  weight(name: string, expected?: readonly ExpectedDim[]): Value {
+    this.weightShape(name, expected);
     const hit = this.weightValues.get(name);
     if (hit) return hit;
     const info = this.lookup().get(name);
@@ -343,6 +408,7 @@ export class GraphBuilder {
       throw new GraphBuildError(
         'E_DTYPE',
         `${this.name}: weight '${name}' has unsupported dtype ${info.dtype}`,
+        name,
       );
     this.claim(name);
     this.inits.set(name, {

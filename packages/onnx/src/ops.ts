@@ -4,7 +4,7 @@
  * vectors (shapes, axes) go through `ints`.
  */
 import { type DType, float32, int64 } from '@blip2/tensor';
-import { GraphBuildError, MS_DOMAIN, onnxType, Value } from './graph.js';
+import { GraphBuildError, onnxType, Value } from './graph.js';
 
 type Operand = Value | number;
 

@@ -1,10 +1,22 @@
-import { mkdtempSync, readFileSync, realpathSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createNodeBackend } from '@blip2/backend-node';
-import { float32, float32ToBfloat16, float32ToFloat16, maxAbsDiff, type Tensor, tensor } from '@blip2/tensor';
+import { dirname, join } from 'node:path';
+import { serializeSafetensors, type TensorBytes, type WeightIndex } from '@blip2/safetensors';
+import { openWeightsFromFile } from '@blip2/safetensors/node';
+import {
+  type BuiltGraph,
+  float32,
+  float32ToBfloat16,
+  float32ToFloat16,
+  fromOrt,
+  maxAbsDiff,
+  type Tensor,
+  tensor,
+  toOrt,
+} from '@blip2/tensor';
+import * as ortNode from 'onnxruntime-node';
 import * as ortWeb from 'onnxruntime-web';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   add,
   GraphBuildError,
@@ -18,7 +30,59 @@ import {
   softmax,
   transpose,
 } from '../src/index.js';
-import { f32Bytes, seeded, writeSafetensors } from './st.js';
+
+/**
+ * onnxruntime-node straight, as @blip2/backend-node opens graphs (that package's
+ * tests use this builder, so this one cannot use it): weights mapped from the real
+ * folder of their file, pre-packing off.
+ */
+const onnxruntimeNode = {
+  async load(graph: BuiltGraph) {
+    const folder = graph.externalData.length ? dirname(realpathSync(graph.externalData[0].uri)) : undefined;
+    const session = await ortNode.InferenceSession.create(graph.bytes, {
+      extra: {
+        session: {
+          disable_prepacking: '1',
+          ...(folder ? { model_external_initializers_file_folder_path: folder } : {}),
+        },
+      },
+    });
+    return {
+      async run(feeds: Record<string, Tensor>) {
+        const ortFeeds: Record<string, ortNode.Tensor> = {};
+        for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(v, ortNode.Tensor);
+        const out = await session.run(ortFeeds);
+        return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, fromOrt(v as ortNode.Tensor)]));
+      },
+      release: () => session.release(),
+    };
+  },
+};
+
+/** A small deterministic PRNG (mulberry32), uniform in [-0.5, 0.5). */
+function seeded(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+}
+
+const f32Bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+const opened: WeightIndex[] = [];
+afterAll(() => Promise.all(opened.map((w) => w.close())));
+
+/** Writes `tensors` as one safetensors file and opens it as the builder's checkpoint. */
+async function writeWeights(path: string, tensors: Record<string, TensorBytes>): Promise<WeightIndex> {
+  writeFileSync(path, serializeSafetensors(tensors));
+  const weights = await openWeightsFromFile(path);
+  opened.push(weights);
+  return weights;
+}
 
 const IN = 8;
 const OUT = 6;
@@ -62,19 +126,17 @@ function erf(x: number): number {
   return ((s * h) / 3) * (2 / Math.sqrt(Math.PI));
 }
 
-function buildMlp(dir: string, dtype: 'F32' | 'F16' | 'BF16') {
+async function buildMlp(dir: string, dtype: 'F32' | 'F16' | 'BF16') {
   const conv = dtype === 'F16' ? float32ToFloat16 : float32ToBfloat16;
   const enc = (a: Float32Array) =>
     dtype === 'F32' ? f32Bytes(a) : new Uint8Array(Uint16Array.from(a, (v) => conv(v)).buffer);
-  const weights = writeSafetensors(
-    join(dir, 'w.safetensors'),
-    {
-      'fc.weight': { dtype, shape: [OUT, IN], bytes: enc(W) },
-      'fc.bias': { dtype: 'F32', shape: [OUT], bytes: f32Bytes(B) },
-      'ln.weight': { dtype: 'F32', shape: [OUT], bytes: f32Bytes(G) },
-    },
-    24, // data not at offset 0: initializers must honour their byte offsets
-  );
+  const weights = await writeWeights(join(dir, 'w.safetensors'), {
+    // data not at offset 0: initializers must honour their byte offsets
+    pad: { dtype: 'U8', shape: [24], data: new Uint8Array(24) },
+    'fc.weight': { dtype, shape: [OUT, IN], data: enc(W) },
+    'fc.bias': { dtype: 'F32', shape: [OUT], data: f32Bytes(B) },
+    'ln.weight': { dtype: 'F32', shape: [OUT], data: f32Bytes(G) },
+  });
   const g = new GraphBuilder('mlp', { weights });
   const x = g.input('x', 'float32', ['batch', 'seq', IN]);
   const y = linear(x, g.weight('fc.weight'), g.weight('fc.bias'));
@@ -87,11 +149,11 @@ describe('GraphBuilder', () => {
   const dir = mkdtempSync(join(tmpdir(), 'onnx-builder-'));
 
   it('runs a graph over in-place safetensors weights on onnxruntime-node and matches TypeScript', async () => {
-    const graph = buildMlp(dir, 'F32');
+    const graph = await buildMlp(dir, 'F32');
     expect(graph.externalData).toEqual([
       { location: 'w.safetensors', uri: join(dir, 'w.safetensors'), size: expect.any(Number) },
     ]);
-    const session = await createNodeBackend().load(graph);
+    const session = await onnxruntimeNode.load(graph);
     const { out } = await session.run({ x: float32([2, 3, IN], X) });
     expect(out.dims).toEqual([2, 3, OUT]);
     expect(maxAbsDiff(out, float32([2, 3, OUT], tsForward(X, 6)))).toBeLessThan(1e-5);
@@ -101,7 +163,7 @@ describe('GraphBuilder', () => {
   it('reads f16 and bf16 weights through a Cast', async () => {
     for (const dtype of ['F16', 'BF16'] as const) {
       const sub = mkdtempSync(join(dir, dtype));
-      const session = await createNodeBackend().load(buildMlp(sub, dtype));
+      const session = await onnxruntimeNode.load(await buildMlp(sub, dtype));
       const { out } = await session.run({ x: float32([2, 3, IN], X) });
       // the weights were rounded to half precision: same function, coarser numbers
       const err = maxAbsDiff(out, float32([2, 3, OUT], tsForward(X, 6)));
@@ -112,7 +174,7 @@ describe('GraphBuilder', () => {
   });
 
   it('runs the same graph on onnxruntime-web (wasm) in Node with externalData buffers', async () => {
-    const graph = buildMlp(mkdtempSync(join(dir, 'web')), 'F32');
+    const graph = await buildMlp(mkdtempSync(join(dir, 'web')), 'F32');
     ortWeb.env.wasm.numThreads = 1;
     const session = await ortWeb.InferenceSession.create(graph.bytes, {
       executionProviders: ['wasm'],
@@ -133,7 +195,7 @@ describe('GraphBuilder', () => {
     const t = reshape(transpose(x, [1, 0]), [2, 3]);
     const s = softmax(mul(t, 2), -1);
     g.output(add(s, geluTanh(x)), 'y', 'float32', [2, 3]);
-    const session = await createNodeBackend().load(g.build());
+    const session = await onnxruntimeNode.load(g.build());
     const xs = [0.1, -1, 2, 0.5, 3, -2];
     const { y } = await session.run({ x: float32([2, 3], xs) });
     const tt = [xs[0], xs[3], xs[1], xs[4], xs[2], xs[5]];
@@ -169,24 +231,82 @@ describe('GraphBuilder', () => {
     const root = mkdtempSync(join(dir, 'hub'));
     mkdirSync(join(root, 'blobs'));
     mkdirSync(join(root, 'snap'));
-    const weights = writeSafetensors(join(root, 'blobs', 'abc123'), {
-      w: { dtype: 'F32', shape: [2], bytes: f32Bytes(Float32Array.from([3, 4])) },
-    });
+    writeFileSync(
+      join(root, 'blobs', 'abc123'),
+      serializeSafetensors({ w: { dtype: 'F32', shape: [2], data: f32Bytes(Float32Array.from([3, 4])) } }),
+    );
     symlinkSync(join(root, 'blobs', 'abc123'), join(root, 'snap', 'model.safetensors'));
-    const g = new GraphBuilder('hub', {
-      weights: {
-        ...weights,
-        fileOf: () => ({
-          name: 'model.safetensors',
-          uri: realpathSync(join(root, 'snap', 'model.safetensors')),
-        }),
-      },
-    });
+    const weights = await openWeightsFromFile(join(root, 'snap', 'model.safetensors'));
+    opened.push(weights);
+    const g = new GraphBuilder('hub', { weights });
     const x = g.input('x', 'float32', [2]);
     g.output(mul(x, g.weight('w')), 'y', 'float32', [2]);
     const graph = g.build();
     expect(graph.externalData[0].location).toBe('abc123');
-    const s = await createNodeBackend().load(graph);
+    const s = await onnxruntimeNode.load(graph);
     expect(Array.from((await s.run({ x: float32([2], [1, 2]) })).y.data as Float32Array)).toEqual([3, 8]);
+  });
+});
+
+describe('GraphBuilder.weight: the one check of a weight against the shape the config implies', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'onnx-weights-'));
+  const open = () =>
+    writeWeights(join(dir, 'w.safetensors'), {
+      'layers.0.fc1.weight': { dtype: 'F32', shape: [3, 2], data: f32Bytes(new Float32Array(6)) },
+      'layers.0.fc1.bias': { dtype: 'F16', shape: [3], data: new Uint8Array(6) },
+    });
+  const caught = (fn: () => unknown): GraphBuildError => {
+    try {
+      fn();
+    } catch (e) {
+      if (e instanceof GraphBuildError) return e;
+      throw e;
+    }
+    throw new Error('expected a GraphBuildError');
+  };
+
+  it('returns the weight when the stored shape is the expected one (open dims match any size)', async () => {
+    const g = new GraphBuilder('enc', { weights: await open() });
+    expect(g.weightShape('layers.0.fc1.weight', [3, 2])).toEqual([3, 2]);
+    expect(g.weightShape('layers.0.fc1.weight', ['out', 2])).toEqual([3, 2]);
+    const w = g.weight('layers.0.fc1.weight', [3, 2]);
+    // asked again (checked again), the same initializer
+    expect(g.weight('layers.0.fc1.weight', [3, 'in'])).toBe(w);
+    expect(g.weight('layers.0.fc1.weight')).toBe(w);
+  });
+
+  it('E_MISSING_WEIGHT names the graph, the full weight name and the expected shape', async () => {
+    const g = new GraphBuilder('enc', { weights: await open() });
+    const e = caught(() => g.weight('layers.1.fc1.weight', [3, 2]));
+    expect(e.code).toBe('E_MISSING_WEIGHT');
+    expect(e.weight).toBe('layers.1.fc1.weight');
+    expect(e.message).toBe("enc: checkpoint has no weight 'layers.1.fc1.weight' (expected shape [3,2])");
+    const open_ = caught(() => g.weightShape('proj.weight', ['text_hidden_size', 2]));
+    expect(open_.message).toBe(
+      "enc: checkpoint has no weight 'proj.weight' (expected shape [text_hidden_size,2])",
+    );
+    expect(caught(() => g.weight('nope')).message).toBe("enc: checkpoint has no weight 'nope'");
+    expect(g.hasWeight('layers.1.fc1.weight')).toBe(false);
+  });
+
+  it('E_WEIGHT_SHAPE names the weight, the stored shape and the implied one', async () => {
+    const g = new GraphBuilder('enc', { weights: await open() });
+    const transposed = caught(() => g.weight('layers.0.fc1.weight', [2, 3]));
+    expect(transposed.code).toBe('E_WEIGHT_SHAPE');
+    expect(transposed.weight).toBe('layers.0.fc1.weight');
+    expect(transposed.message).toBe(
+      "enc: weight 'layers.0.fc1.weight' has shape [3,2], the config implies [2,3]",
+    );
+    // another rank is another shape, even where the sizes would agree
+    expect(caught(() => g.weight('layers.0.fc1.bias', [3, 1])).code).toBe('E_WEIGHT_SHAPE');
+    expect(caught(() => g.weightShape('layers.0.fc1.weight', ['out'])).code).toBe('E_WEIGHT_SHAPE');
+    // the check comes before the value: a rejected weight adds nothing to the graph
+    g.output(g.weight('layers.0.fc1.bias', [3]), 'b', 'float32', [3]);
+    expect(g.build().externalData).toHaveLength(1);
+  });
+
+  it('asks for weights only of a graph built with a checkpoint', () => {
+    const e = caught(() => new GraphBuilder('bare').weight('w', [1]));
+    expect(e.code).toBe('E_NO_WEIGHTS');
   });
 });

@@ -5,7 +5,7 @@
  */
 import { parseImageProcessorConfig } from '@blip2/configs';
 import { type Tensor, tensor } from '@blip2/tensor';
-import { describe, ProcessorError } from './errors.js';
+import { ProcessorError } from './errors.js';
 import { checkRgb, type RgbImage } from './image.js';
 import { resizeBicubic } from './resize.js';
 

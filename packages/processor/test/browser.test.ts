@@ -7,10 +7,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { fixtures } from '@blip2/fixtures';
+import { readSafetensorsFile } from '@blip2/safetensors/node';
 import { build } from 'esbuild';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSafetensors } from './safetensors.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PNGS = ['small_47x31.png', 'alpha_64x64.png', 'gray_40x40.png', 'exact_224.png', 'tall_333x500.png'];
@@ -103,7 +103,7 @@ describe('headless Chromium', () => {
     const result = (await page.evaluate(
       `window.run(${JSON.stringify(PNGS)}, ${JSON.stringify(SIZES)})`,
     )) as Record<string, { rgb: string; pv: Record<number, string> }>;
-    const ref = readSafetensors(join(fixtures.images, 'pixel_values.safetensors'));
+    const ref = await readSafetensorsFile(join(fixtures.images, 'pixel_values.safetensors'));
     for (const name of PNGS) {
       const rgb = Buffer.from(result[name].rgb, 'base64');
       expect(

@@ -8,7 +8,7 @@
  *   BENCH_VARIANT=blip2-flan-t5-xl BENCH_RUNS=3 pnpm bench
  */
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
 import { type Blip2Config, parseBlip2Config } from '@blip2/configs';
@@ -27,11 +27,11 @@ const BATCHES = (process.env.BENCH_BATCHES ?? '1,8').split(',').map(Number);
 const IMAGE_SIDE = /^(vision_model\.|qformer\.|query_tokens$|language_projection\.)/;
 
 /** Writes random weights of the given shapes as one safetensors file; returns the lookup the builders take. */
-function writeRandomCheckpoint(
+async function writeRandomCheckpoint(
   path: string,
   shapes: [string, number[]][],
   dtype: 'F32' | 'F16',
-): { lookup: WeightLookup; bytes: number } {
+): Promise<{ lookup: WeightLookup; bytes: number }> {
   const width = dtype === 'F32' ? 4 : 2;
   const header: Record<string, unknown> = {};
   let off = 0;
@@ -70,6 +70,8 @@ function writeRandomCheckpoint(
         writeSync(fd, new Uint8Array(half.buffer, 0, 2 * n));
       }
       left -= n;
+      // let the test runner's worker answer its heartbeats while gigabytes are generated
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
   closeSync(fd);
@@ -148,8 +150,13 @@ it(`image side of ${VARIANT} at real size, ${DTYPE} weights, CPU`, async () => {
   };
   try {
     let t = now();
-    const { lookup, bytes } = writeRandomCheckpoint(join(dir, 'model.safetensors'), shapes, DTYPE);
+    const { lookup, bytes } = await writeRandomCheckpoint(join(dir, 'model.safetensors'), shapes, DTYPE);
     const params = shapes.reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
+    log(
+      `machine: ${cpus().length} x ${cpus()[0]?.model}, load average before runs ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}`,
+    );
     log(
       `${VARIANT} image side: ${(params / 1e6).toFixed(1)} M params, ${DTYPE} file ${fmt(bytes / GB)} GB (written in ${fmt((now() - t) / 1000, 1)} s)`,
     );
@@ -208,6 +215,11 @@ it(`image side of ${VARIANT} at real size, ${DTYPE} weights, CPU`, async () => {
       );
     }
     const memEnd = memory();
+    log(
+      `load average after runs ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')} (other processes share the cores when above ~0)`,
+    );
     log(
       `work per image: vision ${fmt(flops.vision / GB, 1)} GFLOP, qformer+projection ${fmt(flops.qformer / GB, 2)} GFLOP`,
     );

@@ -14,6 +14,7 @@ import {
   add,
   cast,
   concat,
+  type ExpectedDim,
   expand,
   GraphBuilder,
   gelu,
@@ -94,7 +95,7 @@ export function qformerIO(
   return { inputs, outputs };
 }
 
-/** The checkpoint's weights under one prefix, checked against the shapes the config implies. */
+/** The checkpoint's weights under one prefix; the graph builder checks each against the shape the config implies. */
 class Weights {
   constructor(
     private readonly g: GraphBuilder,
@@ -105,29 +106,12 @@ class Weights {
     return new Weights(this.g, this.prefix + sub);
   }
 
-  shape(name: string, expected: string): readonly number[] {
-    const full = this.prefix + name;
-    if (!this.g.hasWeight(full)) {
-      throw new QFormerError(
-        'E_MISSING_WEIGHT',
-        `qformer: checkpoint has no weight '${full}' (expected shape ${expected})`,
-        full,
-      );
-    }
-    return this.g.weightShape(full);
+  shape(name: string, expected: readonly ExpectedDim[]): readonly number[] {
+    return this.g.weightShape(this.prefix + name, expected);
   }
 
-  get(name: string, shape: readonly number[]): Value {
-    const full = this.prefix + name;
-    const actual = this.shape(name, `[${shape.join(', ')}]`);
-    if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-      throw new QFormerError(
-        'E_WEIGHT_SHAPE',
-        `qformer: weight '${full}' has shape [${actual.join(', ')}], the config implies [${shape.join(', ')}]`,
-        full,
-      );
-    }
-    return this.g.weight(full);
+  get(name: string, shape: readonly ExpectedDim[]): Value {
+    return this.g.weight(this.prefix + name, shape);
   }
 
   /** A torch Linear `[out, in]` with its bias. */
@@ -253,9 +237,7 @@ export function buildQFormer(
   const root = new Weights(g, '');
   const projection = new Weights(g, options.languageProjectionPrefix ?? 'language_projection.');
   const withProjection = options.languageProjection ?? true;
-  const projectionWidth = withProjection
-    ? projection.shape('weight', `[text_hidden_size, ${D}]`)[0]
-    : undefined;
+  const projectionWidth = withProjection ? projection.shape('weight', ['text_hidden_size', D])[0] : undefined;
   const io = qformerIO(config, options, projectionWidth);
 
   const imageEmbeds = g.input(QFORMER_IO.imageEmbeds, 'float32', io.inputs[0].dims);

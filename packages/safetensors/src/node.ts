@@ -4,9 +4,11 @@
  * hub caches hold symlinks and onnxruntime refuses external data through them.
  */
 import { type FileHandle, open, realpath } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import type { Tensor } from '@blip2/tensor';
 import { SafetensorsError } from './errors.js';
 import type { ByteReader } from './reader.js';
+import { SINGLE_FILE } from './shard-index.js';
 import { type OpenWeightsOptions, openWeights, type WeightIndex } from './weights.js';
 
 export class FileByteReader implements ByteReader {
@@ -73,4 +75,37 @@ export async function openWeightsFromDir(
   options: OpenWeightsOptions = {},
 ): Promise<WeightIndex> {
   return openWeights((name) => FileByteReader.open(join(dir, name)), { checkpoint: dir, ...options });
+}
+
+/**
+ * One .safetensors file of any name (a hub blob, a fixture's reference.safetensors)
+ * opened as a single-file checkpoint: no index is looked for, and errors name the file.
+ */
+export async function openWeightsFromFile(
+  path: string,
+  options: OpenWeightsOptions = {},
+): Promise<WeightIndex> {
+  return openWeights(
+    (name) => {
+      if (name !== SINGLE_FILE)
+        throw new SafetensorsError('E_NOT_FOUND', name, `only ${basename(path)} is opened`);
+      return FileByteReader.open(path);
+    },
+    { checkpoint: path, ...options },
+  );
+}
+
+/**
+ * Every tensor of one small .safetensors file, read whole, by name in header order
+ * (fixture tensors, test data). For checkpoints, open them and read what is needed.
+ */
+export async function readSafetensorsFile(path: string): Promise<Map<string, Tensor>> {
+  const file = await openWeightsFromFile(path);
+  try {
+    const tensors = new Map<string, Tensor>();
+    for (const name of file.tensors.keys()) tensors.set(name, await file.read(name));
+    return tensors;
+  } finally {
+    await file.close();
+  }
 }

@@ -26,6 +26,7 @@ export interface WeightIndex {
   has(name: string): boolean;
   /** throws MissingWeightError (E_MISSING_WEIGHT) naming the weight and the checkpoint */
   get(name: string): TensorInfo;
+  /** the tensor's data may share memory with the reader (e.g. an in-memory file): copy before mutating */
   read(name: string): Promise<Tensor>;
   /** any float dtype, widened */
   readFloat32(name: string): Promise<Float32Array>;

@@ -40,6 +40,8 @@ export function expectSameBytes(a: ArrayBufferView, b: ArrayBufferView, what: st
   if (!x.equals(y)) {
     let i = 0;
     while (i < Math.min(x.length, y.length) && x[i] === y[i]) i++;
-    throw new Error(`${what}: bytes differ (lengths ${x.length} and ${y.length}, first difference at byte ${i})`);
+    throw new Error(
+      `${what}: bytes differ (lengths ${x.length} and ${y.length}, first difference at byte ${i})`,
+    );
   }
 }

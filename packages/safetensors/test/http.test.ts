@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { type Server, createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fixtures } from '@blip2/fixtures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HttpByteReader, type WeightIndex, openWeights } from '../src/index.js';
+import { HttpByteReader, openWeights, type WeightIndex } from '../src/index.js';
 import { openWeightsFromDir } from '../src/node.js';
 import { expectSameBytes } from './helpers.js';
 
@@ -65,7 +65,9 @@ describe('HttpByteReader', () => {
     log.length = 0;
     const http = await openWeights((name) => new HttpByteReader(`${base}/range/${name}`));
     const file = await openWeightsFromDir(fixtures.tinyOpt);
-    expect(http.files).toEqual([{ name: 'model.safetensors', uri: `${base}/range/model.safetensors`, size: 343596 }]);
+    expect(http.files).toEqual([
+      { name: 'model.safetensors', uri: `${base}/range/model.safetensors`, size: 343596 },
+    ]);
     await expectSameWeights(http, file);
     // the index was looked for first (404), then only ranges of the weights were fetched
     expect(log[0]).toMatchObject({ path: '/range/model.safetensors.index.json', status: 404 });
@@ -109,9 +111,13 @@ describe('HttpByteReader', () => {
   });
 
   it('sends the given headers (gated repositories)', async () => {
-    const r = new HttpByteReader(`${base}/auth/model.safetensors`, { headers: { Authorization: 'Bearer hf_test' } });
+    const r = new HttpByteReader(`${base}/auth/model.safetensors`, {
+      headers: { Authorization: 'Bearer hf_test' },
+    });
     expect(await r.size()).toBe(343596);
-    expect(await r.read(343590, 6)).toEqual(new Uint8Array((await readFile(join(fixtures.tinyOpt, 'model.safetensors'))).subarray(343590)));
+    expect(await r.read(343590, 6)).toEqual(
+      new Uint8Array((await readFile(join(fixtures.tinyOpt, 'model.safetensors'))).subarray(343590)),
+    );
   });
 
   it('refuses reads past the end without asking the server', async () => {

@@ -12,7 +12,7 @@ import {
   serializeSafetensors,
   type TensorBytes,
 } from '../src/index.js';
-import { FileByteReader, openWeightsFromDir } from '../src/node.js';
+import { FileByteReader, openWeightsFromDir, openWeightsFromFile, readSafetensorsFile } from '../src/node.js';
 import { bytesOf, expectSameBytes, plainParse } from './helpers.js';
 
 const tinyOptFile = join(fixtures.tinyOpt, 'model.safetensors');
@@ -76,6 +76,39 @@ describe('tiny-blip2-opt, single file', () => {
     expect(weights.files[0].uri).toBe(await realpath(tinyOptFile));
     expect(weights.files[0].name).toBe('model.safetensors');
     await weights.close();
+  });
+
+  it('opens one file of any name (reference.safetensors, a hub blob) without looking for an index', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'blip2-st-file-'));
+    const path = join(dir, 'abc123');
+    const bytes = serializeSafetensors({
+      w: { dtype: 'F32', shape: [2], data: new Uint8Array(Float32Array.from([3, 4]).buffer) },
+    });
+    await writeFile(path, bytes);
+    // an index beside it is not the file's: it must be ignored
+    await writeFile(join(dir, 'model.safetensors.index.json'), '{"weight_map": {"x": "elsewhere"}}');
+    const weights = await openWeightsFromFile(path);
+    expect(weights.files).toEqual([
+      { name: 'model.safetensors', uri: await realpath(path), size: bytes.length },
+    ]);
+    expect(Array.from(await weights.readFloat32('w'))).toEqual([3, 4]);
+    expect(() => weights.get('v')).toThrow(path);
+    await weights.close();
+    const reference = await openWeightsFromFile(join(fixtures.tinyOpt, 'reference.safetensors'));
+    expect(reference.get('case0/pixel_values').shape).toEqual([3, 32, 32]);
+    await reference.close();
+    await expect(openWeightsFromFile(join(dir, 'nope'))).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+  });
+
+  it('reads a small file whole: every tensor, by name, as stored', async () => {
+    const plain = plainParse(tinyOptFile);
+    const all = await readSafetensorsFile(tinyOptFile);
+    expect([...all.keys()]).toEqual([...plain.keys()]);
+    for (const [name, p] of plain) {
+      const t = all.get(name)!;
+      expect([t.dtype, t.dims]).toEqual(['float32', p.shape]);
+      expectSameBytes(t.data, p.bytes, name);
+    }
   });
 
   it('a folder with no weights is E_NOT_FOUND', async () => {

@@ -4,6 +4,8 @@
  * class, so the backend passes in the constructor it uses.
  */
 import type { Tensor as OrtTensor } from 'onnxruntime-common';
+import type { BuiltGraph, Session } from './backend.js';
+import { checkFeeds } from './feeds.js';
 import { type DType, type Tensor, TensorError } from './tensor.js';
 
 type OrtCtor = new (type: OrtTensor.Type, data: OrtTensor.DataType, dims: readonly number[]) => OrtTensor;
@@ -51,5 +53,79 @@ export function fromOrt(o: OrtTensor): Tensor {
       return { dtype: 'bool', dims, data: o.data as Uint8Array };
     default:
       throw new TensorError('E_DTYPE', `onnxruntime output of type ${o.type} is not supported`);
+  }
+}
+
+/** What the seam needs of an onnxruntime InferenceSession (onnxruntime-node's and -web's both fit). */
+export interface OrtInferenceSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, OrtTensor>): Promise<Readonly<Record<string, OrtTensor>>>;
+  run(
+    feeds: Record<string, OrtTensor>,
+    fetches: readonly string[],
+  ): Promise<Readonly<Record<string, OrtTensor>>>;
+  release(): Promise<void>;
+}
+
+export interface OrtSessionOptions {
+  /** the runtime's own Tensor class (each onnxruntime bundle may carry its own copy) */
+  readonly Tensor: OrtCtor;
+  /** how errors name the runtime, e.g. 'onnxruntime-web' */
+  readonly runtime: string;
+  /** the backend's typed error (`E_RELEASED`, `E_RUN`) */
+  readonly error: (code: 'E_RELEASED' | 'E_RUN', message: string, cause?: unknown) => Error;
+}
+
+/**
+ * A `Session` over an onnxruntime InferenceSession, shared by the Node and web
+ * backends: feeds are checked against the graph before the runtime sees them, a
+ * runtime failure names the feeds' dims, and release is idempotent.
+ */
+export class OrtSession implements Session {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  private released = false;
+
+  constructor(
+    private readonly graph: BuiltGraph,
+    private readonly session: OrtInferenceSession,
+    private readonly options: OrtSessionOptions,
+  ) {
+    this.inputNames = session.inputNames;
+    this.outputNames = session.outputNames;
+  }
+
+  get name(): string {
+    return this.graph.name;
+  }
+
+  async run(
+    feeds: Readonly<Record<string, Tensor>>,
+    outputs?: readonly string[],
+  ): Promise<Record<string, Tensor>> {
+    const { error, runtime } = this.options;
+    if (this.released) throw error('E_RELEASED', `${this.name}: session was released`);
+    checkFeeds(this.name, this.graph.inputs, feeds);
+    const ortFeeds: Record<string, OrtTensor> = {};
+    for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = toOrt(t, this.options.Tensor);
+    let result: Readonly<Record<string, OrtTensor>>;
+    try {
+      result = outputs ? await this.session.run(ortFeeds, [...outputs]) : await this.session.run(ortFeeds);
+    } catch (e) {
+      const dims = Object.entries(feeds)
+        .map(([k, t]) => `${k}[${t.dims.join(',')}]`)
+        .join(' ');
+      throw error('E_RUN', `${this.name}: ${runtime} failed on ${dims}: ${(e as Error).message}`, e);
+    }
+    const out: Record<string, Tensor> = {};
+    for (const [k, v] of Object.entries(result)) out[k] = fromOrt(v);
+    return out;
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.session.release();
   }
 }

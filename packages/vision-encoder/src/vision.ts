@@ -8,7 +8,9 @@ import {
   add,
   concat,
   conv2d,
+  type ExpectedDim,
   expand,
+  GraphBuildError,
   GraphBuilder,
   gather,
   gelu,
@@ -82,7 +84,7 @@ export function numPatches(config: Blip2VisionConfig): number {
   return side * side;
 }
 
-/** The checkpoint's weights under one prefix, checked against the shapes the config implies. */
+/** The checkpoint's weights under one prefix; the graph builder checks each against the shape the config implies. */
 class Weights {
   constructor(
     private readonly g: GraphBuilder,
@@ -97,30 +99,12 @@ class Weights {
     return this.prefix + name;
   }
 
-  /** Stored shape; throws a typed error naming the weight when it is absent. */
-  shape(name: string, expected: string): readonly number[] {
-    const full = this.prefix + name;
-    if (!this.g.hasWeight(full)) {
-      throw new VisionEncoderError(
-        'E_MISSING_WEIGHT',
-        `vision_model: checkpoint has no weight '${full}' (expected shape ${expected})`,
-        full,
-      );
-    }
-    return this.g.weightShape(full);
+  shape(name: string, expected: readonly ExpectedDim[]): readonly number[] {
+    return this.g.weightShape(this.prefix + name, expected);
   }
 
-  get(name: string, shape: readonly number[]): Value {
-    const full = this.prefix + name;
-    const actual = this.shape(name, `[${shape.join(', ')}]`);
-    if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-      throw new VisionEncoderError(
-        'E_WEIGHT_SHAPE',
-        `vision_model: weight '${full}' has shape [${actual.join(', ')}], the config implies [${shape.join(', ')}]`,
-        full,
-      );
-    }
-    return this.g.weight(full);
+  get(name: string, shape: readonly ExpectedDim[]): Value {
+    return this.g.weight(this.prefix + name, shape);
   }
 }
 
@@ -138,12 +122,12 @@ function embeddings(g: GraphBuilder, w: Weights, config: Blip2VisionConfig, pixe
   const embeds = concat([classEmbeds, patches], 1);
   // the reference adds position_embedding[:, :seq_len]: a longer table is sliced, a shorter one cannot work
   const posName = 'position_embedding';
-  const needed = `[1, >=${tokens}, ${D}]`;
-  const stored = w.shape(posName, needed);
-  if (stored.length !== 3 || stored[0] !== 1 || stored[2] !== D || stored[1] < tokens) {
-    throw new VisionEncoderError(
+  const atLeast = `>=${tokens}`;
+  const stored = w.shape(posName, [1, atLeast, D]);
+  if (stored[1] < tokens) {
+    throw new GraphBuildError(
       'E_WEIGHT_SHAPE',
-      `vision_model: weight '${w.fullName(posName)}' has shape [${stored.join(', ')}], needs ${needed} for image_size ${config.imageSize} / patch_size ${P}`,
+      `${g.name}: weight '${w.fullName(posName)}' has shape [${stored}], needs [1,${atLeast},${D}] for image_size ${config.imageSize} / patch_size ${P}`,
       w.fullName(posName),
     );
   }
@@ -172,9 +156,10 @@ function attention(
   else if (w.has('q_bias') || w.has('v_bias'))
     qkvBias = concat([w.get('q_bias', [D]), zeros(), w.get('v_bias', [D])], 0);
   else if (config.qkvBias) {
-    throw new VisionEncoderError(
+    // two layouts could hold the bias: the builder's own message would name only one
+    throw new GraphBuildError(
       'E_MISSING_WEIGHT',
-      `vision_model: qkv_bias is true but the checkpoint has neither '${w.fullName('qkv.bias')}' nor '${w.fullName('q_bias')}' / 'v_bias'`,
+      `${g.name}: qkv_bias is true but the checkpoint has neither '${w.fullName('qkv.bias')}' nor '${w.fullName('q_bias')}' / 'v_bias'`,
       w.fullName('qkv.bias'),
     );
   }
@@ -229,6 +214,12 @@ export function buildVisionModel(
     throw new VisionEncoderError(
       'E_OPTION',
       `vision_model: image_size ${S} is not a multiple of patch_size ${config.patchSize}`,
+    );
+  }
+  if (config.hiddenAct !== 'gelu') {
+    throw new VisionEncoderError(
+      'E_OPTION',
+      `vision_model: hidden_act '${config.hiddenAct}' is not supported (EVA ViT-g uses 'gelu')`,
     );
   }
   const g = new GraphBuilder(options.name ?? 'vision_model', { weights });

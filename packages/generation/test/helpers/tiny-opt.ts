@@ -5,9 +5,9 @@
  * step (the "cache" is the embeddings so far): slow but obviously right, which is
  * what a test model for the search code should be. Float64 inside.
  */
-import { float32, type Tensor } from '@blip2/tensor';
+import { readSafetensorsFile } from '@blip2/safetensors/node';
+import { asFloat32, float32, type Tensor } from '@blip2/tensor';
 import type { LanguageModelAdapter } from '../../src/adapter.js';
-import { type F32, readSafetensors } from './safetensors.js';
 
 interface OptConfig {
   hidden_size: number;
@@ -28,17 +28,21 @@ export class TinyOpt implements LanguageModelAdapter<OptCache> {
   readonly maxPositions: number;
   /** how many times each method ran (tests check that the prompt is prefilled once) */
   readonly calls = { prefill: 0, step: 0, reorderCache: 0, embed: 0 };
-  private readonly w: (name: string) => F32;
+  private readonly w: (name: string) => Tensor<'float32'>;
   private readonly d: number;
   private readonly heads: number;
   private readonly layers: number;
 
-  constructor(weightsPath: string, config: OptConfig, prefix = 'language_model.model.decoder.') {
-    const tensors = readSafetensors(weightsPath);
+  /** The decoder of the checkpoint at `weightsPath`, read whole (the test model is small). */
+  static async load(weightsPath: string, config: OptConfig, prefix = 'language_model.model.decoder.') {
+    return new TinyOpt(await readSafetensorsFile(weightsPath), config, prefix);
+  }
+
+  private constructor(tensors: ReadonlyMap<string, Tensor>, config: OptConfig, prefix: string) {
     this.w = (name) => {
       const t = tensors.get(prefix + name);
       if (!t) throw new Error(`missing weight ${prefix + name}`);
-      return t;
+      return asFloat32(t);
     };
     this.d = config.hidden_size;
     this.heads = config.num_attention_heads;
@@ -174,7 +178,13 @@ export class TinyOpt implements LanguageModelAdapter<OptCache> {
   }
 }
 
-function layerNorm(x: Float64Array, t: number, d: number, w: F32, b: F32): Float64Array {
+function layerNorm(
+  x: Float64Array,
+  t: number,
+  d: number,
+  w: Tensor<'float32'>,
+  b: Tensor<'float32'>,
+): Float64Array {
   const out = new Float64Array(t * d);
   for (let i = 0; i < t; i++) {
     let mean = 0;
@@ -189,8 +199,8 @@ function layerNorm(x: Float64Array, t: number, d: number, w: F32, b: F32): Float
 }
 
 /** x [t, in] @ W^T + b, W stored [out, in] as in torch.nn.Linear */
-function linear(x: Float64Array, t: number, w: F32, b: F32): Float64Array {
-  const [outDim, inDim] = w.shape;
+function linear(x: Float64Array, t: number, w: Tensor<'float32'>, b: Tensor<'float32'>): Float64Array {
+  const [outDim, inDim] = w.dims;
   const out = new Float64Array(t * outDim);
   for (let i = 0; i < t; i++) {
     for (let o = 0; o < outDim; o++) {

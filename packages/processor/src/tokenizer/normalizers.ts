@@ -32,57 +32,126 @@ export function patternOf(p: unknown, where: string): RegExp | string {
   );
 }
 
-/** Marks and Hangul vowel/trailing jamo may compose with what precedes them. */
-const COMBINING = /^[\p{M}\u1160-\u11FF\uD7B0-\uD7FF]$/u;
+type UnicodeForm = 'NFC' | 'NFD' | 'NFKC' | 'NFKD';
 
 /**
- * Unicode normalization with alignments. Text is cut before every code point that cannot
- * compose with its predecessor; each piece is normalized on its own. Where a piece maps
- * code point by code point (full-width letters, ligatures, fractions) every output code
- * point keeps the alignment of its source, extra ones count as inserted, as in the
- * reference; where code points compose, the result spans the whole piece.
+ * Whether canonical ordering puts `b` before `a` when they meet as `a b`, i.e. both are
+ * non-starters and ccc(a) > ccc(b). JavaScript exposes no combining classes, but NFD on
+ * two already-decomposed code points does nothing except this reordering.
+ */
+function reorders(a: string, b: string): boolean {
+  const ab = a + b;
+  return ab.normalize('NFD') !== ab;
+}
+
+const starters = new Map<string, boolean>();
+
+/**
+ * ccc(c) == 0 for a decomposed code point. U+0334 has the lowest non-zero class (1) and
+ * U+0345 the highest (240), so every non-starter reorders against one of them.
+ */
+function isStarter(c: string): boolean {
+  let starter = starters.get(c);
+  if (starter === undefined) {
+    starter = !reorders(c, '\u0334') && !reorders('\u0345', c);
+    starters.set(c, starter);
+  }
+  return starter;
+}
+
+/**
+ * The primary composite of `starter` and `c`, or null. `starter` is a decomposed starter
+ * or an earlier composite of one, and `c` is next in canonical order, so NFC of the pair
+ * is a single code point exactly when the pair composes.
+ */
+function compose(starter: string, c: string): string | null {
+  const r = (starter + c).normalize('NFC');
+  // one UTF-16 unit, or one surrogate pair
+  return r.length === 1 || (r.length === 2 && r.codePointAt(0)! > 0xffff) ? r : null;
+}
+
+/** A code point and its change, as `NormalizedString.transform` takes them. */
+type Changed = [string, number];
+
+/**
+ * Decomposition as `unicode-normalization-alignments` does it: each code point is fully
+ * decomposed (its first code point replaces it: change 0; the others are inserted: +1),
+ * then every run of non-starters is stably sorted by combining class. The changes travel
+ * with their code points, so after a reorder they describe positions, not sources, which
+ * is what the reference's offsets show.
+ */
+function decompose(chars: readonly string[], form: 'NFD' | 'NFKD'): Changed[] {
+  const out: Changed[] = [];
+  for (const c of chars) {
+    let first = true;
+    for (const d of c.normalize(form)) {
+      const item: Changed = [d, first ? 0 : 1];
+      first = false;
+      let at = out.length;
+      if (!isStarter(d)) {
+        // insertion sort: step back over non-starters of a strictly higher class
+        while (at > 0 && reorders(out[at - 1][0], d)) at--;
+      }
+      out.splice(at, 0, item);
+    }
+  }
+  return out;
+}
+
+/**
+ * Canonical composition over the decomposed stream, following the reference's state
+ * machine: a composite's change is `starter + mark - 1` (two code points became one),
+ * uncomposed non-starters wait in `pending` behind the starter and come out after it.
+ */
+function recompose(decomposed: readonly Changed[]): Changed[] {
+  const out: Changed[] = [];
+  let starter: Changed | null = null;
+  let pending: Changed[] = [];
+  // the last pending code point: a later one of the same or lower class is blocked
+  let last: string | null = null;
+  for (const item of decomposed) {
+    const [c, change] = item;
+    const cIsStarter = isStarter(c);
+    if (starter === null) {
+      if (cIsStarter) starter = item;
+      else out.push(item);
+      continue;
+    }
+    // blocked: ccc(last) >= ccc(c), i.e. c is a starter or does not sort before `last`
+    const blocked = last !== null && (cIsStarter || !reorders(c, last));
+    const composite = blocked ? null : compose(starter[0], c);
+    if (composite !== null) {
+      starter = [composite, starter[1] + change - 1];
+    } else if (cIsStarter) {
+      out.push(starter, ...pending);
+      starter = item;
+      pending = [];
+      last = null;
+    } else {
+      pending.push(item);
+      last = c;
+    }
+  }
+  if (starter !== null) out.push(starter);
+  out.push(...pending);
+  return out;
+}
+
+/**
+ * Unicode normalization with the reference's alignments (`NormalizedString::nfc` and
+ * friends run `unicode-normalization-alignments` over the whole string): every output
+ * code point carries a change marker, and `transform` turns the markers into ranges.
+ * So a composite keeps the range of its first source code point and the marks it
+ * swallowed count as removed; reordered marks take ranges by position.
  */
 export class UnicodeNormalizer implements Normalizer {
-  constructor(readonly form: 'NFC' | 'NFD' | 'NFKC' | 'NFKD') {}
+  constructor(readonly form: UnicodeForm) {}
 
   normalize(s: NormalizedString): void {
-    const { chars, starts, ends } = s;
-    const pieces: [number, number][] = [];
-    for (let i = 0; i < chars.length; i++) {
-      if (i > 0 && COMBINING.test(chars[i])) pieces[pieces.length - 1][1] = i + 1;
-      else pieces.push([i, i + 1]);
-    }
-    const whole = s.text.normalize(this.form);
-    const normalizedPieces = pieces.map(([a, b]) => chars.slice(a, b).join('').normalize(this.form));
-    if (normalizedPieces.join('') !== whole) {
-      // composition across our cut points (rare scripts): keep ids right, coarsen offsets
-      pieces.splice(0, pieces.length, [0, chars.length]);
-      normalizedPieces.splice(0, normalizedPieces.length, whole);
-    }
-    const outChars: string[] = [];
-    const outStarts: number[] = [];
-    const outEnds: number[] = [];
-    pieces.forEach(([a, b], p) => {
-      const perChar = chars.slice(a, b).map((c) => c.normalize(this.form));
-      if (perChar.join('') === normalizedPieces[p]) {
-        for (let i = a; i < b; i++) {
-          for (const c of perChar[i - a]) {
-            outChars.push(c);
-            outStarts.push(starts[i]);
-            outEnds.push(ends[i]);
-          }
-        }
-      } else {
-        for (const c of normalizedPieces[p]) {
-          outChars.push(c);
-          outStarts.push(starts[a]);
-          outEnds.push(ends[b - 1]);
-        }
-      }
-    });
-    s.chars = outChars;
-    s.starts = outStarts;
-    s.ends = outEnds;
+    const compatible = this.form === 'NFKC' || this.form === 'NFKD';
+    const decomposed = decompose(s.chars, compatible ? 'NFKD' : 'NFD');
+    const dest = this.form === 'NFC' || this.form === 'NFKC' ? recompose(decomposed) : decomposed;
+    s.transform(0, s.length, dest, 0);
   }
 }
 

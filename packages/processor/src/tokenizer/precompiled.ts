@@ -43,6 +43,16 @@ export class Precompiled implements Normalizer {
     this.units = new Uint32Array(trieSize / 4);
     for (let i = 0; i < this.units.length; i++) this.units[i] = view.getUint32(4 + i * 4, true);
     this.blob = charsmap.subarray(4 + trieSize);
+    // the reference decodes the whole blob up front and refuses the charsmap if it is not
+    // UTF-8; decoding lazily would turn bad bytes into U+FFFD replacements instead
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(this.blob);
+    } catch {
+      throw new ProcessorError(
+        'E_TOKENIZER_JSON',
+        `${where}: the replacement strings after the ${trieSize}-byte trie are not valid UTF-8`,
+      );
+    }
   }
 
   static fromBase64(b64: unknown, where: string): Precompiled {

@@ -6,6 +6,7 @@
  */
 import { type Blip2Config, parseBlip2Config, type TextConfig } from '@blip2/configs';
 import { type GenerationOptions, generationOptionsFromConfig } from '@blip2/generation';
+import { GraphBuildError } from '@blip2/onnx';
 import { buildQFormer } from '@blip2/qformer';
 import type { WeightIndex } from '@blip2/safetensors';
 import type { Backend, BuiltGraph, Session } from '@blip2/tensor';
@@ -91,7 +92,7 @@ export async function loadParts(
       for (const [k, g] of Object.entries(lmGraphs)) graphs.set(`lm.${k}`, g);
     }
   } catch (e) {
-    const error = weightError(e, files.location, weights);
+    const error = weightError(e, files.location);
     await weights.close();
     throw error;
   }
@@ -164,19 +165,16 @@ export async function loadParts(
 }
 
 /**
- * Each module names a weight that is absent or mis-shaped with its own class and
- * code; users get one of two SDK codes, with the checkpoint named. Whether the
- * weight is absent is asked of the checkpoint, not read from the module's wording.
+ * The graph builder names an absent or mis-shaped weight (GraphBuildError); users
+ * get the SDK's code for it, with the checkpoint named.
  */
-function weightError(e: unknown, location: string, weights: WeightIndex): unknown {
-  const code = (e as { code?: unknown })?.code;
-  if (typeof code !== 'string' || !code.includes('WEIGHT')) return e;
-  const message = (e as Error).message;
-  const name = (e as { weight?: string }).weight ?? /['"]([^'"]+)['"]/.exec(message)?.[1];
-  const missing = name === undefined || !weights.has(name);
-  return new Blip2Error(missing ? 'E_MISSING_WEIGHTS' : 'E_WEIGHT_SHAPE', `${location}: ${message}`, {
-    cause: e,
-  });
+function weightError(e: unknown, location: string): unknown {
+  if (!(e instanceof GraphBuildError)) return e;
+  if (e.code === 'E_MISSING_WEIGHT')
+    return new Blip2Error('E_MISSING_WEIGHTS', `${location}: ${e.message}`, { cause: e });
+  if (e.code === 'E_WEIGHT_SHAPE')
+    return new Blip2Error('E_WEIGHT_SHAPE', `${location}: ${e.message}`, { cause: e });
+  return e;
 }
 
 export async function releaseParts(parts: LoadedParts): Promise<void> {

@@ -5,9 +5,9 @@
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createNodeBackend } from '@blip2/backend-node';
+import { GraphBuilder, linear } from '@blip2/onnx';
 import { float32, maxAbsDiff } from '@blip2/tensor';
-import { GraphBuilder, linear } from '../dist/index.js';
+import { createNodeBackend } from '../dist/index.js';
 
 const OUT = 16384;
 const IN = 4096; // 16384 x 4096 x 4 bytes = 256 MiB
@@ -104,9 +104,7 @@ const embeddedGraph = await graphEmbedded();
 const embedded = await measure(embeddedGraph);
 const diff = maxAbsDiff(inPlace.y, embedded.y);
 
-console.log(
-  `weight: ${mib(bytes)} MiB f32 (${OUT} x ${IN}), Gemm transB, session.disable_prepacking=1`,
-);
+console.log(`weight: ${mib(bytes)} MiB f32 (${OUT} x ${IN}), Gemm transB, session.disable_prepacking=1`);
 console.log(
   `in place : create ${inPlace.createMs.toFixed(1)} ms, +${mib(inPlace.createRss)} MiB RSS at creation (${((100 * inPlace.createRss) / bytes).toFixed(2)}% of weight bytes), first run ${inPlace.runMs.toFixed(1)} ms`,
 );
