@@ -148,6 +148,8 @@ export class UnicodeNormalizer implements Normalizer {
   constructor(readonly form: UnicodeForm) {}
 
   normalize(s: NormalizedString): void {
+    // below U+00A0 every form is the identity and nothing composes (most prompts)
+    if (s.chars.every((c) => c.charCodeAt(0) < 0xa0)) return;
     const compatible = this.form === 'NFKC' || this.form === 'NFKD';
     const decomposed = decompose(s.chars, compatible ? 'NFKD' : 'NFD');
     const dest = this.form === 'NFC' || this.form === 'NFKC' ? recompose(decomposed) : decomposed;
