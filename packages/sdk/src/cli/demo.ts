@@ -22,6 +22,8 @@ export const DEMO_USAGE = `usage: blip2 demo [--model M] [--image I] [--backend 
 
 const SHAPES = join('tooling', 'fixtures', 'data', 'shapes-vqa');
 /** when --image is not a validation image, the kinds of question the models were trained on */
+const DEMO_IMAGE_IDS = [3, 4];
+
 const GENERIC_QUESTIONS = [
   'What color is the circle?',
   'How many shapes are there?',
@@ -109,7 +111,9 @@ export async function demo(args: readonly string[], io: Io): Promise<number> {
         a.answers.map((x) => x.answer),
       );
   }
-  const imageIds = [...new Set(questions.map((q) => q.image_id))].slice(0, 2);
+  // images 3 and 4 between them ask every kind of question: color, count, which shape, yes/no
+  const ids = new Set(questions.map((q) => q.image_id));
+  const imageIds = DEMO_IMAGE_IDS.every((id) => ids.has(id)) ? DEMO_IMAGE_IDS : [...ids].slice(0, 2);
   const images =
     typeof values.image === 'string'
       ? [resolve(values.image)]

@@ -1,0 +1,162 @@
+/**
+ * Page script of browser-kv.test.ts: the tiny OPT fixture through `@blip2/sdk/browser`
+ * on a WebGPU backend wrapped so that every session run is counted: how many feeds and
+ * outputs were GPU buffers, and whether every GPU buffer the generation made was freed.
+ * The same wrapper can withhold `keepOnDevice` from the backend, which gives the
+ * "cache back to the CPU every step" baseline for the timing.
+ */
+import { createWebBackend } from '@blip2/backend-web';
+import { generationOptionsFromConfig } from '@blip2/generation';
+import { Blip2ForConditionalGeneration } from '@blip2/sdk/browser';
+import {
+  type AnyTensor,
+  type Backend,
+  type BuiltGraph,
+  type DeviceTensor,
+  float32,
+  int64,
+  isDeviceTensor,
+  type LoadOptions,
+  type Session,
+} from '@blip2/tensor';
+import type { PlainTensor } from './page.js';
+
+export interface SessionStats {
+  /** outputs the adapter asked the backend to keep on the device */
+  keepOnDevice: string[];
+  runs: number;
+  /** feeds that were GPU buffers (a cache fed back without a copy) */
+  deviceFeeds: number;
+  /** outputs that came back as GPU buffers, by output name */
+  deviceOutputs: Record<string, number>;
+  /** outputs that came back to the CPU, by output name */
+  cpuOutputs: Record<string, number>;
+}
+
+export interface KvRequest {
+  readonly modelUrl: string;
+  readonly pixelValues: PlainTensor;
+  readonly inputIds: number[];
+  readonly generations: Record<string, Record<string, unknown>>;
+  /** false: the backend is not told to keep anything on the device (the baseline) */
+  readonly keepOnDevice: boolean;
+  /** time greedy decoding of this many and of 2 new tokens, `repeats` times each */
+  readonly timing?: { readonly newTokens: number; readonly repeats: number };
+}
+
+export interface KvResult {
+  readonly backend: string;
+  readonly generated: Record<string, number[][]>;
+  /** by session (graph) name */
+  readonly sessions: Record<string, SessionStats>;
+  /** GPU buffers the runs returned, and how many of them were still alive after the generations */
+  readonly deviceTensors: number;
+  readonly leaked: number;
+  /** median milliseconds per generated token (greedy, batch 1), from the difference of two lengths */
+  readonly msPerToken?: number;
+}
+
+/** Forwards to `inner`, counting where every feed and output of every run lives. */
+class CountingBackend implements Backend {
+  readonly name: string;
+  readonly sessions: Record<string, SessionStats> = {};
+  readonly deviceTensors: DeviceTensor[] = [];
+
+  constructor(
+    private readonly inner: Backend,
+    private readonly keep: boolean,
+  ) {
+    this.name = inner.name;
+  }
+
+  async load(graph: BuiltGraph, options: LoadOptions = {}): Promise<Session> {
+    const forwarded: LoadOptions = this.keep ? options : options.signal ? { signal: options.signal } : {};
+    const session = await this.inner.load(graph, forwarded);
+    const stats: SessionStats = {
+      keepOnDevice: [...(forwarded.keepOnDevice ?? [])],
+      runs: 0,
+      deviceFeeds: 0,
+      deviceOutputs: {},
+      cpuOutputs: {},
+    };
+    this.sessions[graph.name] = stats;
+    const countFeeds = (feeds: Readonly<Record<string, AnyTensor>>) => {
+      stats.runs++;
+      stats.deviceFeeds += Object.values(feeds).filter(isDeviceTensor).length;
+    };
+    const countOutput = (name: string, t: AnyTensor) => {
+      const where = isDeviceTensor(t) ? stats.deviceOutputs : stats.cpuOutputs;
+      where[name] = (where[name] ?? 0) + 1;
+      if (isDeviceTensor(t)) this.deviceTensors.push(t);
+    };
+    return {
+      name: session.name,
+      inputNames: session.inputNames,
+      outputNames: session.outputNames,
+      run: async (feeds, outputs) => {
+        countFeeds(feeds);
+        const out = await session.run(feeds, outputs);
+        for (const [k, t] of Object.entries(out)) countOutput(k, t);
+        return out;
+      },
+      runOnDevice: async (feeds, outputs) => {
+        countFeeds(feeds);
+        const out = await session.runOnDevice(feeds, outputs);
+        for (const [k, t] of Object.entries(out)) countOutput(k, t);
+        return out;
+      },
+      release: () => session.release(),
+    };
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function runKv(req: KvRequest): Promise<KvResult> {
+  const backend = new CountingBackend(await createWebBackend({ device: 'webgpu', wasmPaths: `${location.origin}/ort/` }), req.keepOnDevice);
+  const model = await Blip2ForConditionalGeneration.fromPretrained(req.modelUrl, { backend });
+  try {
+    const pixelValues = float32(req.pixelValues.dims, req.pixelValues.data);
+    const inputIds = int64([1, req.inputIds.length], req.inputIds);
+    const generated: Record<string, number[][]> = {};
+    for (const [name, kwargs] of Object.entries(req.generations)) {
+      const out = await model.generate({ pixelValues, inputIds }, generationOptionsFromConfig(kwargs, name));
+      generated[name] = out.sequences;
+    }
+    const leaked = backend.deviceTensors.filter((t) => !t.disposed).length;
+
+    let msPerToken: number | undefined;
+    if (req.timing) {
+      const { newTokens, repeats } = req.timing;
+      const time = async (n: number) => {
+        const options = generationOptionsFromConfig({ max_new_tokens: n, min_new_tokens: n, do_sample: false });
+        const start = performance.now();
+        await model.generate({ pixelValues, inputIds }, options);
+        return performance.now() - start;
+      };
+      await time(newTokens); // warm-up: shader compilation, buffer pools
+      const perToken: number[] = [];
+      for (let i = 0; i < repeats; i++) {
+        const long = await time(newTokens);
+        const short = await time(2);
+        perToken.push((long - short) / (newTokens - 2));
+      }
+      msPerToken = median(perToken);
+    }
+    return {
+      backend: backend.name,
+      generated,
+      sessions: backend.sessions,
+      deviceTensors: backend.deviceTensors.length,
+      leaked,
+      ...(msPerToken !== undefined ? { msPerToken } : {}),
+    };
+  } finally {
+    await model.dispose();
+  }
+}
+
+(globalThis as unknown as { runKv: typeof runKv }).runKv = runKv;
