@@ -336,7 +336,7 @@ describe('blip2 demo', () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toContain('shapes-blip2-opt on node:cpu');
     expect(text.stdout).toContain(
-      'Q: Is there a blue triangle?  A: yes  (reference: yes x10; 10/10 agree)  [transformers: yes]',
+      'Q: What color is the triangle?  A: yellow  (reference: yellow x10; 10/10 agree)  [transformers: yellow]',
     );
   });
 });
