@@ -130,7 +130,22 @@ export class NodeBackend implements Backend {
     this.name = `node:${this.device}`;
   }
 
-  async load(graph: BuiltGraph, _options: LoadOptions = {}): Promise<Session> {
+  /**
+   * `options.keepOnDevice` is checked (names must be outputs) and otherwise a no-op on every
+   * device: on CPU outputs already are where compute is, and onnxruntime-node 1.30 cannot
+   * keep an output in CUDA memory from JavaScript. Its `preferredOutputLocation` knows only
+   * 'gpu-buffer', which its binding maps to the WebGPU provider's allocator alone, and a
+   * Node 'gpu-buffer' tensor cannot be downloaded (its `download` throws "not implemented").
+   * CUDA outputs therefore come back to the CPU and the KV cache is uploaded again each step.
+   */
+  async load(graph: BuiltGraph, options: LoadOptions = {}): Promise<Session> {
+    const unknown = (options.keepOnDevice ?? []).filter((n) => !graph.outputs.some((io) => io.name === n));
+    if (unknown.length) {
+      throw new BackendError(
+        'E_KEEP_ON_DEVICE',
+        `${graph.name}: keepOnDevice names ${unknown.map((n) => `'${n}'`).join(', ')}, which ${unknown.length > 1 ? 'are not outputs' : 'is not an output'} of the graph (outputs are ${graph.outputs.map((io) => io.name).join(', ')})`,
+      );
+    }
     const folder = weightFolder(graph);
     const o = this.options;
     const sessionOptions: ort.InferenceSession.SessionOptions = {

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { add, GraphBuilder, linear, mul } from '@blip2/onnx';
-import { type BuiltGraph, float32, int64, maxAbsDiff } from '@blip2/tensor';
+import { type BuiltGraph, float32, int64, isDeviceTensor, maxAbsDiff, type Tensor } from '@blip2/tensor';
 import { describe, expect, it } from 'vitest';
 import { BackendError, createNodeBackend, doctor, providerProblem, weightFolder } from '../src/index.js';
 
@@ -60,6 +60,20 @@ describe('backend-node', () => {
     await expect(s.run({})).rejects.toThrow(/missing x/);
     await s.release();
     await expect(s.run({ x: float32([1, 2]) })).rejects.toMatchObject({ code: 'E_RELEASED' });
+  });
+
+  it('keepOnDevice on the CPU keeps CPU tensors, and names outputs the graph does not have', async () => {
+    const backend = createNodeBackend();
+    const s = await backend.load(tinyGraph(), { keepOnDevice: ['y'] });
+    const { y } = await s.runOnDevice({ x: float32([1, 2], [1, 2]) });
+    expect(isDeviceTensor(y)).toBe(false);
+    expect(Array.from((y as Tensor).data as Float32Array)).toEqual([3, 5]);
+    await s.release();
+    await expect(backend.load(tinyGraph(), { keepOnDevice: ['y', 'present.0.key'] })).rejects.toMatchObject({
+      code: 'E_KEEP_ON_DEVICE',
+      message:
+        "tiny: keepOnDevice names 'present.0.key', which is not an output of the graph (outputs are y)",
+    });
   });
 
   it('maps weights from the folder of the real file', async () => {

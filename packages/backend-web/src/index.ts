@@ -68,6 +68,22 @@ function providersFor(
   }
 }
 
+/**
+ * On WebGPU the outputs named in keepOnDevice stay GPU buffers (onnxruntime-web's IO
+ * binding) and feed the next run without a copy; the rest, logits included, are read
+ * back. wasm and WebNN-on-CPU outputs are already in the memory compute uses, so there
+ * is nothing to keep.
+ */
+function outputLocations(
+  device: WebDevice,
+  graph: BuiltGraph,
+  keepOnDevice: readonly string[],
+): ort.InferenceSession.SessionOptions['preferredOutputLocation'] {
+  if (device !== 'webgpu' || keepOnDevice.length === 0) return 'cpu';
+  const keep = new Set(keepOnDevice);
+  return Object.fromEntries(graph.outputs.map((io) => [io.name, keep.has(io.name) ? 'gpu-buffer' : 'cpu']));
+}
+
 function formatBytes(n: number): string {
   return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
 }
@@ -116,11 +132,18 @@ export class WebBackend implements Backend {
     if (total > limit) throw tooLarge(graph, total, limit);
 
     const o = this.options;
+    const unknown = (options.keepOnDevice ?? []).filter((n) => !graph.outputs.some((io) => io.name === n));
+    if (unknown.length) {
+      throw new BackendError(
+        'E_KEEP_ON_DEVICE',
+        `${graph.name}: keepOnDevice names ${unknown.map((n) => `'${n}'`).join(', ')}, which ${unknown.length > 1 ? 'are not outputs' : 'is not an output'} of the graph (outputs are ${graph.outputs.map((io) => io.name).join(', ')})`,
+      );
+    }
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: providersFor(this.device, o),
       graphOptimizationLevel: 'all',
       logSeverityLevel: o.logSeverityLevel ?? 3,
-      preferredOutputLocation: 'cpu',
+      preferredOutputLocation: outputLocations(this.device, graph, options.keepOnDevice ?? []),
       externalData: graph.externalData.map((f, i) => ({ path: f.location, data: files[i] })),
     };
     try {

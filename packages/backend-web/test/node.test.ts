@@ -8,7 +8,15 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
-import { type BuiltGraph, float32, int64, maxAbsDiff, type Tensor, TensorError } from '@blip2/tensor';
+import {
+  type BuiltGraph,
+  float32,
+  int64,
+  isDeviceTensor,
+  maxAbsDiff,
+  type Tensor,
+  TensorError,
+} from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BackendError,
@@ -248,6 +256,22 @@ describe('backend-web (wasm) in Node', () => {
     await s.release();
     const err = await s.run({ x: float32([1, 1, IN]) }).catch((e) => e);
     expect(err.code).toBe('E_RELEASED');
+  });
+
+  it('keepOnDevice on wasm keeps nothing (outputs are already in wasm memory) and names outputs that do not exist', async () => {
+    const web = await createWebBackend({ device: 'wasm' });
+    const s = await web.load(head, { keepOnDevice: ['logits'] });
+    const x = float32([1, 1, IN], X_HEAD.subarray(0, IN));
+    const kept = await s.runOnDevice({ x });
+    expect(Object.values(kept).map((t) => isDeviceTensor(t))).toEqual([false, false]);
+    expect(maxAbsDiff(kept.logits as Tensor, (await s.run({ x })).logits)).toBe(0);
+    await s.release();
+    const err = await web.load(head, { keepOnDevice: ['logits', 'present.0.key'] }).catch((e) => e);
+    expect(err).toBeInstanceOf(BackendError);
+    expect(err).toMatchObject({ code: 'E_KEEP_ON_DEVICE' });
+    expect(err.message).toContain(
+      `'present.0.key', which is not an output of the graph (outputs are logits, probs)`,
+    );
   });
 
   it('doctor() reports what Node offers', async () => {

@@ -2,11 +2,24 @@
  * Flan-T5 behind generation's adapter interface. `prefill` runs the encoder once
  * (which also projects every decoder layer's cross-attention keys/values) and the
  * decoder on `decoder_start_token_id`; `step` feeds one token with the growing
- * self-attention cache. Runs on any backend: it only sees `Session`s.
+ * self-attention cache. Runs on any backend: it only sees `Session`s. Where the
+ * backend can (WebGPU), the cross-attention keys/values and the self-attention
+ * cache stay on its device for the whole generation (`keepOnDevice`).
  */
 import type { T5Config } from '@blip2/configs';
 import type { LanguageModelAdapter, StepOutput } from '@blip2/generation';
-import { type Backend, gather, type Session, type Tensor, tensor, zeros } from '@blip2/tensor';
+import { DeviceRowGather } from '@blip2/onnx';
+import {
+  type AnyTensor,
+  type Backend,
+  disposeTensor,
+  gather,
+  isDeviceTensor,
+  type Session,
+  type Tensor,
+  tensor,
+  zeros,
+} from '@blip2/tensor';
 import { positionBuckets } from './buckets.js';
 import { T5Error } from './errors.js';
 import { T5_IO, type T5Graphs } from './modeling.js';
@@ -16,19 +29,22 @@ export interface T5Cache {
   readonly encoderLastHiddenState: Tensor<'float32'>;
   /** int64 [B, S]: the encoder's padding mask (right padding), one row per cache row */
   readonly encoderAttentionMask: Tensor<'int64'>;
-  /** per decoder layer [key, value], float32 [B, H, S, dKv]: computed once by the encoder */
-  readonly crossKeyValues: readonly (readonly [Tensor<'float32'>, Tensor<'float32'>])[];
+  /** per decoder layer [key, value], float32 [B, H, S, dKv]: computed once by the encoder (on the device when kept there) */
+  readonly crossKeyValues: readonly KeyValue[];
   /**
    * For each cache row, the prefill batch row its encoder tensors came from. Beam
    * search's per-step reorders stay within a batch row's beams, which share the
    * same encoder tensors: when this mapping does not change, they are not moved.
    */
   readonly sourceRows: readonly number[];
-  /** per decoder layer [key, value], float32 [B, H, steps, dKv] */
-  readonly selfKeyValues: readonly (readonly [Tensor<'float32'>, Tensor<'float32'>])[];
+  /** per decoder layer [key, value], float32 [B, H, steps, dKv] (on the device when kept there) */
+  readonly selfKeyValues: readonly KeyValue[];
   /** decoder tokens fed so far (the start token included) */
   readonly steps: number;
 }
+
+/** One layer's attention keys and values, float32 [B, H, length, dKv]. */
+export type KeyValue = readonly [AnyTensor<'float32'>, AnyTensor<'float32'>];
 
 export interface T5Sessions {
   readonly embed: Session;
@@ -36,10 +52,29 @@ export interface T5Sessions {
   readonly decoder: Session;
 }
 
-function asFloat(t: Tensor | undefined, name: string, session: string): Tensor<'float32'> {
+/** A cache output: float32, on the CPU or on the backend's device. */
+function asFloatAny(t: AnyTensor | undefined, name: string, session: string): AnyTensor<'float32'> {
   if (t?.dtype !== 'float32')
     throw new T5Error('E_SESSION', `${session}: output '${name}' is missing or not float32`);
-  return t as Tensor<'float32'>;
+  return t as AnyTensor<'float32'>;
+}
+
+/** An output read on the CPU (logits, hidden states). */
+function asFloat(t: AnyTensor | undefined, name: string, session: string): Tensor<'float32'> {
+  const f = asFloatAny(t, name, session);
+  if (isDeviceTensor(f))
+    throw new T5Error(
+      'E_SESSION',
+      `${session}: output '${name}' stayed on the ${f.location}; it must come back to the CPU`,
+    );
+  return f;
+}
+
+function disposeAll(kvs: readonly KeyValue[]): void {
+  for (const [k, v] of kvs) {
+    disposeTensor(k);
+    disposeTensor(v);
+  }
 }
 
 export class T5Adapter implements LanguageModelAdapter<T5Cache> {
@@ -47,23 +82,35 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
   readonly decoderStartTokenId: number;
   readonly vocabSize: number;
   readonly maxPositions = undefined;
+  /** reorders device-resident caches on the device; undefined without a backend (CPU caches only) */
+  private readonly deviceGather: DeviceRowGather | undefined;
 
+  /** `backend` is the one the sessions run on: beam search reorders a device cache with a graph loaded there. */
   constructor(
     readonly config: T5Config,
     private readonly sessions: T5Sessions,
+    backend?: Backend,
   ) {
     this.decoderStartTokenId = config.decoderStartTokenId;
     this.vocabSize = config.vocabSize;
+    this.deviceGather = backend && new DeviceRowGather(backend, 't5');
   }
 
-  /** Loads the three graphs of `buildT5` on `backend`. */
+  /**
+   * Loads the three graphs of `buildT5` on `backend`, asking it to keep the encoder's
+   * cross-attention keys/values and the decoder's self-attention cache on its device
+   * (a no-op where outputs already live with compute).
+   */
   static async load(config: T5Config, graphs: T5Graphs, backend: Backend): Promise<T5Adapter> {
+    const layers = Array.from({ length: config.numDecoderLayers }, (_, i) => i);
+    const cross = layers.flatMap((i) => [T5_IO.crossKey(i), T5_IO.crossValue(i)]);
+    const present = layers.flatMap((i) => [T5_IO.presentKey(i), T5_IO.presentValue(i)]);
     const [embed, encoder, decoder] = await Promise.all([
       backend.load(graphs.embed),
-      backend.load(graphs.encoder),
-      backend.load(graphs.decoder),
+      backend.load(graphs.encoder, { keepOnDevice: cross }),
+      backend.load(graphs.decoder, { keepOnDevice: present }),
     ]);
-    return new T5Adapter(config, { embed, encoder, decoder });
+    return new T5Adapter(config, { embed, encoder, decoder }, backend);
   }
 
   async release(): Promise<void> {
@@ -71,6 +118,7 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
       this.sessions.embed.release(),
       this.sessions.encoder.release(),
       this.sessions.decoder.release(),
+      this.deviceGather?.release(),
     ]);
   }
 
@@ -80,7 +128,7 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
     return asFloat(out[T5_IO.embed.inputsEmbeds], T5_IO.embed.inputsEmbeds, 't5.embed');
   }
 
-  /** The encoder alone: last hidden state [B, S, D] and the cross-attention keys/values of every decoder layer. */
+  /** The encoder alone: last hidden state [B, S, D] and the cross-attention keys/values of every decoder layer, on the CPU. */
   async encode(
     inputsEmbeds: Tensor<'float32'>,
     attentionMask: Tensor<'int64'>,
@@ -88,6 +136,25 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
     lastHiddenState: Tensor<'float32'>;
     crossKeyValues: [Tensor<'float32'>, Tensor<'float32'>][];
   }> {
+    const out = await this.runEncoder(inputsEmbeds, attentionMask, false);
+    return {
+      lastHiddenState: out.lastHiddenState,
+      crossKeyValues: out.crossKeyValues.map(
+        ([k, v], i) =>
+          [asFloat(k, T5_IO.crossKey(i), 't5.encoder'), asFloat(v, T5_IO.crossValue(i), 't5.encoder')] as [
+            Tensor<'float32'>,
+            Tensor<'float32'>,
+          ],
+      ),
+    };
+  }
+
+  /** Runs the encoder; with `onDevice`, the cross-attention keys/values stay where the backend keeps them. */
+  private async runEncoder(
+    inputsEmbeds: Tensor<'float32'>,
+    attentionMask: Tensor<'int64'>,
+    onDevice: boolean,
+  ): Promise<{ lastHiddenState: Tensor<'float32'>; crossKeyValues: KeyValue[] }> {
     const { dModel } = this.config;
     const [B, S, D] = inputsEmbeds.dims;
     if (inputsEmbeds.dtype !== 'float32' || inputsEmbeds.dims.length !== 3 || D !== dModel || S < 1) {
@@ -108,16 +175,20 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
       );
     }
     const io = T5_IO.encoder;
-    const out = await this.sessions.encoder.run({
+    const feeds = {
       [io.inputsEmbeds]: inputsEmbeds,
       [io.attentionMask]: attentionMask,
       [io.positionBuckets]: positionBuckets(S, S, this.buckets(true)),
-    });
-    const crossKeyValues = Array.from({ length: this.config.numDecoderLayers }, (_, i) => {
-      const k = asFloat(out[T5_IO.crossKey(i)], T5_IO.crossKey(i), 't5.encoder');
-      const v = asFloat(out[T5_IO.crossValue(i)], T5_IO.crossValue(i), 't5.encoder');
-      return [k, v] as [Tensor<'float32'>, Tensor<'float32'>];
-    });
+    };
+    const encoder = this.sessions.encoder;
+    const out = onDevice ? await encoder.runOnDevice(feeds) : await encoder.run(feeds);
+    const crossKeyValues = Array.from(
+      { length: this.config.numDecoderLayers },
+      (_, i): KeyValue => [
+        asFloatAny(out[T5_IO.crossKey(i)], T5_IO.crossKey(i), 't5.encoder'),
+        asFloatAny(out[T5_IO.crossValue(i)], T5_IO.crossValue(i), 't5.encoder'),
+      ],
+    );
     return {
       lastHiddenState: asFloat(out[io.lastHiddenState], io.lastHiddenState, 't5.encoder'),
       crossKeyValues,
@@ -136,7 +207,7 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
 
   /** Runs the encoder and returns a cache before any decoder token (self-attention keys/values of length 0). */
   async encoderCache(inputsEmbeds: Tensor<'float32'>, attentionMask: Tensor<'int64'>): Promise<T5Cache> {
-    const { lastHiddenState, crossKeyValues } = await this.encode(inputsEmbeds, attentionMask);
+    const { lastHiddenState, crossKeyValues } = await this.runEncoder(inputsEmbeds, attentionMask, true);
     const B = inputsEmbeds.dims[0];
     // onnxruntime takes zero-length dims: the same decoder graph serves the first pass and every step
     const empty = zeros('float32', [B, this.config.numHeads, 0, this.config.dKv]);
@@ -145,7 +216,7 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
       encoderAttentionMask: attentionMask,
       crossKeyValues,
       sourceRows: Array.from({ length: B }, (_, b) => b),
-      selfKeyValues: Array.from({ length: this.config.numDecoderLayers }, () => [empty, empty] as const),
+      selfKeyValues: Array.from({ length: this.config.numDecoderLayers }, (): KeyValue => [empty, empty]),
       steps: 0,
     };
   }
@@ -169,7 +240,7 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
       );
     }
     const T = decoderInputIds.dims[1];
-    const feeds: Record<string, Tensor> = {
+    const feeds: Record<string, AnyTensor> = {
       [T5_IO.decoder.inputIds]: decoderInputIds,
       [T5_IO.decoder.encoderAttentionMask]: cache.encoderAttentionMask,
       [T5_IO.decoder.positionBuckets]: positionBuckets(T, cache.steps + T, this.buckets(false)),
@@ -182,18 +253,17 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
       feeds[T5_IO.crossKey(i)] = k;
       feeds[T5_IO.crossValue(i)] = v;
     });
-    const out = await this.sessions.decoder.run(feeds);
+    const out = await this.sessions.decoder.runOnDevice(feeds);
     const selfKeyValues = cache.selfKeyValues.map(
-      (_, i) =>
-        [
-          asFloat(out[T5_IO.presentKey(i)], T5_IO.presentKey(i), 't5.decoder'),
-          asFloat(out[T5_IO.presentValue(i)], T5_IO.presentValue(i), 't5.decoder'),
-        ] as const,
+      (_, i): KeyValue => [
+        asFloatAny(out[T5_IO.presentKey(i)], T5_IO.presentKey(i), 't5.decoder'),
+        asFloatAny(out[T5_IO.presentValue(i)], T5_IO.presentValue(i), 't5.decoder'),
+      ],
     );
-    return {
-      logits: asFloat(out[T5_IO.decoder.logits], T5_IO.decoder.logits, 't5.decoder'),
-      cache: { ...cache, selfKeyValues, steps: cache.steps + T },
-    };
+    const logits = asFloat(out[T5_IO.decoder.logits], T5_IO.decoder.logits, 't5.decoder');
+    // the new cache replaces the old one's self-attention part (generation's contract); the encoder side is shared
+    disposeAll(cache.selfKeyValues);
+    return { logits, cache: { ...cache, selfKeyValues, steps: cache.steps + T } };
   }
 
   async reorderCache(cache: T5Cache, rows: readonly number[]): Promise<T5Cache> {
@@ -203,22 +273,46 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
         throw new T5Error('E_CACHE', `reorderCache: row ${r} is not a row of the cache (${B} rows)`);
       }
     }
-    const selfKeyValues = cache.selfKeyValues.map(
-      ([k, v]) => [gather(k, 0, rows), gather(v, 0, rows)] as const,
-    );
     const sourceRows = rows.map((r) => cache.sourceRows[r]);
     const same =
       sourceRows.length === cache.sourceRows.length && sourceRows.every((s, i) => s === cache.sourceRows[i]);
-    if (same) return { ...cache, selfKeyValues };
     // the batch changed shape (beams expanded) or rows moved across batch rows: move the encoder side once
+    const moving = same ? cache.selfKeyValues : [...cache.selfKeyValues, ...cache.crossKeyValues];
+    const moved = await this.gatherRows(moving, rows);
+    const selfKeyValues = moved.slice(0, cache.selfKeyValues.length);
+    disposeAll(cache.selfKeyValues);
+    if (same) return { ...cache, selfKeyValues };
+    disposeAll(cache.crossKeyValues);
     return {
       ...cache,
       encoderLastHiddenState: gather(cache.encoderLastHiddenState, 0, rows),
       encoderAttentionMask: gather(cache.encoderAttentionMask, 0, rows),
-      crossKeyValues: cache.crossKeyValues.map(([k, v]) => [gather(k, 0, rows), gather(v, 0, rows)] as const),
+      crossKeyValues: moved.slice(cache.selfKeyValues.length),
       sourceRows,
       selfKeyValues,
     };
+  }
+
+  /** Frees the cache's device buffers, self- and cross-attention (CPU tensors are left to the garbage collector). */
+  async releaseCache(cache: T5Cache): Promise<void> {
+    disposeAll(cache.selfKeyValues);
+    disposeAll(cache.crossKeyValues);
+  }
+
+  /** `rows` of every key and value: on the device when they live there, else on the CPU. */
+  private async gatherRows(kvs: readonly KeyValue[], rows: readonly number[]): Promise<KeyValue[]> {
+    const flat = kvs.flat();
+    let moved: AnyTensor<'float32'>[];
+    if (flat.some(isDeviceTensor)) {
+      if (!this.deviceGather) {
+        throw new T5Error(
+          'E_CACHE',
+          'reorderCache: the cache is on a device but the adapter has no backend to reorder it there (construct it with T5Adapter.load)',
+        );
+      }
+      moved = await this.deviceGather.gather(flat, rows);
+    } else moved = flat.map((t) => gather(t as Tensor<'float32'>, 0, rows));
+    return kvs.map((_, i): KeyValue => [moved[2 * i], moved[2 * i + 1]]);
   }
 
   private buckets(bidirectional: boolean) {

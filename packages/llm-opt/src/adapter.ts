@@ -1,20 +1,32 @@
 /**
  * OPT behind generation's `LanguageModelAdapter`: the three graphs of ./opt.ts
- * loaded as `Session`s on any backend, and the key/value cache kept as plain
- * tensors between steps. The cache carries the running attention mask, because
+ * loaded as `Session`s on any backend, and the key/value cache kept between
+ * steps where the backend computes (`keepOnDevice`: GPU buffers on WebGPU, plain
+ * CPU tensors elsewhere). The cache carries the running attention mask, because
  * OPT derives its positions from it (cumsum over attended tokens), so a
  * left-padded row keeps counting from its own first real token.
  */
 import type { OPTConfig } from '@blip2/configs';
 import type { LanguageModelAdapter, StepOutput } from '@blip2/generation';
-import { type Backend, concat, gather, type Session, type Tensor, tensor } from '@blip2/tensor';
+import { DeviceRowGather } from '@blip2/onnx';
+import {
+  type AnyTensor,
+  type Backend,
+  concat,
+  disposeTensor,
+  gather,
+  isDeviceTensor,
+  type Session,
+  type Tensor,
+  tensor,
+} from '@blip2/tensor';
 import { OptError } from './errors.js';
 import { OPT_IO, type OptGraphs } from './opt.js';
 
 export interface OptCache {
-  /** per layer, float32 [B, num_heads, L, head_dim] */
-  readonly keys: readonly Tensor<'float32'>[];
-  readonly values: readonly Tensor<'float32'>[];
+  /** per layer, float32 [B, num_heads, L, head_dim]; on the backend's device when it keeps them there */
+  readonly keys: readonly AnyTensor<'float32'>[];
+  readonly values: readonly AnyTensor<'float32'>[];
   /** int64 [B, L]: the prompt's mask followed by a 1 per generated token */
   readonly attentionMask: Tensor<'int64'>;
 }
@@ -29,23 +41,37 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
   readonly kind = 'decoder-only' as const;
   readonly vocabSize: number;
   readonly maxPositions: number;
+  /** reorders device-resident caches on the device; undefined without a backend (CPU caches only) */
+  private readonly deviceGather: DeviceRowGather | undefined;
 
+  /** `backend` is the one the sessions run on: beam search reorders a device cache with a graph loaded there. */
   constructor(
     readonly config: OPTConfig,
     private readonly sessions: OptSessions,
+    backend?: Backend,
   ) {
     this.vocabSize = config.vocabSize;
     this.maxPositions = config.maxPositionEmbeddings;
+    this.deviceGather = backend && new DeviceRowGather(backend, 'opt');
   }
 
-  /** Loads the graphs of `buildOpt` on `backend`. */
+  /** The present.* outputs of a prefill or step graph: the cache the next step is fed. */
+  static cacheOutputs(numLayers: number): string[] {
+    return Array.from({ length: numLayers }, (_, i) => [OPT_IO.presentKey(i), OPT_IO.presentValue(i)]).flat();
+  }
+
+  /**
+   * Loads the graphs of `buildOpt` on `backend`, asking it to keep the key/value cache on
+   * its device between steps (a no-op where outputs already live with compute).
+   */
   static async load(config: OPTConfig, graphs: OptGraphs, backend: Backend): Promise<OptAdapter> {
+    const keepOnDevice = OptAdapter.cacheOutputs(config.numHiddenLayers);
     const [embed, prefill, step] = await Promise.all([
       backend.load(graphs.embed),
-      backend.load(graphs.prefill),
-      backend.load(graphs.step),
+      backend.load(graphs.prefill, { keepOnDevice }),
+      backend.load(graphs.step, { keepOnDevice }),
     ]);
-    return new OptAdapter(config, { embed, prefill, step });
+    return new OptAdapter(config, { embed, prefill, step }, backend);
   }
 
   async embed(inputIds: Tensor<'int64'>): Promise<Tensor<'float32'>> {
@@ -77,7 +103,7 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
         );
       }
     });
-    const out = await this.sessions.prefill.run({
+    const out = await this.sessions.prefill.runOnDevice({
       [OPT_IO.prefill.inputsEmbeds]: inputsEmbeds,
       [OPT_IO.prefill.attentionMask]: attentionMask,
     });
@@ -105,7 +131,7 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
         `the sequence would reach ${longest} tokens; max_position_embeddings is ${this.maxPositions}`,
       );
     }
-    const feeds: Record<string, Tensor> = {
+    const feeds: Record<string, AnyTensor> = {
       [OPT_IO.step.inputIds]: tokenIds,
       [OPT_IO.step.attentionMask]: attentionMask,
     };
@@ -113,40 +139,70 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       feeds[OPT_IO.pastKey(i)] = cache.keys[i];
       feeds[OPT_IO.pastValue(i)] = cache.values[i];
     }
-    const out = await this.sessions.step.run(feeds);
-    return {
+    const out = await this.sessions.step.runOnDevice(feeds);
+    const next = {
       logits: float32Output(out, 'logits', this.sessions.step.name),
       cache: this.cacheFrom(out, attentionMask, this.sessions.step.name),
     };
+    // the step replaced the cache it was given (generation's contract): free its device buffers now
+    await this.releaseCache(cache);
+    return next;
   }
 
   async reorderCache(cache: OptCache, rows: readonly number[]): Promise<OptCache> {
-    return {
-      keys: cache.keys.map((k) => gather(k, 0, rows)),
-      values: cache.values.map((v) => gather(v, 0, rows)),
+    const n = cache.attentionMask.dims[0];
+    for (const r of rows) {
+      if (!Number.isInteger(r) || r < 0 || r >= n) {
+        throw new OptError('E_CACHE', `reorderCache: row ${r} is not a row of the cache (${n} rows)`);
+      }
+    }
+    const layers = this.config.numHiddenLayers;
+    const kv = [...cache.keys, ...cache.values];
+    let moved: AnyTensor<'float32'>[];
+    if (kv.some(isDeviceTensor)) {
+      if (!this.deviceGather) {
+        throw new OptError(
+          'E_CACHE',
+          'reorderCache: the cache is on a device but the adapter has no backend to reorder it there (construct it with OptAdapter.load)',
+        );
+      }
+      moved = await this.deviceGather.gather(kv, rows);
+    } else moved = kv.map((t) => gather(t as Tensor<'float32'>, 0, rows));
+    const next = {
+      keys: moved.slice(0, layers),
+      values: moved.slice(layers),
       attentionMask: gather(cache.attentionMask, 0, rows),
     };
+    await this.releaseCache(cache);
+    return next;
   }
 
-  async releaseCache(): Promise<void> {
-    // CPU tensors: the garbage collector frees them
+  /** Frees the cache's device buffers (CPU tensors are left to the garbage collector). */
+  async releaseCache(cache: OptCache): Promise<void> {
+    for (const t of cache.keys) disposeTensor(t);
+    for (const t of cache.values) disposeTensor(t);
   }
 
-  /** Releases the three sessions. */
+  /** Releases the three sessions (and the reorder graph, if beam search loaded it). */
   async release(): Promise<void> {
     await Promise.all([
       this.sessions.embed.release(),
       this.sessions.prefill.release(),
       this.sessions.step.release(),
+      this.deviceGather?.release(),
     ]);
   }
 
-  private cacheFrom(out: Record<string, Tensor>, attentionMask: Tensor<'int64'>, session: string): OptCache {
-    const keys: Tensor<'float32'>[] = [];
-    const values: Tensor<'float32'>[] = [];
+  private cacheFrom(
+    out: Record<string, AnyTensor>,
+    attentionMask: Tensor<'int64'>,
+    session: string,
+  ): OptCache {
+    const keys: AnyTensor<'float32'>[] = [];
+    const values: AnyTensor<'float32'>[] = [];
     for (let i = 0; i < this.config.numHiddenLayers; i++) {
-      keys.push(float32Output(out, OPT_IO.presentKey(i), session));
-      values.push(float32Output(out, OPT_IO.presentValue(i), session));
+      keys.push(float32Cache(out, OPT_IO.presentKey(i), session));
+      values.push(float32Cache(out, OPT_IO.presentValue(i), session));
     }
     return { keys, values, attentionMask };
   }
@@ -199,7 +255,8 @@ function attendedPerRow(mask: Tensor<'int64'>): number[] {
   return out;
 }
 
-function float32Output(out: Record<string, Tensor>, name: string, session: string): Tensor<'float32'> {
+/** A cache output: float32, on the CPU or on the backend's device. */
+function float32Cache(out: Record<string, AnyTensor>, name: string, session: string): AnyTensor<'float32'> {
   const t = out[name];
   if (t?.dtype !== 'float32') {
     throw new OptError(
@@ -207,5 +264,17 @@ function float32Output(out: Record<string, Tensor>, name: string, session: strin
       `session '${session}' returned ${t ? `a ${t.dtype} '${name}'` : `no '${name}'`}, expected float32`,
     );
   }
-  return t as Tensor<'float32'>;
+  return t as AnyTensor<'float32'>;
+}
+
+/** An output generation reads (logits, embeddings): float32 on the CPU. */
+function float32Output(out: Record<string, AnyTensor>, name: string, session: string): Tensor<'float32'> {
+  const t = float32Cache(out, name, session);
+  if (isDeviceTensor(t)) {
+    throw new OptError(
+      'E_SESSION',
+      `session '${session}' kept '${name}' on the ${t.location}; it must come back to the CPU`,
+    );
+  }
+  return t;
 }

@@ -16,7 +16,9 @@ export type OptErrorCode =
   /** no `<image>` positions to hold the query embeddings, or a different number of them */
   | 'E_IMAGE_TOKENS'
   /** a session returned something the graph does not promise */
-  | 'E_SESSION';
+  | 'E_SESSION'
+  /** reorderCache was given rows the cache does not have, or a device cache it cannot move */
+  | 'E_CACHE';
 
 export class OptError extends Error {
   readonly code: OptErrorCode;

@@ -26,6 +26,10 @@ function countingSessions() {
       runs.push(name);
       throw new Error(`${name} ran`);
     },
+    async runOnDevice() {
+      runs.push(name);
+      throw new Error(`${name} ran`);
+    },
     async release() {},
   });
   return { runs, sessions: { embed: session('embed'), prefill: session('prefill'), step: session('step') } };
@@ -164,6 +168,7 @@ describe('bad input gets a typed error before any model runs', () => {
       inputNames: [],
       outputNames: [],
       run: async () => ({ inputs_embeds: int64([1], [1]) as Tensor }),
+      runOnDevice: async () => ({ inputs_embeds: int64([1], [1]) as Tensor }),
       release: async () => {},
     };
     const { sessions } = countingSessions();

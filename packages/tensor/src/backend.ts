@@ -3,6 +3,7 @@
  * Model modules produce `BuiltGraph`s; a backend turns one into a `Session`.
  * Nothing here imports a runtime.
  */
+import type { AnyTensor } from './device.js';
 import type { DType, Tensor } from './tensor.js';
 
 /** One input or output of a graph; a string dim is symbolic (dynamic). */
@@ -36,7 +37,11 @@ export interface BuiltGraph {
 }
 
 export interface LoadOptions {
-  /** where outputs named here should stay (e.g. KV cache on the GPU); backends may ignore it */
+  /**
+   * Outputs that should stay on the device the graph runs on (the KV cache on the GPU),
+   * returned by `runOnDevice` as `DeviceTensor`s. Backends whose outputs already live
+   * where compute is (CPU, wasm) ignore it; names that are not outputs of the graph are an error.
+   */
   readonly keepOnDevice?: readonly string[];
   readonly signal?: AbortSignal;
 }
@@ -45,8 +50,24 @@ export interface Session {
   readonly name: string;
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  /** Runs the graph; `outputs` limits what is fetched (default: all). */
-  run(feeds: Readonly<Record<string, Tensor>>, outputs?: readonly string[]): Promise<Record<string, Tensor>>;
+  /**
+   * Runs the graph; `outputs` limits what is fetched (default: all). Every output comes
+   * back on the CPU (outputs kept on the device are downloaded and their device copy freed).
+   * Feeds may be device tensors another run of the same backend returned.
+   */
+  run(
+    feeds: Readonly<Record<string, AnyTensor>>,
+    outputs?: readonly string[],
+  ): Promise<Record<string, Tensor>>;
+  /**
+   * Like `run`, but outputs named in the load's `keepOnDevice` come back as `DeviceTensor`s
+   * when the backend kept them on its device (the caller then owns them: `dispose()`).
+   * Other outputs, and all outputs on CPU backends, are CPU `Tensor`s.
+   */
+  runOnDevice(
+    feeds: Readonly<Record<string, AnyTensor>>,
+    outputs?: readonly string[],
+  ): Promise<Record<string, AnyTensor>>;
   release(): Promise<void>;
 }
 

@@ -4,12 +4,13 @@
  * error from deep inside the runtime.
  */
 import type { GraphIO } from './backend.js';
-import { type Tensor, TensorError } from './tensor.js';
+import { type AnyTensor, isDeviceTensor } from './device.js';
+import { TensorError } from './tensor.js';
 
 export function checkFeeds(
   graphName: string,
   inputs: readonly GraphIO[],
-  feeds: Readonly<Record<string, Tensor>>,
+  feeds: Readonly<Record<string, AnyTensor>>,
 ): void {
   const declared = new Map(inputs.map((io) => [io.name, io]));
   const missing = inputs.filter((io) => !(io.name in feeds)).map((io) => io.name);
@@ -26,6 +27,12 @@ export function checkFeeds(
   const symbols = new Map<string, number>();
   for (const io of inputs) {
     const t = feeds[io.name];
+    if (isDeviceTensor(t) && t.disposed) {
+      throw new TensorError(
+        'E_DISPOSED',
+        `${graphName}: input '${io.name}' is a ${t.location} tensor that was already disposed`,
+      );
+    }
     if (t.dtype !== io.dtype) {
       throw new TensorError(
         'E_FEEDS',

@@ -1,4 +1,5 @@
 export type * from './backend.js';
+export * from './device.js';
 export * from './feeds.js';
 export * from './ops.js';
 export * from './ort.js';

@@ -5,6 +5,7 @@
  */
 import type { Tensor as OrtTensor } from 'onnxruntime-common';
 import type { BuiltGraph, Session } from './backend.js';
+import { type AnyTensor, type DeviceLocation, type DeviceTensor, isDeviceTensor } from './device.js';
 import { checkFeeds } from './feeds.js';
 import { type DType, type Tensor, TensorError } from './tensor.js';
 
@@ -20,41 +21,97 @@ const TO_ORT: Record<DType, OrtTensor.Type> = {
   bool: 'bool',
 };
 
-/** No copy: ORT wraps the same buffer. */
-export function toOrt(t: Tensor, Ctor: OrtCtor): OrtTensor {
+/** No copy: ORT wraps the same buffer, or for a device tensor is handed back its own tensor. */
+export function toOrt(t: AnyTensor, Ctor: OrtCtor): OrtTensor {
+  if (isDeviceTensor(t)) {
+    if (!(t instanceof OrtDeviceTensor)) {
+      throw new TensorError(
+        'E_FEEDS',
+        `a ${t.location} tensor [${t.dims.join(', ')}] not made by onnxruntime cannot be fed to onnxruntime`,
+      );
+    }
+    return t.handle;
+  }
   return new Ctor(TO_ORT[t.dtype], t.data as OrtTensor.DataType, t.dims);
 }
 
-export function fromOrt(o: OrtTensor): Tensor {
-  const dims = [...o.dims];
-  switch (o.type) {
+function dtypeOf(type: OrtTensor.Type): DType {
+  switch (type) {
     case 'float32':
-      return { dtype: 'float32', dims, data: o.data as Float32Array };
-    case 'float16': {
-      // onnxruntime may hand back a Float16Array where the platform has one; keep raw bits
-      const d = o.data as unknown as ArrayBufferView;
-      return {
-        dtype: 'float16',
-        dims,
-        data: new Uint16Array(
-          d.buffer,
-          d.byteOffset,
-          dims.reduce((a, b) => a * b, 1),
-        ),
-      };
-    }
+    case 'float16':
     case 'int64':
-      return { dtype: 'int64', dims, data: o.data as BigInt64Array };
     case 'int32':
-      return { dtype: 'int32', dims, data: o.data as Int32Array };
     case 'uint8':
-      return { dtype: 'uint8', dims, data: o.data as Uint8Array };
     case 'bool':
-      return { dtype: 'bool', dims, data: o.data as Uint8Array };
+      return type;
     default:
-      throw new TensorError('E_DTYPE', `onnxruntime output of type ${o.type} is not supported`);
+      throw new TensorError('E_DTYPE', `onnxruntime output of type ${type} is not supported`);
   }
 }
+
+/** A CPU tensor over data onnxruntime returned (no copy). */
+function fromOrtData(type: OrtTensor.Type, data: OrtTensor.DataType, dims: readonly number[]): Tensor {
+  const dtype = dtypeOf(type);
+  if (dtype === 'float16') {
+    // onnxruntime may hand back a Float16Array where the platform has one; keep raw bits
+    const d = data as unknown as ArrayBufferView;
+    return {
+      dtype,
+      dims: [...dims],
+      data: new Uint16Array(
+        d.buffer,
+        d.byteOffset,
+        dims.reduce((a, b) => a * b, 1),
+      ),
+    };
+  }
+  return { dtype, dims: [...dims], data } as Tensor;
+}
+
+export function fromOrt(o: OrtTensor): Tensor {
+  return fromOrtData(o.type, o.data, o.dims);
+}
+
+/**
+ * An onnxruntime tensor that lives on a device (`location` 'gpu-buffer' or
+ * 'ml-tensor'): the runtime's own object is the handle, fed back untouched.
+ */
+export class OrtDeviceTensor implements DeviceTensor {
+  readonly dtype: DType;
+  readonly dims: readonly number[];
+  readonly location: DeviceLocation;
+  private released = false;
+
+  constructor(readonly handle: OrtTensor) {
+    this.dtype = dtypeOf(handle.type);
+    this.dims = [...handle.dims];
+    this.location = handle.location as DeviceLocation;
+  }
+
+  get disposed(): boolean {
+    return this.released;
+  }
+
+  async download(): Promise<Tensor> {
+    if (this.released) {
+      throw new TensorError(
+        'E_DISPOSED',
+        `cannot download a ${this.location} tensor [${this.dims.join(', ')}] that was already disposed`,
+      );
+    }
+    // getData() copies to the CPU and keeps the device buffer (releaseData = false)
+    const data = await this.handle.getData(false);
+    return fromOrtData(this.handle.type, data as OrtTensor.DataType, this.dims);
+  }
+
+  dispose(): void {
+    if (this.released) return;
+    this.released = true;
+    this.handle.dispose();
+  }
+}
+
+const onDevice = (o: OrtTensor) => o.location === 'gpu-buffer' || o.location === 'ml-tensor';
 
 /** What the seam needs of an onnxruntime InferenceSession (onnxruntime-node's and -web's both fit). */
 export interface OrtInferenceSession {
@@ -101,26 +158,47 @@ export class OrtSession implements Session {
   }
 
   async run(
-    feeds: Readonly<Record<string, Tensor>>,
+    feeds: Readonly<Record<string, AnyTensor>>,
     outputs?: readonly string[],
   ): Promise<Record<string, Tensor>> {
+    const result = await this.runOrt(feeds, outputs);
+    const out: Record<string, Tensor> = {};
+    for (const [k, v] of Object.entries(result)) {
+      if (onDevice(v)) {
+        // getData(true) downloads and frees the device buffer: nothing keeps it after this
+        out[k] = fromOrtData(v.type, (await v.getData(true)) as OrtTensor.DataType, v.dims);
+      } else out[k] = fromOrt(v);
+    }
+    return out;
+  }
+
+  async runOnDevice(
+    feeds: Readonly<Record<string, AnyTensor>>,
+    outputs?: readonly string[],
+  ): Promise<Record<string, AnyTensor>> {
+    const result = await this.runOrt(feeds, outputs);
+    const out: Record<string, AnyTensor> = {};
+    for (const [k, v] of Object.entries(result)) out[k] = onDevice(v) ? new OrtDeviceTensor(v) : fromOrt(v);
+    return out;
+  }
+
+  private async runOrt(
+    feeds: Readonly<Record<string, AnyTensor>>,
+    outputs: readonly string[] | undefined,
+  ): Promise<Readonly<Record<string, OrtTensor>>> {
     const { error, runtime } = this.options;
     if (this.released) throw error('E_RELEASED', `${this.name}: session was released`);
     checkFeeds(this.name, this.graph.inputs, feeds);
     const ortFeeds: Record<string, OrtTensor> = {};
     for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = toOrt(t, this.options.Tensor);
-    let result: Readonly<Record<string, OrtTensor>>;
     try {
-      result = outputs ? await this.session.run(ortFeeds, [...outputs]) : await this.session.run(ortFeeds);
+      return outputs ? await this.session.run(ortFeeds, [...outputs]) : await this.session.run(ortFeeds);
     } catch (e) {
       const dims = Object.entries(feeds)
-        .map(([k, t]) => `${k}[${t.dims.join(',')}]`)
+        .map(([k, t]) => `${k}[${t.dims.join(',')}]${isDeviceTensor(t) ? `@${t.location}` : ''}`)
         .join(' ');
       throw error('E_RUN', `${this.name}: ${runtime} failed on ${dims}: ${(e as Error).message}`, e);
     }
-    const out: Record<string, Tensor> = {};
-    for (const [k, v] of Object.entries(result)) out[k] = fromOrt(v);
-    return out;
   }
 
   async release(): Promise<void> {

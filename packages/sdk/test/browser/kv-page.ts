@@ -31,6 +31,8 @@ export interface SessionStats {
   deviceOutputs: Record<string, number>;
   /** outputs that came back to the CPU, by output name */
   cpuOutputs: Record<string, number>;
+  /** wall time of every run, ms (feeds uploaded and outputs read back included) */
+  ms: number[];
 }
 
 export interface KvRequest {
@@ -54,6 +56,8 @@ export interface KvResult {
   readonly leaked: number;
   /** median milliseconds per generated token (greedy, batch 1), from the difference of two lengths */
   readonly msPerToken?: number;
+  /** every repeat's milliseconds per token, in order */
+  readonly msPerTokenSamples?: number[];
 }
 
 /** Forwards to `inner`, counting where every feed and output of every run lives. */
@@ -72,12 +76,14 @@ class CountingBackend implements Backend {
   async load(graph: BuiltGraph, options: LoadOptions = {}): Promise<Session> {
     const forwarded: LoadOptions = this.keep ? options : options.signal ? { signal: options.signal } : {};
     const session = await this.inner.load(graph, forwarded);
-    const stats: SessionStats = {
+    // a graph loaded twice under one name (the reorder graph, once per input signature) adds to the same counts
+    const stats: SessionStats = this.sessions[graph.name] ?? {
       keepOnDevice: [...(forwarded.keepOnDevice ?? [])],
       runs: 0,
       deviceFeeds: 0,
       deviceOutputs: {},
       cpuOutputs: {},
+      ms: [],
     };
     this.sessions[graph.name] = stats;
     const countFeeds = (feeds: Readonly<Record<string, AnyTensor>>) => {
@@ -95,13 +101,17 @@ class CountingBackend implements Backend {
       outputNames: session.outputNames,
       run: async (feeds, outputs) => {
         countFeeds(feeds);
+        const start = performance.now();
         const out = await session.run(feeds, outputs);
+        stats.ms.push(performance.now() - start);
         for (const [k, t] of Object.entries(out)) countOutput(k, t);
         return out;
       },
       runOnDevice: async (feeds, outputs) => {
         countFeeds(feeds);
+        const start = performance.now();
         const out = await session.runOnDevice(feeds, outputs);
+        stats.ms.push(performance.now() - start);
         for (const [k, t] of Object.entries(out)) countOutput(k, t);
         return out;
       },
@@ -116,7 +126,10 @@ function median(xs: number[]): number {
 }
 
 async function runKv(req: KvRequest): Promise<KvResult> {
-  const backend = new CountingBackend(await createWebBackend({ device: 'webgpu', wasmPaths: `${location.origin}/ort/` }), req.keepOnDevice);
+  const backend = new CountingBackend(
+    await createWebBackend({ device: 'webgpu', wasmPaths: `${location.origin}/ort/` }),
+    req.keepOnDevice,
+  );
   const model = await Blip2ForConditionalGeneration.fromPretrained(req.modelUrl, { backend });
   try {
     const pixelValues = float32(req.pixelValues.dims, req.pixelValues.data);
@@ -129,22 +142,26 @@ async function runKv(req: KvRequest): Promise<KvResult> {
     const leaked = backend.deviceTensors.filter((t) => !t.disposed).length;
 
     let msPerToken: number | undefined;
+    const msPerTokenSamples: number[] = [];
     if (req.timing) {
       const { newTokens, repeats } = req.timing;
       const time = async (n: number) => {
-        const options = generationOptionsFromConfig({ max_new_tokens: n, min_new_tokens: n, do_sample: false });
+        const options = generationOptionsFromConfig({
+          max_new_tokens: n,
+          min_new_tokens: n,
+          do_sample: false,
+        });
         const start = performance.now();
         await model.generate({ pixelValues, inputIds }, options);
         return performance.now() - start;
       };
       await time(newTokens); // warm-up: shader compilation, buffer pools
-      const perToken: number[] = [];
       for (let i = 0; i < repeats; i++) {
         const long = await time(newTokens);
         const short = await time(2);
-        perToken.push((long - short) / (newTokens - 2));
+        msPerTokenSamples.push((long - short) / (newTokens - 2));
       }
-      msPerToken = median(perToken);
+      msPerToken = median(msPerTokenSamples);
     }
     return {
       backend: backend.name,
@@ -152,7 +169,7 @@ async function runKv(req: KvRequest): Promise<KvResult> {
       sessions: backend.sessions,
       deviceTensors: backend.deviceTensors.length,
       leaked,
-      ...(msPerToken !== undefined ? { msPerToken } : {}),
+      ...(msPerToken !== undefined ? { msPerToken, msPerTokenSamples } : {}),
     };
   } finally {
     await model.dispose();

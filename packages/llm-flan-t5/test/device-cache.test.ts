@@ -1,0 +1,146 @@
+/**
+ * The adapter's device path without a GPU: a backend that wraps onnxruntime-node CPU
+ * and hands back the outputs named in keepOnDevice as "GPU" tensors (opaque handles it
+ * alone reads back), as onnxruntime-web's WebGPU provider does. Greedy and beam search
+ * must give the fixture's tokens with the cross-attention keys/values and the
+ * self-attention cache fed from the device at every step, and every handle must be
+ * disposed by the end (the shared cross-attention ones included).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createNodeBackend } from '@blip2/backend-node';
+import { generate, generationOptionsFromConfig, mergeQueryEmbeds } from '@blip2/generation';
+import { openWeightsFromDir } from '@blip2/safetensors/node';
+import {
+  type AnyTensor,
+  type Backend,
+  type BuiltGraph,
+  type DeviceTensor,
+  int64,
+  isDeviceTensor,
+  type LoadOptions,
+  reshape,
+  type Session,
+  type Tensor,
+} from '@blip2/tensor';
+import { describe, expect, it } from 'vitest';
+import { buildT5, T5Adapter } from '../src/index.js';
+import { readReference, tinyT5 } from './helpers.js';
+
+class FakeDeviceTensor implements DeviceTensor {
+  readonly location = 'gpu-buffer' as const;
+  disposed = false;
+  constructor(readonly handle: Tensor) {}
+  get dtype() {
+    return this.handle.dtype;
+  }
+  get dims() {
+    return this.handle.dims;
+  }
+  async download() {
+    return this.handle;
+  }
+  dispose() {
+    this.disposed = true;
+  }
+}
+
+class FakeDeviceBackend implements Backend {
+  readonly name = 'fake:gpu';
+  readonly made: FakeDeviceTensor[] = [];
+  /** per session: feeds that arrived as device tensors */
+  readonly deviceFeeds: Record<string, number> = {};
+  readonly runs: Record<string, number> = {};
+  private readonly cpu = createNodeBackend();
+
+  async load(graph: BuiltGraph, options: LoadOptions = {}): Promise<Session> {
+    const inner = await this.cpu.load(graph, options);
+    const keep = new Set(options.keepOnDevice ?? []);
+    // the reorder graph is loaded once per input signature, under one name: counts add up
+    this.deviceFeeds[graph.name] ??= 0;
+    this.runs[graph.name] ??= 0;
+    const unwrap = (feeds: Readonly<Record<string, AnyTensor>>) => {
+      this.runs[graph.name]++;
+      return Object.fromEntries(
+        Object.entries(feeds).map(([k, t]) => {
+          if (!isDeviceTensor(t)) return [k, t];
+          if (!(t instanceof FakeDeviceTensor) || t.disposed)
+            throw new Error(`${graph.name}: bad device feed ${k}`);
+          this.deviceFeeds[graph.name]++;
+          return [k, t.handle];
+        }),
+      );
+    };
+    return {
+      name: inner.name,
+      inputNames: inner.inputNames,
+      outputNames: inner.outputNames,
+      run: (feeds, outputs) => inner.run(unwrap(feeds), outputs),
+      runOnDevice: async (feeds, outputs) => {
+        const out: Record<string, AnyTensor> = await inner.run(unwrap(feeds), outputs);
+        for (const k of Object.keys(out)) {
+          if (!keep.has(k)) continue;
+          const t = new FakeDeviceTensor(out[k] as Tensor);
+          this.made.push(t);
+          out[k] = t;
+        }
+        return out;
+      },
+      release: () => inner.release(),
+    };
+  }
+}
+
+const { dir, blip2, config, reference } = tinyT5();
+const ref = await readReference(dir);
+const defaults = JSON.parse(readFileSync(join(dir, 'generation_config.json'), 'utf8'));
+
+describe('T5 adapter with the cross-attention and self-attention caches on a device', () => {
+  for (const name of ['case0/greedy', 'case0/beam4']) {
+    it(`${name}: the fixture's tokens, every cache feed from the device, every buffer freed`, async () => {
+      const record = reference.generate.find((r) => r.name === name);
+      if (!record) throw new Error(`no record ${name}`);
+      const backend = new FakeDeviceBackend();
+      const adapter = await T5Adapter.load(config, buildT5(config, await openWeightsFromDir(dir)), backend);
+      try {
+        const ids = reference.cases[0].input_ids;
+        const inputIds = int64([1, ids.length], ids);
+        const query = ref('case0/language_projection');
+        const inputsEmbeds = mergeQueryEmbeds(
+          await adapter.embed(inputIds),
+          inputIds,
+          reshape(query, [1, ...query.dims]),
+          blip2.imageTokenIndex as number,
+        );
+        const out = await generate(
+          adapter,
+          {
+            inputsEmbeds,
+            attentionMask: int64(
+              [1, ids.length],
+              ids.map(() => 1),
+            ),
+          },
+          generationOptionsFromConfig({ ...defaults, ...record.kwargs }, name),
+        );
+        expect(out.sequences).toEqual(record.new);
+
+        const L = config.numDecoderLayers;
+        const decoderRuns = record.new[0].length - 1;
+        // cross-attention from the first decoder run on; self-attention from the second (the first has none yet)
+        expect(backend.deviceFeeds['t5.decoder']).toBe(decoderRuns * 2 * L + (decoderRuns - 1) * 2 * L);
+        const beams = Number(record.kwargs.num_beams ?? 1);
+        if (beams > 1) {
+          // expanding to beams moves the encoder side too, once; each step's choice then moves the self-attention cache
+          const reorders = backend.runs['t5.reorder'];
+          expect(reorders).toBe(decoderRuns);
+          expect(backend.deviceFeeds['t5.reorder']).toBe(4 * L + (reorders - 1) * 2 * L);
+        } else expect(backend.runs['t5.reorder']).toBeUndefined();
+        expect(backend.made.length).toBeGreaterThan(0);
+        expect(backend.made.filter((t) => !t.disposed)).toHaveLength(0);
+      } finally {
+        await adapter.release();
+      }
+    });
+  }
+});

@@ -1,0 +1,216 @@
+/**
+ * The adapter's device path without a GPU: a backend that wraps onnxruntime-node CPU
+ * and hands back the outputs named in keepOnDevice as "GPU" tensors (opaque handles
+ * it alone can read back), as onnxruntime-web's WebGPU provider does. Greedy and beam
+ * search must give the fixture's tokens, every cache tensor fed to a step or a reorder
+ * must be one of those handles (never a CPU copy), and every handle must be disposed
+ * by the end. The real WebGPU run is packages/sdk/test/browser-kv.test.ts.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createNodeBackend } from '@blip2/backend-node';
+import { fixtures } from '@blip2/fixtures';
+import { generate, generationOptionsFromConfig, mergeQueryEmbeds } from '@blip2/generation';
+import { buildRowGather, DeviceRowGather } from '@blip2/onnx';
+import {
+  type AnyTensor,
+  type Backend,
+  type BuiltGraph,
+  type DeviceTensor,
+  float32,
+  gather,
+  int64,
+  isDeviceTensor,
+  type LoadOptions,
+  type Session,
+  type Tensor,
+} from '@blip2/tensor';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildOpt, OptAdapter, OptError } from '../src/index.js';
+import { type GenerateRecord, ids, ones, openTiny, type Tiny } from './tiny.js';
+
+/** A device tensor of the fake device: the handle is the CPU tensor, readable only here. */
+class FakeDeviceTensor implements DeviceTensor {
+  readonly location = 'gpu-buffer' as const;
+  disposed = false;
+  constructor(readonly handle: Tensor) {}
+  get dtype() {
+    return this.handle.dtype;
+  }
+  get dims() {
+    return this.handle.dims;
+  }
+  async download() {
+    return this.handle;
+  }
+  dispose() {
+    this.disposed = true;
+  }
+}
+
+class FakeDeviceBackend implements Backend {
+  readonly name = 'fake:gpu';
+  readonly made: FakeDeviceTensor[] = [];
+  readonly loads: { graph: string; keepOnDevice: readonly string[] }[] = [];
+  /** per session: feeds that arrived as device tensors / as CPU tensors for a kept input */
+  readonly feeds: Record<string, { device: number; cpu: number }> = {};
+  private readonly cpu = createNodeBackend();
+
+  async load(graph: BuiltGraph, options: LoadOptions = {}): Promise<Session> {
+    const inner = await this.cpu.load(graph, options);
+    const keep = new Set(options.keepOnDevice ?? []);
+    this.loads.push({ graph: graph.name, keepOnDevice: [...keep] });
+    const counts = { device: 0, cpu: 0 };
+    this.feeds[graph.name] = counts;
+    const unwrap = (feeds: Readonly<Record<string, AnyTensor>>) =>
+      Object.fromEntries(
+        Object.entries(feeds).map(([k, t]) => {
+          if (!isDeviceTensor(t)) return [k, t];
+          if (!(t instanceof FakeDeviceTensor) || t.disposed)
+            throw new Error(`${graph.name}: bad device feed ${k}`);
+          counts.device++;
+          return [k, t.handle];
+        }),
+      );
+    return {
+      name: inner.name,
+      inputNames: inner.inputNames,
+      outputNames: inner.outputNames,
+      run: (feeds, outputs) => inner.run(unwrap(feeds), outputs),
+      runOnDevice: async (feeds, outputs) => {
+        const out: Record<string, AnyTensor> = await inner.run(unwrap(feeds), outputs);
+        for (const k of Object.keys(out)) {
+          if (!keep.has(k)) continue;
+          const t = new FakeDeviceTensor(out[k] as Tensor);
+          this.made.push(t);
+          out[k] = t;
+        }
+        return out;
+      },
+      release: () => inner.release(),
+    };
+  }
+}
+
+let tiny: Tiny;
+beforeAll(async () => {
+  tiny = await openTiny();
+});
+afterAll(async () => {
+  await tiny.close();
+});
+
+const records = (
+  JSON.parse(readFileSync(join(fixtures.tinyOpt, 'reference.json'), 'utf8')) as { generate: GenerateRecord[] }
+).generate;
+const generationConfig = JSON.parse(readFileSync(join(fixtures.tinyOpt, 'generation_config.json'), 'utf8'));
+
+describe('OPT adapter with the KV cache on a device', () => {
+  for (const name of ['case0/greedy', 'case0/beam4', 'case1/beam5_lavis']) {
+    it(`${name}: the fixture's tokens, every past fed from the device, every buffer freed`, async () => {
+      const rec = records.find((r) => r.name === name);
+      if (!rec) throw new Error(`no record ${name}`);
+      const backend = new FakeDeviceBackend();
+      const adapter = await OptAdapter.load(tiny.config, buildOpt(tiny.config, tiny.weights), backend);
+      try {
+        const index = Number(name.match(/^case(\d+)\//)?.[1]);
+        const prompt = tiny.json.cases[index].input_ids;
+        const inputIds = ids([prompt]);
+        const query = await tiny.ref(`case${index}/language_projection`, [
+          1,
+          tiny.json.num_query_tokens,
+          tiny.config.hiddenSize,
+        ]);
+        const inputsEmbeds = mergeQueryEmbeds(
+          await adapter.embed(inputIds),
+          inputIds,
+          query,
+          tiny.imageTokenId,
+        );
+        const out = await generate(
+          adapter,
+          { inputsEmbeds, attentionMask: ones(1, prompt.length), inputIds },
+          generationOptionsFromConfig({ ...generationConfig, ...rec.kwargs }, name),
+        );
+        expect(out.sequences).toEqual(rec.new);
+
+        const present = OptAdapter.cacheOutputs(tiny.config.numHiddenLayers);
+        expect(backend.loads.find((l) => l.graph === 'opt.step')?.keepOnDevice).toEqual(present);
+        expect(backend.loads.find((l) => l.graph === 'opt.prefill')?.keepOnDevice).toEqual(present);
+        expect(backend.loads.find((l) => l.graph === 'opt.embed')?.keepOnDevice).toEqual([]);
+        const steps = rec.new[0].length - 1;
+        expect(backend.feeds['opt.step'].device).toBe(steps * present.length);
+        const beams = Number(rec.kwargs.num_beams ?? 1);
+        // beam search: expanding to beams and every step's choice ran on the device, once per reorder
+        expect(backend.feeds['opt.reorder']?.device ?? 0).toBe(beams > 1 ? (steps + 1) * present.length : 0);
+        expect(backend.made.length).toBeGreaterThan(0);
+        expect(backend.made.filter((t) => !t.disposed)).toHaveLength(0);
+      } finally {
+        await adapter.release();
+      }
+    });
+  }
+
+  it('reorderCache refuses rows the cache does not have, and a device cache without a backend', async () => {
+    const backend = new FakeDeviceBackend();
+    const graphs = buildOpt(tiny.config, tiny.weights);
+    const loaded = await OptAdapter.load(tiny.config, graphs, backend);
+    const prompt = tiny.json.cases[0].input_ids;
+    const embeds = await loaded.embed(ids([prompt]));
+    const { cache } = await loaded.prefill(embeds, ones(1, prompt.length));
+    await expect(loaded.reorderCache(cache, [0, 1])).rejects.toMatchObject({
+      code: 'E_CACHE',
+      message: 'reorderCache: row 1 is not a row of the cache (1 rows)',
+    });
+    const bare = new OptAdapter(tiny.config, {
+      embed: await backend.load(graphs.embed),
+      prefill: await backend.load(graphs.prefill),
+      step: await backend.load(graphs.step),
+    });
+    const err = await bare.reorderCache(cache, [0, 0]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OptError);
+    expect(err).toMatchObject({ code: 'E_CACHE', message: expect.stringContaining('OptAdapter.load') });
+    await loaded.releaseCache(cache);
+    await Promise.all([loaded.release(), bare.release()]);
+  });
+});
+
+describe('the row-gather graph', () => {
+  it('picks and repeats rows of several tensors of different shapes in one run, like the CPU gather', async () => {
+    const a = float32(
+      [3, 2, 4],
+      Array.from({ length: 24 }, (_, i) => i * 0.5 - 3),
+    );
+    const b = float32(
+      [3, 5],
+      Array.from({ length: 15 }, (_, i) => -i),
+    );
+    const graph = buildRowGather('test.reorder', [
+      { dtype: 'float32', rank: 3 },
+      { dtype: 'float32', rank: 2 },
+    ]);
+    expect(graph.inputs.map((io) => `${io.name}[${io.dims}]`)).toEqual([
+      'rows[rows]',
+      'x0[x0_d0,x0_d1,x0_d2]',
+      'x1[x1_d0,x1_d1]',
+    ]);
+    const rows = [2, 2, 0, 1];
+    const session = await createNodeBackend().load(graph);
+    const out = await session.run({ rows: int64([rows.length], rows), x0: a, x1: b });
+    expect(out.y0).toEqual(gather(a, 0, rows));
+    expect(out.y1).toEqual(gather(b, 0, rows));
+    await session.release();
+  });
+
+  it('never loads a graph for CPU tensors', async () => {
+    const refuse: Backend = {
+      name: 'refuse',
+      load: async () => {
+        throw new Error('no graph should be loaded for CPU tensors');
+      },
+    };
+    const a = float32([2, 3], [1, 2, 3, 4, 5, 6]);
+    const [moved] = await new DeviceRowGather(refuse, 'test').gather([a], [1, 1, 0]);
+    expect(moved).toEqual(float32([3, 3], [4, 5, 6, 4, 5, 6, 1, 2, 3]));
+  });
+});
