@@ -11,12 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixtures } from '@blip2/fixtures';
 import { Blip2ForConditionalGeneration } from '@blip2/sdk';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { CHROMIUM, launchChromium } from '@blip2/test-browser';
+import type { BrowserContext, Page } from 'playwright-core';
 import { build, type PreviewServer, preview } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const APP = join(import.meta.dirname, '..');
-const CHROMIUM = process.env.BLIP2_CHROMIUM ?? '/usr/bin/chromium';
 const IMAGE = 'COCO_val2014_000000000003.jpg';
 const IMAGE_PATH = join(fixtures.shapesVal, 'images', IMAGE);
 const QUESTION = 'What color is the triangle?';
@@ -46,7 +46,7 @@ function referenceAnswer(): string {
 }
 
 let outDir: string;
-let profile: string;
+let browser: Awaited<ReturnType<typeof launchChromium>>;
 let server: PreviewServer;
 let baseUrl: string;
 let context: BrowserContext;
@@ -78,27 +78,14 @@ beforeAll(async () => {
   if (!url) throw new Error('vite preview did not report a URL');
   baseUrl = url.replace(/\/$/, '');
 
-  profile = mkdtempSync(join(tmpdir(), 'blip2-playground-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--no-first-run',
-      '--disable-quic',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--enable-unsafe-webgpu',
-    ],
-  });
+  browser = await launchChromium();
+  context = browser.context;
 });
 
 afterAll(async () => {
-  await context?.close();
+  await browser?.close();
   await server?.close();
   if (outDir) rmSync(outDir, { recursive: true, force: true });
-  if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
 /** A fresh tab on the playground, with its console errors and uncaught exceptions collected. */

@@ -9,18 +9,18 @@
  *     async (page, baseUrl, server) => page.evaluate(() => globalThis.run()));
  * The page script registers functions on globalThis; the test calls them with page.evaluate.
  */
-import { createReadStream, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, extname, join } from 'node:path';
+import { CHROMIUM, launchChromium } from '@blip2/test-browser';
 import * as esbuild from 'esbuild';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 
 /** URL prefix of onnxruntime-web's dist/ (pass it as `wasmPaths`). */
 export const ORT_PATH = '/ort/';
-export const CHROMIUM = process.env.BLIP2_CHROMIUM ?? '/usr/bin/chromium';
+export { CHROMIUM } from '@blip2/test-browser';
 
 export function chromiumAvailable(): boolean {
   return existsSync(CHROMIUM);
@@ -136,22 +136,8 @@ export async function withBrowserPage<T>(
   const server = serve(files, options.crossOriginIsolated ?? true, requests);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const profile = mkdtempSync(join(tmpdir(), 'blip2-chromium-'));
   try {
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--no-first-run',
-        '--disable-quic',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        // WebGPU without a GPU: Chromium falls back to SwiftShader's Vulkan
-        '--enable-unsafe-webgpu',
-      ],
-    });
+    const { context, close } = await launchChromium();
     try {
       const page = context.pages()[0] ?? (await context.newPage());
       page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
@@ -172,11 +158,10 @@ export async function withBrowserPage<T>(
       }
       return await fn(page, baseUrl, { baseUrl, requests, logs });
     } finally {
-      await context.close();
+      await close();
     }
   } finally {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    rmSync(profile, { recursive: true, force: true });
   }
 }

@@ -8,11 +8,10 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { fixtures } from '@blip2/fixtures';
 import { readSafetensorsFile } from '@blip2/safetensors/node';
+import { launchChromium } from '@blip2/test-browser';
 import { build } from 'esbuild';
-import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PNGS = ['small_47x31.png', 'alpha_64x64.png', 'gray_40x40.png', 'exact_224.png', 'tall_333x500.png'];
 const SIZES = [32, 64, 224];
 
@@ -47,7 +46,7 @@ window.tokenize = async (which) => {
 `;
 
 let server: Server;
-let browser: Browser;
+let browser: Awaited<ReturnType<typeof launchChromium>>;
 let base = '';
 
 beforeAll(async () => {
@@ -75,19 +74,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const addr = server.address();
   base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-  // playwright gives each launch a fresh temporary profile (it refuses --user-data-dir)
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--no-first-run',
-      '--disable-quic',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
@@ -97,7 +84,7 @@ afterAll(async () => {
 
 describe('headless Chromium', () => {
   it('decodes the PNG fixtures like PIL and preprocesses them within 1e-6', async () => {
-    const page = await browser.newPage();
+    const page = await browser.context.newPage();
     await page.goto(base);
     await page.waitForFunction('typeof window.run === "function"');
     const result = (await page.evaluate(
@@ -124,7 +111,7 @@ describe('headless Chromium', () => {
   });
 
   it.each(['opt', 't5'])('tokenizes the %s cases exactly, offsets included', async (which) => {
-    const page = await browser.newPage();
+    const page = await browser.context.newPage();
     await page.goto(base);
     await page.waitForFunction('typeof window.tokenize === "function"');
     const rows = (await page.evaluate(`window.tokenize(${JSON.stringify(which)})`)) as {
