@@ -25,8 +25,8 @@ import {
   gelu,
   geluTanh,
   linear,
-  MS_DOMAIN,
   matmul,
+  matmulTransB,
   mul,
   reduceMean,
   relu,
@@ -222,10 +222,9 @@ function attend(
   at: string,
   config: T5Config,
 ): Value {
-  const g = query.graph;
   const inner = config.numHeads * config.dKv;
-  // keys are used as stored ([B, H, S, dKv]): FusedMatMul transposes them in the kernel
-  const scores = g.op1('FusedMatMul', [query, key], { transA: 0, transB: 1, alpha: { float: 1 } }, MS_DOMAIN);
+  // T5 does not scale the scores (the 1/sqrt(d) is folded into its initialization)
+  const scores = matmulTransB(query, key);
   const weights = softmax(add(scores, bias), -1);
   const context = reshape(transpose(matmul(weights, value), [0, 2, 1, 3]), [0, 0, inner]);
   return linear(context, w.get(`${at}.o.weight`, [config.dModel, inner]));

@@ -28,8 +28,8 @@ import {
   ints,
   layerNorm,
   linear,
-  MS_DOMAIN,
   matmul,
+  matmulTransB,
   mul,
   relu,
   reshape,
@@ -236,7 +236,7 @@ function splitHeads(c: Ctx, x: Value): Value {
 /**
  * `OPTAttention`: multi-head self-attention with the key/value cache. The new
  * keys/values are appended to the past ones; the scaling `head_dim ** -0.5`
- * rides on the score matmul (FusedMatMul's alpha), as sdpa applies it.
+ * applies to the scores, as sdpa applies it.
  */
 function attention(
   c: Ctx,
@@ -259,12 +259,7 @@ function attention(
     value = concat([past.value, value], 2);
   }
   const headDim = d / config.numAttentionHeads;
-  const scores = c.g.op1(
-    'FusedMatMul',
-    [query, key],
-    { transA: 0, transB: 1, alpha: { float: headDim ** -0.5 } },
-    MS_DOMAIN,
-  );
+  const scores = matmulTransB(query, key, headDim ** -0.5);
   const probs = softmax(where(allowed, scores, MASKED_SCORE), -1);
   const context = reshape(transpose(matmul(probs, value), [0, 2, 1, 3]), [0, 0, d]);
   const out = proj('out_proj', context);

@@ -144,6 +144,17 @@ export function linear(x: Value, weight: Value, bias: Value | null = null): Valu
   return reshape(y, concat([lead, ints(g, [out])], 0));
 }
 
+/**
+ * Attention scores `alpha * a @ b^T` over the last two axes of rank-4 activations
+ * ([B, H, S, d] x [B, H, L, d] -> [B, H, S, L]). Plain MatMul over a Transpose: ORT's
+ * CPU provider fuses the pair into one kernel, and unlike com.microsoft.FusedMatMul
+ * every onnxruntime-web provider (WebGPU included) runs both ops.
+ */
+export function matmulTransB(a: Value, b: Value, alpha = 1): Value {
+  const scores = matmul(a, transpose(b, [0, 1, 3, 2]));
+  return alpha === 1 ? scores : mul(scores, alpha);
+}
+
 /** GELU with the exact erf, as torch's nn.GELU() / ACT2FN['gelu']. */
 export function gelu(x: Value): Value {
   return mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
