@@ -1,0 +1,101 @@
+/**
+ * Why a beam step costs twice a greedy step: OPT-2.7b's feed-forward matrices
+ * ([10240, 2560] and [2560, 10240], float32, used in place from a safetensors file)
+ * as `linear` builds them (Gemm transB=1 over the stored [out, in] weight) against
+ * the same product written the other way round, y^T = W x^T, at M = 1..42 rows (a
+ * step of M beams, or a prompt of M tokens). Both read the weight where it lies.
+ */
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createNodeBackend } from '@blip2/backend-node';
+import { GraphBuilder, linear, matmul, reshape, transpose, type WeightLookup } from '@blip2/onnx';
+import { float32 } from '@blip2/tensor';
+import { it } from 'vitest';
+
+it('linear over mapped OPT-2.7b weights at 1..42 rows', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'blip2-lin-'));
+  const shapes: [string, number, number][] = [
+    ['fc1', 10240, 2560],
+    ['fc2', 2560, 10240],
+  ];
+  const path = join(dir, 'w.safetensors');
+  const header: Record<string, unknown> = {};
+  let off = 0;
+  for (const [n, o, i] of shapes) {
+    header[n] = { dtype: 'F32', shape: [o, i], data_offsets: [off, off + 4 * o * i] };
+    off += 4 * o * i;
+  }
+  let json = JSON.stringify(header);
+  while ((8 + json.length) % 8) json += ' ';
+  const fd = openSync(path, 'w');
+  const pre = Buffer.alloc(8);
+  pre.writeBigUInt64LE(BigInt(json.length));
+  writeSync(fd, pre);
+  writeSync(fd, Buffer.from(json));
+  const chunk = new Float32Array(off / 4);
+  for (let i = 0; i < chunk.length; i++) chunk[i] = Math.sin(i) * 0.03;
+  writeSync(fd, new Uint8Array(chunk.buffer));
+  closeSync(fd);
+  const base = 8 + json.length;
+  const lookup: WeightLookup = {
+    has: (n) => n in header,
+    get: (n) => {
+      const h = header[n] as { shape: number[]; data_offsets: number[] };
+      return {
+        name: n,
+        dtype: 'F32',
+        shape: h.shape,
+        file: 'w.safetensors',
+        offset: base + h.data_offsets[0],
+        byteLength: h.data_offsets[1] - h.data_offsets[0],
+      };
+    },
+    fileOf: () => ({ name: 'w.safetensors', uri: path }),
+  };
+  const backend = createNodeBackend();
+  // four layers' worth of fc1 + fc2 over the same two weights: 839 MB read per run, more than any cache
+  for (const variant of ['gemm-transB', 'W-as-A'] as const) {
+    const g = new GraphBuilder(variant, { weights: lookup });
+    let x = g.input('x', 'float32', ['m', 1, 2560]);
+    for (let r = 0; r < 4; r++) {
+      for (const [n, , i] of shapes) {
+        const w = g.weight(n);
+        if (variant === 'gemm-transB') x = linear(x, w);
+        else {
+          // y^T = W x^T: the weight is the streamed A operand, the few rows of x are the packed B
+          const flat = reshape(x, [-1, i]);
+          x = reshape(transpose(matmul(w, transpose(flat, [1, 0])), [1, 0]), [
+            -1,
+            1,
+            n === 'fc1' ? 10240 : 2560,
+          ]);
+        }
+      }
+    }
+    g.output(x, 'y', 'float32', ['m', 1, 2560]);
+    const s = await backend.load(g.build());
+    const line: string[] = [];
+    // M rows: 1 = greedy step, 5 = a step of 5 beams, 42 = a BLIP-2 prompt (32 queries + 10 tokens)
+    for (const m of [1, 2, 5, 8, 16, 42]) {
+      const input = float32(
+        [m, 1, 2560],
+        Float32Array.from({ length: m * 2560 }, (_, k) => Math.cos(k)),
+      );
+      const ts: number[] = [];
+      for (let r = 0; r < 8; r++) {
+        const t0 = performance.now();
+        await s.run({ x: input });
+        ts.push(performance.now() - t0);
+      }
+      ts.sort((a, b) => a - b);
+      const med = (ts[3] + ts[4]) / 2;
+      line.push(
+        `M=${m}: ${med.toFixed(1)} ms (${((8 * 4 * 10240 * 2560) / (med / 1000) / 1e9).toFixed(1)} GB/s, ${((m * 8 * 2 * 10240 * 2560) / (med / 1000) / 1e9).toFixed(0)} GFLOP/s)`,
+      );
+    }
+    console.log(`${variant} (8 linears, 839 MB of weights): ${line.join('; ')}`);
+    await s.release();
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
