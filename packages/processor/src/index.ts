@@ -6,6 +6,7 @@ export {
   type ImageDecoder,
   processorSettingsFromConfigs,
 } from './blip2-processor.js';
+export { decodeBmp, isBmp } from './bmp.js';
 export { type BrowserImageInput, decodeImageBrowser, sniff } from './decode-browser.js';
 export { ProcessorError, type ProcessorErrorCode } from './errors.js';
 export { isRawImage, type RawImage, type RgbImage, toRgb } from './image.js';
