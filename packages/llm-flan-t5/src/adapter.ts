@@ -5,6 +5,10 @@
  * self-attention cache. Runs on any backend: it only sees `Session`s. Where the
  * backend can (WebGPU), the cross-attention keys/values and the self-attention
  * cache stay on its device for the whole generation (`keepOnDevice`).
+ *
+ * A decoder run of one row (greedy batch 1) uses the `decoder` graph; a run of
+ * several rows (beams, batches) uses `decoderBatched`, the same decoder
+ * multiplying weight-first, when the adapter has it (`T5LoadOptions.batchedDecoder`).
  */
 import type { T5Config } from '@blip2/configs';
 import type { LanguageModelAdapter, StepOutput } from '@blip2/generation';
@@ -12,6 +16,7 @@ import { DeviceRowGather } from '@blip2/onnx';
 import {
   type AnyTensor,
   type Backend,
+  type BuiltGraph,
   disposeTensor,
   gather,
   isDeviceTensor,
@@ -50,6 +55,22 @@ export interface T5Sessions {
   readonly embed: Session;
   readonly encoder: Session;
   readonly decoder: Session;
+  /** `decoder` multiplying weight-first, for runs of several rows; without it every run uses `decoder` */
+  readonly decoderBatched?: Session;
+}
+
+export interface T5LoadOptions {
+  /**
+   * When the weight-first decoder graph is loaded for runs of several rows:
+   * 'lazy' on the first such run (greedy batch-1 use never creates the session),
+   * 'eager' with the other graphs, 'never' (every run uses `decoder`).
+   *
+   * Default 'lazy' on 'node:cpu' and 'never' elsewhere: the weight-first layout pays off
+   * where weights are mapped in place with pre-packing off (onnxruntime-node's CPU, where
+   * Gemm re-packs the whole weight every run from 2 rows up); onnxruntime-web copies the
+   * weights into each session, so another session would cost another copy of them.
+   */
+  readonly batchedDecoder?: 'lazy' | 'eager' | 'never';
 }
 
 /** A cache output: float32, on the CPU or on the backend's device. */
@@ -84,16 +105,37 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
   readonly maxPositions = undefined;
   /** reorders device-resident caches on the device; undefined without a backend (CPU caches only) */
   private readonly deviceGather: DeviceRowGather | undefined;
+  /** the weight-first decoder: given, loading (lazily, on the first run of several rows) or absent */
+  private decoderBatched: Promise<Session> | undefined;
+  private readonly loadDecoderBatched: (() => Promise<Session>) | undefined;
 
-  /** `backend` is the one the sessions run on: beam search reorders a device cache with a graph loaded there. */
+  /**
+   * `backend` is the one the sessions run on: beam search reorders a device cache with a
+   * graph loaded there. `decoderBatched` (with `backend`) is the weight-first decoder graph
+   * to load on the first run of several rows, when `sessions` has no such session.
+   */
   constructor(
     readonly config: T5Config,
     private readonly sessions: T5Sessions,
     backend?: Backend,
+    decoderBatched?: BuiltGraph,
   ) {
     this.decoderStartTokenId = config.decoderStartTokenId;
     this.vocabSize = config.vocabSize;
     this.deviceGather = backend && new DeviceRowGather(backend, 't5');
+    if (sessions.decoderBatched) this.decoderBatched = Promise.resolve(sessions.decoderBatched);
+    else if (backend && decoderBatched) {
+      const keepOnDevice = T5Adapter.presentOutputs(config.numDecoderLayers);
+      this.loadDecoderBatched = () => backend.load(decoderBatched, { keepOnDevice });
+    }
+  }
+
+  /** The decoder's present.* outputs: the self-attention cache the next run is fed. */
+  static presentOutputs(numDecoderLayers: number): string[] {
+    return Array.from({ length: numDecoderLayers }, (_, i) => [
+      T5_IO.presentKey(i),
+      T5_IO.presentValue(i),
+    ]).flat();
   }
 
   /**
@@ -101,23 +143,38 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
    * cross-attention keys/values and the decoder's self-attention cache on its device
    * (a no-op where outputs already live with compute).
    */
-  static async load(config: T5Config, graphs: T5Graphs, backend: Backend): Promise<T5Adapter> {
+  static async load(
+    config: T5Config,
+    graphs: T5Graphs,
+    backend: Backend,
+    options: T5LoadOptions = {},
+  ): Promise<T5Adapter> {
+    const batched = options.batchedDecoder ?? (backend.name === 'node:cpu' ? 'lazy' : 'never');
     const layers = Array.from({ length: config.numDecoderLayers }, (_, i) => i);
     const cross = layers.flatMap((i) => [T5_IO.crossKey(i), T5_IO.crossValue(i)]);
-    const present = layers.flatMap((i) => [T5_IO.presentKey(i), T5_IO.presentValue(i)]);
-    const [embed, encoder, decoder] = await Promise.all([
+    const present = T5Adapter.presentOutputs(config.numDecoderLayers);
+    const [embed, encoder, decoder, decoderBatched] = await Promise.all([
       backend.load(graphs.embed),
       backend.load(graphs.encoder, { keepOnDevice: cross }),
       backend.load(graphs.decoder, { keepOnDevice: present }),
+      batched === 'eager' ? backend.load(graphs.decoderBatched, { keepOnDevice: present }) : undefined,
     ]);
-    return new T5Adapter(config, { embed, encoder, decoder }, backend);
+    const lazy = batched === 'lazy' ? graphs.decoderBatched : undefined;
+    return new T5Adapter(config, { embed, encoder, decoder, decoderBatched }, backend, lazy);
   }
 
+  /** Releases the sessions (and the batched decoder and reorder graphs, if runs loaded them). */
   async release(): Promise<void> {
+    const batched = this.decoderBatched;
+    this.decoderBatched = undefined;
     await Promise.all([
       this.sessions.embed.release(),
       this.sessions.encoder.release(),
       this.sessions.decoder.release(),
+      batched?.then(
+        (s) => s.release(),
+        () => undefined,
+      ),
       this.deviceGather?.release(),
     ]);
   }
@@ -253,17 +310,35 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
       feeds[T5_IO.crossKey(i)] = k;
       feeds[T5_IO.crossValue(i)] = v;
     });
-    const out = await this.sessions.decoder.runOnDevice(feeds);
+    const decoder = await this.decoderSession(B * T);
+    const out = await decoder.runOnDevice(feeds);
     const selfKeyValues = cache.selfKeyValues.map(
       (_, i): KeyValue => [
-        asFloatAny(out[T5_IO.presentKey(i)], T5_IO.presentKey(i), 't5.decoder'),
-        asFloatAny(out[T5_IO.presentValue(i)], T5_IO.presentValue(i), 't5.decoder'),
+        asFloatAny(out[T5_IO.presentKey(i)], T5_IO.presentKey(i), decoder.name),
+        asFloatAny(out[T5_IO.presentValue(i)], T5_IO.presentValue(i), decoder.name),
       ],
     );
-    const logits = asFloat(out[T5_IO.decoder.logits], T5_IO.decoder.logits, 't5.decoder');
+    const logits = asFloat(out[T5_IO.decoder.logits], T5_IO.decoder.logits, decoder.name);
     // the new cache replaces the old one's self-attention part (generation's contract); the encoder side is shared
     disposeAll(cache.selfKeyValues);
     return { logits, cache: { ...cache, selfKeyValues, steps: cache.steps + T } };
+  }
+
+  /**
+   * The decoder graph for `rows` = batch x new tokens, the rows each matrix product
+   * multiplies: Gemm's `decoder` for one, the weight-first one (if any) for more.
+   */
+  private async decoderSession(rows: number): Promise<Session> {
+    if (rows <= 1) return this.sessions.decoder;
+    if (!this.decoderBatched && this.loadDecoderBatched) {
+      const loading = this.loadDecoderBatched();
+      this.decoderBatched = loading;
+      // a failed load is not cached: the next run tries again
+      loading.catch(() => {
+        if (this.decoderBatched === loading) this.decoderBatched = undefined;
+      });
+    }
+    return this.decoderBatched ?? this.sessions.decoder;
   }
 
   async reorderCache(cache: T5Cache, rows: readonly number[]): Promise<T5Cache> {

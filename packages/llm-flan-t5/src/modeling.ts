@@ -11,7 +11,12 @@
  *   graph, from the encoder output (the reference computes them in the first
  *   decoder pass and caches them); the decoder graph takes them as inputs;
  * - one decoder graph serves the first pass and every step: its self-attention
- *   cache input has length 0 on the first pass.
+ *   cache input has length 0 on the first pass;
+ * - that decoder comes twice: `decoder` multiplies with Gemm over the stored
+ *   [out, in] weights, `decoderBatched` weight-first (`linear`'s `weightFirst`,
+ *   y^T = W x^T). Same numbers; with weights mapped in place (pre-packing off)
+ *   Gemm re-packs every weight on every run from 2 rows up, so steps of several
+ *   rows (beams, batches) run the second, one-row steps the first.
  */
 import type { T5Config } from '@blip2/configs';
 import {
@@ -59,6 +64,8 @@ export interface T5Graphs {
   readonly encoder: BuiltGraph;
   /** decoder stack + lm_head, with a growing self-attention cache (length 0 on the first pass) */
   readonly decoder: BuiltGraph;
+  /** `decoder` with weight-first matrix products: same inputs, outputs and numbers, faster from 2 rows up */
+  readonly decoderBatched: BuiltGraph;
 }
 
 /** Graph input/output names, in one place for the adapter and the SDK. */
@@ -71,6 +78,13 @@ export const T5_IO = {
     lastHiddenState: 'last_hidden_state',
   },
   decoder: {
+    inputIds: 'input_ids',
+    encoderAttentionMask: 'encoder_attention_mask',
+    positionBuckets: 'position_buckets',
+    logits: 'logits',
+  },
+  /** the same names as `decoder` (the graph differs only in how it multiplies) */
+  decoderBatched: {
     inputIds: 'input_ids',
     encoderAttentionMask: 'encoder_attention_mask',
     positionBuckets: 'position_buckets',
@@ -104,6 +118,22 @@ export function t5GraphIO(
     kv(io.crossKey(i), 'source'),
     kv(io.crossValue(i), 'source'),
   ]).flat();
+  const decoder = {
+    inputs: [
+      { name: io.decoder.inputIds, dtype: 'int64' as const, dims: ['batch', 'target'] },
+      { name: io.decoder.encoderAttentionMask, dtype: 'int64' as const, dims: ['batch', 'source'] },
+      { name: io.decoder.positionBuckets, dtype: 'int64' as const, dims: ['target', 'total'] },
+      ...Array.from({ length: L }, (_, i) => [kv(io.pastKey(i), 'past'), kv(io.pastValue(i), 'past')]).flat(),
+      ...cross,
+    ],
+    outputs: [
+      { name: io.decoder.logits, dtype: 'float32' as const, dims: ['batch', 'target', V] },
+      ...Array.from({ length: L }, (_, i) => [
+        kv(io.presentKey(i), 'total'),
+        kv(io.presentValue(i), 'total'),
+      ]).flat(),
+    ],
+  };
   return {
     embed: {
       inputs: [{ name: io.embed.inputIds, dtype: 'int64', dims: ['batch', 'tokens'] }],
@@ -120,25 +150,8 @@ export function t5GraphIO(
         ...cross,
       ],
     },
-    decoder: {
-      inputs: [
-        { name: io.decoder.inputIds, dtype: 'int64', dims: ['batch', 'target'] },
-        { name: io.decoder.encoderAttentionMask, dtype: 'int64', dims: ['batch', 'source'] },
-        { name: io.decoder.positionBuckets, dtype: 'int64', dims: ['target', 'total'] },
-        ...Array.from({ length: L }, (_, i) => [
-          kv(io.pastKey(i), 'past'),
-          kv(io.pastValue(i), 'past'),
-        ]).flat(),
-        ...cross,
-      ],
-      outputs: [
-        { name: io.decoder.logits, dtype: 'float32', dims: ['batch', 'target', V] },
-        ...Array.from({ length: L }, (_, i) => [
-          kv(io.presentKey(i), 'total'),
-          kv(io.presentValue(i), 'total'),
-        ]).flat(),
-      ],
-    },
+    decoder,
+    decoderBatched: decoder,
   };
 }
 
@@ -147,7 +160,14 @@ class T5Weights {
   constructor(
     readonly g: GraphBuilder,
     private readonly prefix: string,
+    /** this graph's `linear` layout: weight-first in the batched decoder, Gemm elsewhere */
+    private readonly weightFirst = false,
   ) {}
+
+  /** nn.Linear without bias (T5 has none) over weight `name` [out, in], in this graph's layout. */
+  linear(x: Value, name: string, shape: readonly number[]): Value {
+    return linear(x, this.get(name, shape), null, { weightFirst: this.weightFirst });
+  }
 
   has(name: string): boolean {
     return this.g.hasWeight(this.prefix + name);
@@ -192,9 +212,9 @@ function layerFF(x: Value, w: T5Weights, at: string, config: T5Config): Value {
   const h = t5LayerNorm(x, w.get(`${at}.layer_norm.weight`, [D]), config.layerNormEpsilon);
   const ff = `${at}.DenseReluDense`;
   const inner = config.isGatedAct
-    ? mul(act(linear(h, w.get(`${ff}.wi_0.weight`, [F, D]))), linear(h, w.get(`${ff}.wi_1.weight`, [F, D])))
-    : act(linear(h, w.get(`${ff}.wi.weight`, [F, D])));
-  return add(x, linear(inner, w.get(`${ff}.wo.weight`, [D, F])));
+    ? mul(act(w.linear(h, `${ff}.wi_0.weight`, [F, D])), w.linear(h, `${ff}.wi_1.weight`, [F, D]))
+    : act(w.linear(h, `${ff}.wi.weight`, [F, D]));
+  return add(x, w.linear(inner, `${ff}.wo.weight`, [D, F]));
 }
 
 // ---- T5Attention ----------------------------------------------------------------------
@@ -206,7 +226,7 @@ function splitHeads(x: Value, config: T5Config): Value {
 
 /** Keys or values of `states` for one attention: `k` / `v` projection, split into heads. */
 function project(states: Value, w: T5Weights, name: string, config: T5Config): Value {
-  return splitHeads(linear(states, w.get(name, [config.numHeads * config.dKv, config.dModel])), config);
+  return splitHeads(w.linear(states, name, [config.numHeads * config.dKv, config.dModel]), config);
 }
 
 /**
@@ -227,7 +247,7 @@ function attend(
   const scores = matmulTransB(query, key);
   const weights = softmax(add(scores, bias), -1);
   const context = reshape(transpose(matmul(weights, value), [0, 2, 1, 3]), [0, 0, inner]);
-  return linear(context, w.get(`${at}.o.weight`, [config.dModel, inner]));
+  return w.linear(context, `${at}.o.weight`, [config.dModel, inner]);
 }
 
 /**
@@ -385,65 +405,74 @@ export function buildT5(config: T5Config, weights: WeightLookup, options: T5Buil
     });
   }
 
-  // -- decoder stack + lm_head
-  const gd = new GraphBuilder('t5.decoder', { weights });
-  const wd = new T5Weights(gd, prefix);
-  const inputs = new Map(io.decoder.inputs.map((i) => [i.name, gd.input(i.name, i.dtype, i.dims)]));
-  const input = (name: string) => inputs.get(name) as Value;
-  const inputIds = input(T5_IO.decoder.inputIds);
-  const selfBias = add(
-    computeBias(input(T5_IO.decoder.positionBuckets), wd, 'decoder', config),
-    causalMask(gd, inputIds, input(T5_IO.pastKey(0))),
-  );
-  // cross-attention has no position bias: only the encoder's padding mask
-  const crossBias = paddingMask(input(T5_IO.decoder.encoderAttentionMask));
-  const presents: Value[] = [];
-  let x = gather(wd.get('shared.weight', [V, D]), inputIds, 0);
-  for (let i = 0; i < L; i++) {
-    const at = `decoder.block.${i}`;
-    x = gd.scope(at, () => {
-      const past = { key: input(T5_IO.pastKey(i)), value: input(T5_IO.pastValue(i)) };
-      const sa = layerSelfAttention(x, selfBias, wd, `${at}.layer.0`, config, past);
-      presents.push(sa.key, sa.value);
-      const ca = layerCrossAttention(
-        sa.hidden,
-        input(T5_IO.crossKey(i)),
-        input(T5_IO.crossValue(i)),
-        crossBias,
-        wd,
-        `${at}.layer.1`,
-        config,
-      );
-      return layerFF(ca, wd, `${at}.layer.2`, config);
-    });
-  }
-  let sequenceOutput = t5LayerNorm(
-    x,
-    wd.get('decoder.final_layer_norm.weight', [D]),
-    config.layerNormEpsilon,
-  );
-  // original T5 ties lm_head to `shared` and rescales; Flan-T5 (v1.1) has its own lm_head and does not
-  if (config.scaleDecoderOutputs) sequenceOutput = mul(sequenceOutput, D ** -0.5);
-  // tied: `lm_head` is `shared` (a checkpoint may still store a copy, which the reference ignores)
-  if (!config.tieWordEmbeddings && !wd.has('lm_head.weight')) {
-    // the builder would name lm_head alone; say why `shared` cannot stand in
-    throw new GraphBuildError(
-      'E_MISSING_WEIGHT',
-      `${gd.name}: tie_word_embeddings is false but the checkpoint has no '${prefix}lm_head.weight'`,
-      `${prefix}lm_head.weight`,
+  // -- decoder stack + lm_head, in either layout of its matrix products
+  const buildDecoder = (graphName: string, weightFirst: boolean): BuiltGraph => {
+    const gd = new GraphBuilder(graphName, { weights });
+    const wd = new T5Weights(gd, prefix, weightFirst);
+    const inputs = new Map(io.decoder.inputs.map((i) => [i.name, gd.input(i.name, i.dtype, i.dims)]));
+    const input = (name: string) => inputs.get(name) as Value;
+    const inputIds = input(T5_IO.decoder.inputIds);
+    const selfBias = add(
+      computeBias(input(T5_IO.decoder.positionBuckets), wd, 'decoder', config),
+      causalMask(gd, inputIds, input(T5_IO.pastKey(0))),
     );
-  }
-  const lmHead = config.tieWordEmbeddings ? 'shared.weight' : 'lm_head.weight';
-  gd.output(
-    linear(sequenceOutput, wd.get(lmHead, [V, D])),
-    T5_IO.decoder.logits,
-    'float32',
-    io.decoder.outputs[0].dims,
-  );
-  presents.forEach((p, j) => {
-    const { name, dims } = io.decoder.outputs[1 + j];
-    gd.output(p, name, 'float32', dims);
-  });
+    // cross-attention has no position bias: only the encoder's padding mask
+    const crossBias = paddingMask(input(T5_IO.decoder.encoderAttentionMask));
+    const presents: Value[] = [];
+    let x = gather(wd.get('shared.weight', [V, D]), inputIds, 0);
+    for (let i = 0; i < L; i++) {
+      const at = `decoder.block.${i}`;
+      x = gd.scope(at, () => {
+        const past = { key: input(T5_IO.pastKey(i)), value: input(T5_IO.pastValue(i)) };
+        const sa = layerSelfAttention(x, selfBias, wd, `${at}.layer.0`, config, past);
+        presents.push(sa.key, sa.value);
+        const ca = layerCrossAttention(
+          sa.hidden,
+          input(T5_IO.crossKey(i)),
+          input(T5_IO.crossValue(i)),
+          crossBias,
+          wd,
+          `${at}.layer.1`,
+          config,
+        );
+        return layerFF(ca, wd, `${at}.layer.2`, config);
+      });
+    }
+    let sequenceOutput = t5LayerNorm(
+      x,
+      wd.get('decoder.final_layer_norm.weight', [D]),
+      config.layerNormEpsilon,
+    );
+    // original T5 ties lm_head to `shared` and rescales; Flan-T5 (v1.1) has its own lm_head and does not
+    if (config.scaleDecoderOutputs) sequenceOutput = mul(sequenceOutput, D ** -0.5);
+    // tied: `lm_head` is `shared` (a checkpoint may still store a copy, which the reference ignores)
+    if (!config.tieWordEmbeddings && !wd.has('lm_head.weight')) {
+      // the builder would name lm_head alone; say why `shared` cannot stand in
+      throw new GraphBuildError(
+        'E_MISSING_WEIGHT',
+        `${gd.name}: tie_word_embeddings is false but the checkpoint has no '${prefix}lm_head.weight'`,
+        `${prefix}lm_head.weight`,
+      );
+    }
+    const lmHead = config.tieWordEmbeddings ? 'shared.weight' : 'lm_head.weight';
+    gd.output(
+      wd.linear(sequenceOutput, lmHead, [V, D]),
+      T5_IO.decoder.logits,
+      'float32',
+      io.decoder.outputs[0].dims,
+    );
+    presents.forEach((p, j) => {
+      const { name, dims } = io.decoder.outputs[1 + j];
+      gd.output(p, name, 'float32', dims);
+    });
 
-  return { embed: ge.build(), encoder: gx.build(), decoder: gd.build() };
+    return gd.build();
+  };
+
+  return {
+    embed: ge.build(),
+    encoder: gx.build(),
+    decoder: buildDecoder('t5.decoder', false),
+    decoderBatched: buildDecoder('t5.decoder_batched', true),
+  };
 }

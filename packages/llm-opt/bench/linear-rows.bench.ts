@@ -1,15 +1,15 @@
 /**
  * Why a beam step costs twice a greedy step: OPT-2.7b's feed-forward matrices
  * ([10240, 2560] and [2560, 10240], float32, used in place from a safetensors file)
- * as `linear` builds them (Gemm transB=1 over the stored [out, in] weight) against
- * the same product written the other way round, y^T = W x^T, at M = 1..42 rows (a
+ * as `linear` builds them by default (Gemm transB=1 over the stored [out, in] weight)
+ * against `linear`'s `weightFirst` form, y^T = W x^T, at M = 1..42 rows (a
  * step of M beams, or a prompt of M tokens). Both read the weight where it lies.
  */
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
-import { GraphBuilder, linear, matmul, reshape, transpose, type WeightLookup } from '@blip2/onnx';
+import { GraphBuilder, linear, type WeightLookup } from '@blip2/onnx';
 import { float32 } from '@blip2/tensor';
 import { it } from 'vitest';
 
@@ -59,18 +59,10 @@ it('linear over mapped OPT-2.7b weights at 1..42 rows', async () => {
     const g = new GraphBuilder(variant, { weights: lookup });
     let x = g.input('x', 'float32', ['m', 1, 2560]);
     for (let r = 0; r < 4; r++) {
-      for (const [n, , i] of shapes) {
+      for (const [n] of shapes) {
         const w = g.weight(n);
-        if (variant === 'gemm-transB') x = linear(x, w);
-        else {
-          // y^T = W x^T: the weight is the streamed A operand, the few rows of x are the packed B
-          const flat = reshape(x, [-1, i]);
-          x = reshape(transpose(matmul(w, transpose(flat, [1, 0])), [1, 0]), [
-            -1,
-            1,
-            n === 'fc1' ? 10240 : 2560,
-          ]);
-        }
+        // W-as-A: y^T = W x^T, the weight the streamed A operand, the few rows of x the packed B
+        x = linear(x, w, null, { weightFirst: variant === 'W-as-A' });
       }
     }
     g.output(x, 'y', 'float32', ['m', 1, 2560]);

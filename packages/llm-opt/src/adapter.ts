@@ -5,6 +5,10 @@
  * CPU tensors elsewhere). The cache carries the running attention mask, because
  * OPT derives its positions from it (cumsum over attended tokens), so a
  * left-padded row keeps counting from its own first real token.
+ *
+ * A step of one row (greedy, batch 1) runs the `step` graph; a step of several
+ * rows (beams, batches) runs `stepBatched`, the same step multiplying
+ * weight-first, when the adapter has it (see `OptLoadOptions.batchedStep`).
  */
 import type { OPTConfig } from '@blip2/configs';
 import type { LanguageModelAdapter, StepOutput } from '@blip2/generation';
@@ -12,6 +16,7 @@ import { DeviceRowGather } from '@blip2/onnx';
 import {
   type AnyTensor,
   type Backend,
+  type BuiltGraph,
   concat,
   disposeTensor,
   gather,
@@ -35,6 +40,23 @@ export interface OptSessions {
   readonly embed: Session;
   readonly prefill: Session;
   readonly step: Session;
+  /** `step` multiplying weight-first, for steps of several rows; without it every step runs `step` */
+  readonly stepBatched?: Session;
+}
+
+export interface OptLoadOptions {
+  /**
+   * When the weight-first step graph is loaded for steps of several rows:
+   * - 'lazy': on the first such step, so greedy batch-1 use never creates the session;
+   * - 'eager': with the other graphs;
+   * - 'never': every step runs `step` (no fourth session).
+   *
+   * Default 'lazy' on 'node:cpu' and 'never' elsewhere: the weight-first layout pays off
+   * where weights are mapped in place with pre-packing off (onnxruntime-node's CPU, where
+   * Gemm re-packs the whole weight every run from 2 rows up); onnxruntime-web copies the
+   * weights into each session, so a fourth session would cost another copy of them.
+   */
+  readonly batchedStep?: 'lazy' | 'eager' | 'never';
 }
 
 export class OptAdapter implements LanguageModelAdapter<OptCache> {
@@ -43,16 +65,29 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
   readonly maxPositions: number;
   /** reorders device-resident caches on the device; undefined without a backend (CPU caches only) */
   private readonly deviceGather: DeviceRowGather | undefined;
+  /** the weight-first step: given, loading (lazily, on the first step of several rows) or absent */
+  private stepBatched: Promise<Session> | undefined;
+  private readonly loadStepBatched: (() => Promise<Session>) | undefined;
 
-  /** `backend` is the one the sessions run on: beam search reorders a device cache with a graph loaded there. */
+  /**
+   * `backend` is the one the sessions run on: beam search reorders a device cache with a
+   * graph loaded there. `stepBatched` (with `backend`) is the weight-first step graph to
+   * load on the first step of several rows, when `sessions` has no such session.
+   */
   constructor(
     readonly config: OPTConfig,
     private readonly sessions: OptSessions,
     backend?: Backend,
+    stepBatched?: BuiltGraph,
   ) {
     this.vocabSize = config.vocabSize;
     this.maxPositions = config.maxPositionEmbeddings;
     this.deviceGather = backend && new DeviceRowGather(backend, 'opt');
+    if (sessions.stepBatched) this.stepBatched = Promise.resolve(sessions.stepBatched);
+    else if (backend && stepBatched) {
+      const keepOnDevice = OptAdapter.cacheOutputs(config.numHiddenLayers);
+      this.loadStepBatched = () => backend.load(stepBatched, { keepOnDevice });
+    }
   }
 
   /** The present.* outputs of a prefill or step graph: the cache the next step is fed. */
@@ -64,14 +99,22 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
    * Loads the graphs of `buildOpt` on `backend`, asking it to keep the key/value cache on
    * its device between steps (a no-op where outputs already live with compute).
    */
-  static async load(config: OPTConfig, graphs: OptGraphs, backend: Backend): Promise<OptAdapter> {
+  static async load(
+    config: OPTConfig,
+    graphs: OptGraphs,
+    backend: Backend,
+    options: OptLoadOptions = {},
+  ): Promise<OptAdapter> {
+    const batchedStep = options.batchedStep ?? (backend.name === 'node:cpu' ? 'lazy' : 'never');
     const keepOnDevice = OptAdapter.cacheOutputs(config.numHiddenLayers);
-    const [embed, prefill, step] = await Promise.all([
+    const [embed, prefill, step, stepBatched] = await Promise.all([
       backend.load(graphs.embed),
       backend.load(graphs.prefill, { keepOnDevice }),
       backend.load(graphs.step, { keepOnDevice }),
+      batchedStep === 'eager' ? backend.load(graphs.stepBatched, { keepOnDevice }) : undefined,
     ]);
-    return new OptAdapter(config, { embed, prefill, step }, backend);
+    const lazy = batchedStep === 'lazy' ? graphs.stepBatched : undefined;
+    return new OptAdapter(config, { embed, prefill, step, stepBatched }, backend, lazy);
   }
 
   async embed(inputIds: Tensor<'int64'>): Promise<Tensor<'float32'>> {
@@ -139,14 +182,32 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       feeds[OPT_IO.pastKey(i)] = cache.keys[i];
       feeds[OPT_IO.pastValue(i)] = cache.values[i];
     }
-    const out = await this.sessions.step.runOnDevice(feeds);
+    const session = await this.stepSession(b * s);
+    const out = await session.runOnDevice(feeds);
     const next = {
-      logits: float32Output(out, 'logits', this.sessions.step.name),
-      cache: this.cacheFrom(out, attentionMask, this.sessions.step.name),
+      logits: float32Output(out, 'logits', session.name),
+      cache: this.cacheFrom(out, attentionMask, session.name),
     };
     // the step replaced the cache it was given (generation's contract): free its device buffers now
     await this.releaseCache(cache);
     return next;
+  }
+
+  /**
+   * The step graph for `rows` = batch x new tokens, the rows each matrix product
+   * multiplies: Gemm's `step` for one, the weight-first one (if any) for more.
+   */
+  private async stepSession(rows: number): Promise<Session> {
+    if (rows <= 1) return this.sessions.step;
+    if (!this.stepBatched && this.loadStepBatched) {
+      const loading = this.loadStepBatched();
+      this.stepBatched = loading;
+      // a failed load is not cached: the next batched step tries again
+      loading.catch(() => {
+        if (this.stepBatched === loading) this.stepBatched = undefined;
+      });
+    }
+    return this.stepBatched ?? this.sessions.step;
   }
 
   async reorderCache(cache: OptCache, rows: readonly number[]): Promise<OptCache> {
@@ -183,12 +244,18 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     for (const t of cache.values) disposeTensor(t);
   }
 
-  /** Releases the three sessions (and the reorder graph, if beam search loaded it). */
+  /** Releases the sessions (and the batched step and reorder graphs, if steps loaded them). */
   async release(): Promise<void> {
+    const batched = this.stepBatched;
+    this.stepBatched = undefined;
     await Promise.all([
       this.sessions.embed.release(),
       this.sessions.prefill.release(),
       this.sessions.step.release(),
+      batched?.then(
+        (s) => s.release(),
+        () => undefined,
+      ),
       this.deviceGather?.release(),
     ]);
   }

@@ -7,11 +7,19 @@
  * - `embed`:   input_ids -> inputs_embeds (`embed_tokens`, so query embeddings can be merged in)
  * - `prefill`: inputs_embeds + attention_mask -> logits + present keys/values
  * - `step`:    input_ids + attention_mask + past keys/values -> logits + present keys/values
+ * - `stepBatched`: the same step with every matrix product written weight-first
+ *   (`linear`'s `weightFirst`), for steps of several rows (beams, batches)
  *
  * Prefill and step are the same decoder; the step graph only adds the past
  * keys/values and embeds its ids itself (one session run per generated token).
  * Two graphs rather than one with a zero-length past: the prefill then never
  * needs dummy inputs, whatever the backend thinks of empty tensors.
+ *
+ * Why two step graphs: with the weights mapped in place (pre-packing off),
+ * onnxruntime's CPU Gemm re-packs the whole transposed weight on every run from
+ * 2 rows up, so a 5-beam step cost twice a greedy one; y^T = W x^T reads the
+ * weight as it lies at any row count but is slower at exactly one row. The
+ * adapter picks the graph by the number of rows a step multiplies.
  */
 import type { OPTConfig } from '@blip2/configs';
 import {
@@ -67,6 +75,8 @@ export interface OptGraphs {
   readonly embed: BuiltGraph;
   readonly prefill: BuiltGraph;
   readonly step: BuiltGraph;
+  /** `step` with weight-first matrix products: same inputs, outputs and numbers, faster from 2 rows up */
+  readonly stepBatched: BuiltGraph;
 }
 
 /** Names of the graphs' inputs and outputs: the contract the adapter (and an SDK) wires against. */
@@ -74,6 +84,8 @@ export const OPT_IO = {
   embed: { inputIds: 'input_ids', inputsEmbeds: 'inputs_embeds' },
   prefill: { inputsEmbeds: 'inputs_embeds', attentionMask: 'attention_mask', logits: 'logits' },
   step: { inputIds: 'input_ids', attentionMask: 'attention_mask', logits: 'logits' },
+  /** the same names as `step` (the graph differs only in how it multiplies) */
+  stepBatched: { inputIds: 'input_ids', attentionMask: 'attention_mask', logits: 'logits' },
   /** step-graph inputs, [batch, num_heads, past_sequence, head_dim] */
   pastKey: (layer: number) => `past_key_values.${layer}.key`,
   pastValue: (layer: number) => `past_key_values.${layer}.value`,
@@ -95,6 +107,17 @@ export function optGraphIO(
     ]).flat();
   const presents = (seq: string) => kvIO(seq, OPT_IO.presentKey, OPT_IO.presentValue);
   const pasts = kvIO('past_sequence', OPT_IO.pastKey, OPT_IO.pastValue);
+  const step = {
+    inputs: [
+      { name: 'input_ids', dtype: 'int64' as const, dims: ['batch', 'sequence'] },
+      { name: 'attention_mask', dtype: 'int64' as const, dims: ['batch', 'total_sequence'] },
+      ...pasts,
+    ],
+    outputs: [
+      { name: 'logits', dtype: 'float32' as const, dims: ['batch', 'sequence', v] },
+      ...presents('total_sequence'),
+    ],
+  };
   return {
     embed: {
       inputs: [{ name: 'input_ids', dtype: 'int64', dims: ['batch', 'sequence'] }],
@@ -110,17 +133,8 @@ export function optGraphIO(
         ...presents('sequence'),
       ],
     },
-    step: {
-      inputs: [
-        { name: 'input_ids', dtype: 'int64', dims: ['batch', 'sequence'] },
-        { name: 'attention_mask', dtype: 'int64', dims: ['batch', 'total_sequence'] },
-        ...pasts,
-      ],
-      outputs: [
-        { name: 'logits', dtype: 'float32', dims: ['batch', 'sequence', v] },
-        ...presents('total_sequence'),
-      ],
-    },
+    step,
+    stepBatched: step,
   };
 }
 
@@ -165,6 +179,13 @@ interface Ctx {
   readonly g: GraphBuilder;
   readonly w: OptWeights;
   readonly config: OPTConfig;
+  /** every `linear` weight-first (the batched step graph) */
+  readonly weightFirst: boolean;
+}
+
+/** `linear` in the graph's layout: Gemm for one row, weight-first for the batched step. */
+function dense(c: Ctx, x: Value, weight: Value, bias: Value | null = null): Value {
+  return linear(x, weight, bias, { weightFirst: c.weightFirst });
 }
 
 // ---- embeddings --------------------------------------------------------------------
@@ -250,7 +271,7 @@ function attention(
   const bias = config.enableBias;
   const p = `layers.${i}.self_attn.`;
   const proj = (name: string, x: Value) =>
-    linear(x, w.need(`${p}${name}.weight`, [d, d]), w.optional(bias, `${p}${name}.bias`, [d]));
+    dense(c, x, w.need(`${p}${name}.weight`, [d, d]), w.optional(bias, `${p}${name}.bias`, [d]));
   const query = splitHeads(c, proj('q_proj', hidden));
   let key = splitHeads(c, proj('k_proj', hidden));
   let value = splitHeads(c, proj('v_proj', hidden));
@@ -324,9 +345,9 @@ function decoderLayer(
 
   residual = h;
   if (preLN) h = layerNormNamed(c, `${p}final_layer_norm`, h);
-  h = linear(h, w.need(`${p}fc1.weight`, [f, d]), w.optional(config.enableBias, `${p}fc1.bias`, [f]));
+  h = dense(c, h, w.need(`${p}fc1.weight`, [f, d]), w.optional(config.enableBias, `${p}fc1.bias`, [f]));
   h = activation(c, h);
-  h = linear(h, w.need(`${p}fc2.weight`, [d, f]), w.optional(config.enableBias, `${p}fc2.bias`, [d]));
+  h = dense(c, h, w.need(`${p}fc2.weight`, [d, f]), w.optional(config.enableBias, `${p}fc2.bias`, [d]));
   h = add(residual, h);
   if (!preLN) h = layerNormNamed(c, `${p}final_layer_norm`, h);
   return { hidden: h, present };
@@ -352,7 +373,7 @@ function decoder(
 
   const positions = embedPositions(c, attentionMask, newTokens);
   // project_in/project_out (no bias) exist only when embed_tokens is narrower than the layers (opt-350m)
-  const embeds = projected ? linear(inputsEmbeds, w.need('project_in.weight', [d, dw])) : inputsEmbeds;
+  const embeds = projected ? dense(c, inputsEmbeds, w.need('project_in.weight', [d, dw])) : inputsEmbeds;
   let hidden = add(embeds, positions);
 
   const allowed = attentionAllowed(c, attentionMask, newTokens);
@@ -366,7 +387,7 @@ function decoder(
   // the reference keeps final_layer_norm only for pre-LN models not converted with _remove_final_layer_norm
   if (config.doLayerNormBefore && !config.removeFinalLayerNorm)
     hidden = layerNormNamed(c, 'final_layer_norm', hidden);
-  if (projected) hidden = linear(hidden, w.need('project_out.weight', [dw, d]));
+  if (projected) hidden = dense(c, hidden, w.need('project_out.weight', [dw, d]));
 
   // lm_head is tied to embed_tokens when the checkpoint leaves it out (tie_word_embeddings)
   if (!w.has(w.lmHead) && !config.tieWordEmbeddings) {
@@ -380,7 +401,7 @@ function decoder(
   const head = w.has(w.lmHead)
     ? w.need(w.lmHead, [config.vocabSize, dw])
     : w.need('embed_tokens.weight', [config.vocabSize, dw]);
-  return { logits: linear(hidden, head), presents };
+  return { logits: dense(c, hidden, head), presents };
 }
 
 function outputPresents(g: GraphBuilder, config: OPTConfig, presents: KV[], seq: string): void {
@@ -400,9 +421,9 @@ function outputPresents(g: GraphBuilder, config: OPTConfig, presents: KV[], seq:
 export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptBuildOptions = {}): OptGraphs {
   const prefix = options.prefix ?? 'language_model.';
   const io = optGraphIO(config);
-  const make = (name: string) => {
+  const make = (name: string, weightFirst = false) => {
     const g = new GraphBuilder(name, { weights });
-    return { g, c: { g, w: new OptWeights(g, prefix), config } satisfies Ctx };
+    return { g, c: { g, w: new OptWeights(g, prefix), config, weightFirst } satisfies Ctx };
   };
   const spec = (graph: keyof OptGraphs, name: string) => {
     const found = [...io[graph].inputs, ...io[graph].outputs].find((x) => x.name === name);
@@ -423,20 +444,28 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
   p.g.output(pre.logits, 'logits', 'float32', spec('prefill', 'logits').dims);
   outputPresents(p.g, config, pre.presents, 'sequence');
 
-  // step
-  const s = make('opt.step');
-  const stepIds = s.g.input('input_ids', 'int64', spec('step', 'input_ids').dims);
-  const stepMask = s.g.input('attention_mask', 'int64', spec('step', 'attention_mask').dims);
-  const past: KV[] = [];
-  for (let i = 0; i < config.numHiddenLayers; i++) {
-    past.push({
-      key: s.g.input(OPT_IO.pastKey(i), 'float32', spec('step', OPT_IO.pastKey(i)).dims),
-      value: s.g.input(OPT_IO.pastValue(i), 'float32', spec('step', OPT_IO.pastValue(i)).dims),
-    });
-  }
-  const st = decoder(s.c, embedTokens(s.c, stepIds), stepMask, past);
-  s.g.output(st.logits, 'logits', 'float32', spec('step', 'logits').dims);
-  outputPresents(s.g, config, st.presents, 'total_sequence');
+  // step, and the same step multiplying weight-first for several rows
+  const buildStep = (graph: 'step' | 'stepBatched', name: string, weightFirst: boolean): BuiltGraph => {
+    const s = make(name, weightFirst);
+    const stepIds = s.g.input('input_ids', 'int64', spec(graph, 'input_ids').dims);
+    const stepMask = s.g.input('attention_mask', 'int64', spec(graph, 'attention_mask').dims);
+    const past: KV[] = [];
+    for (let i = 0; i < config.numHiddenLayers; i++) {
+      past.push({
+        key: s.g.input(OPT_IO.pastKey(i), 'float32', spec(graph, OPT_IO.pastKey(i)).dims),
+        value: s.g.input(OPT_IO.pastValue(i), 'float32', spec(graph, OPT_IO.pastValue(i)).dims),
+      });
+    }
+    const st = decoder(s.c, embedTokens(s.c, stepIds), stepMask, past);
+    s.g.output(st.logits, 'logits', 'float32', spec(graph, 'logits').dims);
+    outputPresents(s.g, config, st.presents, 'total_sequence');
+    return s.g.build();
+  };
 
-  return { embed: e.g.build(), prefill: p.g.build(), step: s.g.build() };
+  return {
+    embed: e.g.build(),
+    prefill: p.g.build(),
+    step: buildStep('step', 'opt.step', false),
+    stepBatched: buildStep('stepBatched', 'opt.step_batched', true),
+  };
 }

@@ -127,19 +127,45 @@ export function layerNorm(x: Value, weight: Value, bias: Value | null, eps: numb
   });
 }
 
+export interface LinearOptions {
+  /**
+   * Compute y^T = W x^T instead of x W^T: MatMul(W, Transpose(x_flat)), then Transpose
+   * back, so the weight is MatMul's A operand, read where it lies, and only the few
+   * activation rows are transposed (and packed by MLAS). With pre-packing off (mapped
+   * weights), onnxruntime's CPU Gemm re-packs its transposed B operand, the whole
+   * weight, on every run from 2 rows up; the weight-first form costs about the same
+   * from 1 to ~16 rows, but at exactly one row it is 1.2-1.6x slower than Gemm (measured
+   * on OPT-2.7b's matrices, docs/benchmarks.md). So: for steps of several rows (beams,
+   * batches), not for greedy batch-1 steps.
+   */
+  readonly weightFirst?: boolean;
+}
+
 /**
  * torch.nn.Linear: x @ W^T + b with W stored [out, in] as in the checkpoint.
  * The transpose is Gemm's `transB` attribute, never a Transpose node: ORT would
  * fold that into a transposed copy of the weight instead of reading the mapped
  * bytes in place. Gemm is 2-D, so x is flattened to [-1, in] and the leading dims
  * restored after; unlike com.microsoft.FusedMatMul (which takes N-D input), Gemm
- * runs on every onnxruntime-web provider, WebGPU included.
+ * runs on every onnxruntime-web provider, WebGPU included. `weightFirst` writes
+ * the same product the other way round (see `LinearOptions`); both give the same
+ * numbers up to float32 summation order.
  */
-export function linear(x: Value, weight: Value, bias: Value | null = null): Value {
+export function linear(
+  x: Value,
+  weight: Value,
+  bias: Value | null = null,
+  options: LinearOptions = {},
+): Value {
   const g = x.graph;
   const [out, inF] = g.shapeOfValue(weight);
   const flat = reshape(x, [-1, inF]);
-  const y = g.op1('Gemm', bias ? [flat, weight, bias] : [flat, weight], { transB: 1 });
+  let y: Value;
+  if (options.weightFirst) {
+    // [out, in] @ [in, rows] -> [out, rows] -> [rows, out]; only activations are transposed
+    y = transpose(matmul(weight, transpose(flat, [1, 0])), [1, 0]);
+    if (bias) y = add(y, bias);
+  } else y = g.op1('Gemm', bias ? [flat, weight, bias] : [flat, weight], { transB: 1 });
   const lead = slice(shapeOf(x), [0], [-1], [0]);
   return reshape(y, concat([lead, ints(g, [out])], 0));
 }

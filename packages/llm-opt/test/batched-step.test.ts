@@ -1,0 +1,214 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createNodeBackend } from '@blip2/backend-node';
+import { fixtures } from '@blip2/fixtures';
+import { generate, generationOptionsFromConfig, mergeQueryEmbeds } from '@blip2/generation';
+import {
+  type AnyTensor,
+  type Backend,
+  type BuiltGraph,
+  concat,
+  gather,
+  int64,
+  type LoadOptions,
+  maxAbsDiff,
+  type Session,
+  type Tensor,
+} from '@blip2/tensor';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildOpt, OPT_IO, OptAdapter, type OptGraphs, type OptLoadOptions } from '../src/index.js';
+import { type GenerateRecord, ids, openTiny, type Tiny } from './tiny.js';
+
+let tiny: Tiny;
+let graphs: OptGraphs;
+beforeAll(async () => {
+  tiny = await openTiny();
+  graphs = buildOpt(tiny.config, tiny.weights);
+});
+afterAll(async () => {
+  await tiny.close();
+});
+
+/** The node backend, recording which graphs it loads and each session run with its batch size. */
+function countingBackend() {
+  const inner = createNodeBackend();
+  const loads: string[] = [];
+  const runs: { graph: string; rows: number }[] = [];
+  const backend: Backend = {
+    name: inner.name,
+    async load(graph: BuiltGraph, options?: LoadOptions): Promise<Session> {
+      loads.push(graph.name);
+      const s = await inner.load(graph, options);
+      const rows = (feeds: Readonly<Record<string, AnyTensor>>) => Object.values(feeds)[0]?.dims[0] ?? 0;
+      return {
+        name: s.name,
+        inputNames: s.inputNames,
+        outputNames: s.outputNames,
+        run: (feeds, outputs) => {
+          runs.push({ graph: graph.name, rows: rows(feeds) });
+          return s.run(feeds, outputs);
+        },
+        runOnDevice: (feeds, outputs) => {
+          runs.push({ graph: graph.name, rows: rows(feeds) });
+          return s.runOnDevice(feeds, outputs);
+        },
+        release: () => s.release(),
+      };
+    },
+  };
+  return { backend, loads, runs };
+}
+
+/** case0's prompt, embeddings merged with its query embeddings. */
+async function case0() {
+  const prompt = tiny.json.cases[0].input_ids;
+  const inputIds = ids([prompt]);
+  const query = await tiny.ref('case0/language_projection', [
+    1,
+    tiny.json.num_query_tokens,
+    tiny.config.hiddenSize,
+  ]);
+  const inputsEmbeds = mergeQueryEmbeds(
+    await tiny.adapter.embed(inputIds),
+    inputIds,
+    query,
+    tiny.imageTokenId,
+  );
+  return {
+    inputIds,
+    inputsEmbeds,
+    attentionMask: int64([1, prompt.length], new Array(prompt.length).fill(1)),
+  };
+}
+
+function record(name: string): GenerateRecord {
+  const rec = tiny.json.generate.find((r) => r.name === name);
+  if (!rec) throw new Error(`reference.json has no generate record ${name}`);
+  return rec;
+}
+
+const generationConfig = JSON.parse(readFileSync(join(fixtures.tinyOpt, 'generation_config.json'), 'utf8'));
+const optionsOf = (rec: GenerateRecord) =>
+  generationOptionsFromConfig({ ...generationConfig, ...rec.kwargs }, `${rec.name} kwargs`);
+
+describe('the weight-first step graph (stepBatched)', () => {
+  it('has the step graph inputs and outputs', () => {
+    expect(graphs.stepBatched.name).toBe('opt.step_batched');
+    expect(graphs.stepBatched.inputs).toEqual(graphs.step.inputs);
+    expect(graphs.stepBatched.outputs).toEqual(graphs.step.outputs);
+    expect(graphs.stepBatched.bytes).not.toEqual(graphs.step.bytes);
+  });
+
+  it('gives each row of a 3-row step the logits and cache the batch-1 step graph gives that row', async () => {
+    const backend = createNodeBackend();
+    const keepOnDevice = OptAdapter.cacheOutputs(tiny.config.numHiddenLayers);
+    const step = await backend.load(graphs.step, { keepOnDevice });
+    const batched = await backend.load(graphs.stepBatched, { keepOnDevice });
+    // three rows: case0's prompt, left padded in row 1, a different last token in row 2
+    const { inputsEmbeds } = await case0();
+    const t = inputsEmbeds.dims[1];
+    const mask = int64(
+      [3, t],
+      [...new Array(t).fill(1), 0, 0, ...new Array(t - 2).fill(1), ...new Array(t).fill(1)],
+    );
+    const { cache } = await tiny.adapter.prefill(concat([inputsEmbeds, inputsEmbeds, inputsEmbeds], 0), mask);
+    const feeds = (rows: number[], tokens: number[][]): Record<string, AnyTensor> => {
+      const f: Record<string, AnyTensor> = {
+        [OPT_IO.step.inputIds]: ids(rows.map((r) => tokens[r])),
+        [OPT_IO.step.attentionMask]: concat(
+          [
+            gather(cache.attentionMask, 0, rows),
+            int64(
+              [rows.length, tokens[0].length],
+              rows.flatMap((r) => tokens[r].map(() => 1)),
+            ),
+          ],
+          1,
+        ),
+      };
+      for (let i = 0; i < tiny.config.numHiddenLayers; i++) {
+        f[OPT_IO.pastKey(i)] = gather(cache.keys[i] as Tensor<'float32'>, 0, rows);
+        f[OPT_IO.pastValue(i)] = gather(cache.values[i] as Tensor<'float32'>, 0, rows);
+      }
+      return f;
+    };
+    // one new token per row (a beam step), then two per row
+    for (const tokens of [
+      [[5], [17], [400]],
+      [
+        [5, 9],
+        [17, 3],
+        [400, 946],
+      ],
+    ]) {
+      const all = await batched.run(feeds([0, 1, 2], tokens));
+      let worst = 0;
+      for (let r = 0; r < 3; r++) {
+        const one = await step.run(feeds([r], tokens));
+        for (const name of ['logits', OPT_IO.presentKey(0), OPT_IO.presentValue(1)]) {
+          const d = maxAbsDiff(
+            gather(all[name] as Tensor<'float32'>, 0, [r]),
+            one[name] as Tensor<'float32'>,
+          );
+          worst = Math.max(worst, d);
+          expect(d, `${name} row ${r}`).toBeLessThanOrEqual(1e-5);
+        }
+      }
+      console.log(
+        `stepBatched vs step row by row, ${tokens[0].length} token(s) per row: max |diff| ${worst.toExponential(2)}`,
+      );
+    }
+    await Promise.all([step.release(), batched.release()]);
+  });
+});
+
+describe('OptAdapter picks the step graph by the rows a step multiplies', () => {
+  async function run(rec: GenerateRecord, options?: OptLoadOptions) {
+    const counting = countingBackend();
+    const adapter = await OptAdapter.load(tiny.config, graphs, counting.backend, options);
+    const loadsAtLoad = [...counting.loads];
+    const out = await generate(adapter, await case0(), optionsOf(rec));
+    await adapter.release();
+    expect(out.sequences).toEqual(rec.new);
+    if (rec.sequences_scores) {
+      rec.sequences_scores.forEach((s, i) => {
+        expect(Math.abs(s - (out.sequencesScores?.[i] ?? Number.NaN))).toBeLessThanOrEqual(1e-4);
+      });
+    }
+    const runsOf = (graph: string) => counting.runs.filter((r) => r.graph === graph);
+    return { loadsAtLoad, loads: counting.loads, runsOf };
+  }
+
+  it('greedy batch 1: every step on `step`, the batched graph never even loaded (lazy default)', async () => {
+    const rec = record('case0/greedy');
+    const { loadsAtLoad, loads, runsOf } = await run(rec);
+    expect(loadsAtLoad).toEqual(['opt.embed', 'opt.prefill', 'opt.step']);
+    expect(loads).not.toContain('opt.step_batched');
+    expect(runsOf('opt.step').length).toBeGreaterThan(0);
+    expect(runsOf('opt.step').every((r) => r.rows === 1)).toBe(true);
+  });
+
+  it('beam search: every step on `stepBatched`, loaded once on the first beam step', async () => {
+    const rec = record('case0/beam4');
+    const { loadsAtLoad, loads, runsOf } = await run(rec);
+    expect(loadsAtLoad).not.toContain('opt.step_batched');
+    expect(loads.filter((n) => n === 'opt.step_batched')).toHaveLength(1);
+    expect(runsOf('opt.step')).toEqual([]);
+    const steps = runsOf('opt.step_batched');
+    // the prefill gives the first token; every later token is one batched step of 4 beams
+    expect(steps.length).toBeGreaterThanOrEqual(1);
+    expect(steps.length).toBeLessThanOrEqual(Math.max(...rec.new.map((s) => s.length)) - 1);
+    expect(steps.every((r) => r.rows === 4)).toBe(true);
+  });
+
+  it("'eager' loads it with the other graphs; 'never' keeps beams on `step` with the same result", async () => {
+    const rec = record('case0/beam5_lavis');
+    const eager = await run(rec, { batchedStep: 'eager' });
+    expect(eager.loadsAtLoad).toContain('opt.step_batched');
+    expect(eager.runsOf('opt.step')).toEqual([]);
+    expect(eager.runsOf('opt.step_batched').length).toBeGreaterThan(0);
+    const never = await run(rec, { batchedStep: 'never' });
+    expect(never.loads).not.toContain('opt.step_batched');
+    expect(never.runsOf('opt.step').length).toBe(eager.runsOf('opt.step_batched').length);
+  });
+});
