@@ -20,6 +20,7 @@ import {
   disposeTensor,
   gather,
   isDeviceTensor,
+  LazySession,
   type Session,
   type Tensor,
   tensor,
@@ -105,9 +106,8 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
   readonly maxPositions = undefined;
   /** reorders device-resident caches on the device; undefined without a backend (CPU caches only) */
   private readonly deviceGather: DeviceRowGather | undefined;
-  /** the weight-first decoder: given, loading (lazily, on the first run of several rows) or absent */
-  private decoderBatched: Promise<Session> | undefined;
-  private readonly loadDecoderBatched: (() => Promise<Session>) | undefined;
+  /** the weight-first decoder: given, loaded on the first run of several rows, or absent */
+  private readonly decoderBatched: LazySession | undefined;
 
   /**
    * `backend` is the one the sessions run on: beam search reorders a device cache with a
@@ -123,10 +123,10 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
     this.decoderStartTokenId = config.decoderStartTokenId;
     this.vocabSize = config.vocabSize;
     this.deviceGather = backend && new DeviceRowGather(backend, 't5');
-    if (sessions.decoderBatched) this.decoderBatched = Promise.resolve(sessions.decoderBatched);
+    if (sessions.decoderBatched) this.decoderBatched = LazySession.of(sessions.decoderBatched);
     else if (backend && decoderBatched) {
       const keepOnDevice = T5Adapter.presentOutputs(config.numDecoderLayers);
-      this.loadDecoderBatched = () => backend.load(decoderBatched, { keepOnDevice });
+      this.decoderBatched = new LazySession(() => backend.load(decoderBatched, { keepOnDevice }));
     }
   }
 
@@ -165,16 +165,11 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
 
   /** Releases the sessions (and the batched decoder and reorder graphs, if runs loaded them). */
   async release(): Promise<void> {
-    const batched = this.decoderBatched;
-    this.decoderBatched = undefined;
     await Promise.all([
       this.sessions.embed.release(),
       this.sessions.encoder.release(),
       this.sessions.decoder.release(),
-      batched?.then(
-        (s) => s.release(),
-        () => undefined,
-      ),
+      this.decoderBatched?.release(),
       this.deviceGather?.release(),
     ]);
   }
@@ -329,16 +324,8 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
    * multiplies: Gemm's `decoder` for one, the weight-first one (if any) for more.
    */
   private async decoderSession(rows: number): Promise<Session> {
-    if (rows <= 1) return this.sessions.decoder;
-    if (!this.decoderBatched && this.loadDecoderBatched) {
-      const loading = this.loadDecoderBatched();
-      this.decoderBatched = loading;
-      // a failed load is not cached: the next run tries again
-      loading.catch(() => {
-        if (this.decoderBatched === loading) this.decoderBatched = undefined;
-      });
-    }
-    return this.decoderBatched ?? this.sessions.decoder;
+    if (rows <= 1 || !this.decoderBatched) return this.sessions.decoder;
+    return this.decoderBatched.get();
   }
 
   async reorderCache(cache: T5Cache, rows: readonly number[]): Promise<T5Cache> {

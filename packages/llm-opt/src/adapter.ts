@@ -21,6 +21,7 @@ import {
   disposeTensor,
   gather,
   isDeviceTensor,
+  LazySession,
   type Session,
   type Tensor,
   tensor,
@@ -65,9 +66,8 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
   readonly maxPositions: number;
   /** reorders device-resident caches on the device; undefined without a backend (CPU caches only) */
   private readonly deviceGather: DeviceRowGather | undefined;
-  /** the weight-first step: given, loading (lazily, on the first step of several rows) or absent */
-  private stepBatched: Promise<Session> | undefined;
-  private readonly loadStepBatched: (() => Promise<Session>) | undefined;
+  /** the weight-first step: given, loaded on the first step of several rows, or absent */
+  private readonly stepBatched: LazySession | undefined;
 
   /**
    * `backend` is the one the sessions run on: beam search reorders a device cache with a
@@ -83,10 +83,10 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     this.vocabSize = config.vocabSize;
     this.maxPositions = config.maxPositionEmbeddings;
     this.deviceGather = backend && new DeviceRowGather(backend, 'opt');
-    if (sessions.stepBatched) this.stepBatched = Promise.resolve(sessions.stepBatched);
+    if (sessions.stepBatched) this.stepBatched = LazySession.of(sessions.stepBatched);
     else if (backend && stepBatched) {
       const keepOnDevice = OptAdapter.cacheOutputs(config.numHiddenLayers);
-      this.loadStepBatched = () => backend.load(stepBatched, { keepOnDevice });
+      this.stepBatched = new LazySession(() => backend.load(stepBatched, { keepOnDevice }));
     }
   }
 
@@ -198,16 +198,8 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
    * multiplies: Gemm's `step` for one, the weight-first one (if any) for more.
    */
   private async stepSession(rows: number): Promise<Session> {
-    if (rows <= 1) return this.sessions.step;
-    if (!this.stepBatched && this.loadStepBatched) {
-      const loading = this.loadStepBatched();
-      this.stepBatched = loading;
-      // a failed load is not cached: the next batched step tries again
-      loading.catch(() => {
-        if (this.stepBatched === loading) this.stepBatched = undefined;
-      });
-    }
-    return this.stepBatched ?? this.sessions.step;
+    if (rows <= 1 || !this.stepBatched) return this.sessions.step;
+    return this.stepBatched.get();
   }
 
   async reorderCache(cache: OptCache, rows: readonly number[]): Promise<OptCache> {
@@ -246,16 +238,11 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
 
   /** Releases the sessions (and the batched step and reorder graphs, if steps loaded them). */
   async release(): Promise<void> {
-    const batched = this.stepBatched;
-    this.stepBatched = undefined;
     await Promise.all([
       this.sessions.embed.release(),
       this.sessions.prefill.release(),
       this.sessions.step.release(),
-      batched?.then(
-        (s) => s.release(),
-        () => undefined,
-      ),
+      this.stepBatched?.release(),
       this.deviceGather?.release(),
     ]);
   }

@@ -14,6 +14,7 @@ import {
   gather,
   int64,
   isDeviceTensor,
+  LazySession,
   type Session,
   type Tensor,
 } from '@blip2/tensor';
@@ -37,7 +38,7 @@ export function buildRowGather(name: string, inputs: readonly { dtype: DType; ra
 
 export class DeviceRowGather {
   /** one session per input signature, loaded on first use (never on CPU/wasm backends) */
-  private readonly sessions = new Map<string, Promise<Session>>();
+  private readonly sessions = new Map<string, LazySession>();
 
   constructor(
     private readonly backend: Backend,
@@ -72,7 +73,7 @@ export class DeviceRowGather {
   async release(): Promise<void> {
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
-    await Promise.all(sessions.map(async (s) => (await s).release()));
+    await Promise.all(sessions.map((s) => s.release()));
   }
 
   private session(tensors: readonly AnyTensor[]): Promise<Session> {
@@ -81,11 +82,11 @@ export class DeviceRowGather {
     let session = this.sessions.get(key);
     if (!session) {
       const graph = buildRowGather(`${this.name}.reorder`, signature);
-      session = this.backend.load(graph, { keepOnDevice: graph.outputs.map((io) => io.name) });
-      // a failed load is not cached: the next reorder tries again
-      session.catch(() => this.sessions.delete(key));
+      session = new LazySession(() =>
+        this.backend.load(graph, { keepOnDevice: graph.outputs.map((io) => io.name) }),
+      );
       this.sessions.set(key, session);
     }
-    return session;
+    return session.get();
   }
 }

@@ -1,6 +1,7 @@
 export type * from './backend.js';
 export * from './device.js';
 export * from './feeds.js';
+export { LazySession } from './lazy-session.js';
 export * from './ops.js';
 export * from './ort.js';
 export * from './tensor.js';
