@@ -335,6 +335,8 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
         throw new T5Error('E_CACHE', `reorderCache: row ${r} is not a row of the cache (${B} rows)`);
       }
     }
+    // beams that all kept their own history: nothing to move (nor to free)
+    if (rows.length === B && rows.every((r, i) => r === i)) return cache;
     const sourceRows = rows.map((r) => cache.sourceRows[r]);
     const same =
       sourceRows.length === cache.sourceRows.length && sourceRows.every((s, i) => s === cache.sourceRows[i]);

@@ -102,6 +102,13 @@ describe('T5 adapter with the cross-attention and self-attention caches on a dev
       if (!record) throw new Error(`no record ${name}`);
       const backend = new FakeDeviceBackend();
       const adapter = await T5Adapter.load(config, buildT5(config, await openWeightsFromDir(dir)), backend);
+      // which reorders beam search asked for: those keeping every beam in place move nothing
+      const reorderCalls: number[][] = [];
+      const reorder = adapter.reorderCache.bind(adapter);
+      adapter.reorderCache = (cache, rows) => {
+        reorderCalls.push([...rows]);
+        return reorder(cache, rows);
+      };
       try {
         const ids = reference.cases[0].input_ids;
         const inputIds = int64([1, ids.length], ids);
@@ -132,8 +139,15 @@ describe('T5 adapter with the cross-attention and self-attention caches on a dev
         const beams = Number(record.kwargs.num_beams ?? 1);
         if (beams > 1) {
           // expanding to beams moves the encoder side too, once; each step's choice then moves the self-attention cache
+          expect(reorderCalls).toHaveLength(decoderRuns);
+          let cacheRows = 1;
+          const moving = reorderCalls.filter((rows) => {
+            const identity = rows.length === cacheRows && rows.every((r, i) => r === i);
+            cacheRows = rows.length;
+            return !identity;
+          }).length;
           const reorders = backend.runs['t5.reorder'];
-          expect(reorders).toBe(decoderRuns);
+          expect(reorders).toBe(moving);
           expect(backend.deviceFeeds['t5.reorder']).toBe(4 * L + (reorders - 1) * 2 * L);
         } else expect(backend.runs['t5.reorder']).toBeUndefined();
         expect(backend.made.length).toBeGreaterThan(0);

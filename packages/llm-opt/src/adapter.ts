@@ -209,6 +209,8 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
         throw new OptError('E_CACHE', `reorderCache: row ${r} is not a row of the cache (${n} rows)`);
       }
     }
+    // beams that all kept their own history: nothing to move (nor to free)
+    if (rows.length === n && rows.every((r, i) => r === i)) return cache;
     const layers = this.config.numHiddenLayers;
     const kv = [...cache.keys, ...cache.values];
     let moved: AnyTensor<'float32'>[];

@@ -173,6 +173,22 @@ describe('OPT adapter with the KV cache on a device', () => {
     await loaded.releaseCache(cache);
     await Promise.all([loaded.release(), bare.release()]);
   });
+
+  it('reorderCache keeps a cache whose rows all stay in place, running nothing and freeing nothing', async () => {
+    const backend = new FakeDeviceBackend();
+    const loaded = await OptAdapter.load(tiny.config, buildOpt(tiny.config, tiny.weights), backend);
+    const prompt = tiny.json.cases[0].input_ids;
+    const { cache } = await loaded.prefill(await loaded.embed(ids([prompt, prompt])), ones(2, prompt.length));
+    expect(await loaded.reorderCache(cache, [0, 1])).toBe(cache);
+    expect(backend.loads.map((l) => l.graph)).not.toContain('opt.reorder');
+    expect(backend.made.filter((t) => t.disposed)).toHaveLength(0);
+    const swapped = await loaded.reorderCache(cache, [1, 0]);
+    expect(swapped).not.toBe(cache);
+    // one run of the reorder graph, fed every layer's keys and values from the device
+    expect(backend.feeds['opt.reorder'].device).toBe(2 * tiny.config.numHiddenLayers);
+    await loaded.releaseCache(swapped);
+    await loaded.release();
+  });
 });
 
 describe('the row-gather graph', () => {
