@@ -11,7 +11,7 @@
  *   BENCH_STEPS=20 BENCH_NEW_TOKENS=20 pnpm bench
  *   BENCH_LAYERS=2 pnpm bench               # a quick smoke run: real widths, first 2 layers only
  */
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
@@ -25,6 +25,7 @@ import {
   type StepOutput,
 } from '@blip2/generation';
 import type { WeightLookup } from '@blip2/onnx';
+import { openWeightsFromFile, writeSafetensorsFile } from '@blip2/safetensors/node';
 import { float32, int64, logSoftmax, type Tensor, topk } from '@blip2/tensor';
 import { expect, it } from 'vitest';
 import { buildOpt, OptAdapter, type OptCache } from '../src/index.js';
@@ -44,8 +45,8 @@ const LANGUAGE_MODEL = /^language_model\./;
 const WEIGHT_STD = 0.02;
 
 /**
- * Writes random float32 weights of the given shapes as one safetensors file, chunk by
- * chunk (no 11 GB buffer in this process), and returns the lookup `buildOpt` takes.
+ * Writes random float32 weights of the given shapes as one safetensors file, streamed
+ * (no 11 GB buffer in this process), and returns the lookup `buildOpt` takes.
  * Values are uniform with standard deviation 0.02 (as fast as a xorshift and, for
  * timing, as good as a normal law); layer-norm gains are 1.
  */
@@ -53,72 +54,34 @@ async function writeRandomCheckpoint(
   path: string,
   shapes: [string, number[]][],
 ): Promise<{ lookup: WeightLookup; bytes: number }> {
-  const header: Record<string, unknown> = {};
-  let off = 0;
-  for (const [name, shape] of shapes) {
-    const n = 4 * shape.reduce((a, b) => a * b, 1);
-    header[name] = { dtype: 'F32', shape, data_offsets: [off, off + n] };
-    off += n;
-  }
-  let json = JSON.stringify(header);
-  while ((8 + json.length) % 8) json += ' ';
-  const hb = Buffer.from(json, 'utf8');
-  const fd = openSync(path, 'w');
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(hb.length));
-  writeSync(fd, prefix);
-  writeSync(fd, hb);
   let s = 0x9e3779b9;
-  const chunk = new Float32Array(1 << 22);
   const halfWidth = WEIGHT_STD * Math.sqrt(12); // uniform on [-w/2, w/2] has std w / sqrt(12)
-  for (const [name, shape] of shapes) {
-    let left = shape.reduce((a, b) => a * b, 1);
-    const isGain = /layer_norm\.weight$/.test(name);
-    while (left > 0) {
-      const n = Math.min(left, chunk.length);
-      if (isGain) chunk.fill(1, 0, n);
-      else {
-        for (let i = 0; i < n; i++) {
-          s ^= s << 13;
-          s ^= s >>> 17;
-          s ^= s << 5;
-          chunk[i] = ((s >>> 0) / 4294967296 - 0.5) * halfWidth;
-        }
-      }
-      writeSync(fd, new Uint8Array(chunk.buffer, 0, 4 * n));
-      left -= n;
-      // let the test runner's worker answer its heartbeats while gigabytes are written
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  }
-  closeSync(fd);
-  const base = 8 + hb.length;
-  const entries = new Map(
-    Object.entries(header).map(([name, h]) => {
-      const { shape, data_offsets } = h as { shape: number[]; data_offsets: [number, number] };
-      return [
+  const bytes = await writeSafetensorsFile(
+    path,
+    shapes.map(([name, shape]) => {
+      const isGain = /layer_norm\.weight$/.test(name);
+      return {
         name,
-        {
-          name,
-          dtype: 'F32' as const,
-          shape,
-          file: 'model.safetensors',
-          offset: base + data_offsets[0],
-          byteLength: data_offsets[1] - data_offsets[0],
+        dtype: 'F32' as const,
+        shape,
+        fill(values: Float32Array) {
+          if (isGain) values.fill(1);
+          else {
+            for (let i = 0; i < values.length; i++) {
+              s ^= s << 13;
+              s ^= s >>> 17;
+              s ^= s << 5;
+              values[i] = ((s >>> 0) / 4294967296 - 0.5) * halfWidth;
+            }
+          }
         },
-      ];
+      };
     }),
   );
-  const lookup: WeightLookup = {
-    has: (n) => entries.has(n),
-    get: (n) => {
-      const e = entries.get(n);
-      if (!e) throw new Error(`no weight ${n}`);
-      return e;
-    },
-    fileOf: () => ({ name: 'model.safetensors', uri: path }),
-  };
-  return { lookup, bytes: off };
+  const lookup = await openWeightsFromFile(path);
+  // the builders need only the headers, which stay in memory
+  await lookup.close();
+  return { lookup, bytes };
 }
 
 interface Call {

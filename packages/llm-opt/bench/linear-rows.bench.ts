@@ -5,11 +5,12 @@
  * against `linear`'s `weightFirst` form, y^T = W x^T, at M = 1..42 rows (a
  * step of M beams, or a prompt of M tokens). Both read the weight where it lies.
  */
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
-import { GraphBuilder, linear, type WeightLookup } from '@blip2/onnx';
+import { GraphBuilder, linear } from '@blip2/onnx';
+import { openWeightsFromFile, writeSafetensorsFile } from '@blip2/safetensors/node';
 import { float32 } from '@blip2/tensor';
 import { it } from 'vitest';
 
@@ -20,39 +21,20 @@ it('linear over mapped OPT-2.7b weights at 1..42 rows', async () => {
     ['fc2', 2560, 10240],
   ];
   const path = join(dir, 'w.safetensors');
-  const header: Record<string, unknown> = {};
-  let off = 0;
-  for (const [n, o, i] of shapes) {
-    header[n] = { dtype: 'F32', shape: [o, i], data_offsets: [off, off + 4 * o * i] };
-    off += 4 * o * i;
-  }
-  let json = JSON.stringify(header);
-  while ((8 + json.length) % 8) json += ' ';
-  const fd = openSync(path, 'w');
-  const pre = Buffer.alloc(8);
-  pre.writeBigUInt64LE(BigInt(json.length));
-  writeSync(fd, pre);
-  writeSync(fd, Buffer.from(json));
-  const chunk = new Float32Array(off / 4);
-  for (let i = 0; i < chunk.length; i++) chunk[i] = Math.sin(i) * 0.03;
-  writeSync(fd, new Uint8Array(chunk.buffer));
-  closeSync(fd);
-  const base = 8 + json.length;
-  const lookup: WeightLookup = {
-    has: (n) => n in header,
-    get: (n) => {
-      const h = header[n] as { shape: number[]; data_offsets: number[] };
-      return {
-        name: n,
-        dtype: 'F32',
-        shape: h.shape,
-        file: 'w.safetensors',
-        offset: base + h.data_offsets[0],
-        byteLength: h.data_offsets[1] - h.data_offsets[0],
-      };
-    },
-    fileOf: () => ({ name: 'w.safetensors', uri: path }),
-  };
+  await writeSafetensorsFile(
+    path,
+    shapes.map(([name, o, i], k) => ({
+      name,
+      dtype: 'F32' as const,
+      shape: [o, i],
+      // the values of one file-long sin sequence, as the weights follow each other
+      fill(values: Float32Array, start: number) {
+        const base = k === 0 ? 0 : shapes[0][1] * shapes[0][2];
+        for (let j = 0; j < values.length; j++) values[j] = Math.sin(base + start + j) * 0.03;
+      },
+    })),
+  );
+  const lookup = await openWeightsFromFile(path);
   const backend = createNodeBackend();
   // four layers' worth of fc1 + fc2 over the same two weights: 839 MB read per run, more than any cache
   for (const variant of ['gemm-transB', 'W-as-A'] as const) {
@@ -89,5 +71,6 @@ it('linear over mapped OPT-2.7b weights at 1..42 rows', async () => {
     console.log(`${variant} (8 linears, 839 MB of weights): ${line.join('; ')}`);
     await s.release();
   }
+  await lookup.close();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -7,14 +7,15 @@
  *   BENCH_DTYPE=F16 pnpm bench      # float16 weights (2.2 GB file; Cast nodes to float32)
  *   BENCH_VARIANT=blip2-flan-t5-xl BENCH_RUNS=3 pnpm bench
  */
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
 import { type Blip2Config, parseBlip2Config } from '@blip2/configs';
 import { fixtures } from '@blip2/fixtures';
 import type { WeightLookup } from '@blip2/onnx';
-import { float32, float32ToFloat16 } from '@blip2/tensor';
+import { openWeightsFromFile, writeSafetensorsFile } from '@blip2/safetensors/node';
+import { float32 } from '@blip2/tensor';
 import { buildVisionModel, numPatches } from '@blip2/vision-encoder';
 import { expect, it } from 'vitest';
 import { buildQFormer } from '../src/index.js';
@@ -26,82 +27,41 @@ const BATCHES = (process.env.BENCH_BATCHES ?? '1,8').split(',').map(Number);
 
 const IMAGE_SIDE = /^(vision_model\.|qformer\.|query_tokens$|language_projection\.)/;
 
-/** Writes random weights of the given shapes as one safetensors file; returns the lookup the builders take. */
+/**
+ * Writes random weights of the given shapes as one safetensors file (streamed: no
+ * file-sized buffer); returns the lookup the builders take. Layer-norm gains are near
+ * 1 and everything else small, so activations stay in a normal range.
+ */
 async function writeRandomCheckpoint(
   path: string,
   shapes: [string, number[]][],
   dtype: 'F32' | 'F16',
 ): Promise<{ lookup: WeightLookup; bytes: number }> {
-  const width = dtype === 'F32' ? 4 : 2;
-  const header: Record<string, unknown> = {};
-  let off = 0;
-  for (const [name, shape] of shapes) {
-    const n = width * shape.reduce((a, b) => a * b, 1);
-    header[name] = { dtype, shape, data_offsets: [off, off + n] };
-    off += n;
-  }
-  let json = JSON.stringify(header);
-  while ((8 + json.length) % 8) json += ' ';
-  const hb = Buffer.from(json, 'utf8');
-  const fd = openSync(path, 'w');
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(hb.length));
-  writeSync(fd, prefix);
-  writeSync(fd, hb);
   let s = 0x9e3779b9;
-  const chunk = new Float32Array(1 << 22);
-  const half = new Uint16Array(chunk.length);
-  for (const [name, shape] of shapes) {
-    let left = shape.reduce((a, b) => a * b, 1);
-    // layer-norm gains near 1, everything else small: activations stay in a normal range
-    const isGain = /(norm|LayerNorm)[^.]*\.weight$/.test(name);
-    while (left > 0) {
-      const n = Math.min(left, chunk.length);
-      for (let i = 0; i < n; i++) {
-        s ^= s << 13;
-        s ^= s >>> 17;
-        s ^= s << 5;
-        const u = (s >>> 0) / 4294967296 - 0.5;
-        chunk[i] = isGain ? 1 + 0.1 * u : 0.04 * u;
-      }
-      if (dtype === 'F32') writeSync(fd, new Uint8Array(chunk.buffer, 0, 4 * n));
-      else {
-        for (let i = 0; i < n; i++) half[i] = float32ToFloat16(chunk[i]);
-        writeSync(fd, new Uint8Array(half.buffer, 0, 2 * n));
-      }
-      left -= n;
-      // let the test runner's worker answer its heartbeats while gigabytes are generated
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  }
-  closeSync(fd);
-  const base = 8 + hb.length;
-  const entries = new Map(
-    Object.entries(header).map(([name, h]) => {
-      const { shape, data_offsets } = h as { shape: number[]; data_offsets: [number, number] };
-      return [
+  const bytes = await writeSafetensorsFile(
+    path,
+    shapes.map(([name, shape]) => {
+      const isGain = /(norm|LayerNorm)[^.]*\.weight$/.test(name);
+      return {
         name,
-        {
-          name,
-          dtype,
-          shape,
-          file: 'model.safetensors',
-          offset: base + data_offsets[0],
-          byteLength: data_offsets[1] - data_offsets[0],
+        dtype,
+        shape,
+        fill(values: Float32Array) {
+          for (let i = 0; i < values.length; i++) {
+            s ^= s << 13;
+            s ^= s >>> 17;
+            s ^= s << 5;
+            const u = (s >>> 0) / 4294967296 - 0.5;
+            values[i] = isGain ? 1 + 0.1 * u : 0.04 * u;
+          }
         },
-      ];
+      };
     }),
   );
-  const lookup: WeightLookup = {
-    has: (n) => entries.has(n),
-    get: (n) => {
-      const e = entries.get(n);
-      if (!e) throw new Error(`no weight ${n}`);
-      return e;
-    },
-    fileOf: () => ({ name: 'model.safetensors', uri: path }),
-  };
-  return { lookup, bytes: off };
+  const lookup = await openWeightsFromFile(path);
+  // the builders need only the headers, which stay in memory
+  await lookup.close();
+  return { lookup, bytes };
 }
 
 /** Multiply-adds x2 of one image through the vision model, and through the Q-Former + projection. */

@@ -25,4 +25,4 @@ export {
   type WeightFile,
   type WeightIndex,
 } from './weights.js';
-export { serializeSafetensors, type TensorBytes } from './writer.js';
+export { encodeHeader, serializeSafetensors, type TensorBytes, type TensorEntry } from './writer.js';

@@ -5,11 +5,12 @@
  */
 import { type FileHandle, open, realpath } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { Tensor } from '@blip2/tensor';
+import { float32ToFloat16, type Tensor } from '@blip2/tensor';
 import { SafetensorsError } from './errors.js';
 import type { ByteReader } from './reader.js';
 import { SINGLE_FILE } from './shard-index.js';
 import { type OpenWeightsOptions, openWeights, type WeightIndex } from './weights.js';
+import { encodeHeader } from './writer.js';
 
 export class FileByteReader implements ByteReader {
   private constructor(
@@ -107,5 +108,57 @@ export async function readSafetensorsFile(path: string): Promise<Map<string, Ten
     return tensors;
   } finally {
     await file.close();
+  }
+}
+
+/** A float tensor written by `writeSafetensorsFile`, produced a slice at a time. */
+export interface StreamedTensor {
+  readonly name: string;
+  readonly dtype: 'F32' | 'F16';
+  readonly shape: readonly number[];
+  /** Fills `values` with the elements starting at flat index `start` (written as float32, or rounded to F16). */
+  fill(values: Float32Array, start: number): void;
+}
+
+/**
+ * Writes a .safetensors file chunk by chunk, so a checkpoint of many gigabytes
+ * (random weights in real shapes, for benchmarks) never sits in memory. Returns
+ * the bytes of tensor data written.
+ */
+export async function writeSafetensorsFile(
+  path: string,
+  tensors: readonly StreamedTensor[],
+  chunkElements = 1 << 22,
+): Promise<number> {
+  const { head, dataBytes } = encodeHeader(tensors);
+  const values = new Float32Array(chunkElements);
+  const half = new Uint16Array(chunkElements);
+  const file = await open(path, 'w');
+  try {
+    await writeAll(file, head);
+    for (const t of tensors) {
+      const count = t.shape.reduce((a, b) => a * b, 1);
+      for (let start = 0; start < count; start += chunkElements) {
+        const n = Math.min(chunkElements, count - start);
+        const slice = values.subarray(0, n);
+        t.fill(slice, start);
+        if (t.dtype === 'F32') await writeAll(file, new Uint8Array(slice.buffer, 0, 4 * n));
+        else {
+          for (let i = 0; i < n; i++) half[i] = float32ToFloat16(slice[i]);
+          await writeAll(file, new Uint8Array(half.buffer, 0, 2 * n));
+        }
+      }
+    }
+  } finally {
+    await file.close();
+  }
+  return dataBytes;
+}
+
+/** `FileHandle.write` may write part of a buffer: loop until all of it is out. */
+async function writeAll(file: FileHandle, bytes: Uint8Array): Promise<void> {
+  for (let done = 0; done < bytes.length; ) {
+    const { bytesWritten } = await file.write(bytes, done, bytes.length - done);
+    done += bytesWritten;
   }
 }

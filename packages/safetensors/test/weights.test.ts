@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, realpath, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, realpath, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixtures } from '@blip2/fixtures';
@@ -12,7 +12,13 @@ import {
   serializeSafetensors,
   type TensorBytes,
 } from '../src/index.js';
-import { FileByteReader, openWeightsFromDir, openWeightsFromFile, readSafetensorsFile } from '../src/node.js';
+import {
+  FileByteReader,
+  openWeightsFromDir,
+  openWeightsFromFile,
+  readSafetensorsFile,
+  writeSafetensorsFile,
+} from '../src/node.js';
 import { bytesOf, expectSameBytes, plainParse } from './helpers.js';
 
 const tinyOptFile = join(fixtures.tinyOpt, 'model.safetensors');
@@ -265,5 +271,46 @@ describe('FileByteReader', () => {
     await expect(openWeightsFromDir(join(dir, 'adir', 'model.safetensors'))).rejects.toBeInstanceOf(
       SafetensorsError,
     );
+  });
+});
+
+describe('writeSafetensorsFile', () => {
+  it('streams F32 and F16 tensors in chunks into a file that reads back exactly as serializeSafetensors writes it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'blip2-stream-'));
+    const a = Float32Array.from({ length: 2 * 7 }, (_, i) => Math.sin(i));
+    const b = Float32Array.from({ length: 5 }, (_, i) => i / 3);
+    const path = join(dir, 'm.safetensors');
+    // chunks of 3 elements: every tensor spans several fill calls, one ends mid-chunk
+    const bytes = await writeSafetensorsFile(
+      path,
+      [
+        {
+          name: 'a',
+          dtype: 'F32',
+          shape: [2, 7],
+          fill: (v, start) => v.set(a.subarray(start, start + v.length)),
+        },
+        {
+          name: 'b',
+          dtype: 'F16',
+          shape: [5],
+          fill: (v, start) => v.set(b.subarray(start, start + v.length)),
+        },
+      ],
+      3,
+    );
+    expect(bytes).toBe(4 * 14 + 2 * 5);
+    const expected = serializeSafetensors({
+      a: { dtype: 'F32', shape: [2, 7], data: new Uint8Array(a.buffer) },
+      b: {
+        dtype: 'F16',
+        shape: [5],
+        data: new Uint8Array(Uint16Array.from(b, (x) => float32ToFloat16(x)).buffer),
+      },
+    });
+    expect(Buffer.from(await readFile(path)).equals(Buffer.from(expected))).toBe(true);
+    const index = await openWeightsFromFile(path);
+    expect(Array.from(await index.readFloat32('a'))).toEqual(Array.from(a));
+    await index.close();
   });
 });
