@@ -34,7 +34,9 @@ export type GraphBuildErrorCode =
   | 'E_NO_GRAPH'
   | 'E_SHAPE_UNKNOWN'
   | 'E_ATTR'
-  | 'E_NO_OUTPUTS';
+  | 'E_NO_OUTPUTS'
+  /** a packed (quantized) weight's tensors are absent, mis-shaped or of the wrong dtype */
+  | 'E_PACKED_WEIGHT';
 
 export class GraphBuildError extends Error {
   readonly code: GraphBuildErrorCode;
@@ -62,22 +64,48 @@ function shapeText(dims: readonly ExpectedDim[]): string {
 /** safetensors dtype names, as @blip2/safetensors reports them */
 export type StoredDType = 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U8' | 'BOOL';
 
+/**
+ * A linear weight stored packed (./quantize.ts' layouts) rather than as floats: the
+ * checkpoint tensors that hold it. Its own entry keeps the logical [out, in] shape.
+ */
+export interface PackedWeight {
+  readonly format: 'q4' | 'q4f16' | 'q8';
+  /** q4 / q4f16: the block along K */
+  readonly blockSize?: number;
+  /** q4: uint8 [N, n_blocks, block_size / 2]; q8: int8 (stored U8) [K, N] */
+  readonly data: string;
+  /** q4: [N, n_blocks] (F32, or F16 for q4f16); q8: F32 [N] */
+  readonly scales: string;
+  /** q4: uint8 [N, ceil(n_blocks / 2)] */
+  readonly zeroPoints?: string;
+}
+
+/** One weight's entry: where its bytes are, or (`packed`) which tensors hold it. */
+export interface WeightInfo {
+  readonly name: string;
+  readonly dtype: StoredDType;
+  readonly shape: readonly number[];
+  readonly file: string;
+  readonly offset: number;
+  readonly byteLength: number;
+  readonly packed?: PackedWeight;
+}
+
 /** What the builder needs of a checkpoint: @blip2/safetensors' WeightIndex satisfies it. */
 export interface WeightLookup {
   has(name: string): boolean;
-  get(name: string): {
-    readonly name: string;
-    readonly dtype: StoredDType;
-    readonly shape: readonly number[];
-    readonly file: string;
-    readonly offset: number;
-    readonly byteLength: number;
-  };
+  get(name: string): WeightInfo;
   fileOf(info: { readonly file: string }): {
     readonly name: string;
     readonly uri: string;
     readonly size?: number;
   };
+  /**
+   * Told how the graphs use each weight: 'linear' when it is the weight of a `linear`
+   * (and nothing else of that op), 'other' for any other use (a Gather, a LayerNorm, a
+   * bias). Which weights can be quantized is read from this (quantize.ts).
+   */
+  noteUse?(name: string, role: 'linear' | 'other'): void;
 }
 
 // onnx.proto TensorProto.DataType
@@ -90,6 +118,7 @@ const ONNX_TYPE: Record<DType, number> = {
   float16: 10,
   bfloat16: 16,
 };
+const ONNX_INT8 = 3;
 const STORED_TO_DTYPE: Record<StoredDType, DType> = {
   F32: 'float32',
   F16: 'float16',
@@ -185,6 +214,8 @@ interface NodeRec {
 interface InitRec {
   name: string;
   dtype: DType;
+  /** the ONNX element type when it is not `dtype`'s (int8 packed weights, stored as U8 bytes) */
+  onnxType?: number;
   dims: readonly number[];
   raw?: Uint8Array;
   external?: { location: string; offset: number; length: number };
@@ -193,7 +224,27 @@ interface InitRec {
 export interface GraphBuilderOptions {
   /** Checkpoint weights used in place. */
   readonly weights?: WeightLookup;
+  /**
+   * The provider has float16 kernels (WebGPU with shader-f16, CUDA): `linear` over a
+   * float16 weight multiplies in float16, reading the weight in place, instead of
+   * widening it to a float32 copy.
+   */
+  readonly float16Compute?: boolean;
 }
+
+/** A `linear` weight as `linear` may multiply by it, beyond a float32 value. */
+export type LinearWeight =
+  | { readonly kind: 'float'; readonly value: Value }
+  | { readonly kind: 'float16'; readonly value: Value; readonly dims: readonly number[] }
+  | {
+      readonly kind: 'packed';
+      readonly format: PackedWeight['format'];
+      readonly dims: readonly number[];
+      readonly blockSize: number;
+      readonly data: Value;
+      readonly scales: Value;
+      readonly zeroPoints: Value | null;
+    };
 
 export class GraphBuilder {
   private nodes: NodeRec[] = [];
@@ -207,11 +258,49 @@ export class GraphBuilder {
   private weightValues = new Map<string, Value>();
   private constCache = new Map<string, Value>();
   private usesMs = false;
+  /** value name -> checkpoint weight it is (the weight itself, or its widening Cast) */
+  private weightOfValue = new Map<string, string>();
+  /** the logical values of packed weights: only `linear` may consume them */
+  private packedValues = new Map<string, LinearWeight & { kind: 'packed' }>();
+  /** float16 weights widened by a Cast: the raw float16 value, for float16 compute */
+  private halfValues = new Map<string, { value: Value; dims: readonly number[] }>();
+  /** the weight `linear` is consuming right now: its use is 'linear', not 'other' */
+  private linearWeightName: string | undefined;
 
   constructor(
     readonly name: string,
     private readonly options: GraphBuilderOptions = {},
   ) {}
+
+  /** Whether `linear` may multiply in float16 (the provider has float16 kernels). */
+  get float16Compute(): boolean {
+    return this.options.float16Compute ?? false;
+  }
+
+  /**
+   * How `linear` can multiply by `weight`: packed (quantized) tensors, the float16
+   * weight in place when the provider computes in float16, or the float32 value.
+   */
+  linearWeight(weight: Value): LinearWeight {
+    const packed = this.packedValues.get(weight.name);
+    if (packed) return packed;
+    const half = this.halfValues.get(weight.name);
+    if (half && this.float16Compute) return { kind: 'float16', ...half };
+    return { kind: 'float', value: weight };
+  }
+
+  /** Runs `fn`, the nodes of one `linear`: there `weight`'s use counts as a linear use. */
+  asLinear<T>(weight: Value, fn: () => T): T {
+    const name = this.weightOfValue.get(weight.name);
+    if (name !== undefined) this.options.weights?.noteUse?.(name, 'linear');
+    const outer = this.linearWeightName;
+    this.linearWeightName = name;
+    try {
+      return fn();
+    } finally {
+      this.linearWeightName = outer;
+    }
+  }
 
   /** Names nodes made inside `fn` with a prefix (e.g. 'layers.3'), so ORT's errors and profiles point at the layer. */
   scope<T>(prefix: string, fn: () => T): T {
@@ -246,6 +335,17 @@ export class GraphBuilder {
         `${this.name}: ${where} got a value that is not from this graph`,
       );
     }
+    const packed = this.packedValues.get(v.name);
+    if (packed) {
+      throw new GraphBuildError(
+        'E_PACKED_WEIGHT',
+        `${this.name}: weight '${v.name}' is stored packed (${packed.format}) and only a linear layer can use it; ${where} needs its floats`,
+        v.name,
+      );
+    }
+    const weight = this.weightOfValue.get(v.name);
+    if (weight !== undefined && weight !== this.linearWeightName)
+      this.options.weights?.noteUse?.(weight, 'other');
     return v.name;
   }
 
@@ -327,6 +427,8 @@ export class GraphBuilder {
    * input); throws for activations, whose shapes only ORT infers.
    */
   shapeOfValue(v: Value): readonly number[] {
+    const packed = this.packedValues.get(v.name);
+    if (packed) return packed.dims;
     let name = v.name;
     // a half-precision weight is reached through its Cast
     const cast = this.nodes.find((n) => n.outputs[0] === name && n.type === 'Cast');
@@ -391,6 +493,102 @@ export class GraphBuilder {
     const hit = this.weightValues.get(name);
     if (hit) return hit;
     const info = this.lookup().get(name);
+    if (info.packed) return this.packedWeight(info, info.packed);
+    const init = this.externalInit(info);
+    let v = new Value(this, name);
+    this.weightOfValue.set(name, name);
+    if (init.dtype === 'float16' || init.dtype === 'bfloat16') {
+      const raw = v;
+      v = this.op1('Cast', [v], { to: ONNX_TYPE.float32 });
+      this.weightOfValue.set(v.name, name);
+      if (init.dtype === 'float16') this.halfValues.set(v.name, { value: raw, dims: info.shape });
+    }
+    this.weightValues.set(name, v);
+    return v;
+  }
+
+  /**
+   * A packed weight: initializers for its tensors (checked against the logical
+   * [N, K] shape, so a corrupted export is named here, not deep in onnxruntime), and a
+   * logical value only `linear` may consume.
+   */
+  private packedWeight(info: WeightInfo, packed: PackedWeight): Value {
+    const { name } = info;
+    const [n, k] = info.shape;
+    const lookup = this.lookup();
+    const tensor = (
+      role: string,
+      tensorName: string,
+      dtypes: readonly StoredDType[],
+      dims: readonly number[],
+    ) => {
+      if (!lookup.has(tensorName)) {
+        throw new GraphBuildError(
+          'E_PACKED_WEIGHT',
+          `${this.name}: packed weight '${name}' (${packed.format}) has no ${role} tensor '${tensorName}'`,
+          name,
+        );
+      }
+      const t = lookup.get(tensorName);
+      const sizeOk =
+        t.byteLength ===
+        dims.reduce((a, b) => a * b, 1) * (t.dtype === 'F32' ? 4 : t.dtype === 'F16' ? 2 : 1);
+      if (!dtypes.includes(t.dtype) || t.shape.join(',') !== dims.join(',') || !sizeOk) {
+        throw new GraphBuildError(
+          'E_PACKED_WEIGHT',
+          `${this.name}: ${role} tensor '${tensorName}' of packed weight '${name}' is ${t.dtype} [${t.shape}] (${t.byteLength} bytes); ${packed.format} [${n},${k}] needs ${dtypes.join('|')} [${dims}]`,
+          name,
+        );
+      }
+      const init = this.externalInit(t);
+      return new Value(this, init.name);
+    };
+    let rec: LinearWeight & { kind: 'packed' };
+    if (packed.format === 'q8') {
+      const data = tensor('data', packed.data, ['U8'], [k, n]);
+      this.inits.get(data.name)!.onnxType = ONNX_INT8;
+      rec = {
+        kind: 'packed',
+        format: 'q8',
+        dims: info.shape,
+        blockSize: 0,
+        data,
+        scales: tensor('scales', packed.scales, ['F32'], [n]),
+        zeroPoints: null,
+      };
+    } else {
+      const blockSize = packed.blockSize ?? 0;
+      if (!(blockSize >= 16 && (blockSize & (blockSize - 1)) === 0)) {
+        throw new GraphBuildError(
+          'E_PACKED_WEIGHT',
+          `${this.name}: packed weight '${name}' has block_size ${packed.blockSize}; MatMulNBits needs a power of two >= 16`,
+          name,
+        );
+      }
+      const nb = Math.ceil(k / blockSize);
+      const scaleType: StoredDType = packed.format === 'q4f16' ? 'F16' : 'F32';
+      rec = {
+        kind: 'packed',
+        format: packed.format,
+        dims: info.shape,
+        blockSize,
+        data: tensor('data', packed.data, ['U8'], [n, nb, blockSize / 2]),
+        scales: tensor('scales', packed.scales, [scaleType], [n, nb]),
+        zeroPoints: packed.zeroPoints
+          ? tensor('zero_points', packed.zeroPoints, ['U8'], [n, Math.ceil(nb / 2)])
+          : null,
+      };
+    }
+    this.options.weights?.noteUse?.(name, 'linear');
+    const v = new Value(this, this.claim(name));
+    this.packedValues.set(v.name, rec);
+    this.weightValues.set(name, v);
+    return v;
+  }
+
+  /** An external-data initializer over a checkpoint tensor's byte range, named as the tensor. */
+  private externalInit(info: WeightInfo): InitRec {
+    const { name } = info;
     const file = this.lookup().fileOf(info);
     // The location is the real file's own name: a hub cache's model.safetensors is a
     // symlink to blobs/<hash>, and onnxruntime resolves locations beside the real file.
@@ -411,39 +609,66 @@ export class GraphBuilder {
         name,
       );
     this.claim(name);
-    this.inits.set(name, {
+    const init: InitRec = {
       name,
       dtype,
       dims: info.shape,
       external: { location, offset: info.offset, length: info.byteLength },
-    });
-    let v = new Value(this, name);
-    if (dtype === 'float16' || dtype === 'bfloat16') v = this.op1('Cast', [v], { to: ONNX_TYPE.float32 });
-    this.weightValues.set(name, v);
-    return v;
+    };
+    this.inits.set(name, init);
+    return init;
   }
 
   build(): BuiltGraph {
     if (this.outputsIO.length === 0)
       throw new GraphBuildError('E_NO_OUTPUTS', `${this.name}: graph has no outputs`);
+    const { nodes, inits } = this.live();
     const m = new ProtoWriter();
     m.int(1, IR_VERSION);
     m.string(2, 'blip2-ts');
     m.message(8, (o) => o.string(1, '').int(2, OPSET));
     if (this.usesMs) m.message(8, (o) => o.string(1, MS_DOMAIN).int(2, MS_OPSET));
     m.message(7, (g) => {
-      for (const n of this.nodes) g.message(1, (w) => writeNode(w, n));
+      for (const n of nodes) g.message(1, (w) => writeNode(w, n));
       g.string(2, this.name);
-      for (const init of this.inits.values()) g.message(5, (w) => writeInit(w, init));
+      for (const init of inits) g.message(5, (w) => writeInit(w, init));
       for (const io of this.inputsIO) g.message(11, (w) => writeValueInfo(w, io));
       for (const io of this.outputsIO) g.message(12, (w) => writeValueInfo(w, io));
     });
+    const locations = new Set(inits.map((i) => i.external?.location));
     return {
       name: this.name,
       bytes: m.finish(),
       inputs: [...this.inputsIO],
       outputs: [...this.outputsIO],
-      externalData: [...this.files.values()],
+      externalData: [...this.files.values()].filter((f) => locations.has(f.location)),
+    };
+  }
+
+  /**
+   * The nodes the outputs depend on, and their initializers. A weight some `linear`
+   * multiplied in float16 or packed leaves its float32 Cast unused; that Cast, and the
+   * checkpoint bytes behind it, must not be loaded (onnxruntime would widen them anyway).
+   */
+  private live(): { nodes: NodeRec[]; inits: InitRec[] } {
+    const producer = new Map<string, NodeRec>();
+    for (const n of this.nodes) for (const o of n.outputs) producer.set(o, n);
+    const needed = new Set<string>();
+    const keep = new Set<NodeRec>();
+    const stack = this.outputsIO.map((o) => o.name);
+    while (stack.length) {
+      const name = stack.pop()!;
+      if (needed.has(name)) continue;
+      needed.add(name);
+      const n = producer.get(name);
+      if (n && !keep.has(n)) {
+        keep.add(n);
+        for (const i of n.inputs) if (i) stack.push(i);
+      }
+    }
+    return {
+      nodes: this.nodes.filter((n) => keep.has(n)),
+      inits: [...this.inits.values()].filter((i) => needed.has(i.name)),
     };
   }
 }
@@ -495,7 +720,7 @@ function writeAttr(a: ProtoWriter, name: string, v: AttrValue): void {
 
 function writeInit(w: ProtoWriter, t: InitRec): void {
   for (const d of t.dims) w.int(1, d);
-  w.int(2, ONNX_TYPE[t.dtype]);
+  w.int(2, t.onnxType ?? ONNX_TYPE[t.dtype]);
   if (t.name) w.string(8, t.name);
   if (t.raw) w.bytes(9, t.raw);
   if (t.external) {

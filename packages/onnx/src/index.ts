@@ -1,4 +1,6 @@
 export { buildRowGather, DeviceRowGather } from './device-gather.js';
 export * from './graph.js';
 export * from './ops.js';
+export * from './packed-weights.js';
 export { ProtoWriter } from './proto.js';
+export * from './quantize.js';

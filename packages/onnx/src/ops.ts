@@ -4,7 +4,8 @@
  * vectors (shapes, axes) go through `ints`.
  */
 import { type DType, float32, int64 } from '@blip2/tensor';
-import { GraphBuildError, onnxType, Value } from './graph.js';
+import { GraphBuildError, type LinearWeight, MS_DOMAIN, onnxType, Value } from './graph.js';
+import { Q4_ACCURACY_LEVEL } from './quantize.js';
 
 type Operand = Value | number;
 
@@ -142,8 +143,13 @@ export interface LinearOptions {
 }
 
 /**
- * torch.nn.Linear: x @ W^T + b with W stored [out, in] as in the checkpoint.
- * The transpose is Gemm's `transB` attribute, never a Transpose node: ORT would
+ * torch.nn.Linear: x @ W^T + b with W stored [out, in] as in the checkpoint, in the
+ * op the weight's format runs fastest (quantize.ts' WEIGHT_FORMATS picks the format):
+ * - packed q4 / q4f16: com.microsoft.MatMulNBits (N-D input, accuracy_level 4);
+ * - packed q8: com.microsoft.DynamicQuantizeMatMul (uint8 activations x int8 weights);
+ * - float16 on a provider with float16 kernels: Gemm in float16 over the weight in place;
+ * - float32 (or half widened to float32): Gemm(transB=1), or weight-first (below).
+ * The float transpose is Gemm's `transB` attribute, never a Transpose node: ORT would
  * fold that into a transposed copy of the weight instead of reading the mapped
  * bytes in place. Gemm is 2-D, so x is flattened to [-1, in] and the leading dims
  * restored after; unlike com.microsoft.FusedMatMul (which takes N-D input), Gemm
@@ -158,16 +164,46 @@ export function linear(
   options: LinearOptions = {},
 ): Value {
   const g = x.graph;
-  const [out, inF] = g.shapeOfValue(weight);
-  const flat = reshape(x, [-1, inF]);
-  let y: Value;
-  if (options.weightFirst) {
-    // [out, in] @ [in, rows] -> [out, rows] -> [rows, out]; only activations are transposed
-    y = transpose(matmul(weight, transpose(flat, [1, 0])), [1, 0]);
-    if (bias) y = add(y, bias);
-  } else y = g.op1('Gemm', bias ? [flat, weight, bias] : [flat, weight], { transB: 1 });
-  const lead = slice(shapeOf(x), [0], [-1], [0]);
-  return reshape(y, concat([lead, ints(g, [out])], 0));
+  return g.asLinear(weight, () => {
+    const w = g.linearWeight(weight);
+    if (w.kind === 'packed') return packedLinear(x, w, bias);
+    const [out, inF] = g.shapeOfValue(weight);
+    const flat = reshape(x, [-1, inF]);
+    let y: Value;
+    if (w.kind === 'float16') {
+      // float16 in and out of the product only: the residual stream stays float32
+      y = cast(g.op1('Gemm', [cast(flat, 'float16'), w.value], { transB: 1 }), 'float32');
+      if (bias) y = add(y, bias);
+    } else if (options.weightFirst) {
+      // [out, in] @ [in, rows] -> [out, rows] -> [rows, out]; only activations are transposed
+      y = transpose(matmul(weight, transpose(flat, [1, 0])), [1, 0]);
+      if (bias) y = add(y, bias);
+    } else y = g.op1('Gemm', bias ? [flat, weight, bias] : [flat, weight], { transB: 1 });
+    const lead = slice(shapeOf(x), [0], [-1], [0]);
+    return reshape(y, concat([lead, ints(g, [out])], 0));
+  });
+}
+
+/** A linear over a packed weight: both contrib ops take N-D input and multiply the last axis. */
+function packedLinear(x: Value, w: LinearWeight & { kind: 'packed' }, bias: Value | null): Value {
+  const g = x.graph;
+  const [n, k] = w.dims;
+  if (w.format === 'q8') {
+    // no zero point: the int8 weights are symmetric
+    return g.op1(
+      'DynamicQuantizeMatMul',
+      bias ? [x, w.data, w.scales, null, bias] : [x, w.data, w.scales],
+      {},
+      MS_DOMAIN,
+    );
+  }
+  const half = w.format === 'q4f16';
+  const attrs = { K: k, N: n, bits: 4, block_size: w.blockSize, accuracy_level: Q4_ACCURACY_LEVEL };
+  const a = half ? cast(x, 'float16') : x;
+  const inputs = w.zeroPoints ? [a, w.data, w.scales, w.zeroPoints] : [a, w.data, w.scales];
+  let y = g.op1('MatMulNBits', inputs, attrs, MS_DOMAIN);
+  if (half) y = cast(y, 'float32');
+  return bias ? add(y, bias) : y;
 }
 
 /**

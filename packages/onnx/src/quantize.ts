@@ -1,0 +1,192 @@
+/**
+ * Weight formats: what a checkpoint weight is stored as and which onnxruntime op
+ * multiplies by it. The one table of which weight gets which format is
+ * `WEIGHT_FORMATS`; the packers below write onnxruntime's own layouts, so a packed
+ * weight is external data used in place like any float weight.
+ *
+ * - `q4`: block-wise asymmetric 4-bit, `com.microsoft.MatMulNBits`' layout: `B` uint8
+ *   [N, n_blocks, block_size / 2] (element 2i in the low nibble, 2i+1 in the high one),
+ *   `scales` [N, n_blocks], `zero_points` uint8 [N, ceil(n_blocks / 2)] (block 2j in
+ *   the low nibble); w = (q - zero_point) * scale. `accuracy_level` 4 quantizes the
+ *   activations to int8 per block and runs the int8 kernels (what makes decode fast).
+ * - `q8`: per-output-channel symmetric int8 for `com.microsoft.DynamicQuantizeMatMul`:
+ *   `B` int8 [K, N] (MatMul's layout, the transpose of torch's [out, in]), `b_scale`
+ *   float32 [N]; the activations are quantized to uint8 per tensor at run time, so the
+ *   product runs on MLAS's u8 x s8 kernels. Those add pairs of u8 x s8 products in
+ *   int16 with saturation on this CPU (measured: 64 weights of 127 times activations
+ *   near 255 come out as 124 instead of 7874), so the weights use 7 bits, [-63, 63],
+ *   as onnxruntime's own quantizer does with `reduce_range`.
+ * - `fp16`: float16 storage (round to nearest even); compute in float16 where the
+ *   provider has float16 kernels, else widened to float32 at session creation.
+ */
+import { float16ToFloat32, float32ToFloat16 } from '@blip2/tensor';
+
+/** The transformers.js dtype names, chosen per module. */
+export const MODEL_DTYPES = ['fp32', 'fp16', 'q8', 'q4', 'q4f16'] as const;
+export type ModelDType = (typeof MODEL_DTYPES)[number];
+
+export function isModelDType(s: unknown): s is ModelDType {
+  return typeof s === 'string' && (MODEL_DTYPES as readonly string[]).includes(s);
+}
+
+/** How one weight is stored. */
+export type WeightFormat = 'fp32' | 'fp16' | 'q8' | 'q4' | 'q4f16';
+
+/** What a weight does in the graphs, as the graph builder records it. */
+export type WeightRole = 'linear' | 'other';
+
+/**
+ * THE table: the format of a weight per module dtype and per role. Only weights used
+ * solely as `linear` weights are quantized; layer norms, biases, position tables,
+ * embeddings (gathered, and a tied LM head with them), the class token, the query
+ * tokens and the patch-embedding Conv keep the checkpoint's float32 under q8/q4, and
+ * are stored float16 under fp16 / q4f16 (half the bytes; their ops then read
+ * float32 widened at session creation). Softmax and attention scores are
+ * activations, always float32.
+ */
+export const WEIGHT_FORMATS: Readonly<Record<ModelDType, Readonly<Record<WeightRole, WeightFormat>>>> = {
+  fp32: { linear: 'fp32', other: 'fp32' },
+  fp16: { linear: 'fp16', other: 'fp16' },
+  q8: { linear: 'q8', other: 'fp32' },
+  q4: { linear: 'q4', other: 'fp32' },
+  q4f16: { linear: 'q4f16', other: 'fp16' },
+};
+
+/** MatMulNBits' block along K: 32 is the size onnxruntime's quantizer and kernels favour. */
+export const Q4_BLOCK_SIZE = 32;
+
+/** accuracy_level 4: int8 activations per block (0.25 ms vs 0.64 ms for one row of a 1408x6144 matrix). */
+export const Q4_ACCURACY_LEVEL = 4;
+
+/** A weight packed for MatMulNBits (4 bits): the three tensors of its inputs B, scales, zero_points. */
+export interface PackedQ4 {
+  /** [N, n_blocks, block_size / 2] */
+  readonly data: Uint8Array;
+  /** [N, n_blocks] */
+  readonly scales: Float32Array;
+  /** [N, ceil(n_blocks / 2)] */
+  readonly zeroPoints: Uint8Array;
+}
+
+/** Blocks along K of one row. */
+export function q4Blocks(k: number, blockSize = Q4_BLOCK_SIZE): number {
+  return Math.ceil(k / blockSize);
+}
+
+/**
+ * Packs torch's [N, K] weight (row-major, rows = output features) for MatMulNBits.
+ * Each block's range includes 0 (so zero stays exact) and is split into 15 steps.
+ * A K that is not a multiple of the block pads the last block with zeros.
+ */
+export function quantizeQ4(weight: Float32Array, n: number, k: number, blockSize = Q4_BLOCK_SIZE): PackedQ4 {
+  checkSize(weight, n, k);
+  const nb = q4Blocks(k, blockSize);
+  const blob = blockSize / 2;
+  const zpRow = Math.ceil(nb / 2);
+  const data = new Uint8Array(n * nb * blob);
+  const scales = new Float32Array(n * nb);
+  const zeroPoints = new Uint8Array(n * zpRow);
+  for (let row = 0; row < n; row++) {
+    for (let b = 0; b < nb; b++) {
+      const start = row * k + b * blockSize;
+      const len = Math.min(blockSize, k - b * blockSize);
+      let lo = 0;
+      let hi = 0;
+      for (let i = 0; i < len; i++) {
+        const v = weight[start + i];
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      const scale = (hi - lo) / 15;
+      const inv = scale === 0 ? 0 : 1 / scale;
+      const zp = scale === 0 ? 0 : clamp(Math.round(-lo * inv), 0, 15);
+      scales[row * nb + b] = scale;
+      zeroPoints[row * zpRow + (b >> 1)] |= b & 1 ? zp << 4 : zp;
+      const out = (row * nb + b) * blob;
+      for (let i = 0; i < blockSize; i++) {
+        const q = i < len ? clamp(Math.round(weight[start + i] * inv) + zp, 0, 15) : zp;
+        data[out + (i >> 1)] |= i & 1 ? q << 4 : q;
+      }
+    }
+  }
+  return { data, scales, zeroPoints };
+}
+
+/** The float32 [N, K] weight a q4 packing stands for: what MatMulNBits multiplies by. */
+export function dequantizeQ4(p: PackedQ4, n: number, k: number, blockSize = Q4_BLOCK_SIZE): Float32Array {
+  const nb = q4Blocks(k, blockSize);
+  const blob = blockSize / 2;
+  const zpRow = Math.ceil(nb / 2);
+  const out = new Float32Array(n * k);
+  for (let row = 0; row < n; row++) {
+    for (let j = 0; j < k; j++) {
+      const b = Math.floor(j / blockSize);
+      const i = j % blockSize;
+      const byte = p.data[(row * nb + b) * blob + (i >> 1)];
+      const q = i & 1 ? byte >> 4 : byte & 15;
+      const zpByte = p.zeroPoints[row * zpRow + (b >> 1)];
+      const zp = b & 1 ? zpByte >> 4 : zpByte & 15;
+      out[row * k + j] = (q - zp) * p.scales[row * nb + b];
+    }
+  }
+  return out;
+}
+
+/** A weight packed for DynamicQuantizeMatMul: int8 [K, N] and one scale per output column. */
+export interface PackedQ8 {
+  /** [K, N], int8 */
+  readonly data: Int8Array;
+  /** [N] */
+  readonly scales: Float32Array;
+}
+
+/** The int8 weights' range: 255 x 63 x 2 still fits the kernels' int16 pair sums. */
+export const Q8_MAX = 63;
+
+/** Packs torch's [N, K] weight as symmetric 7-bit int8 per output channel, transposed to [K, N]. */
+export function quantizeQ8(weight: Float32Array, n: number, k: number): PackedQ8 {
+  checkSize(weight, n, k);
+  const data = new Int8Array(k * n);
+  const scales = new Float32Array(n);
+  for (let row = 0; row < n; row++) {
+    let absMax = 0;
+    for (let j = 0; j < k; j++) absMax = Math.max(absMax, Math.abs(weight[row * k + j]));
+    const scale = absMax / Q8_MAX;
+    const inv = scale === 0 ? 0 : 1 / scale;
+    scales[row] = scale;
+    for (let j = 0; j < k; j++)
+      data[j * n + row] = clamp(Math.round(weight[row * k + j] * inv), -Q8_MAX, Q8_MAX);
+  }
+  return { data, scales };
+}
+
+/** The float32 [N, K] weight a q8 packing stands for. */
+export function dequantizeQ8(p: PackedQ8, n: number, k: number): Float32Array {
+  const out = new Float32Array(n * k);
+  for (let row = 0; row < n; row++)
+    for (let j = 0; j < k; j++) out[row * k + j] = p.data[j * n + row] * p.scales[row];
+  return out;
+}
+
+/** float32 -> float16 bits, round to nearest even (as torch's `.half()`). */
+export function toFloat16(values: Float32Array): Uint16Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = float32ToFloat16(values[i]);
+  return out;
+}
+
+/** float16 bits -> float32. */
+export function fromFloat16(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = float16ToFloat32(bits[i]);
+  return out;
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return Math.max(lo, Math.min(hi, v));
+}
+
+function checkSize(weight: Float32Array, n: number, k: number): void {
+  if (weight.length !== n * k)
+    throw new RangeError(`a [${n}, ${k}] weight has ${n * k} values, got ${weight.length}`);
+}
