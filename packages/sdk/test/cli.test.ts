@@ -115,6 +115,23 @@ describe('blip2 caption / ask --json', () => {
     );
   });
 
+  it("a VQA-only model's caption comes with a note; an empty one prints no blank line", async () => {
+    const seven = join(fixtures.shapesVal, 'images', 'COCO_val2014_000000000007.jpg');
+    const r = await blip2('caption', '--model', fixtures.shapesOpt, '--image', seven);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('is a VQA-only model: its captions are meaningless');
+    expect(r.stderr).toContain('the model generated no text (token ids [2]: only special tokens)');
+    const json = JSON.parse(
+      (await blip2('caption', '--model', fixtures.shapesOpt, '--image', seven, '--json')).stdout,
+    );
+    expect(json.text).toBe('');
+    expect(json.warnings).toHaveLength(2);
+    const captioner = await blip2('caption', '--model', fixtures.shapesCaptioner, '--image', seven);
+    expect(captioner.stderr).toBe('');
+    expect(captioner.stdout).toBe('a red circle, a green triangle and a blue square\n');
+  });
+
   it('prints the plain answer without --json, and runs on the web backend', async () => {
     const r = await blip2(
       ...['ask', '--model', fixtures.shapesT5, '--image', image],
@@ -312,31 +329,65 @@ describe('blip2 doctor', () => {
 });
 
 describe('blip2 demo', () => {
-  it('captions two validation images with both shipped models and answers their questions as transformers did', async () => {
+  it('the captioner captions validation images 3 and 4 as their true captions and answers their questions', async () => {
     const r = await blip2('demo', '--json');
     expect(r.code).toBe(0);
-    const models = JSON.parse(r.stdout) as {
+    const m = JSON.parse(r.stdout) as {
       model: string;
+      vqaOnly: boolean;
+      exactCaptions: { exact: number; total: number };
       images: {
+        image: string;
         caption: string;
-        questions: { question: string; answer: string; references?: string[]; transformers?: string }[];
+        trueCaption: string;
+        questions: { question: string; answer: string; references?: string[] }[];
       }[];
-    }[];
-    expect(models.map((m) => m.model)).toEqual([fixtures.shapesOpt, fixtures.shapesT5]);
-    for (const m of models) {
-      expect(m.images).toHaveLength(2);
-      const questions = m.images.flatMap((i) => i.questions);
-      expect(questions).toHaveLength(4);
-      for (const q of questions) {
-        expect(q.references).toHaveLength(10);
-        expect(q.answer).toBe(q.transformers);
-      }
-    }
+    };
+    expect(m.model).toBe(fixtures.shapesCaptioner);
+    expect(m.vqaOnly).toBe(false);
+    expect(m.images.map((i) => [i.caption, i.trueCaption])).toEqual([
+      ['a yellow triangle', 'a yellow triangle'],
+      ['a red triangle', 'a red triangle'],
+    ]);
+    // the greedy captions of captioner_reference.json that equal val/captions.json
+    const reference = JSON.parse(
+      await readFile(join(fixtures.shapesCaptioner, 'captioner_reference.json'), 'utf8'),
+    ) as { captions_greedy: { image_id: number; caption: string }[] };
+    const truth = new Map(
+      (
+        JSON.parse(await readFile(join(fixtures.shapesVal, 'captions.json'), 'utf8')) as {
+          image_id: number;
+          caption: string;
+        }[]
+      ).map((c) => [c.image_id, c.caption]),
+    );
+    const exact = reference.captions_greedy.filter((c) => truth.get(c.image_id) === c.caption).length;
+    expect(m.exactCaptions).toEqual({ exact, total: 100 });
+    const questions = m.images.flatMap((i) => i.questions);
+    expect(questions.map((q) => q.answer)).toEqual(['yellow', '1', 'no', 'triangle']);
+    for (const q of questions) expect(q.references).toHaveLength(10);
+
     const text = await blip2('demo');
     expect(text.code).toBe(0);
-    expect(text.stdout).toContain('shapes-blip2-opt on node:cpu');
+    expect(text.stdout).toContain('shapes-blip2-opt-captioner on node:cpu');
+    expect(text.stdout).toContain('caption: a yellow triangle  (true: a yellow triangle)');
     expect(text.stdout).toContain(
-      'Q: What color is the triangle?  A: yellow  (reference: yellow x10; 10/10 agree)  [transformers: yellow]',
+      'Q: What color is the triangle?  A: yellow  (reference: yellow x10; 10/10 agree)',
     );
+    expect(text.stdout).toContain(`captions exactly right on the 100 val images (greedy): ${exact}/100`);
+  });
+
+  it('a VQA-only model says its captions are meaningless and answers as transformers did', async () => {
+    const r = await blip2('demo', '--model', fixtures.shapesT5, '--json');
+    expect(r.code).toBe(0);
+    const m = JSON.parse(r.stdout) as {
+      vqaOnly: boolean;
+      images: { questions: { answer: string; transformers?: string }[] }[];
+    };
+    expect(m.vqaOnly).toBe(true);
+    for (const q of m.images.flatMap((i) => i.questions)) expect(q.answer).toBe(q.transformers);
+    const text = await blip2('demo', '--model', fixtures.shapesT5);
+    expect(text.stdout).toContain('shapes-blip2-t5 on node:cpu (loaded in');
+    expect(text.stdout).toContain('a VQA-only model: its captions are meaningless');
   });
 });

@@ -1,27 +1,27 @@
 /**
- * `blip2 demo`: the shapes-VQA models shipped in the repository (a BLIP-2 trained on
- * colored shapes, 1-1.4M parameters) caption a validation image and answer its
- * questions from val/questions.json, next to the human-style reference answers of
- * val/annotations.json. Runs in seconds, downloads nothing.
+ * `blip2 demo`: the embedded default, shapes-blip2-opt-captioner (a BLIP-2 trained on colored
+ * shapes, 1.08M parameters, shipped in the repository), captions validation images beside their
+ * true captions (val/captions.json), counts how many of the 100 val captions it gets exactly, and
+ * answers the images' questions from val/questions.json next to the human-style reference answers
+ * of val/annotations.json. Runs in seconds, downloads nothing.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join, resolve } from 'node:path';
 import { VQA_DECODING } from '../core/models.js';
-import { Blip2Error } from '../errors.js';
 import { generateText, loadModel } from './generate.js';
 import type { Io } from './io.js';
 import { BACKEND, backendChoice, COMMON, parse } from './options.js';
+import { CAPTIONER, findShapesVqa, isVqaOnlyModel, VQA_ONLY_NOTE } from './shipped.js';
 
 export const DEMO_USAGE = `usage: blip2 demo [--model M] [--image I] [--backend node|web] [--device D] [--json]
-  Captions shipped shapes-VQA validation images and answers their questions with the
-  shipped shapes-blip2-opt and shapes-blip2-t5 models (found in tooling/fixtures/data/shapes-vqa
-  of the repository), printing the reference answers beside the model's.
-  --model M               run this checkpoint instead of the two shipped ones
-  --image I               this image instead of the first two validation images`;
+  The embedded default, shapes-blip2-opt-captioner (found in tooling/fixtures/data/shapes-vqa of
+  the repository), captions validation images 3 and 4 beside their true captions, counts how many
+  of the 100 validation captions it gets exactly, and answers the images' questions, printing the
+  reference answers beside the model's.
+  --model M               run this checkpoint instead (e.g. the VQA-only shapes-blip2-opt)
+  --image I               this image instead of validation images 3 and 4`;
 
-const SHAPES = join('tooling', 'fixtures', 'data', 'shapes-vqa');
-/** when --image is not a validation image, the kinds of question the models were trained on */
+/** validation images whose questions between them cover color, count, which shape and yes/no */
 const DEMO_IMAGE_IDS = [3, 4];
 
 const GENERIC_QUESTIONS = [
@@ -29,19 +29,6 @@ const GENERIC_QUESTIONS = [
   'How many shapes are there?',
   'Is there a red square?',
 ];
-
-/** The shipped shapes-vqa folder: walk up from this file to the repository root (the SDK must not depend on the fixtures package). */
-export function findShapesVqa(from = dirname(fileURLToPath(import.meta.url))): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    const candidate = join(dir, SHAPES);
-    if (existsSync(join(candidate, 'val', 'questions.json'))) return candidate;
-    if (dirname(dir) === dir) break;
-  }
-  throw new Blip2Error(
-    'E_MISSING_FILE',
-    `${SHAPES} was not found above ${from}: run the demo from a blip2-ts checkout, or give --model and --image`,
-  );
-}
 
 interface Question {
   readonly image_id: number;
@@ -64,12 +51,18 @@ export interface DemoQuestion {
 export interface DemoImage {
   readonly image: string;
   readonly caption: string;
+  /** the true caption (val/captions.json), when the image is a validation image */
+  readonly trueCaption?: string;
   readonly questions: DemoQuestion[];
 }
 export interface DemoModel {
   readonly model: string;
   readonly backend: string;
   readonly loadMs: number;
+  /** one of the shipped VQA-only models, whose captions mean nothing */
+  readonly vqaOnly: boolean;
+  /** greedy captions of every val image equal to the true one, character for character */
+  readonly exactCaptions?: { readonly exact: number; readonly total: number };
   readonly images: DemoImage[];
 }
 
@@ -77,6 +70,10 @@ const imageFile = (id: number) => `COCO_val2014_${String(id).padStart(12, '0')}.
 
 /** VQA-style comparison: case, surrounding spaces and a final period do not count. */
 const normalize = (a: string) => a.trim().toLowerCase().replace(/\.$/, '');
+
+/** Reads a JSON file of the shipped val set. */
+const readVal = <T>(shapes: string, name: string): T =>
+  JSON.parse(readFileSync(join(shapes, 'val', name), 'utf8')) as T;
 
 export async function demo(args: readonly string[], io: Io): Promise<number> {
   const { values } = parse(
@@ -91,27 +88,21 @@ export async function demo(args: readonly string[], io: Io): Promise<number> {
   const choice = backendChoice(values, DEMO_USAGE);
   const needShipped = values.model === undefined || values.image === undefined;
   const shapes = needShipped ? findShapesVqa() : undefined;
-  const models =
-    typeof values.model === 'string'
-      ? [values.model]
-      : [join(shapes as string, 'shapes-blip2-opt'), join(shapes as string, 'shapes-blip2-t5')];
+  const source = typeof values.model === 'string' ? values.model : join(shapes as string, CAPTIONER);
 
   let questions: Question[] = [];
   const references = new Map<number, string[]>();
+  const trueCaptions = new Map<string, string>();
   if (shapes) {
-    const val = join(shapes, 'val');
-    questions = (JSON.parse(readFileSync(join(val, 'questions.json'), 'utf8')) as { questions: Question[] })
-      .questions;
-    const annotations = JSON.parse(readFileSync(join(val, 'annotations.json'), 'utf8')) as {
-      annotations: Annotation[];
-    };
-    for (const a of annotations.annotations)
+    questions = readVal<{ questions: Question[] }>(shapes, 'questions.json').questions;
+    for (const a of readVal<{ annotations: Annotation[] }>(shapes, 'annotations.json').annotations)
       references.set(
         a.question_id,
         a.answers.map((x) => x.answer),
       );
+    for (const c of readVal<{ image_id: number; caption: string }[]>(shapes, 'captions.json'))
+      trueCaptions.set(imageFile(c.image_id), c.caption);
   }
-  // images 3 and 4 between them ask every kind of question: color, count, which shape, yes/no
   const ids = new Set(questions.map((q) => q.image_id));
   const imageIds = DEMO_IMAGE_IDS.every((id) => ids.has(id)) ? DEMO_IMAGE_IDS : [...ids].slice(0, 2);
   const images =
@@ -130,43 +121,61 @@ export async function demo(args: readonly string[], io: Io): Promise<number> {
       : GENERIC_QUESTIONS.map((question) => ({ question, id: undefined, references: undefined }));
   };
 
-  const results: DemoModel[] = [];
-  for (const source of models) {
-    const start = performance.now();
-    const model = await loadModel(source, choice, io);
-    const loadMs = Math.round(performance.now() - start);
-    try {
-      const out: DemoImage[] = [];
-      for (const image of images) {
-        const caption = (await generateText(model, image, undefined, {})).text;
-        const answers: DemoQuestion[] = [];
-        const predictions = shapes ? transformersAnswers(shapes, source) : new Map<number, string>();
-        for (const { question, id, references: refs } of questionsOf(image)) {
-          const prompt = model.questionTemplate.replace('{}', question);
-          const { text } = await generateText(model, image, prompt, VQA_DECODING);
-          const hf = id === undefined ? undefined : predictions.get(id);
-          answers.push({
-            question,
-            answer: text,
-            ...(refs ? { references: refs } : {}),
-            ...(hf === undefined ? {} : { transformers: hf }),
-          });
-        }
-        out.push({ image, caption, questions: answers });
+  const start = performance.now();
+  const model = await loadModel(source, choice, io);
+  const loadMs = Math.round(performance.now() - start);
+  let result: DemoModel;
+  try {
+    const predictions = shapes ? transformersAnswers(shapes, source) : new Map<number, string>();
+    const out: DemoImage[] = [];
+    for (const image of images) {
+      const caption = (await generateText(model, image, undefined, {})).text;
+      const answers: DemoQuestion[] = [];
+      for (const { question, id, references: refs } of questionsOf(image)) {
+        const prompt = model.questionTemplate.replace('{}', question);
+        const { text } = await generateText(model, image, prompt, VQA_DECODING);
+        const hf = id === undefined ? undefined : predictions.get(id);
+        answers.push({
+          question,
+          answer: text,
+          ...(refs ? { references: refs } : {}),
+          ...(hf === undefined ? {} : { transformers: hf }),
+        });
       }
-      results.push({ model: source, backend: model.backendName, loadMs, images: out });
-      if (!values.json) io.stdout.write(formatModel(results[results.length - 1]));
-    } finally {
-      await model.dispose();
+      const truth = trueCaptions.get(basename(image));
+      out.push({
+        image,
+        caption,
+        ...(truth === undefined ? {} : { trueCaption: truth }),
+        questions: answers,
+      });
     }
+    let exactCaptions: DemoModel['exactCaptions'];
+    if (shapes && trueCaptions.size > 0) {
+      // one batch: the image side runs once per image, then greedy decoding of all of them together
+      const files = [...trueCaptions.keys()];
+      const captions = [await model.caption(files.map((f) => join(shapes, 'val', 'images', f)))].flat();
+      const exact = captions.filter((c, i) => c === trueCaptions.get(files[i])).length;
+      exactCaptions = { exact, total: files.length };
+    }
+    result = {
+      model: source,
+      backend: model.backendName,
+      loadMs,
+      vqaOnly: isVqaOnlyModel(source),
+      ...(exactCaptions ? { exactCaptions } : {}),
+      images: out,
+    };
+  } finally {
+    await model.dispose();
   }
-  if (values.json) io.stdout.write(`${JSON.stringify(results)}\n`);
+  io.stdout.write(values.json ? `${JSON.stringify(result)}\n` : formatModel(result));
   return 0;
 }
 
 /**
  * transformers' answers with the LAVIS recipe (the decoding `ask` uses) for the shipped
- * model `source`, by question id; empty for any other model.
+ * VQA-only model `source`, by question id; empty for any other model.
  */
 function transformersAnswers(shapes: string, source: string): Map<number, string> {
   const family = { 'shapes-blip2-opt': 'opt', 'shapes-blip2-t5': 't5' }[basename(resolve(source))];
@@ -180,10 +189,11 @@ function transformersAnswers(shapes: string, source: string): Map<number, string
 
 function formatModel(m: DemoModel): string {
   const lines = [
-    `${basename(m.model)} on ${m.backend} (loaded in ${m.loadMs} ms; trained for shapes VQA only, so its captions just repeat words)`,
+    `${basename(m.model)} on ${m.backend} (loaded in ${m.loadMs} ms${m.vqaOnly ? `; ${VQA_ONLY_NOTE}` : ''})`,
   ];
   for (const image of m.images) {
-    lines.push(`  ${basename(image.image)}`, `    caption: ${image.caption}`);
+    const truth = image.trueCaption === undefined ? '' : `  (true: ${image.trueCaption})`;
+    lines.push(`  ${basename(image.image)}`, `    caption: ${image.caption || '(empty)'}${truth}`);
     for (const q of image.questions) {
       let reference = '';
       if (q.references) {
@@ -197,5 +207,9 @@ function formatModel(m: DemoModel): string {
       lines.push(`    Q: ${q.question}  A: ${q.answer}${reference}`);
     }
   }
-  return `${lines.join('\n')}\n\n`;
+  if (m.exactCaptions) {
+    const { exact, total } = m.exactCaptions;
+    lines.push(`  captions exactly right on the ${total} val images (greedy): ${exact}/${total}`);
+  }
+  return `${lines.join('\n')}\n`;
 }

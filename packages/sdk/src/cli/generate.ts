@@ -18,6 +18,7 @@ import {
   required,
 } from './options.js';
 import { progressBar } from './progress.js';
+import { isVqaOnlyModel, VQA_ONLY_NOTE } from './shipped.js';
 
 const SHARED = `
   --backend node|web      onnxruntime-node (default) or onnxruntime-web (wasm)
@@ -45,6 +46,8 @@ export const ASK_USAGE = `usage: blip2 ask --model M --image I --question Q [opt
 
 export interface GenerateResult {
   readonly text: string;
+  /** why the text may not be what it seems (a VQA-only model's caption, an empty text) */
+  readonly warnings?: string[];
   /** the generated ids (T5: the decoder sequence, starting with its start token) */
   readonly tokens: number[];
   /** milliseconds */
@@ -129,8 +132,17 @@ export async function captionOrAsk(
             ...VQA_DECODING,
             ...gen,
           });
+    const warnings = [
+      ...(question === undefined && isVqaOnlyModel(source)
+        ? [`${source} is ${VQA_ONLY_NOTE}; for captions use shapes-blip2-opt-captioner beside it`]
+        : []),
+      ...(result.text === ''
+        ? [`the model generated no text (token ids ${JSON.stringify(result.tokens)}: only special tokens)`]
+        : []),
+    ];
     const output: GenerateResult = {
       text: result.text,
+      ...(warnings.length ? { warnings } : {}),
       tokens: result.tokens,
       timings: {
         load: round(load),
@@ -139,7 +151,12 @@ export async function captionOrAsk(
         total: round(performance.now() - start),
       },
     };
-    io.stdout.write(values.json ? `${JSON.stringify(output)}\n` : `${output.text}\n`);
+    if (values.json) io.stdout.write(`${JSON.stringify(output)}\n`);
+    else {
+      for (const w of warnings) io.stderr.write(`blip2 ${command}: note: ${w}\n`);
+      // an empty text is said on stderr above, not printed as a blank line
+      if (output.text !== '') io.stdout.write(`${output.text}\n`);
+    }
     return 0;
   } finally {
     await model.dispose();

@@ -1,0 +1,37 @@
+/**
+ * The models shipped in the repository (tooling/fixtures/data/shapes-vqa): where they are, which
+ * one is the embedded default, and which ones only answer questions.
+ */
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Blip2Error } from '../errors.js';
+
+const SHAPES = join('tooling', 'fixtures', 'data', 'shapes-vqa');
+/** the embedded default: captions and answers */
+export const CAPTIONER = 'shapes-blip2-opt-captioner';
+/**
+ * The shipped models trained for shapes VQA only: with no text they say "1 1 1 1 ...",
+ * "triangle triangle ..." or nothing, so any caption of theirs is shown with this warning.
+ */
+const VQA_ONLY = ['shapes-blip2-opt', 'shapes-blip2-t5'];
+export const VQA_ONLY_NOTE =
+  'a VQA-only model: its captions are meaningless, it was trained to answer questions only';
+
+/** Whether `source` is one of the shipped VQA-only shapes models (by folder name). */
+export function isVqaOnlyModel(source: string): boolean {
+  return VQA_ONLY.includes(basename(source.replace(/[\\/]+$/, '')));
+}
+
+/** The shipped shapes-vqa folder: walk up from this file to the repository root (the SDK must not depend on the fixtures package). */
+export function findShapesVqa(from = dirname(fileURLToPath(import.meta.url))): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const candidate = join(dir, SHAPES);
+    if (existsSync(join(candidate, 'val', 'questions.json'))) return candidate;
+    if (dirname(dir) === dir) break;
+  }
+  throw new Blip2Error(
+    'E_MISSING_FILE',
+    `${SHAPES} was not found above ${from}: run the demo from a blip2-ts checkout, or give --model and --image`,
+  );
+}
