@@ -10,9 +10,12 @@ export type Blip2ErrorCode =
   | 'E_HTTP_NOT_FOUND'
   | 'E_HTTP_UNAUTHORIZED'
   | 'E_HTTP'
+  | 'E_HTTP_TIMEOUT' // no response, or a body slower than the configured minimum
   | 'E_DOWNLOAD_SIZE'
   | 'E_DOWNLOAD_HASH'
   | 'E_ABORTED'
+  | 'E_FILE' // a file cannot be written safely (a link, a folder, no permission)
+  | 'E_LOCKED' // another live process holds the lock on a file
   | 'E_MODEL_TYPE'
   | 'E_MISSING_WEIGHTS'
   | 'E_WEIGHT_SHAPE'

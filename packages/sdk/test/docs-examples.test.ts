@@ -1,4 +1,4 @@
-// Runs every ```ts block of docs/sdk.md, as a user would from the repository root,
+// Runs every ```ts block of docs/sdk.md (and of docs/reliability.md), as a user would from the repository root,
 // and checks each `// prints: ...` line against what the block logged, so the page
 // cannot drift from the code.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,6 +35,7 @@ function examples(markdown: string): Example[] {
 }
 
 const blocks = examples(page);
+const reliability = examples(readFileSync(join(repoRoot, 'docs/reliability.md'), 'utf8'));
 let scratch: string;
 const cwd = process.cwd();
 beforeAll(() => {
@@ -72,24 +73,34 @@ describe('docs/sdk.md examples', () => {
       ).toBe(true);
   });
 
-  it.each(blocks.map((b, i) => [`${i + 1}: ${b.heading}`, b] as const))('%s', async (_name, block) => {
-    expect(block.prints.length).toBeGreaterThan(0);
-    // the source entry stands in for the built package
-    const code = block.code.replaceAll(
-      "from '@blip2/sdk'",
-      `from ${JSON.stringify(join(packageDir, 'src/index.ts'))}`,
-    );
-    const file = join(scratch, `example-${blocks.indexOf(block)}.ts`);
-    writeFileSync(file, code);
-    const logged: string[] = [];
-    const spy = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
-      logged.push(args.map(String).join(' '));
-    });
-    try {
-      await import(/* @vite-ignore */ pathToFileURL(file).href);
-    } finally {
-      spy.mockRestore();
-    }
-    expect(logged).toEqual(block.prints);
-  });
+  it.each(blocks.map((b, i) => [`${i + 1}: ${b.heading}`, b] as const))('%s', (_name, block) =>
+    runExample(block, `example-${blocks.indexOf(block)}.ts`),
+  );
 });
+
+describe('docs/reliability.md examples', () => {
+  it.each(reliability.map((b, i) => [`${i + 1}: ${b.heading}`, b] as const))('%s', (_name, block) =>
+    runExample(block, `reliability-${reliability.indexOf(block)}.ts`),
+  );
+});
+
+async function runExample(block: Example, name: string): Promise<void> {
+  expect(block.prints.length).toBeGreaterThan(0);
+  // the source entry stands in for the built package
+  const code = block.code.replaceAll(
+    "from '@blip2/sdk'",
+    `from ${JSON.stringify(join(packageDir, 'src/index.ts'))}`,
+  );
+  const file = join(scratch, name);
+  writeFileSync(file, code);
+  const logged: string[] = [];
+  const spy = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+    logged.push(args.map(String).join(' '));
+  });
+  try {
+    await import(/* @vite-ignore */ pathToFileURL(file).href);
+  } finally {
+    spy.mockRestore();
+  }
+  expect(logged).toEqual(block.prints);
+}

@@ -25,6 +25,12 @@ export interface SourceOptions {
   readonly revision?: string;
   readonly headers?: Readonly<Record<string, string>>;
   readonly onProgress?: ProgressCallback;
+  /** downloads (Node): ms until response headers, ms window a body must progress in, slowest bytes/s accepted */
+  readonly timeouts?: {
+    readonly connectMs?: number;
+    readonly idleMs?: number;
+    readonly minBytesPerSecond?: number;
+  };
   readonly signal?: AbortSignal;
 }
 

@@ -6,11 +6,12 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { readFile, realpath } from 'node:fs/promises';
+import { mkdir, readFile, realpath } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Blip2Error } from '../errors.js';
-import { download, type FetchOptions, probe, type RemoteFile } from './download.js';
+import { writeFileAtomic } from '../files.js';
+import { download, type FetchOptions, type HttpTimeouts, probe, type RemoteFile } from './download.js';
 import type { ProgressCallback } from './progress.js';
 
 export interface ModelSourceOptions {
@@ -25,6 +26,8 @@ export interface ModelSourceOptions {
   /** extra request headers for URL sources */
   readonly headers?: Readonly<Record<string, string>>;
   readonly onProgress?: ProgressCallback;
+  /** connect / idle timeouts and the minimum speed of downloads (see DEFAULT_HTTP_TIMEOUTS) */
+  readonly timeouts?: Partial<HttpTimeouts>;
   readonly signal?: AbortSignal;
   readonly fetch?: typeof fetch;
 }
@@ -35,6 +38,8 @@ export interface ResolvedModel {
   /** what the user passed */
   readonly source: string;
   readonly kind: 'folder' | 'url' | 'hub';
+  /** the commit a hub revision resolved to, when the hub named it */
+  readonly commit?: string;
 }
 
 /** Files a BLIP-2 checkpoint folder holds; `required` ones must exist. */
@@ -119,17 +124,38 @@ export async function resolveModel(source: string, options: ModelSourceOptions =
     '',
   );
   const token = options.token ?? process.env.HF_TOKEN;
-  const dir = join(
-    options.cacheDir ?? defaultCacheDir(),
-    `models--${org}--${name}`,
-    'snapshots',
-    revision.replace(/\//g, '--'),
-  );
-  await fetchModel((f) => `${endpoint}/${org}/${name}/resolve/${encodeURIComponent(revision)}/${f}`, dir, {
-    ...options,
-    headers: { ...(options.headers ?? {}), ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-  });
-  return { dir: await realpath(dir), source, kind: 'hub' };
+  const headers = { ...(options.headers ?? {}), ...(token ? { Authorization: `Bearer ${token}` } : {}) };
+  const repo = join(options.cacheDir ?? defaultCacheDir(), `models--${org}--${name}`);
+  const urlAt = (at: string) => (f: string) =>
+    `${endpoint}/${org}/${name}/resolve/${encodeURIComponent(at)}/${f}`;
+  // A branch or tag moves: resolve it to the commit it names now (the hub's X-Repo-Commit) and
+  // cache by commit, so an updated branch is seen and every file comes from that one commit.
+  let commit = /^[0-9a-f]{40}$/.test(revision) ? revision : undefined;
+  if (!commit) {
+    const config = await probe(urlAt(revision)('config.json'), { ...fetchOptionsOf(options), headers });
+    if (!config)
+      throw new Blip2Error(
+        'E_MISSING_FILE',
+        `${urlAt(revision)('config.json')}: not found (HTTP 404); a BLIP-2 checkpoint needs config.json`,
+      );
+    commit = config.commit;
+  }
+  const dir = join(repo, 'snapshots', commit ?? revision.replace(/\//g, '--'));
+  await fetchModel(urlAt(commit ?? revision), dir, { ...options, headers });
+  if (commit && commit !== revision) {
+    await mkdir(join(repo, 'refs'), { recursive: true });
+    writeFileAtomic(join(repo, 'refs', revision.replace(/\//g, '--')), commit);
+  }
+  return { dir: await realpath(dir), source, kind: 'hub', ...(commit ? { commit } : {}) };
+}
+
+function fetchOptionsOf(options: ModelSourceOptions): FetchOptions {
+  return {
+    ...(options.headers ? { headers: options.headers } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.timeouts ? { timeouts: options.timeouts } : {}),
+  };
 }
 
 /** Probes, then downloads the checkpoint's files into `dir`; weights last. */
@@ -138,7 +164,7 @@ async function fetchModel(
   dir: string,
   options: ModelSourceOptions,
 ): Promise<void> {
-  const fo: FetchOptions = { headers: options.headers, signal: options.signal, fetch: options.fetch };
+  const fo = fetchOptionsOf(options);
   const found = new Map<string, RemoteFile>();
   await Promise.all(
     SMALL_FILES.map(async ({ name, required }) => {
@@ -165,15 +191,28 @@ async function fetchModel(
 
   let weightFiles = ['model.safetensors'];
   if (found.has('model.safetensors.index.json')) {
-    const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8')) as {
-      weight_map?: Record<string, string>;
-    };
-    weightFiles = [...new Set(Object.values(index.weight_map ?? {}))];
+    const indexPath = join(dir, 'model.safetensors.index.json');
+    let index: { weight_map?: unknown };
+    try {
+      index = JSON.parse(await readFile(indexPath, 'utf8')) as { weight_map?: unknown };
+    } catch (e) {
+      throw new Blip2Error(
+        'E_SOURCE',
+        `${urlOf('model.safetensors.index.json')}: not JSON (${(e as Error).message})`,
+      );
+    }
+    const map = index?.weight_map;
+    if (typeof map !== 'object' || map === null || Array.isArray(map))
+      throw new Blip2Error(
+        'E_SOURCE',
+        `${urlOf('model.safetensors.index.json')}: weight_map is not an object`,
+      );
+    weightFiles = [...new Set(Object.values(map as Record<string, unknown>))] as string[];
     for (const f of weightFiles) {
-      if (f.includes('/') || f.includes('\\') || f.includes('..'))
+      if (typeof f !== 'string' || !/^[\w.-]+$/.test(f) || f.includes('..'))
         throw new Blip2Error(
           'E_SOURCE',
-          `model.safetensors.index.json names shard '${f}', which is not a plain file name`,
+          `model.safetensors.index.json names shard ${JSON.stringify(f)}, which is not a plain file name`,
         );
     }
   }
