@@ -3,6 +3,7 @@
  * the exit status instead of exiting, so tests can call it; src/cli.ts is the bin.
  */
 
+import { bench } from './bench.js';
 import { demo } from './demo.js';
 import { doctor } from './doctor.js';
 import { formatError, UsageError } from './errors.js';
@@ -20,6 +21,7 @@ commands:
   inspect --model M                           config, parameters, dtypes, files, missing/unused weights
   doctor                                      what this machine can run (providers, versions)
   demo                                        the shipped shapes-VQA models caption and answer
+  bench [--variant V] [--dtype D] [--json]    real-size speed and memory beside the machine's limits
 
 A model M is a checkpoint folder, an http(s) URL of one, or a Hugging Face hub id (org/name[@revision]).`;
 
@@ -30,6 +32,7 @@ const COMMANDS: Record<string, (args: readonly string[], io: Io) => Promise<numb
   inspect,
   doctor,
   demo,
+  bench,
 };
 
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {

@@ -23,15 +23,31 @@ export function isVqaOnlyModel(source: string): boolean {
   return VQA_ONLY.includes(basename(source.replace(/[\\/]+$/, '')));
 }
 
-/** The shipped shapes-vqa folder: walk up from this file to the repository root (the SDK must not depend on the fixtures package). */
-export function findShapesVqa(from = dirname(fileURLToPath(import.meta.url))): string {
+/**
+ * `relative` (a path from the repository root) in the first folder above `from` where
+ * `relative/marker` exists. The SDK does not depend on the fixtures package: commands
+ * that use shipped files (demo, bench) find them in a checkout, or are given paths.
+ */
+export function findInCheckout(
+  relative: string,
+  marker: string,
+  what: string,
+  from = dirname(fileURLToPath(import.meta.url)),
+): string {
   for (let dir = from; ; dir = dirname(dir)) {
-    const candidate = join(dir, SHAPES);
-    if (existsSync(join(candidate, 'val', 'questions.json'))) return candidate;
+    const candidate = join(dir, relative);
+    if (existsSync(join(candidate, marker))) return candidate;
     if (dirname(dir) === dir) break;
   }
-  throw new Blip2Error(
-    'E_MISSING_FILE',
-    `${SHAPES} was not found above ${from}: run the demo from a blip2-ts checkout, or give --model and --image`,
+  throw new Blip2Error('E_MISSING_FILE', `${relative} was not found above ${from}: ${what}`);
+}
+
+/** The shipped shapes-vqa folder of the checkout. */
+export function findShapesVqa(from?: string): string {
+  return findInCheckout(
+    SHAPES,
+    join('val', 'questions.json'),
+    'run the demo from a blip2-ts checkout, or give --model and --image',
+    from,
   );
 }

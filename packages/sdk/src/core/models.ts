@@ -14,7 +14,16 @@ import {
 } from '@blip2/generation';
 import type { Blip2Processor } from '@blip2/processor';
 import { QFORMER_IO } from '@blip2/qformer';
-import { concat, gather, int64, lastAxisRow, logSoftmax, type Tensor, tensor } from '@blip2/tensor';
+import {
+  type BuiltGraph,
+  concat,
+  gather,
+  int64,
+  lastAxisRow,
+  logSoftmax,
+  type Tensor,
+  tensor,
+} from '@blip2/tensor';
 import { buildVisionModel, VISION_MODEL_IO } from '@blip2/vision-encoder';
 import { Blip2Error } from '../errors.js';
 import { type FromPretrainedOptions, type LoadedParts, loadParts, type Part, releaseParts } from './load.js';
@@ -56,6 +65,10 @@ abstract class Loaded {
   protected constructor(protected readonly parts: LoadedParts) {}
   get config(): Blip2Config {
     return this.parts.config;
+  }
+  /** The ONNX graphs built for this model by name ('vision', 'qformer', 'lm.step', ...), e.g. to save or inspect them. */
+  get graphs(): ReadonlyMap<string, BuiltGraph> {
+    return this.parts.graphs;
   }
   /** Which backend runs the graphs, e.g. 'node:cpu'. */
   get backendName(): string {
@@ -193,10 +206,18 @@ export class Blip2Model extends Loaded {
     return this.parts.processor;
   }
 
-  protected get adapter() {
+  /**
+   * The language model (transformers' `language_model`) behind the generation seam:
+   * `embed`, `prefill`, `step`, `reorderCache`, to drive decoding step by step.
+   */
+  get languageModel() {
     const lm = this.parts.languageModel;
     if (!lm) throw new Blip2Error('E_BACKEND', 'the language model was not loaded');
     return lm.adapter;
+  }
+
+  protected get adapter() {
+    return this.languageModel;
   }
 
   /** The vision model's outputs (transformers' `Blip2Model.get_image_features`). */

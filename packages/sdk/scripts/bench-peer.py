@@ -1,0 +1,250 @@
+"""The peer column of `blip2 bench`: PyTorch eager on the same shapes and the same weights.
+
+`blip2 bench` spawns this script when `python3 -c 'import torch'` works. It reads the
+bench's model folder (config.json and model.safetensors, mapped with numpy: float32
+weights share the page cache with onnxruntime's mapping; bfloat16 ones are converted
+copies), runs BLIP-2 OPT's image side and language model written with
+torch.nn.functional in each asked dtype, and prints one JSON object on stdout:
+{"torch": version, "threads": n, "figures": {dtype: {key: ms}}}, keys as the bench's.
+Progress goes to stderr. What transformers runs on CPU is this eager code; only the
+module plumbing around it is left out.
+
+usage: python3 bench-peer.py MODEL_DIR WORKLOAD_JSON DTYPE[,DTYPE...]
+"""
+
+import json
+import struct
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+
+
+def log(message):
+    print(f"peer: {message}", file=sys.stderr, flush=True)
+
+
+class Weights:
+    """model.safetensors mapped with numpy; tensors are views (float32) or converted copies."""
+
+    def __init__(self, path, dtype):
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            self.header = json.loads(f.read(n))
+        self.base = 8 + n
+        self.map = np.memmap(path, dtype=np.uint8, mode="r")
+        self.dtype = dtype
+
+    def __call__(self, name):
+        h = self.header[name]
+        a, b = h["data_offsets"]
+        np_dtype = {"F32": np.float32, "F16": np.float16}[h["dtype"]]
+        t = torch.from_numpy(self.map[self.base + a : self.base + b].view(np_dtype).reshape(h["shape"]))
+        return t if t.dtype == self.dtype else t.to(self.dtype)
+
+
+def layer_norm(x, w, p, eps):
+    return F.layer_norm(x, x.shape[-1:], w(p + ".weight"), w(p + ".bias"), eps)
+
+
+def linear(x, w, p):
+    return F.linear(x, w(p + ".weight"), w(p + ".bias"))
+
+
+def heads(x, n):
+    b, t, d = x.shape
+    return x.view(b, t, n, d // n).transpose(1, 2)
+
+
+def merge(x):
+    b, n, t, d = x.shape
+    return x.transpose(1, 2).reshape(b, t, n * d)
+
+
+class ImageSide:
+    """Blip2VisionModel + Blip2QFormerModel (query branch) + language_projection."""
+
+    def __init__(self, config, w):
+        self.v = config["vision_config"]
+        self.q = config["qformer_config"]
+        self.w = w
+        wv = {}
+        # the layers' weights are read once per image: materialize them once (a bfloat16 copy)
+        for name in w.header:
+            if name.startswith(("vision_model.", "qformer.", "language_projection.", "query_tokens")):
+                wv[name] = w(name)
+        self.get = wv.__getitem__
+
+    def __call__(self, pixels):
+        v, q, w = self.v, self.q, self.get
+        x = F.conv2d(pixels, w("vision_model.embeddings.patch_embedding.weight"),
+                     w("vision_model.embeddings.patch_embedding.bias"), stride=v["patch_size"])
+        x = x.flatten(2).transpose(1, 2)
+        cls = w("vision_model.embeddings.class_embedding").expand(x.shape[0], -1, -1)
+        x = torch.cat([cls, x], 1) + w("vision_model.embeddings.position_embedding")
+        n = v["num_attention_heads"]
+        eps = v["layer_norm_eps"]
+        for i in range(v["num_hidden_layers"]):
+            p = f"vision_model.encoder.layers.{i}."
+            h = layer_norm(x, w, p + "layer_norm1", eps)
+            qkv = linear(h, w, p + "self_attn.qkv")
+            a, b_, c = qkv.chunk(3, -1)
+            h = merge(F.scaled_dot_product_attention(heads(a, n), heads(b_, n), heads(c, n)))
+            x = x + linear(h, w, p + "self_attn.projection")
+            h = layer_norm(x, w, p + "layer_norm2", eps)
+            x = x + linear(F.gelu(linear(h, w, p + "mlp.fc1")), w, p + "mlp.fc2")
+        image = layer_norm(x, w, "vision_model.post_layernorm", eps)
+
+        n = q["num_attention_heads"]
+        eps = q["layer_norm_eps"]
+        y = layer_norm(w("query_tokens").expand(image.shape[0], -1, -1), w, "qformer.layernorm", eps)
+        for i in range(q["num_hidden_layers"]):
+            p = f"qformer.encoder.layer.{i}."
+            y = self.attention(y, y, p + "attention.", n, eps)
+            if i % q["cross_attention_frequency"] == 0:
+                y = self.attention(y, image, p + "crossattention.", n, eps)
+            h = linear(F.gelu(linear(y, w, p + "intermediate_query.dense")), w, p + "output_query.dense")
+            y = F.layer_norm(h + y, h.shape[-1:], w(p + "output_query.LayerNorm.weight"),
+                             w(p + "output_query.LayerNorm.bias"), eps)
+        return linear(y, w, "language_projection")
+
+    def attention(self, y, kv, p, n, eps):
+        w = self.get
+        a = heads(linear(y, w, p + "attention.query"), n)
+        b = heads(linear(kv, w, p + "attention.key"), n)
+        c = heads(linear(kv, w, p + "attention.value"), n)
+        h = linear(merge(F.scaled_dot_product_attention(a, b, c)), w, p + "output.dense")
+        return F.layer_norm(h + y, h.shape[-1:], w(p + "output.LayerNorm.weight"), w(p + "output.LayerNorm.bias"), eps)
+
+
+class Opt:
+    """OPTForCausalLM's decoder with a key/value cache grown by concatenation, as transformers' DynamicCache."""
+
+    def __init__(self, config, w):
+        self.t = config["text_config"]
+        wv = {}
+        for name in w.header:
+            if name.startswith("language_model.") and "embed_tokens" not in name:
+                wv[name] = w(name)
+        self.get = wv.__getitem__
+
+    def forward(self, x, cache, start):
+        t, w = self.t, self.get
+        n = t["num_attention_heads"]
+        b, s, _ = x.shape
+        pos = torch.arange(start + 2, start + 2 + s)  # OPT's learned positions are offset by 2
+        x = x + w("language_model.model.decoder.embed_positions.weight")[pos]
+        new = []
+        for i in range(t["num_hidden_layers"]):
+            p = f"language_model.model.decoder.layers.{i}."
+            h = layer_norm(x, w, p + "self_attn_layer_norm", 1e-5)
+            q = heads(linear(h, w, p + "self_attn.q_proj"), n)
+            k = heads(linear(h, w, p + "self_attn.k_proj"), n)
+            v = heads(linear(h, w, p + "self_attn.v_proj"), n)
+            if cache is not None:
+                k = torch.cat([cache[i][0], k], 2)
+                v = torch.cat([cache[i][1], v], 2)
+            new.append((k, v))
+            h = merge(F.scaled_dot_product_attention(q, k, v, is_causal=cache is None and s > 1))
+            x = x + linear(h, w, p + "self_attn.out_proj")
+            h = layer_norm(x, w, p + "final_layer_norm", 1e-5)
+            x = x + linear(F.relu(linear(h, w, p + "fc1")), w, p + "fc2")
+        x = layer_norm(x[:, -1:], w, "language_model.model.decoder.final_layer_norm", 1e-5)
+        return F.linear(x, w("language_model.lm_head.weight")), new
+
+    def random_cache(self, rows, length, dtype):
+        t = self.t
+        n = t["num_attention_heads"]
+        d = t["hidden_size"] // n
+        return [(torch.randn(rows, n, length, d, dtype=dtype), torch.randn(rows, n, length, d, dtype=dtype))
+                for _ in range(t["num_hidden_layers"])]
+
+
+def timed(f, runs):
+    """ms of each of `runs` calls of f (the caller drops warm-ups)."""
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        with torch.inference_mode():
+            f()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def median(xs):
+    s = sorted(xs)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
+
+
+def measure(folder, work, name):
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
+    config = json.load(open(f"{folder}/config.json"))
+    if config["text_config"]["model_type"] != "opt":
+        raise SystemExit("peer: only OPT variants have a PyTorch column")
+    w = Weights(f"{folder}/model.safetensors", dtype)
+    figures = {}
+    log(f"{name}: preparing the weights")
+    image_side = ImageSide(config, w)
+    size = config["vision_config"]["image_size"]
+    for batch in work["batches"]:
+        if name == "float32" and batch > 1 and not work.get("peerFloat32Batches"):
+            continue  # minutes on two cores; `--peer-all` measures it
+        pixels = torch.randn(batch, 3, size, size, dtype=dtype)
+        runs = 2 if batch == 1 else 1
+        log(f"{name}: image side, batch {batch}")
+        figures[f"image{batch}"] = timed(lambda: image_side(pixels), runs)[-1] / batch
+    del image_side
+
+    opt = Opt(config, w)
+    d = config["text_config"]["hidden_size"]
+    length = work["promptLength"]
+    embeds = torch.randn(1, length, d, dtype=dtype) * 0.1
+    log(f"{name}: prefill")
+    figures["prefill"] = timed(lambda: opt.forward(embeds, None, 0), 2)[-1]
+    token = torch.randn(1, 1, d, dtype=dtype) * 0.1
+    for position in work["positions"]:
+        cache = opt.random_cache(1, position, dtype)
+        log(f"{name}: step at position {position}")
+        figures[f"step{position}"] = median(timed(lambda: opt.forward(token, cache, position), 3)[1:])
+    beams = work["beams"]
+    cache = opt.random_cache(beams, length, dtype)
+    rows = torch.tensor([max(0, i - 1) for i in range(beams)])
+    tokens = torch.randn(beams, 1, d, dtype=dtype) * 0.1
+
+    def beam_step():
+        _, new = opt.forward(tokens, cache, length)
+        # transformers' beam search reorders the cache with index_select each step
+        return [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in new]
+
+    log(f"{name}: {beams}-beam step")
+    figures["beam"] = median(timed(beam_step, 3)[1:])
+    greedy = opt.random_cache(1, length, dtype)
+    figures["stepPrompt"] = median(timed(lambda: opt.forward(token, greedy, length), 3)[1:])
+    if "step" + str(work["positions"][0]) in figures and "step" + str(work["positions"][-1]) in figures:
+        figures["positionRatio"] = figures[f"step{work['positions'][-1]}"] / figures[f"step{work['positions'][0]}"]
+    figures["beamRatio"] = figures["beam"] / figures["stepPrompt"]
+    # what a user's generate() costs, from the same parts (its Python between calls is small beside them)
+    log(f"{name}: prefill of {beams} rows")
+    beam_prefill = timed(lambda: opt.forward(embeds.expand(beams, -1, -1), None, 0), 1)[-1]
+    figures["answer"] = figures["image1"] + beam_prefill + max(0, work["answerTokens"] - 1) * figures["beam"]
+    figures["caption"] = figures["image1"] + figures["prefill"] + (work["captionTokens"] - 1) * figures["stepPrompt"]
+    return figures
+
+
+def main():
+    folder, work_json, dtypes = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+    work = json.loads(work_json)
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "figures": {}}
+    for name in dtypes:
+        out["figures"][name] = measure(folder, work, name)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,458 @@
+/**
+ * `blip2 bench`'s measurements: every figure of one model folder, each beside the
+ * machine's limit for it (measured in the same run, ./limits.ts) and, when the peer
+ * ran, what PyTorch takes for the same shapes (./peer.ts).
+ *
+ * Memory-bound figures (decode steps) are limited by the bytes they must read over
+ * the measured read bandwidth; compute-bound ones (image side, prefill) by their
+ * multiply-adds over onnxruntime's own single-MatMul rate at the figure's main shape.
+ * End-to-end figures are limited by the sum of their parts' limits.
+ */
+import { cpus, loadavg, totalmem } from 'node:os';
+import { createNodeBackend, doctor, type NodeDevice } from '@blip2/backend-node';
+import type { Blip2Config } from '@blip2/configs';
+import type { StepOutput } from '@blip2/generation';
+import type { WeightIndex } from '@blip2/safetensors';
+import { openWeightsFromDir } from '@blip2/safetensors/node';
+import { float32, int64 } from '@blip2/tensor';
+import { numPatches } from '@blip2/vision-encoder';
+import { Blip2ForConditionalGeneration, VQA_DECODING } from '../core/models.js';
+import { Blip2Error } from '../errors.js';
+import { matmulRate, median, memory, noise, now, readBandwidth, sessionFloor } from './limits.js';
+
+export interface Figure {
+  /** stable id (the peer's figures use the same) */
+  readonly key: string;
+  readonly name: string;
+  readonly dtype: string;
+  readonly value: number;
+  readonly unit: string;
+  /** the machine's floor for this figure, in `unit` */
+  readonly limit: number;
+  /** value / limit (1 = at the limit) */
+  readonly ratio: number;
+  /** how the limit was derived */
+  readonly limitFrom: string;
+  /** the issue's target for `ratio` (or for `value`, for the unitless 'x' figures), when it sets one */
+  readonly target?: number;
+  /** PyTorch eager on the same shapes, per its dtype, in `unit` */
+  readonly peer?: Readonly<Record<string, number>>;
+}
+
+export interface Machine {
+  readonly cpu: string;
+  readonly cores: number;
+  readonly memoryGB: number;
+  readonly node: string;
+  readonly onnxruntime: string;
+  readonly device: string;
+  readonly loadAverageStart: number;
+  readonly loadAverageEnd?: number;
+  /** the limits measured in this run */
+  readonly readBandwidthGBs: number;
+  readonly sessionFloorMs: number;
+}
+
+export interface BenchSettings {
+  readonly dir: string;
+  readonly dtype: string;
+  readonly device: NodeDevice;
+  /** timed repeats per figure (after a warm-up) */
+  readonly repeats: number;
+  /** decode positions (default 20 and 200) */
+  readonly positions: readonly number[];
+  readonly beams: number;
+  /** images per image-side batch (default 1 and 8) */
+  readonly batches: readonly number[];
+  readonly captionTokens: number;
+  /** an image file for the end-to-end figures */
+  readonly image: string;
+  readonly log: (message: string) => void;
+}
+
+/** Shapes and counts the peer needs to run the same work (what ./peer.py reads). */
+export interface Workload {
+  readonly promptLength: number;
+  readonly positions: readonly number[];
+  readonly beams: number;
+  readonly batches: readonly number[];
+  readonly answerTokens: number;
+  readonly captionTokens: number;
+}
+
+/**
+ * The matrices one decode step reads whole: every decoder layer's and the LM head
+ * (the tied embedding table when the checkpoint stores no lm_head); of the embedding
+ * tables it reads one row.
+ */
+function stepWeights(config: Blip2Config, weights: WeightIndex): string[] {
+  const layers =
+    config.textConfig.modelType === 'opt'
+      ? /^language_model\.model\.decoder\.layers\./
+      : /^language_model\.decoder\.block\./;
+  const matrices = [...weights.tensors.keys()].filter(
+    (n) => layers.test(n) && weights.get(n).shape.length === 2,
+  );
+  const head = [
+    'language_model.lm_head.weight',
+    'language_model.model.decoder.embed_tokens.weight',
+    'language_model.shared.weight',
+  ].find((n) => weights.has(n));
+  return head ? [...matrices, head] : matrices;
+}
+
+/** Multiply-adds x 2 of one image through the vision model, and through the Q-Former + projection. */
+export function imageSideFlop(config: Blip2Config, textWidth: number): number {
+  const v = config.visionConfig;
+  const T = 1 + numPatches(v);
+  const { hiddenSize: D, intermediateSize: I } = v;
+  const perLayer = 2 * T * D * 3 * D + 2 * 2 * T * T * D + 2 * T * D * D + 2 * 2 * T * D * I;
+  let flop = 2 * numPatches(v) * D * 3 * v.patchSize ** 2 + v.numHiddenLayers * perLayer;
+  const q = config.qformerConfig;
+  const Q = config.numQueryTokens;
+  const Dq = q.hiddenSize;
+  flop += 2 * Q * Dq * textWidth;
+  for (let i = 0; i < q.numHiddenLayers; i++) {
+    flop += 4 * 2 * Q * Dq * Dq + 2 * 2 * Q * Q * Dq + 2 * 2 * Q * Dq * q.intermediateSize;
+    if (i % q.crossAttentionFrequency === 0)
+      flop += 2 * 2 * Q * Dq * Dq + 2 * 2 * T * D * Dq + 2 * 2 * Q * T * Dq;
+  }
+  return flop;
+}
+
+interface TextShape {
+  readonly layers: number;
+  readonly hidden: number;
+  readonly ffn: number;
+  readonly vocab: number;
+}
+
+function textShape(config: Blip2Config): TextShape {
+  const t = config.textConfig;
+  return t.modelType === 'opt'
+    ? { layers: t.numHiddenLayers, hidden: t.hiddenSize, ffn: t.ffnDim, vocab: t.vocabSize }
+    : { layers: t.numDecoderLayers, hidden: t.dModel, ffn: t.dFf, vocab: t.vocabSize };
+}
+
+const MB = 1e6;
+
+/** One cache position's float32 keys and values over every layer, for `rows` rows. */
+function cacheBytes(s: TextShape, rows: number, length: number): number {
+  return 2 * s.layers * rows * length * s.hidden * 4;
+}
+
+export async function runBench(
+  settings: BenchSettings,
+): Promise<{ machine: Machine; figures: Figure[]; workload: Workload }> {
+  const { log, dtype, repeats } = settings;
+  const loadStart = loadavg()[0];
+  const backend = createNodeBackend({ device: settings.device });
+  const weights = await openWeightsFromDir(settings.dir);
+  const figures: Figure[] = [];
+  const add = (f: Omit<Figure, 'ratio' | 'dtype'>) => {
+    const figure = { ...f, dtype, ratio: f.value / f.limit };
+    figures.push(figure);
+    log(
+      `${f.name}: ${f.value.toFixed(2)} ${f.unit} (limit ${f.limit.toFixed(2)}, ${figure.ratio.toFixed(2)}x)`,
+    );
+  };
+
+  try {
+    // ---- limits that do not depend on the model's shapes -------------------------------
+    log('measuring the session floor and the read bandwidth of the mapped weights');
+    const floor = await sessionFloor(backend);
+    const memBefore = memory();
+
+    // ---- session creation and memory --------------------------------------------------
+    let t = now();
+    const model = await Blip2ForConditionalGeneration.fromPretrained(settings.dir, {
+      device: settings.device,
+      ...(dtype === 'fp32' ? {} : { dtype: dtype as 'float32' }),
+      onWarning: log,
+    });
+    const tCreate = now() - t;
+    const memCreated = memory();
+    const config = model.config;
+    const shape = textShape(config);
+    const graphs = [...model.graphs.values()];
+    const sessionCount = graphs.length;
+    add({
+      key: 'creation',
+      name: 'session creation',
+      value: tCreate,
+      unit: 'ms',
+      limit: floor * sessionCount,
+      limitFrom: `${sessionCount} sessions x ${floor.toFixed(1)} ms (a one-node session)`,
+    });
+    const graphBytes = graphs.reduce((a, g) => a + g.bytes.length, 0);
+    add({
+      key: 'memoryCreation',
+      name: 'memory added at creation',
+      value: (memCreated.anon + memCreated.pssFile - memBefore.anon - memBefore.pssFile) / MB,
+      unit: 'MB',
+      limit: graphBytes / MB,
+      limitFrom: 'the graphs protobuf bytes (weights stay mapped, not copied)',
+    });
+
+    const readNames = stepWeights(config, weights);
+    const stepBytes = readNames.reduce((a, n) => a + weights.get(n).byteLength, 0);
+    const bandwidth = await readBandwidth(backend, weights, readNames);
+    log(
+      `read bandwidth: ${(bandwidth / 1e9).toFixed(1)} GB/s over ${(stepBytes / 1e9).toFixed(2)} GB of mapped weights`,
+    );
+    const lm = model.languageModel;
+
+    // ---- image side -------------------------------------------------------------------
+    const S = config.visionConfig.imageSize;
+    const textWidth =
+      config.textConfig.modelType === 'opt' ? config.textConfig.hiddenSize : config.textConfig.dModel;
+    const imageFlop = imageSideFlop(config, textWidth);
+    const T = 1 + numPatches(config.visionConfig);
+    const imageLimits: Record<number, number> = {};
+    for (const batch of settings.batches) {
+      const rate = await matmulRate(
+        backend,
+        batch * T,
+        config.visionConfig.hiddenSize,
+        config.visionConfig.intermediateSize,
+      );
+      const pixels = float32([batch, 3, S, S], noise(batch * 3 * S * S));
+      const times: number[] = [];
+      // a large batch is long and its rate steady: one run; batch 1 gets a warm-up and repeats
+      const runs = batch === 1 ? repeats + 1 : 1;
+      for (let r = 0; r < runs; r++) {
+        log(`image side, batch ${batch}: run ${r + 1}/${runs}`);
+        t = now();
+        await model.getLanguageModelInputs(pixels);
+        if (batch === 1 && r === 0) continue;
+        times.push(now() - t);
+      }
+      imageLimits[batch] = (imageFlop / rate) * 1000;
+      add({
+        key: `image${batch}`,
+        name: `image side per image, batch ${batch}`,
+        value: median(times) / batch,
+        unit: 'ms',
+        limit: imageLimits[batch],
+        limitFrom: `${(imageFlop / 1e9).toFixed(1)} GFLOP at ${(rate / 1e9).toFixed(0)} GFLOP/s (MatMul [${batch * T}, ${config.visionConfig.hiddenSize}] x [${config.visionConfig.hiddenSize}, ${config.visionConfig.intermediateSize}])`,
+        target: 1 / 0.7,
+      });
+    }
+
+    // ---- language model: prefill, steps at chosen positions, beam steps ----------------
+    const Q = config.numQueryTokens;
+    const promptLength = Q + 10;
+    const D = lm.kind === 'decoder-only' ? shape.hidden : textWidth;
+    const embeds = (rows: number, length: number) =>
+      float32(
+        [rows, length, D],
+        noise(rows * length * D).map((x) => x * 0.2),
+      );
+    const ones = (rows: number, length: number) => int64([rows, length], new Array(rows * length).fill(1));
+    const matrixParams = readNames.reduce((a, n) => a + weights.get(n).shape[0] * weights.get(n).shape[1], 0);
+    const head = weights.get(readNames[readNames.length - 1]).shape;
+    const headParams = head[0] * head[1];
+    const prefillRate = await matmulRate(backend, promptLength, shape.hidden, shape.ffn);
+    // the least a prefill must compute: every layer at every position, the LM head at the last
+    const prefillFlop =
+      2 * promptLength * (matrixParams - headParams) +
+      2 * headParams +
+      shape.layers * 4 * promptLength * promptLength * shape.hidden;
+    const prefillLimit = (prefillFlop / prefillRate) * 1000;
+
+    let prefilled: StepOutput<unknown> | undefined;
+    if (lm.kind === 'decoder-only') {
+      const times: number[] = [];
+      for (let r = 0; r <= repeats; r++) {
+        log(`prefill [1, ${promptLength}]: run ${r + 1}/${repeats + 1}`);
+        if (prefilled) await lm.releaseCache?.(prefilled.cache);
+        t = now();
+        prefilled = await lm.prefill(embeds(1, promptLength), ones(1, promptLength));
+        if (r > 0) times.push(now() - t);
+      }
+      add({
+        key: 'prefill',
+        name: `prefill, ${promptLength} positions`,
+        value: median(times),
+        unit: 'ms',
+        limit: prefillLimit,
+        limitFrom: `${(prefillFlop / 1e9).toFixed(1)} GFLOP (LM head at the last position only) at ${(prefillRate / 1e9).toFixed(0)} GFLOP/s (MatMul [${promptLength}, ${shape.hidden}] x [${shape.hidden}, ${shape.ffn}])`,
+        target: 1 / 0.7,
+      });
+    }
+    if (prefilled) await lm.releaseCache?.(prefilled.cache);
+
+    const stepLimit = (rows: number, position: number) =>
+      ((stepBytes + cacheBytes(shape, rows, position)) / bandwidth) * 1000;
+    const token = (rows: number) =>
+      int64(
+        [rows, 1],
+        Array.from({ length: rows }, (_, i) => 3 + i),
+      );
+    /** ms per step at `position` with `rows` rows (beam search: the cache reordered after each step, as generation does) */
+    const stepAt = async (rows: number, position: number): Promise<number> => {
+      let cache: unknown;
+      if (lm.kind === 'decoder-only') {
+        cache = (await lm.prefill(embeds(rows, position), ones(rows, position))).cache;
+      } else {
+        cache = (await lm.prefill(embeds(rows, promptLength), ones(rows, promptLength))).cache;
+        for (let p = 1; p < position; p++) {
+          const next = (await lm.step(token(rows), cache)).cache;
+          await lm.releaseCache?.(cache);
+          cache = next;
+        }
+      }
+      const order = Array.from({ length: rows }, (_, i) => Math.max(0, i - 1));
+      const times: number[] = [];
+      for (let r = 0; r <= repeats; r++) {
+        t = now();
+        let next = (await lm.step(token(rows), cache)).cache;
+        if (rows > 1) next = await lm.reorderCache(next, order);
+        if (r > 0) times.push(now() - t);
+        await lm.releaseCache?.(cache);
+        cache = next;
+      }
+      await lm.releaseCache?.(cache);
+      return median(times);
+    };
+
+    const greedyAt: Record<number, number> = {};
+    for (const position of settings.positions) {
+      log(`decode step, batch 1, position ${position}`);
+      greedyAt[position] = await stepAt(1, position);
+      add({
+        key: `step${position}`,
+        name: `decode step, batch 1, position ${position}`,
+        value: greedyAt[position],
+        unit: 'ms',
+        limit: stepLimit(1, position),
+        limitFrom: `${(stepBytes / 1e9).toFixed(2)} GB of weights + ${(cacheBytes(shape, 1, position) / MB).toFixed(0)} MB of cache at ${(bandwidth / 1e9).toFixed(1)} GB/s`,
+        target: 1.15,
+      });
+    }
+    const [first, last] = [settings.positions[0], settings.positions[settings.positions.length - 1]];
+    if (last !== first) {
+      add({
+        key: 'positionRatio',
+        name: `decode step, position ${last} / position ${first}`,
+        value: greedyAt[last] / greedyAt[first],
+        unit: 'x',
+        limit: stepLimit(1, last) / stepLimit(1, first),
+        limitFrom: 'the ratio of the two steps limits (the cache grows, the weights do not)',
+        target: 1.3,
+      });
+    }
+    log(`${settings.beams}-beam step at position ${promptLength}, and the greedy step there`);
+    const greedyPrompt = await stepAt(1, promptLength);
+    const beamStep = await stepAt(settings.beams, promptLength);
+    add({
+      key: 'beam',
+      name: `${settings.beams}-beam step (step + cache reorder), position ${promptLength}`,
+      value: beamStep,
+      unit: 'ms',
+      limit: stepLimit(settings.beams, promptLength),
+      limitFrom: `the weights once + ${settings.beams} rows of cache at ${(bandwidth / 1e9).toFixed(1)} GB/s`,
+    });
+    add({
+      key: 'beamRatio',
+      name: `${settings.beams}-beam step / greedy step, position ${promptLength}`,
+      value: beamStep / greedyPrompt,
+      unit: 'x',
+      limit: stepLimit(settings.beams, promptLength) / stepLimit(1, promptLength),
+      limitFrom: 'the ratio of their limits (the weights are read once per step whatever the rows)',
+      target: 1.3,
+    });
+
+    // ---- end to end: what a user runs ---------------------------------------------------
+    const processor = model.processor;
+    const question = 'what is in the picture?';
+    const endToEnd = async (label: string, run: () => Promise<{ sequences: number[][] }>) => {
+      const times: number[] = [];
+      let tokens = 0;
+      for (let r = 0; r < Math.max(1, repeats - 1); r++) {
+        log(`${label}: run ${r + 1}`);
+        t = now();
+        const out = await run();
+        times.push(now() - t);
+        tokens = out.sequences[0].length;
+      }
+      return { ms: median(times), tokens };
+    };
+    const prompt = processor.encodeText([model.questionTemplate.replace('{}', question)]);
+    const answer = await endToEnd('answer (LAVIS recipe)', async () => {
+      const { pixelValues } = await processor.process({ images: [settings.image] });
+      const text = processor.encodeText([model.questionTemplate.replace('{}', question)]);
+      if (!pixelValues) throw new Blip2Error('E_IMAGE', `${settings.image}: no image`);
+      return model.generate({ pixelValues, ...text }, VQA_DECODING);
+    });
+    // decoder-only sequences continue the prompt; encoder-decoder ones start with the decoder start token
+    const answerNew = answer.tokens - (lm.kind === 'decoder-only' ? prompt.inputIds.dims[1] : 1);
+    add({
+      key: 'answer',
+      name: `answer, LAVIS recipe (${settings.beams} beams, ${answerNew} new tokens), end to end`,
+      value: answer.ms,
+      unit: 'ms',
+      limit:
+        imageLimits[1] + prefillLimit + Math.max(0, answerNew - 1) * stepLimit(settings.beams, promptLength),
+      limitFrom: 'image side + one prefill (beams share it) + the beam steps, at their limits',
+    });
+    const caption = await endToEnd(`caption (${settings.captionTokens} tokens, greedy)`, async () => {
+      const { pixelValues } = await processor.process({ images: [settings.image] });
+      if (!pixelValues) throw new Blip2Error('E_IMAGE', `${settings.image}: no image`);
+      return model.generate(
+        { pixelValues },
+        { maxNewTokens: settings.captionTokens, minNewTokens: settings.captionTokens, numBeams: 1 },
+      );
+    });
+    add({
+      key: 'caption',
+      name: `caption, ${settings.captionTokens} tokens greedy, end to end`,
+      value: caption.ms,
+      unit: 'ms',
+      limit:
+        imageLimits[1] +
+        prefillLimit +
+        (settings.captionTokens - 1) * stepLimit(1, Q + settings.captionTokens),
+      limitFrom: 'image side + prefill + the steps, at their limits',
+    });
+
+    const memEnd = memory();
+    add({
+      key: 'memoryEnd',
+      name: 'memory after the runs (anonymous + file pages proportional share)',
+      value: (memEnd.anon + memEnd.pssFile) / MB,
+      unit: 'MB',
+      limit: weights.files.reduce((a, f) => a + f.size, 0) / MB,
+      limitFrom: 'the weight files, each page in memory once',
+    });
+    await model.dispose();
+
+    const report = doctor();
+    const machine: Machine = {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      memoryGB: Math.round(totalmem() / 1e9),
+      node: report.node,
+      onnxruntime: report.onnxruntime,
+      device: backend.name,
+      loadAverageStart: loadStart,
+      loadAverageEnd: loadavg()[0],
+      readBandwidthGBs: bandwidth / 1e9,
+      sessionFloorMs: floor,
+    };
+    return {
+      machine,
+      figures,
+      workload: {
+        promptLength,
+        positions: settings.positions,
+        beams: settings.beams,
+        batches: settings.batches,
+        answerTokens: answerNew,
+        captionTokens: settings.captionTokens,
+      },
+    };
+  } finally {
+    await weights.close();
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * `blip2 bench`: every speed and memory figure of one BLIP-2 layout, each printed
+ * beside the machine's limit for it and (when python3 has torch) PyTorch's time for
+ * the same shapes, all measured in the same run. The weights are random, in the real
+ * shapes of the fixtures' manifests.json, written once to a folder and reused.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { NodeDevice } from '@blip2/backend-node';
+import { type Manifest, type StoredDType, writeRandomCheckpoint } from '../bench/checkpoint.js';
+import { type PeerResult, runPeer, torchVersion } from '../bench/peer.js';
+import { type Figure, type Machine, runBench } from '../bench/run.js';
+import { UsageError } from './errors.js';
+import type { Io } from './io.js';
+import { COMMON, parse } from './options.js';
+import { findInCheckout } from './shipped.js';
+
+export const BENCH_USAGE = `usage: blip2 bench [options]
+  Real-size figures of a BLIP-2 layout over random weights: session creation and
+  memory, image side per image, prefill, decode steps, beam steps, an answer and a
+  caption end to end, each beside its limit measured in the same run (read bandwidth
+  of the mapped weights, onnxruntime's single-MatMul rate) and PyTorch's time for the
+  same shapes when python3 can import torch. Progress on stderr.
+  --variant V             layout from manifests.json (default blip2-opt-2.7b)
+  --small                 the tiny OPT fixture instead (seconds; checks the bench, not speed)
+  --dtype D[,D...]        compute dtypes to measure, one run each (default fp32)
+  --device D              cpu (default) | cuda | ... (onnxruntime-node providers)
+  --weights-dir DIR       where the random checkpoint lives (written when absent, kept)
+  --keep                  keep the temporary folder of a run without --weights-dir
+  --stored F32|F16        the stored dtype of the random weights (default F32)
+  --repeats N             timed runs per figure after a warm-up (default 2)
+  --positions P,P         decode positions (default 20,200)
+  --peer none|D[,D]       PyTorch dtypes (default float32,bfloat16 when torch imports)
+  --peer-all              also PyTorch float32 at image batch 8 (minutes)
+  --manifests FILE        manifests.json (default: the checkout's fixtures)
+  --image I               image of the end-to-end figures (default: a fixture image)
+  --json                  print {"machine", "figures": [{name, dtype, value, unit, limit, ratio, peer?}]}`;
+
+const OPTIONS = {
+  ...COMMON,
+  variant: { type: 'string' },
+  small: { type: 'boolean' },
+  dtype: { type: 'string' },
+  device: { type: 'string' },
+  'weights-dir': { type: 'string' },
+  keep: { type: 'boolean' },
+  stored: { type: 'string' },
+  repeats: { type: 'string' },
+  positions: { type: 'string' },
+  peer: { type: 'string' },
+  'peer-all': { type: 'boolean' },
+  manifests: { type: 'string' },
+  image: { type: 'string' },
+} as const;
+
+const FIXTURES = join('tooling', 'fixtures', 'data');
+const IN_CHECKOUT = 'run the bench from a blip2-ts checkout, or give --manifests and --image';
+
+export interface BenchReport {
+  readonly machine: Machine & { readonly peer?: { torch: string; threads: number } };
+  readonly figures: Figure[];
+}
+
+function positiveInts(raw: string, name: string): number[] {
+  const xs = raw.split(',').map((s) => Number(s.trim()));
+  if (xs.some((x) => !Number.isInteger(x) || x < 1))
+    throw new UsageError(
+      `--${name} must be positive integers separated by commas, got '${raw}'`,
+      BENCH_USAGE,
+    );
+  return xs;
+}
+
+export async function bench(args: readonly string[], io: Io): Promise<number> {
+  const { values } = parse(args, OPTIONS, BENCH_USAGE);
+  if (values.help) {
+    io.stdout.write(`${BENCH_USAGE}\n`);
+    return 0;
+  }
+  const log = (m: string) => io.stderr.write(`bench: ${m}\n`);
+  const small = values.small === true;
+  const variant = (values.variant as string | undefined) ?? 'blip2-opt-2.7b';
+  const dtypes = ((values.dtype as string | undefined) ?? 'fp32').split(',').map((s) => s.trim());
+  const device = ((values.device as string | undefined) ?? 'cpu') as NodeDevice;
+  const stored = ((values.stored as string | undefined) ?? 'F32') as StoredDType;
+  if (stored !== 'F32' && stored !== 'F16')
+    throw new UsageError(`--stored must be F32 or F16, got '${stored}'`, BENCH_USAGE);
+  const repeats = positiveInts((values.repeats as string | undefined) ?? '2', 'repeats')[0];
+  const positions = positiveInts(
+    (values.positions as string | undefined) ?? (small ? '20,100' : '20,200'),
+    'positions',
+  );
+  const fixtures = (): string => findInCheckout(FIXTURES, 'manifests.json', IN_CHECKOUT);
+  const image = resolve(
+    (values.image as string | undefined) ?? join(fixtures(), 'images', 'coco_500x375.jpg'),
+  );
+
+  // ---- the model folder -------------------------------------------------------------
+  let dir: string;
+  let temporary = false;
+  if (small) dir = join(fixtures(), 'tiny-blip2-opt');
+  else {
+    const manifestsPath = (values.manifests as string | undefined) ?? join(fixtures(), 'manifests.json');
+    const manifests = JSON.parse(readFileSync(manifestsPath, 'utf8')) as Record<string, Manifest>;
+    const manifest = manifests[variant];
+    if (!manifest) {
+      throw new UsageError(
+        `--variant '${variant}' is not in ${manifestsPath} (${Object.keys(manifests).join(', ')})`,
+        BENCH_USAGE,
+      );
+    }
+    const given = values['weights-dir'] as string | undefined;
+    temporary = given === undefined && values.keep !== true;
+    dir = given ? resolve(given) : mkdtempSync(join(tmpdir(), 'blip2-bench-'));
+    const family = (manifest.config.text_config as { model_type: string }).model_type === 't5' ? 't5' : 'opt';
+    const folder = await writeRandomCheckpoint(
+      dir,
+      variant,
+      manifest,
+      stored,
+      join(fixtures(), 'tokenizers', family),
+      log,
+    );
+    log(
+      folder.written
+        ? `wrote ${(folder.bytes / 1e9).toFixed(2)} GB of random ${variant} weights to ${dir} in ${folder.seconds.toFixed(0)} s`
+        : `reusing the random ${variant} weights in ${dir}`,
+    );
+  }
+
+  try {
+    const figures: Figure[] = [];
+    let machine: Machine | undefined;
+    let workload: Awaited<ReturnType<typeof runBench>>['workload'] | undefined;
+    for (const dtype of dtypes) {
+      log(`measuring ${small ? 'tiny-blip2-opt' : variant}, ${dtype}`);
+      const run = await runBench({
+        dir,
+        dtype,
+        device,
+        repeats,
+        positions,
+        beams: 5,
+        batches: [1, 8],
+        captionTokens: 30,
+        image,
+        log,
+      });
+      figures.push(...run.figures);
+      machine ??= run.machine;
+      workload ??= run.workload;
+    }
+    if (!machine || !workload) throw new UsageError('--dtype names no dtype', BENCH_USAGE);
+
+    // ---- the PyTorch column -------------------------------------------------------------
+    let peer: PeerResult | undefined;
+    const peerDtypes = (values.peer as string | undefined) ?? 'float32,bfloat16';
+    const version = peerDtypes === 'none' ? undefined : torchVersion();
+    if (peerDtypes !== 'none' && !version) log('python3 cannot import torch: no PyTorch column');
+    if (version) {
+      log(`PyTorch ${version}: ${peerDtypes}`);
+      peer = await runPeer(
+        dir,
+        { ...workload, peerFloat32Batches: values['peer-all'] === true },
+        peerDtypes.split(','),
+        log,
+      );
+      for (let i = 0; i < figures.length; i++) {
+        const f = figures[i];
+        const columns = Object.fromEntries(
+          Object.entries(peer.figures)
+            .map(([d, byKey]) => [d, byKey[f.key]] as const)
+            .filter(([, v]) => v !== undefined),
+        );
+        if (Object.keys(columns).length) figures[i] = { ...f, peer: columns };
+      }
+    }
+    const report: BenchReport = {
+      machine: {
+        ...machine,
+        ...(peer ? { peer: { torch: peer.torch, threads: peer.threads } } : {}),
+      },
+      figures,
+    };
+    if (values.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    else io.stdout.write(`${formatReport(report)}\n`);
+    return 0;
+  } finally {
+    if (temporary) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function number(x: number, unit: string): string {
+  if (unit === 'x') return `${x.toFixed(2)}x`;
+  return x >= 100 ? x.toFixed(0) : x.toFixed(x >= 10 ? 1 : 2);
+}
+
+/** The table: each figure, its limit and the ratio, the issue's target, and PyTorch's figures with our speed-up over them. */
+export function formatReport(report: BenchReport): string {
+  const m = report.machine;
+  const peerDtypes = [...new Set(report.figures.flatMap((f) => Object.keys(f.peer ?? {})))];
+  const head = [
+    'figure',
+    'dtype',
+    'value',
+    'limit',
+    'ratio',
+    'target',
+    ...peerDtypes.map((d) => `PyTorch ${d} (speed-up)`),
+  ];
+  const rows = report.figures.map((f) => [
+    f.name,
+    f.dtype,
+    `${number(f.value, f.unit)}${f.unit === 'x' ? '' : ` ${f.unit}`}`,
+    `${number(f.limit, f.unit)}${f.unit === 'x' ? '' : ` ${f.unit}`}`,
+    `${f.ratio.toFixed(2)}x`,
+    f.target === undefined ? '' : `<= ${f.target.toFixed(2)}x`,
+    ...peerDtypes.map((d) => {
+      const p = f.peer?.[d];
+      if (p === undefined) return '';
+      return f.unit === 'x'
+        ? number(p, 'x')
+        : `${number(p, f.unit)} ${f.unit} (${(p / f.value).toFixed(2)}x)`;
+    }),
+  ]);
+  const lines = [
+    `machine: ${m.cores} x ${m.cpu}, ${m.memoryGB} GB, Node ${m.node}, onnxruntime ${m.onnxruntime}, ${m.device}; ` +
+      `load average ${m.loadAverageStart.toFixed(1)} at start`,
+    `limits measured in this run: read bandwidth of the mapped weights ${m.readBandwidthGBs.toFixed(1)} GB/s, ` +
+      `one-node session ${m.sessionFloorMs.toFixed(1)} ms${m.peer ? `; PyTorch ${m.peer.torch}, ${m.peer.threads} threads` : ''}`,
+    '',
+    `| ${head.join(' | ')} |`,
+    `|${head.map(() => '---').join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ];
+  return lines.join('\n');
+}

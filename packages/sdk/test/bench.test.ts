@@ -1,0 +1,85 @@
+/**
+ * `blip2 bench` in its small mode (the tiny OPT fixture): the report's shape, not the
+ * speed. Every figure must carry a value, the limit measured in the same run and
+ * their ratio; real-size runs are benches (docs/benchmarks.md), never tests.
+ */
+import { describe, expect, it } from 'vitest';
+import type { BenchReport } from '../src/cli/bench.js';
+import '../src/index.js'; // registers the Node platform, as src/cli.ts does
+import { main } from '../src/cli/main.js';
+
+function capture() {
+  let out = '';
+  let err = '';
+  const io = {
+    stdout: {
+      write(s: string) {
+        out += s;
+        return true;
+      },
+    },
+    stderr: {
+      write(s: string) {
+        err += s;
+        return true;
+      },
+    },
+  } as unknown as Parameters<typeof main>[1];
+  return { io, out: () => out, err: () => err };
+}
+
+const KEYS = [
+  'creation',
+  'memoryCreation',
+  'image1',
+  'image8',
+  'prefill',
+  'step20',
+  'step100',
+  'positionRatio',
+  'beam',
+  'beamRatio',
+  'answer',
+  'caption',
+  'memoryEnd',
+];
+
+describe('blip2 bench --small', () => {
+  it('prints every figure with its value, limit and ratio as JSON, progress on stderr', async () => {
+    const c = capture();
+    const code = await main(['bench', '--small', '--json', '--peer', 'none', '--repeats', '1'], c.io);
+    expect(code, c.err()).toBe(0);
+    const report = JSON.parse(c.out()) as BenchReport;
+    expect(Object.keys(report)).toEqual(['machine', 'figures']);
+    expect(report.machine.cores).toBeGreaterThan(0);
+    expect(report.machine.readBandwidthGBs).toBeGreaterThan(0);
+    expect(report.machine.onnxruntime).toMatch(/^\d+\.\d+/);
+    expect(report.figures.map((f) => f.key)).toEqual(KEYS);
+    for (const f of report.figures) {
+      expect(f.dtype).toBe('fp32');
+      expect(typeof f.name).toBe('string');
+      expect(['ms', 'MB', 'x']).toContain(f.unit);
+      for (const x of [f.value, f.limit, f.ratio]) {
+        expect(Number.isFinite(x), `${f.name}: ${x}`).toBe(true);
+        expect(x, f.name).toBeGreaterThan(0);
+      }
+      expect(f.ratio).toBeCloseTo(f.value / f.limit, 10);
+      expect(f.limitFrom.length).toBeGreaterThan(0);
+    }
+    // the answer generates at least one token (LAVIS: 1 to 10)
+    expect(report.figures.find((f) => f.key === 'answer')?.name).toMatch(/\b([1-9]|10) new tokens/);
+    expect(c.err()).toMatch(/^bench: /m);
+  });
+
+  it('refuses bad options with the usage text', async () => {
+    for (const args of [
+      ['--positions', '20,x'],
+      ['--stored', 'F8'],
+      ['--variant', 'blip2-opt-99b', '--peer', 'none'],
+    ]) {
+      const c = capture();
+      expect(await main(['bench', ...args], c.io)).toBe(2);
+      expect(c.err()).toMatch(/usage: blip2 bench/);
+    }
+  });
+});
