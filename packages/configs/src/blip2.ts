@@ -54,6 +54,16 @@ export type TextConfig = OPTConfig | T5Config;
 /** The language models this library implements, by their `model_type`. */
 export const SUPPORTED_TEXT_MODEL_TYPES = ['opt', 't5'] as const;
 
+/**
+ * BLIP-2 heads whose checkpoints hold no language model (the image-text retrieval ones:
+ * Salesforce/blip2-itm-vit-g and -coco, which train the Q-Former's text side instead).
+ */
+export const UNSUPPORTED_ARCHITECTURES = [
+  'Blip2ForImageTextRetrieval',
+  'Blip2TextModelWithProjection',
+  'Blip2VisionModelWithProjection',
+] as const;
+
 export interface Blip2Config {
   readonly modelType: 'blip-2';
   readonly visionConfig: Blip2VisionConfig;
@@ -185,6 +195,17 @@ function assemble(
       'image_token_index',
     );
   }
+  if (textConfig.modelType === 'opt' && textConfig.wordEmbedProjDim !== textConfig.hiddenSize) {
+    // language_projection emits hidden_size features that take the place of word
+    // embeddings, which are word_embed_proj_dim wide: transformers 4.x fails at the
+    // concatenation and 5.x scatters mismatched rows without a word
+    throw new ConfigError(
+      'E_CONFIG_FIELD',
+      file,
+      `text_config.word_embed_proj_dim (${textConfig.wordEmbedProjDim}) differs from text_config.hidden_size (${textConfig.hiddenSize}): BLIP-2 projects its queries to hidden_size and places them among the word embeddings, so the two must be equal (an OPT-350m-like language model with project_in/project_out cannot be used)`,
+      'text_config.word_embed_proj_dim',
+    );
+  }
   const decoderOnly = textConfig.modelType === 'opt';
   return {
     modelType: 'blip-2',
@@ -217,6 +238,7 @@ export function parseBlip2Config(json: unknown, file = 'config.json'): Blip2Conf
       'model_type',
     );
   }
+  checkArchitectures(f);
   const vision = f.sub('vision_config');
   checkSubType(vision, 'blip_2_vision_model');
   const qformer = f.sub('qformer_config');
@@ -232,7 +254,7 @@ export function parseBlip2Config(json: unknown, file = 'config.json'): Blip2Conf
       `(${show(f.raw('image_token_id'))}) disagrees with image_token_index (${show(f.raw('image_token_index'))})`,
     );
   }
-  return assemble(
+  const config = assemble(
     file,
     parseVisionConfig(vision),
     parseQFormerConfig(qformer),
@@ -245,6 +267,35 @@ export function parseBlip2Config(json: unknown, file = 'config.json'): Blip2Conf
       initializerRange: f.number('initializer_range', 0.02),
     },
   );
+  // Blip2Config derives this from text_config.model_type; 4.x then ignores a stored value
+  // and 5.x lets it win, building the wrong kind of language model: refuse a disagreement
+  const storedDecoderOnly = f.has('use_decoder_only_language_model')
+    ? f.bool('use_decoder_only_language_model', false)
+    : undefined;
+  if (storedDecoderOnly !== undefined && storedDecoderOnly !== config.useDecoderOnlyLanguageModel) {
+    throw f.fieldError(
+      'use_decoder_only_language_model',
+      `(${storedDecoderOnly}) contradicts text_config.model_type '${config.textConfig.modelType}' (${config.useDecoderOnlyLanguageModel ? 'a decoder-only' : 'an encoder-decoder'} language model)`,
+    );
+  }
+  return config;
+}
+
+function checkArchitectures(f: Fields): void {
+  const v = f.raw('architectures');
+  if (v === undefined) return;
+  if (!Array.isArray(v) || v.some((a) => typeof a !== 'string')) {
+    throw f.typeError('architectures', 'a list of class names');
+  }
+  const refused = v.find((a: string) => (UNSUPPORTED_ARCHITECTURES as readonly string[]).includes(a));
+  if (refused !== undefined) {
+    throw new ConfigError(
+      'E_ARCHITECTURE',
+      f.file,
+      `architectures names ${show(refused)}, an image-text retrieval checkpoint without a language model; blip2-ts runs Blip2ForConditionalGeneration checkpoints (captioning, VQA)`,
+      'architectures',
+    );
+  }
 }
 
 /**

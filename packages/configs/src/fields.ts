@@ -12,6 +12,8 @@ export type ConfigErrorCode =
   | 'E_CONFIG_TYPE'
   /** `model_type` names a model this library does not implement */
   | 'E_MODEL_TYPE'
+  /** `architectures` names a BLIP-2 head this library does not run (image-text retrieval) */
+  | 'E_ARCHITECTURE'
   /** the file is not valid JSON, or not a JSON object */
   | 'E_CONFIG_JSON'
   /** the file could not be read (Node helpers) */

@@ -14,7 +14,9 @@ export {
   parseTextConfigJson,
   SUPPORTED_TEXT_MODEL_TYPES,
   type TextConfig,
+  UNSUPPORTED_ARCHITECTURES,
 } from './blip2.js';
+export { DERIVED_FIELDS, type DerivedField, type StoredFieldRule } from './derived.js';
 export { ConfigError, type ConfigErrorCode, parseJsonObject } from './fields.js';
 export type { OPTConfig } from './opt.js';
 export { getPreset, type PresetName, presetNames, presets } from './presets.js';

@@ -19,7 +19,10 @@ export interface OPTConfig {
   readonly doLayerNormBefore: boolean;
   /** drop `final_layer_norm` (only for converted metaseq checkpoints) */
   readonly removeFinalLayerNorm: boolean;
-  /** width of `embed_tokens`; `project_in`/`project_out` exist when it differs from `hiddenSize` */
+  /**
+   * width of `embed_tokens`; `project_in`/`project_out` exist when it differs from
+   * `hiddenSize` (OPT-350m), which a BLIP-2 config refuses (see `parseBlip2Config`)
+   */
   readonly wordEmbedProjDim: number;
   readonly dropout: number;
   readonly attentionDropout: number;
@@ -45,6 +48,8 @@ export function parseOPTConfig(f: Fields): OPTConfig {
   const numAttentionHeads = f.size('num_attention_heads', 12);
   // OPTAttention raises when the heads do not split the width evenly
   checkHeads(f, 'num_attention_heads', 'hidden_size', numAttentionHeads, hiddenSize);
+  // the reference: `word_embed_proj_dim if word_embed_proj_dim is not None else hidden_size`
+  const wordEmbedProjDim = f.size('word_embed_proj_dim', hiddenSize);
   return {
     modelType: 'opt',
     vocabSize: f.size('vocab_size', 50272),
@@ -54,8 +59,7 @@ export function parseOPTConfig(f: Fields): OPTConfig {
     maxPositionEmbeddings: f.size('max_position_embeddings', 2048),
     doLayerNormBefore: f.bool('do_layer_norm_before', true),
     removeFinalLayerNorm: f.bool('_remove_final_layer_norm', false),
-    // the reference: `word_embed_proj_dim if word_embed_proj_dim is not None else hidden_size`
-    wordEmbedProjDim: f.size('word_embed_proj_dim', hiddenSize),
+    wordEmbedProjDim,
     dropout: f.fraction('dropout', 0.1),
     attentionDropout: f.fraction('attention_dropout', 0.0),
     numAttentionHeads,

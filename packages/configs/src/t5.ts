@@ -28,15 +28,24 @@ export interface T5Config {
   readonly initializerFactor: number;
   /** e.g. 'relu' or 'gated-gelu'; read through `denseActFn` and `isGatedAct` */
   readonly feedForwardProj: string;
-  /** the activation of `wi` / `wi_0`: the part after 'gated-', with 'gated-gelu' meaning 'gelu_new' */
+  /**
+   * The activation of `wi` / `wi_0` (an ACT2FN name). Derived from `feedForwardProj` (the
+   * part after 'gated-', with 'gated-gelu' meaning 'gelu_new'), unless the file stores
+   * `dense_act_fn`: the published Flan-T5 BLIP-2 checkpoints store 'gelu' (exact GELU).
+   */
   readonly denseActFn: string;
-  /** `wi_0` (activated) times `wi_1` (linear) instead of a single `wi` */
+  /** `wi_0` (activated) times `wi_1` (linear) instead of a single `wi`; a stored `is_gated_act` wins */
   readonly isGatedAct: boolean;
   readonly isEncoderDecoder: boolean;
   readonly useCache: boolean;
   readonly padTokenId: number;
   readonly eosTokenId: number;
-  /** first decoder input; T5 starts decoding from the pad token */
+  /** absent in T5's own configs; BLIP-2's conversion stores 1 */
+  readonly bosTokenId: number | undefined;
+  /**
+   * First decoder input: the stored `decoder_start_token_id`, else `bos_token_id` (where
+   * transformers' generate falls back to), else the pad token T5 was trained to start from.
+   */
   readonly decoderStartTokenId: number;
   readonly classifierDropout: number;
   /** `lm_head` shares `shared` (a checkpoint may omit `lm_head.weight` then) */
@@ -60,10 +69,13 @@ export function parseT5Config(f: Fields): T5Config {
       `(${JSON.stringify(feedForwardProj)}) must be of the form 'gated-{ACT_FN}' or '{ACT_FN}', e.g. 'gated-gelu' or 'relu'`,
     );
   }
-  // a 'gated-gelu' checkpoint was trained with the tanh approximation
-  const denseActFn = feedForwardProj === 'gated-gelu' ? 'gelu_new' : actInfo[actInfo.length - 1];
+  // T5Config derives the activation from feed_forward_proj ('gated-gelu' stays the tanh
+  // approximation for old checkpoints); then PretrainedConfig sets every remaining stored
+  // field, so a stored dense_act_fn / is_gated_act overrides what was derived
+  const derivedActFn = feedForwardProj === 'gated-gelu' ? 'gelu_new' : actInfo[actInfo.length - 1];
   const tieWordEmbeddings = f.bool('tie_word_embeddings', true);
   const padTokenId = f.index('pad_token_id', 0);
+  const bosTokenId = f.optionalIndex('bos_token_id');
   return {
     modelType: 't5',
     vocabSize: f.size('vocab_size', 32128),
@@ -79,13 +91,14 @@ export function parseT5Config(f: Fields): T5Config {
     layerNormEpsilon: f.positive('layer_norm_epsilon', 1e-6),
     initializerFactor: f.number('initializer_factor', 1.0),
     feedForwardProj,
-    denseActFn,
-    isGatedAct: actInfo[0] === 'gated',
+    denseActFn: f.string('dense_act_fn', derivedActFn),
+    isGatedAct: f.bool('is_gated_act', actInfo[0] === 'gated'),
     isEncoderDecoder: f.bool('is_encoder_decoder', true),
     useCache: f.bool('use_cache', true),
     padTokenId,
     eosTokenId: f.index('eos_token_id', 1),
-    decoderStartTokenId: f.index('decoder_start_token_id', padTokenId),
+    bosTokenId,
+    decoderStartTokenId: f.index('decoder_start_token_id', bosTokenId ?? padTokenId),
     classifierDropout: f.fraction('classifier_dropout', 0.0),
     tieWordEmbeddings,
     scaleDecoderOutputs: f.bool('scale_decoder_outputs', tieWordEmbeddings),

@@ -278,6 +278,21 @@ describe('validation errors name the file, the field and the value', () => {
     expect(thrown(() => parseBlip2Config(vision)).code).toBe('E_MODEL_TYPE');
   });
 
+  it('an image-text retrieval architecture, named', () => {
+    const itm = tiny() as Record<string, unknown>;
+    itm.architectures = ['Blip2ForImageTextRetrieval'];
+    const e = thrown(() => parseBlip2Config(itm));
+    expect(e.code).toBe('E_ARCHITECTURE');
+    expect(e.field).toBe('architectures');
+    expect(e.message).toBe(
+      'config.json: architectures names "Blip2ForImageTextRetrieval", an image-text retrieval checkpoint without a language model; blip2-ts runs Blip2ForConditionalGeneration checkpoints (captioning, VQA)',
+    );
+    itm.architectures = 'Blip2ForConditionalGeneration';
+    expect(thrown(() => parseBlip2Config(itm)).code).toBe('E_CONFIG_TYPE');
+    itm.architectures = ['Blip2Model'];
+    expect(parseBlip2Config(itm).modelType).toBe('blip-2');
+  });
+
   it('a feed_forward_proj the reference rejects', () => {
     for (const bad of ['gelu-new-x', 'fancy-gelu', 'gated-']) {
       const e = thrown(() => parseTextConfigJson({ model_type: 't5', feed_forward_proj: bad }));

@@ -200,7 +200,7 @@ function activation(config: T5Config): (x: Value) => Value {
     default:
       throw new T5Error(
         'E_ACTIVATION',
-        `feed_forward_proj '${config.feedForwardProj}': activation '${config.denseActFn}' is not supported (relu, gelu, gelu_new)`,
+        `text_config.dense_act_fn '${config.denseActFn}' (feed_forward_proj '${config.feedForwardProj}') is not supported (relu, gelu, gelu_new, gelu_pytorch_tanh)`,
       );
   }
 }
