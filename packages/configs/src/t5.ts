@@ -41,7 +41,7 @@ export interface T5Config {
   readonly padTokenId: number;
   readonly eosTokenId: number;
   /** absent in T5's own configs; BLIP-2's conversion stores 1 */
-  readonly bosTokenId: number | undefined;
+  readonly bosTokenId?: number;
   /**
    * First decoder input: the stored `decoder_start_token_id`, else `bos_token_id` (where
    * transformers' generate falls back to), else the pad token T5 was trained to start from.
