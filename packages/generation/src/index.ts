@@ -17,6 +17,7 @@ export {
   TopPLogitsWarper,
 } from './logits-process.js';
 export {
+  checkGenerationOptions,
   DEFAULT_MAX_LENGTH,
   type GenerationOptions,
   generationOptionsFromConfig,

@@ -125,12 +125,11 @@ export interface LengthContext {
 }
 
 /**
- * Validates `options` and resolves lengths as transformers' `_prepare_generated_length`:
- * `maxNewTokens` wins over `maxLength`; with neither, 20 new tokens (capped by the
- * position table); decoder-only without prompt ids counts an explicit `maxLength`
- * / `minLength` over the embeddings too.
+ * The checks of `options` that need no model: types and ranges of every setting and
+ * how they combine (numReturnSequences against numBeams). `resolveOptions` runs them
+ * first; callers that take options from users (the CLI) run them before loading anything.
  */
-export function resolveOptions(options: GenerationOptions, ctx: LengthContext): ResolvedOptions {
+export function checkGenerationOptions(options: GenerationOptions): void {
   const numBeams = options.numBeams ?? 1;
   checkInt('numBeams', numBeams, 1, 'E_NUM_BEAMS');
   checkInt('maxNewTokens', options.maxNewTokens, 0, 'E_MAX_NEW_TOKENS');
@@ -178,7 +177,23 @@ export function resolveOptions(options: GenerationOptions, ctx: LengthContext): 
       `greedy search returns 1 sequence per input, got numReturnSequences ${numReturnSequences}`,
     );
   }
+}
 
+/**
+ * Validates `options` and resolves lengths as transformers' `_prepare_generated_length`:
+ * `maxNewTokens` wins over `maxLength`; with neither, 20 new tokens (capped by the
+ * position table); decoder-only without prompt ids counts an explicit `maxLength`
+ * / `minLength` over the embeddings too.
+ */
+export function resolveOptions(options: GenerationOptions, ctx: LengthContext): ResolvedOptions {
+  checkGenerationOptions(options);
+  const numBeams = options.numBeams ?? 1;
+  const es = options.earlyStopping ?? false;
+  const doSample = options.doSample ?? false;
+  const temperature = options.temperature ?? 1;
+  const topP = options.topP ?? 1;
+  const repetitionPenalty = options.repetitionPenalty ?? 1;
+  const numReturnSequences = options.numReturnSequences ?? 1;
   const eosTokenIds = tokenList('eosTokenId', options.eosTokenId, ctx.vocabSize) ?? [];
   const forcedEosTokenIds = tokenList('forcedEosTokenId', options.forcedEosTokenId, ctx.vocabSize);
   const forcedBos = tokenList('forcedBosTokenId', options.forcedBosTokenId, ctx.vocabSize);

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   Blip2Processor,
   type Blip2ProcessorOptions,
@@ -43,9 +44,21 @@ export async function loadTokenizer(folder: string): Promise<Tokenizer> {
   return Tokenizer.fromJSON(json, config);
 }
 
-/** Node image decoding: paths and encoded bytes through sharp, the rest as in browsers. */
+/** Node image decoding: paths, file: URLs, encoded bytes and Blobs through sharp, the rest as in browsers. */
 export async function decodeImageNode(input: unknown, what: string): Promise<RgbImage> {
   if (typeof input === 'string') return decodeImageFile(input);
+  if (input instanceof URL) {
+    if (input.protocol !== 'file:') {
+      throw new ProcessorError(
+        'E_IMAGE_INPUT',
+        `${what}: ${input.href} is not a file: URL; in Node, fetch it and pass the bytes`,
+      );
+    }
+    return decodeImageFile(fileURLToPath(input));
+  }
+  if (typeof Blob !== 'undefined' && input instanceof Blob) {
+    return decodeImageBytes(new Uint8Array(await input.arrayBuffer()), what);
+  }
   if (input instanceof Uint8Array || input instanceof ArrayBuffer) {
     return decodeImageBytes(input instanceof Uint8Array ? input : new Uint8Array(input), what);
   }

@@ -8,6 +8,7 @@ export {
   presetNames,
 } from '@blip2/configs';
 export { GenerationError, type GenerationOptions, type GenerationOutput } from '@blip2/generation';
+export type { RawImage } from '@blip2/processor';
 export { LANGUAGE_MODELS, type LanguageModelModule, optModule, t5Module } from './core/families.js';
 export { type FromPretrainedOptions, loadParts } from './core/load.js';
 export {

@@ -43,8 +43,13 @@ export function folderFiles(dir: string): ModelFiles {
   };
 }
 
-const NODE_DEVICES = ['cpu', 'cuda', 'tensorrt', 'dml', 'coreml', 'webgpu'];
-const WEB_DEVICES = ['wasm', 'webgpu', 'webnn'];
+/** The devices each backend name takes (`--device`, `device`). */
+export const BACKEND_DEVICES = {
+  node: ['cpu', 'cuda', 'tensorrt', 'dml', 'coreml', 'webgpu'],
+  web: ['wasm', 'webgpu', 'webnn'],
+} as const satisfies Record<'node' | 'web', readonly string[]>;
+const NODE_DEVICES: readonly string[] = BACKEND_DEVICES.node;
+const WEB_DEVICES: readonly string[] = BACKEND_DEVICES.web;
 
 export async function createBackendNode(choice: BackendChoice): Promise<Backend> {
   const { backend = 'node', device, fallback } = choice;

@@ -132,6 +132,49 @@ describe('blip2 caption / ask --json', () => {
     expect(captioner.stdout).toBe('a red circle, a green triangle and a blue square\n');
   });
 
+  it('several images and questions: one line per pair, each as the SDK answers it alone', async () => {
+    const second = join(fixtures.shapesVal, 'images', 'COCO_val2014_000000000002.jpg');
+    const questions = ['What color is the circle?', 'How many shapes are there?'];
+    const r = await blip2(
+      ...['ask', '--model', fixtures.shapesOpt, '--image', image, '--image', second],
+      ...questions.flatMap((q) => ['--question', q]),
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const c = await blip2('caption', '--model', fixtures.shapesOpt, '--max-new-tokens', '3', image, second);
+    expect(c.code).toBe(0);
+    const model = await Blip2ForConditionalGeneration.fromPretrained(fixtures.shapesOpt);
+    try {
+      const expected: string[] = [];
+      for (const img of [image, second])
+        for (const q of questions) expected.push(`${img}\t${q}\t${await model.ask(img, q)}`);
+      expect(r.stdout).toBe(`${expected.join('\n')}\n`);
+      const captions: string[] = await model.caption([image, second], { maxNewTokens: 3 });
+      expect(c.stdout).toBe(`${image}\t${captions[0]}\n${second}\t${captions[1]}\n`);
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it('sampling flags: the same seed gives the text model.caption samples with those options', async () => {
+    const flags = ['--do-sample', '--seed', '7', '--top-k', '20', '--top-p', '0.9', '--temperature', '1.3'];
+    const a = await blip2('caption', '--model', fixtures.shapesT5, '--image', image, '--json', ...flags);
+    expect(a.code).toBe(0);
+    const b = await blip2('caption', '--model', fixtures.shapesT5, '--image', image, '--json', ...flags);
+    expect(JSON.parse(b.stdout).tokens).toEqual(JSON.parse(a.stdout).tokens);
+    const model = await Blip2ForConditionalGeneration.fromPretrained(fixtures.shapesT5);
+    try {
+      const options = { doSample: true, seed: 7, topK: 20, topP: 0.9, temperature: 1.3 };
+      expect(JSON.parse(a.stdout).text).toBe(await model.caption(image, options));
+      // and sampling changes something: another seed, other tokens
+      const texts = new Set<string>();
+      for (const seed of [1, 2, 3, 4]) texts.add(await model.caption(image, { ...options, seed }));
+      expect(texts.size).toBeGreaterThan(1);
+    } finally {
+      await model.dispose();
+    }
+  });
+
   it('prints the plain answer without --json, and runs on the web backend', async () => {
     const r = await blip2(
       ...['ask', '--model', fixtures.shapesT5, '--image', image],
@@ -228,7 +271,36 @@ describe('errors and usage', () => {
   it.each([
     [['frobnicate'], /unknown command 'frobnicate'/],
     [[], /^usage: blip2 <command>/],
-    [['caption', '--model', 'm', '--image', 'i', '--beams', '3'], /Unknown option '--beams'/],
+    [
+      ['caption', '--model', 'm', '--image', 'i', '--beams', '3'],
+      /unknown option '--beams' \(did you mean '--num-beams'\?\)/,
+    ],
+    [['captoin', '--model', 'm'], /unknown command 'captoin' \(did you mean 'caption'\?\)/],
+    [['ask', '--model', 'm', '--image', 'i', '--questoin', 'q'], /did you mean '--question'\?/],
+    // the model 'm' does not exist: exit 2 (not 1) shows the values are checked before loading
+    [
+      ['caption', '--model', 'm', '--image', 'i', '--num-beams', '0'],
+      /--num-beams must be an integer >= 1, got 0/,
+    ],
+    [
+      ['caption', '--model', 'm', '--image', 'i', '--max-new-tokens', '-3'],
+      /--max-new-tokens must be an integer >= 0, got -3/,
+    ],
+    [['caption', '--model', 'm', '--image', 'i', '--top-p', '1.5'], /--top-p must be in \(0, 1\], got 1\.5/],
+    [
+      ['caption', '--model', 'm', '--image', 'i', '--do-sample', '--temperature', '0'],
+      /--temperature must be > 0 when sampling, got 0/,
+    ],
+    [['caption', '--model', 'm', '--image', 'i', '--seed', '1.5'], /--seed must be an integer, got '1\.5'/],
+    [['caption', '--model', 'm', '--image', 'i', '--prompt'], /--prompt needs a value/],
+    [['caption', '--model', 'm', '--prompt', '--image', 'i'], /--prompt needs a value/],
+    [['caption', '--model', 'm', '--image', 'i', '--json=yes'], /--json takes no value/],
+    [['caption', '--model', 'm'], /--image is required/],
+    [
+      ['caption', '--model', 'm', '--image', 'i', '--device', 'gpu'],
+      /--device for --backend node is one of cpu, cuda, tensorrt, dml, coreml, webgpu, got 'gpu'/,
+    ],
+    [['caption', '--model', 'm', '--image', 'i', '--backend', 'wbe'], /did you mean 'web'\?/],
     [['ask', '--model', 'm', '--image', 'i'], /--question is required/],
     [
       ['caption', '--model', 'm', '--image', 'i', '--num-beams', 'five'],
@@ -244,6 +316,12 @@ describe('errors and usage', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).toContain('usage: blip2');
+  });
+
+  it('usage errors are in our wording, never node:util parseArgs wording', async () => {
+    const r = await blip2('caption', '--model', 'm', '--image', 'i', '--max-new-tokens', '-3');
+    expect(r.stderr).not.toMatch(/ambiguous|ERR_PARSE_ARGS|To specify an option argument/);
+    expect(r.stderr.split('\n')[0]).toBe('blip2 caption: --max-new-tokens must be an integer >= 0, got -3');
   });
 
   it('--help prints the usage on stdout', async () => {

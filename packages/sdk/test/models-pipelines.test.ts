@@ -70,6 +70,23 @@ describe.each([
     expect(await model.ask(images, texts, GREEDY)).toEqual(SAMPLE.map((q) => greedy.get(q.question_id)));
   });
 
+  it('one image with several questions asks each about it; one question goes to each image', async () => {
+    const beam = reference(family, 'beam5_lavis');
+    const first = SAMPLE[0];
+    const same = questions.filter((q) => q.image_id === first.image_id);
+    expect(same.length).toBeGreaterThan(1);
+    const answers: string[] = await model.ask(
+      imagePath(first),
+      same.map((q) => q.question),
+    );
+    expect(answers).toEqual(same.map((q) => beam.get(q.question_id)));
+    // the same question about several images: each image's own answer
+    const others = questions.filter((q) => q.question === first.question).slice(0, 3);
+    expect(await model.ask(others.map(imagePath), first.question)).toEqual(
+      others.map((q) => beam.get(q.question_id)),
+    );
+  });
+
   it('a template override is the prompt the model sees', async () => {
     const q = SAMPLE[0];
     const other = family === 'opt' ? 'Q: {} Short answer:' : 'Q: {} A:';

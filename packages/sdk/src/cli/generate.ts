@@ -1,11 +1,12 @@
 /**
- * `blip2 caption` and `blip2 ask`: one image through Blip2ForConditionalGeneration.
+ * `blip2 caption` and `blip2 ask`: images (and questions) through Blip2ForConditionalGeneration.
  * They run the same steps as `model.caption` / `model.ask` (the ask prompt is the
  * family's template, with the BLIP-2 paper's VQA decoding unless overridden), but
  * keep the token ids and the time each step took for `--json`.
  */
 import type { GenerationOptions } from '@blip2/generation';
 import { Blip2ForConditionalGeneration, VQA_DECODING } from '../core/models.js';
+import { UsageError } from './errors.js';
 import type { Io } from './io.js';
 import {
   BACKEND,
@@ -13,6 +14,7 @@ import {
   COMMON,
   GENERATION,
   generationOptions,
+  list,
   type OptionSpec,
   parse,
   required,
@@ -28,23 +30,35 @@ const SHARED = `
   --min-new-tokens N      no end of sequence before N tokens
   --length-penalty X      beam scores divided by length ** X
   --repetition-penalty X  penalize tokens already in the sequence
-  --json                  print {"text", "tokens", "timings"}
+  --do-sample             sample instead of searching (with --temperature, --top-k, --top-p)
+  --temperature X         divide the logits by X before sampling (> 0)
+  --top-k N               sample among the N most likely tokens (0: all)
+  --top-p X               sample among the most likely tokens whose probabilities sum to X (0 < X <= 1)
+  --seed N                seed of the sampler: the same seed gives the same text
+  --json                  print {"text", "tokens", "timings"} (one line per answer)
   --verbose               show stacks of errors`;
 
-export const CAPTION_USAGE = `usage: blip2 caption --model M --image I [--prompt P] [options]
-  Captions an image (or continues the prompt P, e.g. "a photo of").
+export const CAPTION_USAGE = `usage: blip2 caption --model M --image I [--image I2 ...] [--prompt P] [options]
+       blip2 caption --model M [options] I [I2 ...]
+  Captions images (or continues the prompt P, e.g. "a photo of"). With several
+  images, each line is the image, a tab, and its caption.
   --model M               checkpoint folder, URL or Hugging Face hub id
-  --image I               image file (png, jpeg, webp, ...)
+  --image I               image file (png, jpeg, webp, ...); repeat it, or list images after the options
   --prompt P              text to continue${SHARED}`;
 
-export const ASK_USAGE = `usage: blip2 ask --model M --image I --question Q [options]
-  Answers a question about an image (zero-shot VQA prompt of the model's family;
-  default decoding: 5 beams, length penalty -1, 1 to 10 new tokens).
+export const ASK_USAGE = `usage: blip2 ask --model M --image I --question Q [--question Q2 ...] [options]
+  Answers questions about images (zero-shot VQA prompt of the model's family;
+  default decoding: 5 beams, length penalty -1, 1 to 10 new tokens). Every question
+  is asked about every image; with more than one pair, each line is the image, the
+  question and the answer, separated by tabs.
   --model M               checkpoint folder, URL or Hugging Face hub id
-  --image I               image file
-  --question Q            the question${SHARED}`;
+  --image I               image file; repeat it, or list images after the options
+  --question Q            the question; repeat it to ask several${SHARED}`;
 
 export interface GenerateResult {
+  /** with several images or questions: which pair the line answers */
+  readonly image?: string;
+  readonly question?: string;
   readonly text: string;
   /** why the text may not be what it seems (a VQA-only model's caption, an empty text) */
   readonly warnings?: string[];
@@ -105,19 +119,30 @@ export async function captionOrAsk(
 ): Promise<number> {
   const usage = command === 'caption' ? CAPTION_USAGE : ASK_USAGE;
   const extra: OptionSpec =
-    command === 'caption' ? { prompt: { type: 'string' } } : { question: { type: 'string' } };
-  const { values } = parse(
+    command === 'caption' ? { prompt: { type: 'string' } } : { question: { type: 'string', multiple: true } };
+  const { values, positionals } = parse(
     args,
-    { ...COMMON, ...BACKEND, ...GENERATION, model: { type: 'string' }, image: { type: 'string' }, ...extra },
+    {
+      ...COMMON,
+      ...BACKEND,
+      ...GENERATION,
+      model: { type: 'string' },
+      image: { type: 'string', multiple: true },
+      ...extra,
+    },
     usage,
+    Number.POSITIVE_INFINITY,
   );
   if (values.help) {
     io.stdout.write(`${usage}\n`);
     return 0;
   }
   const source = required(values, 'model', usage);
-  const image = required(values, 'image', usage);
-  const question = command === 'ask' ? required(values, 'question', usage) : undefined;
+  const images = [...list(values, 'image'), ...positionals];
+  if (images.length === 0) throw new UsageError('--image is required', usage);
+  const questions = command === 'ask' ? list(values, 'question') : [undefined];
+  if (questions.length === 0) throw new UsageError('--question is required', usage);
+  if (questions.some((q) => q === '')) throw new UsageError('--question must not be empty', usage);
   const gen = generationOptions(values, usage);
   const choice = backendChoice(values, usage);
 
@@ -125,37 +150,57 @@ export async function captionOrAsk(
   const model = await loadModel(source, choice, io);
   try {
     const load = performance.now() - start;
-    const result =
-      question === undefined
-        ? await generateText(model, image, values.prompt as string | undefined, gen)
-        : await generateText(model, image, model.questionTemplate.replace('{}', question), {
-            ...VQA_DECODING,
-            ...gen,
-          });
-    const warnings = [
-      ...(question === undefined && isVqaOnlyModel(source)
-        ? [`${source} is ${VQA_ONLY_NOTE}; for captions use shapes-blip2-opt-captioner beside it`]
-        : []),
-      ...(result.text === ''
-        ? [`the model generated no text (token ids ${JSON.stringify(result.tokens)}: only special tokens)`]
-        : []),
-    ];
-    const output: GenerateResult = {
-      text: result.text,
-      ...(warnings.length ? { warnings } : {}),
-      tokens: result.tokens,
-      timings: {
-        load: round(load),
-        preprocess: round(result.preprocess),
-        generate: round(result.generate),
-        total: round(performance.now() - start),
-      },
-    };
-    if (values.json) io.stdout.write(`${JSON.stringify(output)}\n`);
-    else {
-      for (const w of warnings) io.stderr.write(`blip2 ${command}: note: ${w}\n`);
-      // an empty text is said on stderr above, not printed as a blank line
-      if (output.text !== '') io.stdout.write(`${output.text}\n`);
+    const several = images.length * questions.length > 1;
+    const noted = new Set<string>();
+    for (const image of images) {
+      for (const question of questions) {
+        const result =
+          question === undefined
+            ? await generateText(model, image, values.prompt as string | undefined, gen)
+            : await generateText(model, image, model.questionTemplate.replace('{}', question), {
+                ...VQA_DECODING,
+                ...gen,
+              });
+        const warnings = [
+          ...(question === undefined && isVqaOnlyModel(source)
+            ? [`${source} is ${VQA_ONLY_NOTE}; for captions use shapes-blip2-opt-captioner beside it`]
+            : []),
+          ...(result.text === ''
+            ? [
+                `the model generated no text${several ? ` for ${image}` : ''} (token ids ${JSON.stringify(result.tokens)}: only special tokens)`,
+              ]
+            : []),
+        ];
+        const output: GenerateResult = {
+          ...(several ? { image, ...(question === undefined ? {} : { question }) } : {}),
+          text: result.text,
+          ...(warnings.length ? { warnings } : {}),
+          tokens: result.tokens,
+          timings: {
+            load: round(load),
+            preprocess: round(result.preprocess),
+            generate: round(result.generate),
+            total: round(performance.now() - start),
+          },
+        };
+        if (values.json) {
+          io.stdout.write(`${JSON.stringify(output)}\n`);
+          continue;
+        }
+        // a note about the model is said once, not once per image
+        for (const w of warnings.filter((n) => !noted.has(n))) {
+          noted.add(w);
+          io.stderr.write(`blip2 ${command}: note: ${w}\n`);
+        }
+        if (several) {
+          io.stdout.write(
+            `${[image, ...(question === undefined ? [] : [question]), output.text].join('\t')}\n`,
+          );
+        } else if (output.text !== '') {
+          // an empty text is said on stderr above, not printed as a blank line
+          io.stdout.write(`${output.text}\n`);
+        }
+      }
     }
     return 0;
   } finally {

@@ -10,6 +10,7 @@ import { formatError, UsageError } from './errors.js';
 import { captionOrAsk } from './generate.js';
 import { inspect } from './inspect.js';
 import { type Io, processIo } from './io.js';
+import { didYouMean } from './options.js';
 import { parity } from './parity.js';
 
 export const USAGE = `usage: blip2 <command> [options]   (blip2 <command> --help for its options)
@@ -44,7 +45,8 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   }
   const run = COMMANDS[command];
   if (!run) {
-    io.stderr.write(`blip2: unknown command '${command}'\n${USAGE}\n`);
+    const hint = didYouMean(command, Object.keys(COMMANDS));
+    io.stderr.write(`blip2: unknown command '${command}'${hint}\n${USAGE}\n`);
     return 2;
   }
   try {

@@ -1,11 +1,26 @@
-/** Option parsing shared by the commands (node:util parseArgs, strict: unknown options are usage errors). */
-import { type ParseArgsConfig, parseArgs } from 'node:util';
-import type { GenerationOptions } from '@blip2/generation';
+/**
+ * Option parsing shared by the commands. Our own small parser rather than
+ * node:util parseArgs: every mistake must come out in our wording ("did you mean",
+ * "--max-new-tokens must be ...", never Node's "argument is ambiguous"), and a
+ * string option takes the next word as its value even when it starts with a dash
+ * (`--length-penalty -1`, `--question "-why?"`).
+ *
+ * Every value is checked here, before a command loads anything: a usage mistake
+ * exits 2 at once instead of after seconds of model loading.
+ */
+import { checkGenerationOptions, GenerationError, type GenerationOptions } from '@blip2/generation';
 import type { FromPretrainedOptions } from '../core/load.js';
+import { BACKEND_DEVICES } from '../node-platform.js';
 import { UsageError } from './errors.js';
 
-export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
-export type Values = Record<string, string | boolean | undefined>;
+export interface OptionDef {
+  readonly type: 'string' | 'boolean';
+  readonly short?: string;
+  /** may be given several times; the value is then a list */
+  readonly multiple?: boolean;
+}
+export type OptionSpec = Readonly<Record<string, OptionDef>>;
+export type Values = Record<string, string | boolean | string[] | undefined>;
 
 export const COMMON: OptionSpec = {
   json: { type: 'boolean' },
@@ -18,29 +33,127 @@ export const BACKEND: OptionSpec = {
   device: { type: 'string' },
 };
 
-export const GENERATION: OptionSpec = {
-  'num-beams': { type: 'string' },
-  'max-new-tokens': { type: 'string' },
-  'min-new-tokens': { type: 'string' },
-  'length-penalty': { type: 'string' },
-  'repetition-penalty': { type: 'string' },
-};
+/** Each generation flag and the GenerationOptions key it sets. */
+const GENERATION_FLAGS = {
+  'num-beams': { key: 'numBeams', kind: 'integer' },
+  'max-new-tokens': { key: 'maxNewTokens', kind: 'integer' },
+  'min-new-tokens': { key: 'minNewTokens', kind: 'integer' },
+  'length-penalty': { key: 'lengthPenalty', kind: 'number' },
+  'repetition-penalty': { key: 'repetitionPenalty', kind: 'number' },
+  'do-sample': { key: 'doSample', kind: 'boolean' },
+  temperature: { key: 'temperature', kind: 'number' },
+  'top-k': { key: 'topK', kind: 'integer' },
+  'top-p': { key: 'topP', kind: 'number' },
+  seed: { key: 'seed', kind: 'integer' },
+} as const satisfies Record<string, { key: keyof GenerationOptions; kind: 'integer' | 'number' | 'boolean' }>;
 
+export const GENERATION: OptionSpec = Object.fromEntries(
+  Object.entries(GENERATION_FLAGS).map(([flag, { kind }]) => [
+    flag,
+    { type: kind === 'boolean' ? 'boolean' : 'string' },
+  ]),
+);
+
+/** Edit distance with swapped neighbours as one edit (optimal string alignment), for "did you mean". */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * The closest of `names` to a mistyped `word`, if any is close: a part of a name
+ * (`--beams` for `--num-beams`), or at most a third of its letters off.
+ */
+export function closest(word: string, names: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(1, Math.floor(word.length / 3)) + 1;
+  for (const name of names) {
+    const part = word.length >= 4 && (name.includes(word) || word.includes(name));
+    const d = part ? 1 : distance(word, name);
+    if (d < bestDistance) {
+      best = name;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+export function didYouMean(word: string, names: readonly string[], prefix = ''): string {
+  const match = closest(word, names);
+  return match === undefined ? '' : ` (did you mean '${prefix}${match}'?)`;
+}
+
+/**
+ * `--name value`, `--name=value`, `-h`, boolean `--flag`, `--` (the rest are
+ * positionals). Unknown options and missing values are usage errors.
+ */
 export function parse(
   args: readonly string[],
   options: OptionSpec,
   usage: string,
   positionals = 0,
 ): { values: Values; positionals: string[] } {
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs({ args: [...args], options, allowPositionals: positionals > 0, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message, usage);
+  const values: Values = {};
+  const rest: string[] = [];
+  const shorts = new Map(
+    Object.entries(options).flatMap(([name, def]) => (def.short ? [[def.short, name] as const] : [])),
+  );
+  const set = (name: string, value: string | boolean) => {
+    const def = options[name];
+    if (def.multiple) values[name] = [...((values[name] as string[] | undefined) ?? []), String(value)];
+    else if (values[name] !== undefined && def.type === 'string')
+      throw new UsageError(`--${name} was given twice`, usage);
+    else values[name] = value;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--') {
+      rest.push(...args.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-' || /^-\d/.test(arg)) {
+      rest.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const long = arg.startsWith('--');
+    const rawName = long ? arg.slice(2, eq === -1 ? undefined : eq) : arg.slice(1);
+    const name = long ? rawName : shorts.get(rawName);
+    if (name === undefined || !(name in options)) {
+      throw new UsageError(
+        `unknown option '${long ? `--${rawName}` : arg}'${didYouMean(rawName, Object.keys(options), '--')}`,
+        usage,
+      );
+    }
+    const def = options[name];
+    if (def.type === 'boolean') {
+      if (eq !== -1) throw new UsageError(`--${name} takes no value`, usage);
+      set(name, true);
+      continue;
+    }
+    let value: string | undefined;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else {
+      value = args[i + 1];
+      // a value may start with '-' (a negative number, a question); another option name is a forgotten value
+      if (value === undefined || (value.startsWith('--') && value.slice(2).split('=')[0] in options))
+        throw new UsageError(`--${name} needs a value`, usage);
+      i++;
+    }
+    set(name, value);
   }
-  if (parsed.positionals.length > positionals)
-    throw new UsageError(`unexpected argument '${parsed.positionals[positionals]}'`, usage);
-  return { values: parsed.values as Values, positionals: parsed.positionals };
+  if (rest.length > positionals) throw new UsageError(`unexpected argument '${rest[positionals]}'`, usage);
+  return { values, positionals: rest };
 }
 
 export function required(values: Values, name: string, usage: string): string {
@@ -49,41 +162,67 @@ export function required(values: Values, name: string, usage: string): string {
   return v;
 }
 
-function number(values: Values, name: string, usage: string, integer: boolean): number | undefined {
-  const raw = values[name];
-  if (raw === undefined) return undefined;
+/** A list option (`multiple`), empty when absent. */
+export function list(values: Values, name: string): string[] {
+  const v = values[name];
+  return v === undefined ? [] : Array.isArray(v) ? v : [String(v)];
+}
+
+function number(raw: string, flag: string, kind: 'integer' | 'number', usage: string): number {
   const n = Number(raw);
-  if (
-    typeof raw !== 'string' ||
-    raw.trim() === '' ||
-    !Number.isFinite(n) ||
-    (integer && !Number.isInteger(n))
-  )
-    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'}, got '${raw}'`, usage);
+  if (raw.trim() === '' || !Number.isFinite(n) || (kind === 'integer' && !Number.isInteger(n)))
+    throw new UsageError(
+      `--${flag} must be ${kind === 'integer' ? 'an integer' : 'a number'}, got '${raw}'`,
+      usage,
+    );
   return n;
 }
 
-/** The generation flags given on the command line (absent ones stay unset: the model's defaults apply). */
+/**
+ * The generation flags given on the command line (absent ones stay unset: the
+ * model's defaults apply), range-checked by @blip2/generation's own rules so the
+ * CLI refuses exactly what generate would, before the model loads.
+ */
 export function generationOptions(values: Values, usage: string): GenerationOptions {
-  const out: GenerationOptions = {
-    numBeams: number(values, 'num-beams', usage, true),
-    maxNewTokens: number(values, 'max-new-tokens', usage, true),
-    minNewTokens: number(values, 'min-new-tokens', usage, true),
-    lengthPenalty: number(values, 'length-penalty', usage, false),
-    repetitionPenalty: number(values, 'repetition-penalty', usage, false),
-  };
-  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as GenerationOptions;
+  const out: Record<string, number | boolean> = {};
+  for (const [flag, { key, kind }] of Object.entries(GENERATION_FLAGS)) {
+    const raw = values[flag];
+    if (raw === undefined) continue;
+    out[key] = kind === 'boolean' ? raw === true : number(String(raw), flag, kind, usage);
+  }
+  const options = out as GenerationOptions;
+  try {
+    checkGenerationOptions(options);
+  } catch (e) {
+    if (!(e instanceof GenerationError)) throw e;
+    // generation names the option (`numBeams must be ...`): name the flag instead
+    const entry = Object.entries(GENERATION_FLAGS).find(([, f]) => e.message.startsWith(f.key));
+    throw new UsageError(entry ? e.message.replace(entry[1].key, `--${entry[0]}`) : e.message, usage);
+  }
+  return options;
 }
+
+const BACKENDS = Object.keys(BACKEND_DEVICES) as (keyof typeof BACKEND_DEVICES)[];
 
 export function backendChoice(
   values: Values,
   usage: string,
 ): Pick<FromPretrainedOptions, 'backend' | 'device'> {
   const backend = values.backend;
-  if (backend !== undefined && backend !== 'node' && backend !== 'web')
-    throw new UsageError(`--backend must be 'node' or 'web', got '${backend}'`, usage);
+  if (backend !== undefined && !(BACKENDS as string[]).includes(String(backend)))
+    throw new UsageError(
+      `--backend must be 'node' or 'web', got '${backend}'${didYouMean(String(backend), BACKENDS)}`,
+      usage,
+    );
+  const device = values.device;
+  const devices: readonly string[] = BACKEND_DEVICES[(backend as 'node' | 'web' | undefined) ?? 'node'];
+  if (device !== undefined && !devices.includes(String(device)))
+    throw new UsageError(
+      `--device for --backend ${backend ?? 'node'} is one of ${devices.join(', ')}, got '${device}'${didYouMean(String(device), devices)}`,
+      usage,
+    );
   return {
-    ...(backend === undefined ? {} : { backend }),
-    ...(typeof values.device === 'string' ? { device: values.device } : {}),
+    ...(backend === undefined ? {} : { backend: backend as 'node' | 'web' }),
+    ...(typeof device === 'string' ? { device } : {}),
   };
 }

@@ -12,7 +12,7 @@ import {
   generate as runGeneration,
   streamGenerate,
 } from '@blip2/generation';
-import type { Blip2Processor } from '@blip2/processor';
+import type { Blip2Processor, RawImage } from '@blip2/processor';
 import { QFORMER_IO } from '@blip2/qformer';
 import {
   type BuiltGraph,
@@ -396,7 +396,30 @@ export interface PipelineOptions extends GenerationOptions {
   readonly prompt?: string;
 }
 
-export type ImageInput = unknown;
+/**
+ * A global class's instance type where the program's libs declare it (lib "dom" for
+ * HTMLImageElement), `never` where they do not: the Node entry's .d.ts type-checks
+ * without lib "dom", and a browser program gets the DOM image types.
+ */
+type GlobalInstance<K extends string> =
+  typeof globalThis extends Record<K, { prototype: infer T }> ? T : never;
+
+/**
+ * What the pipelines take as an image. `string`: a file path in Node, a URL in
+ * browsers; `URL`: a file: URL in Node, any URL in browsers; bytes and Blobs: an
+ * encoded image (PNG, JPEG, WebP, GIF, BMP; TIFF in Node); `RawImage`: pixels you
+ * already have; the DOM's ImageData, ImageBitmap and HTMLImageElement in browsers.
+ */
+export type ImageInput =
+  | string
+  | GlobalInstance<'URL'>
+  | Uint8Array
+  | ArrayBuffer
+  | GlobalInstance<'Blob'>
+  | RawImage
+  | GlobalInstance<'ImageData'>
+  | GlobalInstance<'ImageBitmap'>
+  | GlobalInstance<'HTMLImageElement'>;
 
 export interface GenerateInputs {
   /** float32 [N, 3, S, S]: the images */
@@ -514,8 +537,12 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
   /**
    * Answers a question about an image with the family's zero-shot prompt and, unless
    * overridden, the BLIP-2 paper's VQA decoding (5 beams, length penalty -1, 1..10 new tokens).
+   * Arrays answer in one batch: images and questions pair up one to one, and a single
+   * image (or question) goes with each of the other side's (the image side then runs once).
    */
   async ask(image: ImageInput, question: string, options?: AskOptions): Promise<string>;
+  async ask(image: ImageInput, questions: readonly string[], options?: AskOptions): Promise<string[]>;
+  async ask(images: readonly ImageInput[], question: string, options?: AskOptions): Promise<string[]>;
   async ask(
     images: readonly ImageInput[],
     questions: readonly string[],
@@ -527,16 +554,20 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     options: AskOptions = {},
   ): Promise<string | string[]> {
     const { template = this.questionTemplate, ...gen } = options;
-    const images = Array.isArray(image) ? image : [image];
-    const questions = typeof question === 'string' ? [question] : question;
-    if (!Array.isArray(questions) || questions.some((q) => typeof q !== 'string')) {
+    const manyImages = Array.isArray(image);
+    const manyQuestions = Array.isArray(question);
+    const questions: readonly unknown[] = manyQuestions ? question : [question];
+    if (questions.some((q) => typeof q !== 'string')) {
       throw new Blip2Error(
         'E_INPUT',
         `question must be a string or an array of strings, got ${JSON.stringify(question)}`,
       );
     }
-    if (images.length !== questions.length)
+    let images: readonly ImageInput[] = manyImages ? image : [image];
+    if (manyImages && manyQuestions && images.length !== questions.length)
       throw new Blip2Error('E_INPUT', `${images.length} images but ${questions.length} questions`);
+    if (!manyImages) images = questions.map(() => image as ImageInput);
+    const prompts = manyQuestions ? (questions as string[]) : images.map(() => question as string);
     if (!template.includes('{}'))
       throw new Blip2Error(
         'E_OPTIONS',
@@ -544,10 +575,10 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
       );
     const enc = await this.encode(
       images,
-      questions.map((q) => template.replace('{}', q)),
+      prompts.map((q) => template.replace('{}', q)),
     );
     const texts = this.decode(await this.generate(enc, { ...VQA_DECODING, ...gen }));
-    return Array.isArray(image) ? texts : texts[0];
+    return manyImages || manyQuestions ? texts : texts[0];
   }
 
   /**
