@@ -25,6 +25,8 @@ export interface VqaAnswerer {
   readonly backend: string;
   /** One answer per item, same order. Items of one call form one padded batch; image paths repeat when questions share an image (decode each once). */
   answer(items: readonly VqaItem[], settings: GenerationSettings, signal?: AbortSignal): Promise<string[]>;
+  /** One caption per image, same order, continuing `prompt` when given (`vqa-eval captions`). */
+  caption?(imagePaths: readonly string[], settings: GenerationSettings, prompt?: string): Promise<string[]>;
   close(): Promise<void>;
 }
 

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { GenerationSettings, VqaAnswerer } from './answerer.js';
+import { runCaptions } from './captions.js';
 import {
   annotationsFor,
   DEFAULT_IMAGE_PATTERN,
@@ -36,6 +37,11 @@ const USAGE = `Usage:
                [--question-preprocess lavis|none] [--num-beams 5] [--max-new-tokens 10]
                [--min-new-tokens 1] [--length-penalty -1] [--batch-size ${DEFAULT_BATCH_SIZE}] [--limit N]
                [--shard K/N] [--out results.json] [--resume] [--backend B] [--device D] [--json]
+  vqa-eval captions --model M --captions C.json --images DIR [--image-pattern P] [--prompt TEXT]
+               [--num-beams 1] [--max-new-tokens 20] [--min-new-tokens 0] [--length-penalty 1]
+               [--batch-size ${DEFAULT_BATCH_SIZE}] [--limit N] [--out caption_results.json] [--resume]
+               [--backend B] [--device D] [--json]
+      caption every image of C.json ([{image_id, caption}] or COCO {annotations}): exact match and token F1
   vqa-eval score --questions Q.json --annotations A.json --results R.json [--json]
   vqa-eval merge --out results.json [--questions Q.json [--limit N]] SHARD.json...
 
@@ -55,6 +61,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     switch (command) {
       case 'run':
         return await runCommand(rest, io);
+      case 'captions':
+        return await captionsCommand(rest, io);
       case 'score':
         return scoreCommand(rest, io);
       case 'merge':
@@ -66,7 +74,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         io.stdout(USAGE);
         return command === undefined ? 2 : 0;
       default:
-        throw new VqaEvalError('E_ARGS', `unknown command "${command}" (expected run, score or merge)`);
+        throw new VqaEvalError(
+          'E_ARGS',
+          `unknown command "${command}" (expected run, captions, score or merge)`,
+        );
     }
   } catch (e) {
     if (e instanceof VqaEvalError) {
@@ -163,14 +174,7 @@ async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
   if (preprocess !== 'lavis' && preprocess !== 'none') {
     throw new VqaEvalError('E_ARGS', `--question-preprocess "${preprocess}": expected lavis or none`);
   }
-  const generation: Partial<GenerationSettings> = {};
-  const set = (key: keyof GenerationSettings, v: number | undefined) => {
-    if (v !== undefined) generation[key] = v;
-  };
-  set('numBeams', number(values, 'num-beams', { integer: true, min: 1 }));
-  set('maxNewTokens', number(values, 'max-new-tokens', { integer: true, min: 0 }));
-  set('minNewTokens', number(values, 'min-new-tokens', { integer: true, min: 0 }));
-  set('lengthPenalty', number(values, 'length-penalty', { integer: false }));
+  const generation = generationFlags(values);
   const shard = values.shard === undefined ? undefined : parseShard(values.shard);
   const out =
     values.out ?? (shard ? `vqa_results.shard-${shard.index}-of-${shard.count}.json` : 'vqa_results.json');
@@ -211,6 +215,78 @@ async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
       `VQA accuracy ${overall.toFixed(2)} over ${outcome.questions} questions (${formatTypes(perAnswerType)})\n` +
         `model ${outcome.model} on ${outcome.backend}: ${outcome.timings.questionsPerSecond.toFixed(2)} questions/s\n` +
         `results: ${outcome.files!.results}\nreport: ${outcome.files!.reportMarkdown}\n`,
+    );
+  }
+  return 0;
+}
+
+/** The decoding flags of `run` and `captions`: only those given, over the command's defaults. */
+function generationFlags(values: Record<string, unknown>): Partial<GenerationSettings> {
+  const generation: Partial<GenerationSettings> = {};
+  const set = (key: keyof GenerationSettings, v: number | undefined) => {
+    if (v !== undefined) generation[key] = v;
+  };
+  set('numBeams', number(values, 'num-beams', { integer: true, min: 1 }));
+  set('maxNewTokens', number(values, 'max-new-tokens', { integer: true, min: 0 }));
+  set('minNewTokens', number(values, 'min-new-tokens', { integer: true, min: 0 }));
+  set('lengthPenalty', number(values, 'length-penalty', { integer: false }));
+  return generation;
+}
+
+async function captionsCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const { values } = parse(args, {
+    model: { type: 'string' },
+    captions: { type: 'string' },
+    images: { type: 'string' },
+    'image-pattern': { type: 'string' },
+    prompt: { type: 'string' },
+    'num-beams': { type: 'string' },
+    'max-new-tokens': { type: 'string' },
+    'min-new-tokens': { type: 'string' },
+    'length-penalty': { type: 'string' },
+    'batch-size': { type: 'string' },
+    limit: { type: 'string' },
+    out: { type: 'string' },
+    resume: { type: 'boolean' },
+    backend: { type: 'string' },
+    device: { type: 'string' },
+    json: { type: 'boolean' },
+    'answerer-module': { type: 'string' },
+  });
+  const model = required(values, 'model');
+  const captionsPath = required(values, 'captions');
+  const imagesDir = required(values, 'images');
+  const generation = generationFlags(values);
+  const batchSize = number(values, 'batch-size', { integer: true, min: 1 }) ?? DEFAULT_BATCH_SIZE;
+  const limit = number(values, 'limit', { integer: true, min: 0 });
+  const loadOpts: LoadAnswererOptions = { model };
+  if (values.backend !== undefined) loadOpts.backend = values.backend;
+  if (values.device !== undefined) loadOpts.device = values.device;
+  const modulePath = values['answerer-module'];
+  const outcome = await runCaptions({
+    answerer: () => (modulePath ? loadAnswererModule(modulePath, loadOpts) : loadAnswerer(loadOpts)),
+    captionsPath,
+    imagesDir,
+    imagePattern: values['image-pattern'] ?? DEFAULT_IMAGE_PATTERN,
+    ...(values.prompt !== undefined ? { prompt: values.prompt } : {}),
+    generation,
+    batchSize,
+    ...(limit !== undefined ? { limit } : {}),
+    out: values.out ?? 'caption_results.json',
+    resume: values.resume === true,
+    ...(io.signal ? { signal: io.signal } : {}),
+    ...(io.progressStream ? { progressStream: io.progressStream } : {}),
+  });
+  const { images, exact, exactMatch, f1 } = outcome.scores;
+  if (values.json) {
+    io.stdout(
+      `${JSON.stringify({ scores: outcome.scores, results: outcome.files!.results, report: outcome.files!.report, timings: outcome.timings })}\n`,
+    );
+  } else {
+    io.stdout(
+      `captions exactly right ${exact}/${images} (${exactMatch.toFixed(2)}%), token F1 ${f1.toFixed(2)}\n` +
+        `model ${outcome.model} on ${outcome.backend}: ${outcome.timings.imagesPerSecond.toFixed(2)} images/s\n` +
+        `results: ${outcome.files!.results}\nreport: ${outcome.files!.report}\n`,
     );
   }
   return 0;

@@ -1,5 +1,17 @@
 export type { GenerationSettings, VqaAnswerer, VqaItem } from './answerer.js';
 export { DEFAULT_GENERATION } from './answerer.js';
+export {
+  CAPTION_GENERATION,
+  type CaptionResult,
+  type CaptionRunOptions,
+  type CaptionRunOutcome,
+  type CaptionScores,
+  captionTokens,
+  loadCaptions,
+  runCaptions,
+  scoreCaptions,
+  tokenF1,
+} from './captions.js';
 export { type AnswererModule, type CliIo, formatAccuracy, main } from './command.js';
 export {
   annotationsFor,

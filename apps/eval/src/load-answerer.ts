@@ -79,17 +79,43 @@ class SdkAnswerer implements VqaAnswerer {
         },
       );
     } catch (e) {
-      const code = (e as { code?: unknown }).code;
-      if (typeof code === 'string' && code.startsWith('E_IMAGE')) {
-        throw new VqaEvalError('E_IMAGE', `cannot preprocess the batch's images: ${describeError(e)}`);
-      }
-      throw e;
+      throw imageError(e);
+    }
+  }
+
+  async caption(
+    imagePaths: readonly string[],
+    settings: GenerationSettings,
+    prompt?: string,
+  ): Promise<string[]> {
+    if (imagePaths.length === 0) return [];
+    try {
+      // an array in, an array out: the image side runs once per image, one greedy/beam batch
+      return [
+        await this.blip2.caption(imagePaths, {
+          ...(prompt === undefined ? {} : { prompt }),
+          numBeams: settings.numBeams,
+          maxNewTokens: settings.maxNewTokens,
+          minNewTokens: settings.minNewTokens,
+          lengthPenalty: settings.lengthPenalty,
+        }),
+      ].flat();
+    } catch (e) {
+      throw imageError(e);
     }
   }
 
   async close(): Promise<void> {
     await this.blip2.dispose();
   }
+}
+
+/** The SDK's image errors as E_IMAGE; anything else as it came. */
+function imageError(e: unknown): unknown {
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('E_IMAGE')
+    ? new VqaEvalError('E_IMAGE', `cannot preprocess the batch's images: ${describeError(e)}`)
+    : e;
 }
 
 function describeError(e: unknown): string {
