@@ -58,7 +58,7 @@ describe.each(['node', 'web'] as const)('shapes-blip2-opt-captioner on backend %
     });
     // no text: the prompt is the query tokens' <image> placeholders and BOS, as the reference's
     const imageToken = model.config.imageTokenIndex as number;
-    const bos = model.config.textConfig.bosTokenId as number;
+    const bos = (model.config.textConfig as { bosTokenId?: number }).bosTokenId;
     for (const c of reference.captions_greedy)
       expect(c.input_ids).toEqual([...new Array(model.config.numQueryTokens).fill(imageToken), bos]);
     const out = await model.generate({ pixelValues: pixelValues! }, { maxNewTokens: 20 });
