@@ -13,6 +13,7 @@ usage: python3 bench-peer.py MODEL_DIR WORKLOAD_JSON DTYPE[,DTYPE...]
 """
 
 import json
+import os
 import struct
 import sys
 import time
@@ -56,6 +57,15 @@ def linear(x, w, p):
     return F.linear(x, w(p + ".weight"), w(p + ".bias"))
 
 
+def attention(q, k, v, causal=False):
+    """softmax(q k^T / sqrt(d)) v, as transformers' eager attention (torch 1.13 has no fused one)."""
+    scores = q @ k.transpose(-1, -2) * (q.shape[-1] ** -0.5)
+    if causal:
+        t = q.shape[-2]
+        scores = scores.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
+    return scores.softmax(-1) @ v
+
+
 def heads(x, n):
     b, t, d = x.shape
     return x.view(b, t, n, d // n).transpose(1, 2)
@@ -94,7 +104,7 @@ class ImageSide:
             h = layer_norm(x, w, p + "layer_norm1", eps)
             qkv = linear(h, w, p + "self_attn.qkv")
             a, b_, c = qkv.chunk(3, -1)
-            h = merge(F.scaled_dot_product_attention(heads(a, n), heads(b_, n), heads(c, n)))
+            h = merge(attention(heads(a, n), heads(b_, n), heads(c, n)))
             x = x + linear(h, w, p + "self_attn.projection")
             h = layer_norm(x, w, p + "layer_norm2", eps)
             x = x + linear(F.gelu(linear(h, w, p + "mlp.fc1")), w, p + "mlp.fc2")
@@ -118,7 +128,7 @@ class ImageSide:
         a = heads(linear(y, w, p + "attention.query"), n)
         b = heads(linear(kv, w, p + "attention.key"), n)
         c = heads(linear(kv, w, p + "attention.value"), n)
-        h = linear(merge(F.scaled_dot_product_attention(a, b, c)), w, p + "output.dense")
+        h = linear(merge(attention(a, b, c)), w, p + "output.dense")
         return F.layer_norm(h + y, h.shape[-1:], w(p + "output.LayerNorm.weight"), w(p + "output.LayerNorm.bias"), eps)
 
 
@@ -129,8 +139,10 @@ class Opt:
         self.t = config["text_config"]
         wv = {}
         for name in w.header:
-            if name.startswith("language_model.") and "embed_tokens" not in name:
+            if name.startswith("language_model."):
                 wv[name] = w(name)
+        # checkpoints that tie the LM head to the embeddings store no lm_head
+        wv.setdefault("language_model.lm_head.weight", wv["language_model.model.decoder.embed_tokens.weight"])
         self.get = wv.__getitem__
 
     def forward(self, x, cache, start):
@@ -150,7 +162,7 @@ class Opt:
                 k = torch.cat([cache[i][0], k], 2)
                 v = torch.cat([cache[i][1], v], 2)
             new.append((k, v))
-            h = merge(F.scaled_dot_product_attention(q, k, v, is_causal=cache is None and s > 1))
+            h = merge(attention(q, k, v, causal=cache is None and s > 1))
             x = x + linear(h, w, p + "self_attn.out_proj")
             h = layer_norm(x, w, p + "final_layer_norm", 1e-5)
             x = x + linear(F.relu(linear(h, w, p + "fc1")), w, p + "fc2")
@@ -238,6 +250,8 @@ def measure(folder, work, name):
 
 
 def main():
+    # as many threads as onnxruntime uses (Debian's OpenMP build may start with one)
+    torch.set_num_threads(os.cpu_count() or 1)
     folder, work_json, dtypes = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
     work = json.loads(work_json)
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "figures": {}}

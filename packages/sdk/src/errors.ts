@@ -24,7 +24,8 @@ export type Blip2ErrorCode =
   | 'E_IMAGE'
   | 'E_PROMPT_TOO_LONG'
   | 'E_OPTIONS'
-  | 'E_BACKEND';
+  | 'E_BACKEND'
+  | 'E_BENCH'; // blip2 bench: its peer or its folders
 
 export class Blip2Error extends Error {
   readonly code: Blip2ErrorCode;

@@ -67,7 +67,9 @@ describe('blip2 bench --small', () => {
       expect(f.limitFrom.length).toBeGreaterThan(0);
     }
     // the answer generates at least one token (LAVIS: 1 to 10)
-    expect(report.figures.find((f) => f.key === 'answer')?.name).toMatch(/\b([1-9]|10) new tokens/);
+    expect(report.figures.find((f) => f.key === 'answer')?.name).toMatch(
+      /\(5 beams, ([1-9]|10) new tokens\)/,
+    );
     expect(c.err()).toMatch(/^bench: /m);
   });
 

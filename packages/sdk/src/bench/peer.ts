@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Blip2Error } from '../errors.js';
 import type { Workload } from './run.js';
 
 export interface PeerResult {
@@ -22,14 +23,20 @@ function script(): string {
     join(here, '..', '..', 'scripts', 'bench-peer.py'),
     join(here, '..', 'scripts', 'bench-peer.py'),
   ].find(existsSync);
-  if (!found) throw new Error(`bench-peer.py is not beside ${here}`);
+  if (!found) throw new Blip2Error('E_BENCH', `bench-peer.py is not beside ${here}`);
   return found;
 }
 
-/** PyTorch's version when python3 can import it, else undefined. */
-export function torchVersion(python = 'python3'): string | undefined {
-  const r = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : undefined;
+/**
+ * The first of `pythons` that imports torch, with torch's version (a pyenv `python3`
+ * may shadow the system one that has Debian's python3-torch).
+ */
+export function findTorch(pythons: readonly string[]): { python: string; version: string } | undefined {
+  for (const python of pythons) {
+    const r = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+    if (r.status === 0) return { python, version: r.stdout.trim() };
+  }
+  return undefined;
 }
 
 export function runPeer(
@@ -37,7 +44,7 @@ export function runPeer(
   workload: Workload & { peerFloat32Batches?: boolean },
   dtypes: readonly string[],
   log: (message: string) => void,
-  python = 'python3',
+  python: string,
 ): Promise<PeerResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(python, [script(), dir, JSON.stringify(workload), dtypes.join(',')], {

@@ -378,15 +378,14 @@ export async function runBench(
       }
       return { ms: median(times), tokens };
     };
-    const prompt = processor.encodeText([model.questionTemplate.replace('{}', question)]);
     const answer = await endToEnd('answer (LAVIS recipe)', async () => {
       const { pixelValues } = await processor.process({ images: [settings.image] });
       const text = processor.encodeText([model.questionTemplate.replace('{}', question)]);
       if (!pixelValues) throw new Blip2Error('E_IMAGE', `${settings.image}: no image`);
       return model.generate({ pixelValues, ...text }, VQA_DECODING);
     });
-    // decoder-only sequences continue the prompt; encoder-decoder ones start with the decoder start token
-    const answerNew = answer.tokens - (lm.kind === 'decoder-only' ? prompt.inputIds.dims[1] : 1);
+    // decoder-only sequences hold the new tokens; encoder-decoder ones start with the decoder start token
+    const answerNew = answer.tokens - (lm.kind === 'decoder-only' ? 0 : 1);
     add({
       key: 'answer',
       name: `answer, LAVIS recipe (${settings.beams} beams, ${answerNew} new tokens), end to end`,

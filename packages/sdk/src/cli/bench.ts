@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { NodeDevice } from '@blip2/backend-node';
 import { type Manifest, type StoredDType, writeRandomCheckpoint } from '../bench/checkpoint.js';
-import { type PeerResult, runPeer, torchVersion } from '../bench/peer.js';
+import { findTorch, type PeerResult, runPeer } from '../bench/peer.js';
 import { type Figure, type Machine, runBench } from '../bench/run.js';
 import { UsageError } from './errors.js';
 import type { Io } from './io.js';
@@ -33,6 +33,7 @@ export const BENCH_USAGE = `usage: blip2 bench [options]
   --positions P,P         decode positions (default 20,200)
   --peer none|D[,D]       PyTorch dtypes (default float32,bfloat16 when torch imports)
   --peer-all              also PyTorch float32 at image batch 8 (minutes)
+  --python P              the python with torch (default: python3, then /usr/bin/python3)
   --manifests FILE        manifests.json (default: the checkout's fixtures)
   --image I               image of the end-to-end figures (default: a fixture image)
   --json                  print {"machine", "figures": [{name, dtype, value, unit, limit, ratio, peer?}]}`;
@@ -52,6 +53,7 @@ const OPTIONS = {
   'peer-all': { type: 'boolean' },
   manifests: { type: 'string' },
   image: { type: 'string' },
+  python: { type: 'string' },
 } as const;
 
 const FIXTURES = join('tooling', 'fixtures', 'data');
@@ -156,15 +158,18 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
     // ---- the PyTorch column -------------------------------------------------------------
     let peer: PeerResult | undefined;
     const peerDtypes = (values.peer as string | undefined) ?? 'float32,bfloat16';
-    const version = peerDtypes === 'none' ? undefined : torchVersion();
-    if (peerDtypes !== 'none' && !version) log('python3 cannot import torch: no PyTorch column');
-    if (version) {
-      log(`PyTorch ${version}: ${peerDtypes}`);
+    const pythons = values.python ? [values.python as string] : ['python3', '/usr/bin/python3'];
+    const torch = peerDtypes === 'none' ? undefined : findTorch(pythons);
+    if (peerDtypes !== 'none' && !torch)
+      log(`${pythons.join(' and ')} cannot import torch: no PyTorch column`);
+    if (torch) {
+      log(`PyTorch ${torch.version} (${torch.python}): ${peerDtypes}`);
       peer = await runPeer(
         dir,
         { ...workload, peerFloat32Batches: values['peer-all'] === true },
         peerDtypes.split(','),
         log,
+        torch.python,
       );
       for (let i = 0; i < figures.length; i++) {
         const f = figures[i];
