@@ -16,6 +16,8 @@ export type EvalErrorCode =
   | 'E_PROMPT' // bad --prompt template
   | 'E_IMAGE_MISSING' // an image file the questions need does not exist
   | 'E_RESULTS_MISMATCH' // results' question ids differ from the annotations'
+  | 'E_OUT' // --out (or a file beside it) cannot be written: missing folder, a link, a directory, no permission
+  | 'E_OUT_LOCKED' // another live run writes the same --out (the message names its pid and host)
   | 'E_PROGRESS_EXISTS' // a progress file exists and --resume was not given
   | 'E_PROGRESS_CORRUPT' // a progress file line cannot be read
   | 'E_RESUME_MISMATCH' // --resume with settings that differ from the recorded ones

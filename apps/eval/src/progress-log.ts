@@ -2,9 +2,12 @@
  * `<out>.progress.jsonl`: an append-only log that makes a run survive Ctrl-C, a crash or a kill.
  * Line 1 is a header with the settings that decide the answers; every finished batch appends one
  * line with its answers and is fsync'd before the next batch starts, so at most the batch in
- * flight is lost. A line cut short by a kill mid-write is dropped (and cut off the file) on resume.
+ * flight is lost. A line cut short by a kill mid-write is dropped (and cut off the file) on resume,
+ * and a write that fails half way (a full disk) is cut off at once, so every line in the file is
+ * whole. The file is never opened through a link; the run's lock on `--out` keeps it to one writer.
  */
-import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, readFileSync } from 'node:fs';
+import { checkWritableTarget, openNoFollow, writeAll } from '@blip2/sdk/files';
 import { VqaEvalError } from './errors.js';
 import type { VqaResult } from './vqa-eval.js';
 
@@ -58,7 +61,13 @@ export class ProgressLog {
     resume: boolean,
   ): ProgressLog {
     const previous = new Map<number, string>();
-    if (existsSync(path)) {
+    let exists: boolean;
+    try {
+      exists = checkWritableTarget(path, 'progress log');
+    } catch (e) {
+      throw new VqaEvalError('E_OUT', (e as Error).message);
+    }
+    if (exists) {
       if (!resume) {
         throw new VqaEvalError(
           'E_PROGRESS_EXISTS',
@@ -69,23 +78,22 @@ export class ProgressLog {
       if (header) {
         checkSettings(path, header.settings, settings);
         for (const r of results) previous.set(r.question_id, r.answer);
-        const fd = openSync(path, 'r+');
+        const fd = openWriter(path, 'append');
         ftruncateSync(fd, validBytes);
-        closeSync(fd);
-        return new ProgressLog(path, openSync(path, 'a'), previous);
+        return new ProgressLog(path, fd, previous);
       }
     }
     // A fresh log (or one that died before its header reached the disk).
-    const fd = openSync(path, 'w');
+    const fd = openWriter(path, 'truncate');
     const header: HeaderLine = { type: 'header', version: PROGRESS_VERSION, settings, info };
-    writeLine(fd, header);
+    writeLine(path, fd, header);
     return new ProgressLog(path, fd, previous);
   }
 
   append(results: readonly VqaResult[]): void {
     if (this.fd === undefined) throw new Error('ProgressLog.append after close');
     const line: AnswersLine = { type: 'answers', results: [...results] };
-    writeLine(this.fd, line);
+    writeLine(this.path, this.fd, line);
   }
 
   close(): void {
@@ -94,9 +102,26 @@ export class ProgressLog {
   }
 }
 
-function writeLine(fd: number, value: unknown): void {
-  writeSync(fd, `${JSON.stringify(value)}\n`);
-  fsyncSync(fd);
+function openWriter(path: string, mode: 'append' | 'truncate'): number {
+  try {
+    return openNoFollow(path, mode);
+  } catch (e) {
+    throw new VqaEvalError('E_OUT', (e as Error).message);
+  }
+}
+
+/** Appends one whole line and fsyncs it; a failed write is cut back off, leaving the file as it was. */
+function writeLine(path: string, fd: number, value: unknown): void {
+  const before = fstatSync(fd).size;
+  try {
+    writeAll(fd, `${JSON.stringify(value)}\n`);
+    fsyncSync(fd);
+  } catch (e) {
+    try {
+      ftruncateSync(fd, before);
+    } catch {}
+    throw new VqaEvalError('E_OUT', `${path}: cannot append to the progress log: ${(e as Error).message}`);
+  }
 }
 
 /** Reads a progress file: its header (undefined if none made it to disk) and every recorded answer. */

@@ -16,7 +16,7 @@ import {
   type VqaQuestion,
 } from './data.js';
 import { VqaEvalError } from './errors.js';
-import { formatResults, writeFileAtomic } from './fs-util.js';
+import { claimOutputs, formatResults, writeFileAtomic } from './fs-util.js';
 import {
   compilePrompt,
   DEFAULT_PROMPTS,
@@ -86,6 +86,24 @@ export const progressPathFor = (out: string) => `${out}.progress.jsonl`;
 export const reportPathsFor = (out: string) => ({ json: `${out}.report.json`, markdown: `${out}.report.md` });
 
 export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
+  // The outputs are claimed first: a run that cannot write its answers, or that would share
+  // them with a live run, stops before reading data or loading a model.
+  const out = opts.out === undefined ? undefined : resolve(opts.out);
+  const lock = out
+    ? claimOutputs(
+        out,
+        [progressPathFor(out), reportPathsFor(out).json, reportPathsFor(out).markdown],
+        `vqa-eval run${opts.resume ? ' --resume' : ''}`,
+      )
+    : undefined;
+  try {
+    return await runClaimed(opts, out);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function runClaimed(opts: RunOptions, out: string | undefined): Promise<RunOutcome> {
   const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
     throw new VqaEvalError('E_ARGS', `--batch-size ${batchSize}: must be a positive integer`);
@@ -122,7 +140,6 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
       questions: { count: selected.length, sha256: fingerprint(selected) },
     };
 
-    const out = opts.out === undefined ? undefined : resolve(opts.out);
     const log = out
       ? ProgressLog.open(
           progressPathFor(out),

@@ -23,6 +23,8 @@ beforeAll(async () => {
     dts: false,
     silent: true,
     config: false,
+    // bundled into a temp folder with no node_modules: the one static workspace import goes in
+    noExternal: [/^@blip2\/sdk\/files$/],
   });
   cli = join(outDir, 'cli.js');
 });
@@ -109,5 +111,28 @@ describe('vqa-eval executable', () => {
     expect(result.stderr).toContain(`interrupted after ${saved} of 200`);
     expect((await finished(start(out, ['--resume']))).code).toBe(0);
     expect(JSON.parse(readFileSync(out, 'utf8'))).toHaveLength(200);
+  });
+
+  it('a second run on a live --out, with or without --resume, is refused at once naming the first', async () => {
+    const dir = tempDir();
+    const full = join(dir, 'full.json');
+    expect((await finished(start(full))).code).toBe(0);
+    const out = join(dir, 'shared.json');
+    const first = start(out, [], 40);
+    const firstDone = finished(first);
+    await whenAnswered(out, 20);
+    for (const extra of [[], ['--resume']]) {
+      const t0 = performance.now();
+      const second = await finished(start(out, extra));
+      expect(second.code).toBe(1);
+      expect(second.stderr).toMatch(
+        new RegExp(`E_OUT_LOCKED: --out .*shared\\.json is in use by a live run: pid ${first.pid} on host `),
+      );
+      expect(performance.now() - t0).toBeLessThan(5000);
+    }
+    // the first run lost nothing: its results are an uninterrupted run's
+    expect((await firstDone).code).toBe(0);
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(full, 'utf8'));
+    expect(existsSync(`${out}.lock`)).toBe(false);
   });
 });

@@ -1,4 +1,13 @@
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/command.js';
@@ -153,6 +162,51 @@ describe('runEvaluation', () => {
     const mismatch = runEvaluation(base({ out, resume: true, generation: { numBeams: 1 } }));
     await expect(mismatch).rejects.toThrow(/numBeams: recorded 5, now 1/);
     expect(await code(runEvaluation(base({ out, resume: true, limit: 30 })))).toBe('E_RESUME_MISMATCH');
+  });
+
+  it('--out that cannot be written is a typed error before the data is read or the model loads', async () => {
+    const dir = tempDir();
+    let loaded = false;
+    const answerer = async () => {
+      loaded = true;
+      return new FakeAnswerer();
+    };
+    const cases: [string, RegExp][] = [
+      [join(dir, 'missing', 'r.json'), /--out .*r\.json: the folder .*missing does not exist/],
+      [dir, /is a directory, not a file/],
+    ];
+    mkdirSync(join(dir, 'sub'));
+    symlinkSync(join(dir, 'elsewhere.json'), join(dir, 'link.json'));
+    cases.push([join(dir, 'link.json'), /link\.json \(--out\) is a symbolic link/]);
+    // a dangling link where the progress log goes: never followed, the target never created
+    symlinkSync(join(dir, 'planted.jsonl'), progressPathFor(join(dir, 'p.json')));
+    cases.push([join(dir, 'p.json'), /p\.json\.progress\.jsonl \(output of --out .*\) is a symbolic link/]);
+    for (const [out, message] of cases) {
+      const p = runEvaluation(base({ out, answerer, questionsPath: join(dir, 'not-read-yet.json') }));
+      await expect(p).rejects.toThrow(message);
+      expect(await code(p)).toBe('E_OUT');
+    }
+    expect(loaded).toBe(false);
+    expect(existsSync(join(dir, 'planted.jsonl'))).toBe(false);
+    expect(existsSync(join(dir, 'elsewhere.json'))).toBe(false);
+    expect(lstatSync(join(dir, 'link.json')).isSymbolicLink()).toBe(true);
+  });
+
+  it('two runs on one --out in one process: the second is refused while the first runs', async () => {
+    const out = join(tempDir(), 'r.json');
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const slow = new FakeAnswerer('opt', { beforeBatch: (n) => (n === 0 ? gate : undefined) });
+    const first = runEvaluation(base({ out, answerer: slow }));
+    await new Promise((r) => setTimeout(r, 50));
+    const second = runEvaluation(base({ out, resume: true }));
+    await expect(second).rejects.toThrow(new RegExp(`in use by a live run: pid ${process.pid} on host`));
+    release();
+    const outcome = await first;
+    expect(outcome.results).toHaveLength(60);
+    expect(existsSync(`${out}.lock`)).toBe(false);
   });
 
   it('reports a corrupt progress log by line', async () => {
