@@ -12,6 +12,7 @@
  */
 import { ProcessorError } from './errors.js';
 import type { RgbImage } from './image.js';
+import { MAX_IMAGE_PIXELS } from './limits.js';
 
 /** `BmpImageFile.COMPRESSIONS` */
 const RAW = 0;
@@ -88,9 +89,6 @@ const MASK_MODES: Record<string, RawMode> = {
   '16:7c00,3e0,1f': 'BGR;15',
 };
 
-/** PIL's `Image.MAX_IMAGE_PIXELS`; `Image.open` refuses more than twice this many pixels. */
-const MAX_IMAGE_PIXELS = Math.floor((1024 * 1024 * 1024) / 4 / 3);
-
 /** True when the bytes carry the BMP file signature PIL's `_accept` checks. */
 export function isBmp(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x42 && bytes[1] === 0x4d;
@@ -98,7 +96,10 @@ export function isBmp(bytes: Uint8Array): boolean {
 
 /** Decode a Windows/OS2 bitmap file ("BM...") to RGB, as PIL would. */
 export function decodeBmp(bytes: Uint8Array, source = 'BMP bytes'): RgbImage {
-  const fail = (code: 'E_IMAGE_DECODE' | 'E_IMAGE_FORMAT' | 'E_IMAGE_EMPTY', what: string): never => {
+  const fail = (
+    code: 'E_IMAGE_DECODE' | 'E_IMAGE_FORMAT' | 'E_IMAGE_EMPTY' | 'E_IMAGE_TOO_LARGE',
+    what: string,
+  ): never => {
     throw new ProcessorError(code, `${source}: ${what}`);
   };
   const u16 = (at: number) => bytes[at] | (bytes[at + 1] << 8);
@@ -220,10 +221,10 @@ export function decodeBmp(bytes: Uint8Array, source = 'BMP bytes'): RgbImage {
 
   // ImageFile refuses empty images; Image.open refuses decompression bombs.
   if (width === 0 || height === 0) fail('E_IMAGE_EMPTY', `image is empty (${width} x ${height})`);
-  if (width * height > 2 * MAX_IMAGE_PIXELS) {
+  if (width * height > MAX_IMAGE_PIXELS) {
     fail(
-      'E_IMAGE_DECODE',
-      `BMP dimensions ${width} x ${height} exceed PIL's limit of ${2 * MAX_IMAGE_PIXELS} pixels`,
+      'E_IMAGE_TOO_LARGE',
+      `BMP dimensions ${width} x ${height} exceed the limit of ${MAX_IMAGE_PIXELS} pixels (MAX_IMAGE_PIXELS, Pillow's decompression-bomb limit)`,
     );
   }
 

@@ -8,6 +8,7 @@
  */
 import { describe, ProcessorError } from './errors.js';
 import { isRawImage, type RawImage, type RgbImage, toRgb } from './image.js';
+import { MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS } from './limits.js';
 
 /** Anything the main entry can turn into RGB pixels without Node. */
 export type BrowserImageInput =
@@ -73,6 +74,11 @@ function fromBitmapLike(
 ): RgbImage {
   if (width === 0 || height === 0)
     throw new ProcessorError('E_IMAGE_EMPTY', `${what}: image is empty (${width} x ${height})`);
+  if (width * height > MAX_IMAGE_PIXELS)
+    throw new ProcessorError(
+      'E_IMAGE_TOO_LARGE',
+      `${what}: ${width} x ${height} pixels exceed the limit of ${MAX_IMAGE_PIXELS} (MAX_IMAGE_PIXELS, Pillow's decompression-bomb limit)`,
+    );
   const viaGl = readWithWebGl(source, width, height);
   if (viaGl) return toRgb({ width, height, data: viaGl, channels: 4 }, what);
   if (!has('OffscreenCanvas'))
@@ -91,6 +97,11 @@ function fromBitmapLike(
 async function decodeBlob(blob: Blob, what: string): Promise<RgbImage> {
   if (blob.size === 0)
     throw new ProcessorError('E_IMAGE_DECODE', `${what}: no bytes to decode (empty input)`);
+  if (blob.size > MAX_IMAGE_FILE_BYTES)
+    throw new ProcessorError(
+      'E_IMAGE_TOO_LARGE',
+      `${what}: ${blob.size} bytes, above the limit of ${MAX_IMAGE_FILE_BYTES} (MAX_IMAGE_FILE_BYTES)`,
+    );
   let bitmap: ImageBitmap;
   try {
     bitmap = await createImageBitmap(blob, {

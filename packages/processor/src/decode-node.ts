@@ -10,11 +10,13 @@
  * Only containers PIL opens are accepted: sharp would also render SVG (and read HEIC
  * when built with it), which BLIP-2's reference pipeline could never have seen.
  */
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import sharp from 'sharp';
 import { decodeBmp, isBmp } from './bmp.js';
 import { ProcessorError } from './errors.js';
 import type { RgbImage } from './image.js';
+import { MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS } from './limits.js';
 
 const SUPPORTED = 'PNG, JPEG, WebP, GIF, BMP, TIFF';
 
@@ -27,8 +29,20 @@ export async function decodeImageBytes(bytes: Uint8Array, source = 'image bytes'
     throw new ProcessorError('E_IMAGE_DECODE', `${source}: no bytes to decode (empty input)`);
   if (isBmp(bytes)) return decodeBmp(bytes, source);
   try {
-    const image = sharp(bytes, { ignoreIcc: true, pages: 1, autoOrient: false });
-    const { format, compression } = await image.metadata();
+    const settings = { ignoreIcc: true, pages: 1, autoOrient: false } as const;
+    // the header is read without libvips' pixel cap so the error can name the dimensions;
+    // the decode itself runs under the cap, the backstop for a header that lies
+    const { format, compression, width, height } = await sharp(bytes, {
+      ...settings,
+      limitInputPixels: false,
+    }).metadata();
+    const image = sharp(bytes, { ...settings, limitInputPixels: MAX_IMAGE_PIXELS });
+    if (width !== undefined && height !== undefined && width * height > MAX_IMAGE_PIXELS) {
+      throw new ProcessorError(
+        'E_IMAGE_TOO_LARGE',
+        `${source}: ${width} x ${height} pixels exceed the limit of ${MAX_IMAGE_PIXELS} (MAX_IMAGE_PIXELS, Pillow's decompression-bomb limit)`,
+      );
+    }
     // AVIF (HEIF with AV1) is opened by PIL too; HEIC is not
     const pilOpens = PIL_FORMATS.has(format) || (format === 'heif' && compression === 'av1');
     if (!pilOpens) {
@@ -59,6 +73,13 @@ export async function decodeImageBytes(bytes: Uint8Array, source = 'image bytes'
   } catch (e) {
     if (e instanceof ProcessorError) throw e;
     const message = e instanceof Error ? e.message : String(e);
+    if (/exceeds pixel limit/i.test(message)) {
+      throw new ProcessorError(
+        'E_IMAGE_TOO_LARGE',
+        `${source}: more pixels than the limit of ${MAX_IMAGE_PIXELS} (MAX_IMAGE_PIXELS, Pillow's decompression-bomb limit)`,
+        { cause: e },
+      );
+    }
     if (/unsupported image format/i.test(message)) {
       throw new ProcessorError('E_IMAGE_FORMAT', `${source}: not a supported image format (${SUPPORTED})`, {
         cause: e,
@@ -70,15 +91,61 @@ export async function decodeImageBytes(bytes: Uint8Array, source = 'image bytes'
   }
 }
 
-/** Read and decode an image file. */
-export async function decodeImageFile(path: string): Promise<RgbImage> {
-  let bytes: Uint8Array;
+/**
+ * Read and decode an image file: a regular file only (a FIFO would block forever, a device such
+ * as /dev/zero never ends), of at most `maxBytes` bytes.
+ */
+export async function decodeImageFile(path: string, options: { maxBytes?: number } = {}): Promise<RgbImage> {
+  const maxBytes = options.maxBytes ?? MAX_IMAGE_FILE_BYTES;
+  const bytes = await readImageFile(path, maxBytes);
+  return decodeImageBytes(bytes, path);
+}
+
+async function readImageFile(path: string, maxBytes: number): Promise<Uint8Array> {
+  let fh: Awaited<ReturnType<typeof open>>;
   try {
-    bytes = await readFile(path);
+    // O_NONBLOCK: opening a FIFO for reading must not wait for a writer
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     throw new ProcessorError('E_IMAGE_FILE', `cannot read image file ${path}: ${(e as Error).message}`, {
       cause: e,
     });
   }
-  return decodeImageBytes(bytes, path);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      const kind = st.isDirectory()
+        ? 'a directory'
+        : st.isFIFO()
+          ? 'a FIFO'
+          : st.isCharacterDevice() || st.isBlockDevice()
+            ? 'a device'
+            : st.isSocket()
+              ? 'a socket'
+              : 'not a regular file';
+      throw new ProcessorError('E_IMAGE_FILE', `image file ${path} is ${kind}; only regular files are read`);
+    }
+    if (st.size > maxBytes) {
+      throw new ProcessorError(
+        'E_IMAGE_TOO_LARGE',
+        `image file ${path} is ${st.size} bytes, above the limit of ${maxBytes} (MAX_IMAGE_FILE_BYTES)`,
+      );
+    }
+    // read what is there now, never more than the cap (the file may grow while we read)
+    const buf = Buffer.allocUnsafe(st.size);
+    let n = 0;
+    while (n < buf.length) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    return buf.subarray(0, n);
+  } catch (e) {
+    if (e instanceof ProcessorError) throw e;
+    throw new ProcessorError('E_IMAGE_FILE', `cannot read image file ${path}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  } finally {
+    await fh.close();
+  }
 }

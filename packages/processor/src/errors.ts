@@ -7,7 +7,8 @@ export type ProcessorErrorCode =
   | 'E_IMAGE_FORMAT' // a container we do not decode (e.g. TIFF in a browser, SVG)
   | 'E_IMAGE_EMPTY' // zero width or height
   | 'E_IMAGE_INPUT' // a value that is not an image at all, or raw pixels of the wrong length
-  | 'E_IMAGE_FILE' // a path that cannot be read
+  | 'E_IMAGE_FILE' // a path that cannot be read, or is not a regular file (a FIFO, a device)
+  | 'E_IMAGE_TOO_LARGE' // more bytes or pixels than the limits (limits.ts) allow
   | 'E_CONFIG' // a preprocessor/processor config field with a wrong type or value
   | 'E_TOKENIZER_FILE' // tokenizer.json missing or unreadable
   | 'E_TOKENIZER_JSON' // tokenizer.json present but malformed or using an unsupported component

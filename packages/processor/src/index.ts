@@ -18,6 +18,7 @@ export {
   type ImageProcessorOptions,
   imageOptionsFromConfig,
 } from './image-processor.js';
+export { MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS } from './limits.js';
 export { type Coefficients, precomputeCoefficients, resizeBicubic } from './resize.js';
 export type { Decoder } from './tokenizer/decoders.js';
 export type { Model, ModelToken } from './tokenizer/models.js';
