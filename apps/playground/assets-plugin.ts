@@ -11,6 +11,7 @@
 import { copyFileSync, createReadStream, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { extname, join, resolve } from 'node:path';
+import { Blip2Error } from '@blip2/tensor';
 import type { Plugin } from 'vite';
 
 /** A folder served (and copied) under a URL prefix. */
@@ -26,12 +27,11 @@ export interface Mount {
 export type AssetErrorCode = 'E_ASSET_MOUNT' | 'E_ASSET_MISSING';
 
 /** A mount that names a folder or a file that is not there: the build or dev server would serve 404s. */
-export class AssetError extends Error {
-  readonly code: AssetErrorCode;
+export class AssetError extends Blip2Error<AssetErrorCode> {
+  static override readonly marker: symbol = Symbol.for('blip2.error.AssetError');
   constructor(code: AssetErrorCode, message: string) {
-    super(message);
+    super(code, message);
     this.name = 'AssetError';
-    this.code = code;
   }
 }
 

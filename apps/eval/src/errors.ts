@@ -1,3 +1,5 @@
+import { Blip2Error } from '@blip2/sdk';
+
 /**
  * Every failure the evaluation app reports on purpose is a `VqaEvalError` with a stable `code`,
  * so scripts (and tests) can branch on the code while people read the message, which always
@@ -26,12 +28,10 @@ export type EvalErrorCode =
   | 'E_MERGE_OVERLAP' // two shard result files answer the same question
   | 'E_MERGE_INCOMPLETE'; // merged shards do not cover the questions
 
-export class VqaEvalError extends Error {
-  override readonly name = 'VqaEvalError';
-  constructor(
-    readonly code: EvalErrorCode,
-    message: string,
-  ) {
-    super(message);
+export class VqaEvalError extends Blip2Error<EvalErrorCode> {
+  static override readonly marker: symbol = Symbol.for('blip2.error.VqaEvalError');
+  constructor(code: EvalErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'VqaEvalError';
   }
 }

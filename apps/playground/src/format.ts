@@ -3,17 +3,16 @@
  * wording load progress and timings, and turning any thrown value into the code and
  * message the page shows. Kept free of the DOM so Node tests can check them.
  */
-import type { GenerationOptions, LoadProgress } from '@blip2/sdk/browser';
+import { Blip2Error, type GenerationOptions, type LoadProgress } from '@blip2/sdk/browser';
 
 export type PlaygroundErrorCode = 'E_OPTIONS' | 'E_INPUT' | 'E_IMAGE_TYPE' | 'E_NOT_READY';
 
 /** A mistake made in the page's own controls (the SDK's errors carry their own codes). */
-export class PlaygroundError extends Error {
-  readonly code: PlaygroundErrorCode;
+export class PlaygroundError extends Blip2Error<PlaygroundErrorCode> {
+  static override readonly marker: symbol = Symbol.for('blip2.error.PlaygroundError');
   constructor(code: PlaygroundErrorCode, message: string) {
-    super(message);
+    super(code, message);
     this.name = 'PlaygroundError';
-    this.code = code;
   }
 }
 

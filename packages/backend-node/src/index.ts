@@ -10,9 +10,9 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { type Backend, type BuiltGraph, type LoadOptions, OrtSession, type Session } from '@blip2/tensor';
 import * as ort from 'onnxruntime-node';
-import { BackendError } from './errors.js';
+import { NodeBackendError } from './errors.js';
 
-export { BackendError } from './errors.js';
+export { NodeBackendError } from './errors.js';
 
 export type NodeDevice = 'cpu' | 'cuda' | 'tensorrt' | 'dml' | 'coreml' | 'webgpu';
 
@@ -80,23 +80,23 @@ export function weightFolder(graph: BuiltGraph): string | undefined {
   let folder: string | undefined;
   for (const f of graph.externalData) {
     if (/^[a-z]+:\/\//i.test(f.uri)) {
-      throw new BackendError(
+      throw new NodeBackendError(
         'E_WEIGHT_FILES',
         `${graph.name}: backend-node reads weights from files, got URL ${f.uri}; download it first (the SDK's model sources do)`,
       );
     }
     if (!existsSync(f.uri))
-      throw new BackendError('E_WEIGHT_FILES', `${graph.name}: weight file ${f.uri} does not exist`);
+      throw new NodeBackendError('E_WEIGHT_FILES', `${graph.name}: weight file ${f.uri} does not exist`);
     const real = realpathSync(f.uri);
     const dir = dirname(real);
     if (real !== join(dir, f.location)) {
-      throw new BackendError(
+      throw new NodeBackendError(
         'E_WEIGHT_FILES',
         `${graph.name}: weight file ${f.uri} resolves to ${real}, not to a file named '${f.location}'`,
       );
     }
     if (folder !== undefined && folder !== dir) {
-      throw new BackendError(
+      throw new NodeBackendError(
         'E_WEIGHT_FILES',
         `${graph.name}: weight files are in two folders (${folder}, ${dir}); onnxruntime maps them from one`,
       );
@@ -106,8 +106,8 @@ export function weightFolder(graph: BuiltGraph): string | undefined {
   return folder;
 }
 
-const sessionError = (code: string, message: string, cause?: unknown) =>
-  new BackendError(code, message, { cause });
+const sessionError = (code: 'E_RELEASED' | 'E_RUN', message: string, cause?: unknown) =>
+  new NodeBackendError(code, message, { cause });
 
 export class NodeBackend implements Backend {
   readonly name: string;
@@ -120,7 +120,7 @@ export class NodeBackend implements Backend {
     const problem = providerProblem(wanted);
     if (problem) {
       if ((options.fallback ?? 'error') === 'error') {
-        throw new BackendError('E_PROVIDER_UNAVAILABLE', `device '${wanted}' is unavailable: ${problem}`);
+        throw new NodeBackendError('E_PROVIDER_UNAVAILABLE', `device '${wanted}' is unavailable: ${problem}`);
       }
       (options.onWarning ?? console.warn)(
         `blip2: device '${wanted}' is unavailable, running on CPU instead (${problem.split('. ')[0]})`,
@@ -141,7 +141,7 @@ export class NodeBackend implements Backend {
   async load(graph: BuiltGraph, options: LoadOptions = {}): Promise<Session> {
     const unknown = (options.keepOnDevice ?? []).filter((n) => !graph.outputs.some((io) => io.name === n));
     if (unknown.length) {
-      throw new BackendError(
+      throw new NodeBackendError(
         'E_KEEP_ON_DEVICE',
         `${graph.name}: keepOnDevice names ${unknown.map((n) => `'${n}'`).join(', ')}, which ${unknown.length > 1 ? 'are not outputs' : 'is not an output'} of the graph (outputs are ${graph.outputs.map((io) => io.name).join(', ')})`,
       );
@@ -166,7 +166,7 @@ export class NodeBackend implements Backend {
       const s = await ort.InferenceSession.create(graph.bytes, sessionOptions);
       return new OrtSession(graph, s, { Tensor: ort.Tensor, runtime: 'onnxruntime', error: sessionError });
     } catch (e) {
-      throw new BackendError(
+      throw new NodeBackendError(
         'E_LOAD',
         `${graph.name}: onnxruntime could not create the session: ${(e as Error).message}`,
         { cause: e },

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { add, GraphBuilder, linear, mul } from '@blip2/onnx';
 import { type BuiltGraph, float32, int64, isDeviceTensor, maxAbsDiff, type Tensor } from '@blip2/tensor';
 import { describe, expect, it } from 'vitest';
-import { BackendError, createNodeBackend, doctor, providerProblem, weightFolder } from '../src/index.js';
+import { createNodeBackend, doctor, NodeBackendError, providerProblem, weightFolder } from '../src/index.js';
 
 function tinyGraph(): BuiltGraph {
   const g = new GraphBuilder('tiny');
@@ -126,12 +126,12 @@ describe('backend-node', () => {
     } catch (e) {
       err = e;
     }
-    expect(err).toBeInstanceOf(BackendError);
-    expect((err as BackendError).code).toBe('E_PROVIDER_UNAVAILABLE');
+    expect(err).toBeInstanceOf(NodeBackendError);
+    expect((err as NodeBackendError).code).toBe('E_PROVIDER_UNAVAILABLE');
     expect((err as Error).message).toMatch(/ONNXRUNTIME_NODE_INSTALL=cuda12/);
     expect((err as Error).message).toMatch(/CUDA 12 and cuDNN 9/);
     // the default policy is to say so, not to run somewhere else silently
-    expect(() => createNodeBackend({ device: 'cuda' })).toThrow(BackendError);
+    expect(() => createNodeBackend({ device: 'cuda' })).toThrow(NodeBackendError);
 
     const warnings: string[] = [];
     const backend = createNodeBackend({
@@ -154,7 +154,7 @@ describe('backend-node', () => {
     g.output(add(x, y), 'z', 'float32', ['n']);
     const s = await createNodeBackend().load(g.build());
     const err = await s.run({ x: float32([2]), y: float32([3]) }).catch((e) => e);
-    expect(err).toBeInstanceOf(BackendError);
+    expect(err).toBeInstanceOf(NodeBackendError);
     expect(err.code).toBe('E_RUN');
     expect(err.message).toMatch(/^bad: onnxruntime failed on x\[2\] y\[3\]/);
   });

@@ -11,11 +11,11 @@
 import { type Backend, type BuiltGraph, type LoadOptions, OrtSession, type Session } from '@blip2/tensor';
 import * as ort from 'onnxruntime-web';
 import { deviceProblem, type WebDevice } from './device.js';
-import { BackendError } from './errors.js';
+import { WebBackendError } from './errors.js';
 import { type FetchLike, WeightFileCache, type WeightProgress } from './weights.js';
 
 export { doctor, type GpuAdapterInfo, probeWebGpu, type WebDevice, type WebDoctorReport } from './device.js';
-export { BackendError } from './errors.js';
+export { WebBackendError } from './errors.js';
 export type { FetchLike, WeightProgress } from './weights.js';
 
 /**
@@ -88,17 +88,17 @@ function formatBytes(n: number): string {
   return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
 }
 
-function tooLarge(graph: BuiltGraph, bytes: number, limit: number): BackendError {
+function tooLarge(graph: BuiltGraph, bytes: number, limit: number): WebBackendError {
   const files = graph.externalData.map((f) => f.location).join(', ');
-  return new BackendError(
+  return new WebBackendError(
     'E_TOO_LARGE',
     `${graph.name}: its weight files (${files}) hold ${formatBytes(bytes)}, more than the ${formatBytes(limit)} onnxruntime-web's 32-bit wasm memory can take. ` +
       'Export the checkpoint to fp16 or int8 weights (`blip2 export`) for the browser, or run it in Node with @blip2/backend-node.',
   );
 }
 
-const sessionError = (code: string, message: string, cause?: unknown) =>
-  new BackendError(code, message, { cause });
+const sessionError = (code: 'E_RELEASED' | 'E_RUN', message: string, cause?: unknown) =>
+  new WebBackendError(code, message, { cause });
 
 export class WebBackend implements Backend {
   readonly name: string;
@@ -134,7 +134,7 @@ export class WebBackend implements Backend {
     const o = this.options;
     const unknown = (options.keepOnDevice ?? []).filter((n) => !graph.outputs.some((io) => io.name === n));
     if (unknown.length) {
-      throw new BackendError(
+      throw new WebBackendError(
         'E_KEEP_ON_DEVICE',
         `${graph.name}: keepOnDevice names ${unknown.map((n) => `'${n}'`).join(', ')}, which ${unknown.length > 1 ? 'are not outputs' : 'is not an output'} of the graph (outputs are ${graph.outputs.map((io) => io.name).join(', ')})`,
       );
@@ -154,7 +154,7 @@ export class WebBackend implements Backend {
         error: sessionError,
       });
     } catch (e) {
-      throw new BackendError(
+      throw new WebBackendError(
         'E_LOAD',
         `${graph.name}: onnxruntime-web (${this.device}) could not create the session: ${(e as Error).message}`,
         {
@@ -185,7 +185,7 @@ export async function createWebBackend(options: WebBackendOptions = {}): Promise
   const problem = await deviceProblem(wanted);
   if (problem) {
     if ((options.fallback ?? 'error') === 'error' || wanted === 'wasm') {
-      throw new BackendError('E_PROVIDER_UNAVAILABLE', `device '${wanted}' is unavailable: ${problem}`);
+      throw new WebBackendError('E_PROVIDER_UNAVAILABLE', `device '${wanted}' is unavailable: ${problem}`);
     }
     (options.onWarning ?? console.warn)(
       `blip2: device '${wanted}' is unavailable, running on wasm instead (${problem.split('. ')[0]})`,

@@ -7,7 +7,7 @@
  * bytes are shared by every session that needs them.
  */
 import type { ExternalDataFile } from '@blip2/tensor';
-import { BackendError } from './errors.js';
+import { WebBackendError } from './errors.js';
 
 export interface WeightProgress {
   /** the file name the graph uses (e.g. 'model.safetensors') */
@@ -47,7 +47,7 @@ async function readNodeFile(graphName: string, file: ExternalDataFile): Promise<
       (e as NodeJS.ErrnoException).code === 'ENOENT'
         ? 'does not exist'
         : `cannot be read (${(e as Error).message})`;
-    throw new BackendError(
+    throw new WebBackendError(
       'E_WEIGHT_FILES',
       `${graphName}: weight file ${file.uri} (for '${file.location}') ${why}`,
       { cause: e },
@@ -55,8 +55,8 @@ async function readNodeFile(graphName: string, file: ExternalDataFile): Promise<
   }
 }
 
-function sizeMismatch(graphName: string, file: ExternalDataFile, got: number): BackendError {
-  return new BackendError(
+function sizeMismatch(graphName: string, file: ExternalDataFile, got: number): WebBackendError {
+  return new WebBackendError(
     'E_WEIGHT_FILES',
     `${graphName}: weight file ${file.uri} has ${got} bytes but the graph expects ${file.size} (truncated download or a different checkpoint?)`,
   );
@@ -70,7 +70,7 @@ async function fetchFile(
 ): Promise<Uint8Array> {
   const doFetch = options.fetch ?? (globalThis.fetch as FetchLike | undefined);
   if (!doFetch)
-    throw new BackendError(
+    throw new WebBackendError(
       'E_FETCH',
       `${graphName}: no fetch() in this runtime to get ${file.uri}; pass { fetch } to createWebBackend`,
     );
@@ -78,14 +78,14 @@ async function fetchFile(
   try {
     res = await doFetch(file.uri, signal ? { signal } : undefined);
   } catch (e) {
-    throw new BackendError(
+    throw new WebBackendError(
       'E_FETCH',
       `${graphName}: fetching weight file ${file.uri} failed: ${(e as Error).message}`,
       { cause: e },
     );
   }
   if (!res.ok) {
-    throw new BackendError(
+    throw new WebBackendError(
       'E_FETCH',
       `${graphName}: fetching weight file ${file.uri} answered HTTP ${res.status} ${res.statusText}`.trimEnd(),
     );

@@ -19,10 +19,10 @@ import {
 } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  BackendError,
   createWebBackend,
   doctor,
   WASM_MAX_WEIGHT_BYTES,
+  WebBackendError,
   type WeightProgress,
 } from '../src/index.js';
 import {
@@ -158,7 +158,7 @@ describe('backend-web (wasm) in Node', () => {
     const web = await createWebBackend();
     const missing = join(dir, 'nowhere', 'model.safetensors');
     const err = await web.load(withWeightsAt(head, () => missing)).catch((e) => e);
-    expect(err).toBeInstanceOf(BackendError);
+    expect(err).toBeInstanceOf(WebBackendError);
     expect(err.code).toBe('E_WEIGHT_FILES');
     expect(err.message).toContain(missing);
     expect(err.message).toContain('head');
@@ -168,7 +168,7 @@ describe('backend-web (wasm) in Node', () => {
     const web = await createWebBackend();
     const url = `${base}/ckpt/missing.safetensors`;
     const err = await web.load(withWeightsAt(head, () => url)).catch((e) => e);
-    expect(err).toBeInstanceOf(BackendError);
+    expect(err).toBeInstanceOf(WebBackendError);
     expect(err.code).toBe('E_FETCH');
     expect(err.message).toContain(url);
     expect(err.message).toContain('404');
@@ -180,7 +180,7 @@ describe('backend-web (wasm) in Node', () => {
     truncate = true;
     try {
       const err = await web.load(withWeightsAt(head, () => `${base}/ckpt/model.safetensors`)).catch((e) => e);
-      expect(err).toBeInstanceOf(BackendError);
+      expect(err).toBeInstanceOf(WebBackendError);
       expect(err.code).toBe('E_WEIGHT_FILES');
       expect(err.message).toContain(`${fileSize - 100} bytes but the graph expects ${fileSize}`);
     } finally {
@@ -201,7 +201,7 @@ describe('backend-web (wasm) in Node', () => {
       ],
     };
     const err = await web.load(huge).catch((e) => e);
-    expect(err).toBeInstanceOf(BackendError);
+    expect(err).toBeInstanceOf(WebBackendError);
     expect(err.code).toBe('E_TOO_LARGE');
     expect(err.message).toMatch(/5\.00 GiB.*4\.00 GiB.*fp16 or int8/);
     expect(served.length).toBe(before);
@@ -221,7 +221,7 @@ describe('backend-web (wasm) in Node', () => {
 
   it('WebGPU is unavailable in Node: a typed error, or wasm with one warning', async () => {
     const err = await createWebBackend({ device: 'webgpu' }).catch((e) => e);
-    expect(err).toBeInstanceOf(BackendError);
+    expect(err).toBeInstanceOf(WebBackendError);
     expect(err.code).toBe('E_PROVIDER_UNAVAILABLE');
     expect(err.message).toContain("device 'webgpu' is unavailable: navigator.gpu is missing");
 
@@ -267,7 +267,7 @@ describe('backend-web (wasm) in Node', () => {
     expect(maxAbsDiff(kept.logits as Tensor, (await s.run({ x })).logits)).toBe(0);
     await s.release();
     const err = await web.load(head, { keepOnDevice: ['logits', 'present.0.key'] }).catch((e) => e);
-    expect(err).toBeInstanceOf(BackendError);
+    expect(err).toBeInstanceOf(WebBackendError);
     expect(err).toMatchObject({ code: 'E_KEEP_ON_DEVICE' });
     expect(err.message).toContain(
       `'present.0.key', which is not an output of the graph (outputs are logits, probs)`,

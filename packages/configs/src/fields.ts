@@ -4,6 +4,8 @@
  * dotted path of the field as it is spelled in the JSON, and the value found.
  */
 
+import { Blip2Error } from '@blip2/tensor';
+
 /** Stable codes, so callers can branch without parsing messages. */
 export type ConfigErrorCode =
   /** a field is missing, out of range, or inconsistent with another field */
@@ -21,16 +23,21 @@ export type ConfigErrorCode =
   /** no preset under that name */
   | 'E_PRESET';
 
-export class ConfigError extends Error {
-  readonly code: ConfigErrorCode;
+export class ConfigError extends Blip2Error<ConfigErrorCode> {
+  static override readonly marker: symbol = Symbol.for('blip2.error.ConfigError');
   /** the file at fault, e.g. 'config.json' or an absolute path */
   readonly file: string;
   /** dotted JSON path of the field at fault ('text_config.hidden_size'), when there is one */
   readonly field?: string;
-  constructor(code: ConfigErrorCode, file: string, message: string, field?: string) {
-    super(`${file}: ${message}`);
+  constructor(
+    code: ConfigErrorCode,
+    file: string,
+    message: string,
+    field?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, `${file}: ${message}`, options);
     this.name = 'ConfigError';
-    this.code = code;
     this.file = file;
     this.field = field;
   }

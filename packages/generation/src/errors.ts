@@ -1,3 +1,5 @@
+import { Blip2Error } from '@blip2/tensor';
+
 /**
  * Every way generation can refuse its input. `code` is stable (tests and callers
  * switch on it); the message names the option or tensor at fault and its value.
@@ -22,11 +24,10 @@ export type GenerationErrorCode =
   | 'E_IMAGE_TOKENS' // a prompt row's <image> tokens do not match the query embeddings
   | 'E_ABORTED';
 
-export class GenerationError extends Error {
-  readonly code: GenerationErrorCode;
+export class GenerationError extends Blip2Error<GenerationErrorCode> {
+  static override readonly marker: symbol = Symbol.for('blip2.error.GenerationError');
   constructor(code: GenerationErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, options);
     this.name = 'GenerationError';
-    this.code = code;
   }
 }

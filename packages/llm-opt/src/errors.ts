@@ -1,3 +1,5 @@
+import { Blip2Error } from '@blip2/tensor';
+
 /**
  * Every way the OPT module can refuse its input. `code` is stable (callers and
  * tests switch on it); the message names the tensor or option at fault and the
@@ -11,8 +13,8 @@ export type OptErrorCode =
   | 'E_SEQUENCE_TOO_LONG'
   /** an input tensor has the wrong dtype, rank or size */
   | 'E_INPUT'
-  /** the config asks for something this module does not implement (e.g. an activation) */
-  | 'E_CONFIG'
+  /** the config names an activation this module does not implement */
+  | 'E_ACTIVATION'
   /** no `<image>` positions to hold the query embeddings, or a different number of them */
   | 'E_IMAGE_TOKENS'
   /** a session returned something the graph does not promise */
@@ -20,11 +22,10 @@ export type OptErrorCode =
   /** reorderCache was given rows the cache does not have, or a device cache it cannot move */
   | 'E_CACHE';
 
-export class OptError extends Error {
-  readonly code: OptErrorCode;
-  constructor(code: OptErrorCode, message: string) {
-    super(message);
+export class OptError extends Blip2Error<OptErrorCode> {
+  static override readonly marker: symbol = Symbol.for('blip2.error.OptError');
+  constructor(code: OptErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.name = 'OptError';
-    this.code = code;
   }
 }

@@ -313,7 +313,7 @@ function activation(c: Ctx, x: Value): Value {
       return geluTanh(x);
     default:
       throw new OptError(
-        'E_CONFIG',
+        'E_ACTIVATION',
         `text_config.activation_function '${c.config.activationFunction}' is not supported (relu, gelu, gelu_new, gelu_pytorch_tanh)`,
       );
   }
@@ -416,7 +416,7 @@ function outputPresents(g: GraphBuilder, config: OPTConfig, presents: KV[], seq:
 /**
  * The three OPT graphs over a checkpoint's weights (used in place). Throws
  * `GraphBuildError` (`E_MISSING_WEIGHT`, `E_WEIGHT_SHAPE`) naming the weight, or
- * `OptError` (`E_CONFIG`) naming the config field at fault.
+ * `OptError` (`E_ACTIVATION`) naming the config field at fault.
  */
 export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptBuildOptions = {}): OptGraphs {
   const prefix = options.prefix ?? 'language_model.';

@@ -155,7 +155,7 @@ describe('bad input gets a typed error before any model runs', () => {
     expect(e4.message).toMatch(/no 'language_model.lm_head.weight' and tie_word_embeddings is false/);
     const silu: OPTConfig = { ...tiny.config, activationFunction: 'silu' };
     const e2 = thrown(() => buildOpt(silu, tiny.weights));
-    expect(e2.code).toBe('E_CONFIG');
+    expect(e2.code).toBe('E_ACTIVATION');
     expect(e2.message).toMatch(/activation_function 'silu' is not supported/);
     const e5 = thrown(() => buildOpt(tiny.config, tiny.weights, { prefix: 'lm.' }), GraphBuildError);
     expect(e5).toMatchObject({ code: 'E_MISSING_WEIGHT', weight: 'lm.model.decoder.embed_tokens.weight' });

@@ -6,7 +6,14 @@
  * Weights are ONNX external data pointing at byte ranges of the checkpoint's own
  * .safetensors files: nothing is copied or converted on disk.
  */
-import type { BuiltGraph, DType, ExternalDataFile, GraphIO, Tensor } from '@blip2/tensor';
+import {
+  Blip2Error,
+  type BuiltGraph,
+  type DType,
+  type ExternalDataFile,
+  type GraphIO,
+  type Tensor,
+} from '@blip2/tensor';
 import { ProtoWriter } from './proto.js';
 
 /** The one place opset and IR version are chosen: LayerNormalization needs opset 17; ORT >= 1.14 reads IR 8. */
@@ -38,14 +45,13 @@ export type GraphBuildErrorCode =
   /** a packed (quantized) weight's tensors are absent, mis-shaped or of the wrong dtype */
   | 'E_PACKED_WEIGHT';
 
-export class GraphBuildError extends Error {
-  readonly code: GraphBuildErrorCode;
+export class GraphBuildError extends Blip2Error<GraphBuildErrorCode> {
+  static override readonly marker: symbol = Symbol.for('blip2.error.GraphBuildError');
   /** the full checkpoint name of the weight at fault, when there is one */
   readonly weight?: string;
-  constructor(code: GraphBuildErrorCode, message: string, weight?: string) {
-    super(message);
+  constructor(code: GraphBuildErrorCode, message: string, weight?: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.name = 'GraphBuildError';
-    this.code = code;
     if (weight !== undefined) this.weight = weight;
   }
 }

@@ -1,3 +1,5 @@
+import { Blip2Error } from '@blip2/tensor';
+
 /**
  * Every bad input surfaces as a `ProcessorError` with a stable `code`, so callers can
  * branch on the code and users read which file, field or value was at fault.
@@ -16,12 +18,11 @@ export type ProcessorErrorCode =
   | 'E_TOKEN_ID' // an id outside the vocabulary
   | 'E_BATCH'; // images and texts that cannot be paired
 
-export class ProcessorError extends Error {
-  readonly code: ProcessorErrorCode;
+export class ProcessorError extends Blip2Error<ProcessorErrorCode> {
+  static override readonly marker: symbol = Symbol.for('blip2.error.ProcessorError');
   constructor(code: ProcessorErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, options);
     this.name = 'ProcessorError';
-    this.code = code;
   }
 }
 

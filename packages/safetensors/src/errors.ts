@@ -1,3 +1,5 @@
+import { Blip2Error } from '@blip2/tensor';
+
 /** Typed errors: every malformed input has a stable `code` and a message naming the file or URL. */
 
 export type SafetensorsErrorCode =
@@ -46,19 +48,19 @@ export type SafetensorsErrorCode =
   /** a tensor given to the writer disagrees with its shape or dtype */
   | 'E_WRITE';
 
-export class SafetensorsError extends Error {
-  readonly code: SafetensorsErrorCode;
+export class SafetensorsError extends Blip2Error<SafetensorsErrorCode> {
+  static override readonly marker: symbol = Symbol.for('blip2.error.SafetensorsError');
   /** file name, path or URL at fault */
   readonly file: string;
   constructor(code: SafetensorsErrorCode, file: string, message: string, options?: { cause?: unknown }) {
-    super(`${file}: ${message}`, options);
+    super(code, `${file}: ${message}`, options);
     this.name = 'SafetensorsError';
-    this.code = code;
     this.file = file;
   }
 }
 
 export class MissingWeightError extends SafetensorsError {
+  static override readonly marker: symbol = Symbol.for('blip2.error.MissingWeightError');
   readonly weight: string;
   constructor(weight: string, checkpoint: string) {
     super('E_MISSING_WEIGHT', checkpoint, `no weight named ${JSON.stringify(weight)} in this checkpoint`);

@@ -22,7 +22,7 @@ import { decodeImageBrowser, type RgbImage } from '@blip2/processor';
 import { HttpByteReader, openWeights, SafetensorsError, type WeightIndex } from '@blip2/safetensors';
 import type { Backend } from '@blip2/tensor';
 import type { BackendChoice, ModelFiles, Platform, SourceOptions } from './core/platform.js';
-import { Blip2Error } from './errors.js';
+import { SdkError } from './errors.js';
 import type { ProgressCallback } from './sources/progress.js';
 
 /** The same `org/name[@revision]` shape the Node entry accepts. */
@@ -65,17 +65,17 @@ const fetchWithSourceHeaders: FetchLike = (url, init) => {
   return globalThis.fetch(url, { ...init, ...(headers ? { headers: { ...headers } } : {}) });
 };
 
-function httpError(url: string, status: number, statusText: string, what: string): Blip2Error {
+function httpError(url: string, status: number, statusText: string, what: string): SdkError {
   if (status === 401 || status === 403) {
-    return new Blip2Error(
+    return new SdkError(
       'E_HTTP_UNAUTHORIZED',
       `HTTP ${status} for ${url}: access denied (a gated or private model needs { token } or an Authorization header)`,
     );
   }
   if (status === 404 || status === 410) {
-    return new Blip2Error('E_MISSING_FILE', `${url}: not found (HTTP ${status}); ${what}`);
+    return new SdkError('E_MISSING_FILE', `${url}: not found (HTTP ${status}); ${what}`);
   }
-  return new Blip2Error('E_HTTP', `HTTP ${status} ${statusText} for ${url}`.trimEnd());
+  return new SdkError('E_HTTP', `HTTP ${status} ${statusText} for ${url}`.trimEnd());
 }
 
 /** The files of a checkpoint served under `base` (a URL ending in '/'). */
@@ -100,9 +100,9 @@ export function urlFiles(
         res = await globalThis.fetch(url, { headers: { ...headers }, signal: options.signal });
       } catch (e) {
         if (options.signal?.aborted)
-          throw new Blip2Error('E_ABORTED', `loading ${url} was aborted`, { cause: e });
+          throw new SdkError('E_ABORTED', `loading ${url} was aborted`, { cause: e });
         // a CORS refusal surfaces as a bare TypeError, so name the likely cause
-        throw new Blip2Error(
+        throw new SdkError(
           'E_HTTP',
           `request to ${url} failed: ${(e as Error).message} (offline, or a cross-origin server without CORS headers?)`,
           { cause: e },
@@ -114,7 +114,7 @@ export function urlFiles(
         await res.body?.cancel().catch(() => {});
         if (optional) return undefined;
         if (html) {
-          throw new Blip2Error(
+          throw new SdkError(
             'E_MISSING_FILE',
             `${url}: the server answered an HTML page, not ${name} (a single-page-app fallback for a missing file?)`,
           );
@@ -129,7 +129,7 @@ export function urlFiles(
       try {
         return JSON.parse(text);
       } catch (e) {
-        throw new Blip2Error('E_INPUT', `${url} is not valid JSON: ${(e as Error).message}`, { cause: e });
+        throw new SdkError('E_INPUT', `${url} is not valid JSON: ${(e as Error).message}`, { cause: e });
       }
     },
     async openWeights(): Promise<WeightIndex> {
@@ -139,10 +139,10 @@ export function urlFiles(
         });
       } catch (e) {
         // the reader's HTTP failures, in the SDK's codes (it names the URL already)
-        if (e instanceof SafetensorsError && e.code === 'E_HTTP_UNAUTHORIZED')
-          throw new Blip2Error('E_HTTP_UNAUTHORIZED', e.message, { cause: e });
-        if (e instanceof SafetensorsError && e.code === 'E_NOT_FOUND') {
-          throw new Blip2Error(
+        if (SafetensorsError.isInstance(e) && e.code === 'E_HTTP_UNAUTHORIZED')
+          throw new SdkError('E_HTTP_UNAUTHORIZED', e.message, { cause: e });
+        if (SafetensorsError.isInstance(e) && e.code === 'E_NOT_FOUND') {
+          throw new SdkError(
             'E_MISSING_FILE',
             `${e.message} (a BLIP-2 checkpoint needs model.safetensors or model.safetensors.index.json)`,
             { cause: e },
@@ -168,7 +168,7 @@ export function resolveBrowserSource(
   options: SourceOptions = {},
 ): { base: string; urlOf?: (file: string) => string; headers: Record<string, string>; kind: 'url' | 'hub' } {
   if (typeof source !== 'string' || source.length === 0) {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_SOURCE',
       `model source must be an http(s) URL of a checkpoint folder or a hub id 'org/name', got ${JSON.stringify(source)}`,
     );
@@ -179,7 +179,7 @@ export function resolveBrowserSource(
   if (/^\.{0,2}\//.test(source)) {
     const page = pageUrl();
     if (!page) {
-      throw new Blip2Error(
+      throw new SdkError(
         'E_SOURCE',
         `model source '${source}' is a relative URL, but there is no page location to resolve it against: pass an absolute URL`,
       );
@@ -188,7 +188,7 @@ export function resolveBrowserSource(
   }
   const hub = HUB_ID.exec(source);
   if (!hub) {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_SOURCE',
       `model source '${source}' is not an http(s) URL, a relative URL ('/...', './...') or a hub id 'org/name[@revision]'`,
     );
@@ -229,25 +229,22 @@ export async function createBackendBrowser(choice: BackendChoice & SourceOptions
   const { backend = 'web', device, fallback } = choice;
   if (typeof backend === 'object' && backend !== null) return backend;
   if (backend === 'node') {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_OPTIONS',
       "backend 'node' (onnxruntime-node) does not run in browsers: use 'web' or import '@blip2/sdk' in Node",
     );
   }
   if (backend !== 'web') {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_OPTIONS',
       `backend must be 'web' or a Backend instance in the browser, got ${JSON.stringify(backend)}`,
     );
   }
   if (device !== undefined && !WEB_DEVICES.includes(device as WebDevice)) {
-    throw new Blip2Error(
-      'E_OPTIONS',
-      `device '${device}' is not a browser device (${WEB_DEVICES.join(', ')})`,
-    );
+    throw new SdkError('E_OPTIONS', `device '${device}' is not a browser device (${WEB_DEVICES.join(', ')})`);
   }
   if (fallback !== undefined && !['cpu', 'wasm', 'error'].includes(fallback)) {
-    throw new Blip2Error('E_OPTIONS', `fallback must be 'wasm' or 'error', got ${JSON.stringify(fallback)}`);
+    throw new SdkError('E_OPTIONS', `fallback must be 'wasm' or 'error', got ${JSON.stringify(fallback)}`);
   }
   let chosen = device as WebDevice | undefined;
   if (chosen === undefined) {
@@ -274,13 +271,13 @@ export async function decodeImageFromBrowser(input: unknown, what: string): Prom
     try {
       res = await globalThis.fetch(url);
     } catch (e) {
-      throw new Blip2Error('E_IMAGE', `${what}: fetching ${url} failed: ${(e as Error).message}`, {
+      throw new SdkError('E_IMAGE', `${what}: fetching ${url} failed: ${(e as Error).message}`, {
         cause: e,
       });
     }
     if (!res.ok) {
       await res.body?.cancel().catch(() => {});
-      throw new Blip2Error('E_IMAGE', `${what}: fetching ${url} answered HTTP ${res.status}`);
+      throw new SdkError('E_IMAGE', `${what}: fetching ${url} answered HTTP ${res.status}`);
     }
     return decodeImageBrowser(await res.blob(), `${what} (${url})`);
   }

@@ -30,5 +30,5 @@ export {
 export type { BackendChoice, ModelFiles, Platform, SourceOptions } from './core/platform.js';
 export { setPlatform } from './core/platform.js';
 export { Blip2Processor } from './core/processor.js';
-export { Blip2Error, type Blip2ErrorCode } from './errors.js';
+export { Blip2Error, type Blip2ErrorCode, SdkError, type SdkErrorCode } from './errors.js';
 export type { LoadProgress, ProgressCallback } from './sources/progress.js';

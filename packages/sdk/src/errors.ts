@@ -1,10 +1,15 @@
+import { Blip2Error } from '@blip2/tensor';
+
 /**
- * The SDK's typed error. Lower packages throw their own (ConfigError,
- * SafetensorsError, GenerationError, ...), each with a stable `code`; the SDK
- * lets those through and adds its own for what only it knows: sources,
- * downloads, weights that do not fit the model, inputs of the pipelines.
+ * Every error blip2-ts throws on purpose is a `Blip2Error` (from @blip2/tensor, re-exported
+ * here): lower packages throw their subclass (ConfigError, SafetensorsError,
+ * GenerationError, ...), each with a stable `code`; the SDK lets those through and throws
+ * `SdkError` for what only it knows: sources, downloads, weights that do not fit the
+ * model, inputs of the pipelines.
  */
-export type Blip2ErrorCode =
+export { Blip2Error };
+
+export type SdkErrorCode =
   | 'E_SOURCE' // not a folder, URL or hub id
   | 'E_MISSING_FILE' // a required file is not in the model source
   | 'E_HTTP_NOT_FOUND'
@@ -17,7 +22,7 @@ export type Blip2ErrorCode =
   | 'E_FILE' // a file cannot be written safely (a link, a folder, no permission)
   | 'E_LOCKED' // another live process holds the lock on a file
   | 'E_MODEL_TYPE'
-  | 'E_MISSING_WEIGHTS'
+  | 'E_MISSING_WEIGHT'
   | 'E_WEIGHT_SHAPE'
   | 'E_DTYPE'
   | 'E_INPUT'
@@ -27,11 +32,13 @@ export type Blip2ErrorCode =
   | 'E_BACKEND'
   | 'E_BENCH'; // blip2 bench: its peer or its folders
 
-export class Blip2Error extends Error {
-  readonly code: Blip2ErrorCode;
-  constructor(code: Blip2ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'Blip2Error';
-    this.code = code;
+/** @deprecated the SDK's codes are `SdkErrorCode`; any blip2-ts error's `code` is a string. */
+export type Blip2ErrorCode = SdkErrorCode;
+
+export class SdkError extends Blip2Error<SdkErrorCode> {
+  static override readonly marker: symbol = Symbol.for('blip2.error.SdkError');
+  constructor(code: SdkErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'SdkError';
   }
 }

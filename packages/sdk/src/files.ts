@@ -18,7 +18,7 @@ import {
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import { Blip2Error } from './errors.js';
+import { SdkError } from './errors.js';
 
 /** Who holds a lock: enough for a person to find the process, and for us to see it died. */
 export interface LockHolder {
@@ -143,7 +143,7 @@ export async function waitForLock(
     if (!told) options.onWait?.(got.holder);
     told = true;
     if (options.signal?.aborted) {
-      throw new Blip2Error('E_ABORTED', `aborted while waiting for ${describeHolder(got.holder)} (${path})`);
+      throw new SdkError('E_ABORTED', `aborted while waiting for ${describeHolder(got.holder)} (${path})`);
     }
     await new Promise((r) => setTimeout(r, options.pollMs ?? 100));
   }
@@ -196,8 +196,8 @@ function rmQuiet(path: string): void {
   } catch {}
 }
 
-function fileError(path: string, what: string, e: NodeJS.ErrnoException): Blip2Error {
-  return new Blip2Error('E_FILE', `${path}: cannot ${what}: ${e.code ?? e.message}`, { cause: e });
+function fileError(path: string, what: string, e: NodeJS.ErrnoException): SdkError {
+  return new SdkError('E_FILE', `${path}: cannot ${what}: ${e.code ?? e.message}`, { cause: e });
 }
 
 /**
@@ -213,12 +213,12 @@ export function checkWritableTarget(path: string, role: string): boolean {
     throw fileError(path, `inspect ${role}`, e as NodeJS.ErrnoException);
   }
   if (st.isSymbolicLink())
-    throw new Blip2Error(
+    throw new SdkError(
       'E_FILE',
       `${path} (${role}) is a symbolic link; files are never written through links`,
     );
-  if (st.isDirectory()) throw new Blip2Error('E_FILE', `${path} (${role}) is a directory, not a file`);
-  if (!st.isFile()) throw new Blip2Error('E_FILE', `${path} (${role}) is not a regular file`);
+  if (st.isDirectory()) throw new SdkError('E_FILE', `${path} (${role}) is a directory, not a file`);
+  if (!st.isFile()) throw new SdkError('E_FILE', `${path} (${role}) is not a regular file`);
   return true;
 }
 
@@ -233,7 +233,7 @@ export function openNoFollow(path: string, mode: 'truncate' | 'exclusive' | 'app
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'ELOOP')
-      throw new Blip2Error('E_FILE', `${path} is a symbolic link; files are never written through links`);
+      throw new SdkError('E_FILE', `${path} is a symbolic link; files are never written through links`);
     throw fileError(path, 'open it for writing', err);
   }
 }

@@ -10,7 +10,7 @@ import { decodeImageNode } from '@blip2/processor/node';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
 import type { Backend } from '@blip2/tensor';
 import type { BackendChoice, ModelFiles, Platform, SourceOptions } from './core/platform.js';
-import { Blip2Error } from './errors.js';
+import { SdkError } from './errors.js';
 import { resolveModel } from './sources/resolve.js';
 
 export function folderFiles(dir: string): ModelFiles {
@@ -24,19 +24,19 @@ export function folderFiles(dir: string): ModelFiles {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
           if (optional) return undefined;
-          throw new Blip2Error(
+          throw new SdkError(
             'E_MISSING_FILE',
             `${path}: no such file (a BLIP-2 checkpoint folder needs ${name})`,
           );
         }
-        throw new Blip2Error('E_MISSING_FILE', `${path}: cannot read (${(e as Error).message})`, {
+        throw new SdkError('E_MISSING_FILE', `${path}: cannot read (${(e as Error).message})`, {
           cause: e,
         });
       }
       try {
         return JSON.parse(text);
       } catch (e) {
-        throw new Blip2Error('E_INPUT', `${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
+        throw new SdkError('E_INPUT', `${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
       }
     },
     openWeights: () => openWeightsFromDir(dir),
@@ -56,13 +56,13 @@ export async function createBackendNode(choice: BackendChoice): Promise<Backend>
   if (typeof backend === 'object') return backend;
   if (backend === 'node') {
     if (device !== undefined && !NODE_DEVICES.includes(device)) {
-      throw new Blip2Error(
+      throw new SdkError(
         'E_OPTIONS',
         `device '${device}' is not a backend-node device (${NODE_DEVICES.join(', ')})`,
       );
     }
     if (fallback === 'wasm')
-      throw new Blip2Error('E_OPTIONS', "fallback 'wasm' is for the web backend; use 'cpu' or 'error'");
+      throw new SdkError('E_OPTIONS', "fallback 'wasm' is for the web backend; use 'cpu' or 'error'");
     return createNodeBackend({
       device: device as NodeDevice | undefined,
       fallback: fallback as 'cpu' | 'error' | undefined,
@@ -71,7 +71,7 @@ export async function createBackendNode(choice: BackendChoice): Promise<Backend>
   }
   if (backend === 'web') {
     if (device !== undefined && !WEB_DEVICES.includes(device)) {
-      throw new Blip2Error(
+      throw new SdkError(
         'E_OPTIONS',
         `device '${device}' is not a backend-web device (${WEB_DEVICES.join(', ')})`,
       );
@@ -83,7 +83,7 @@ export async function createBackendNode(choice: BackendChoice): Promise<Backend>
       onWarning: choice.onWarning,
     });
   }
-  throw new Blip2Error(
+  throw new SdkError(
     'E_OPTIONS',
     `backend must be 'node', 'web' or a Backend instance, got ${JSON.stringify(backend)}`,
   );

@@ -145,7 +145,7 @@ describe('bad checkpoints', () => {
       });
       const e = await failure(load(dir));
       expect(e).toBeInstanceOf(Blip2Error);
-      expect(e.code).toBe('E_MISSING_WEIGHTS');
+      expect(e.code).toBe('E_MISSING_WEIGHT');
       expect(e.message).toContain(`'${renamed}'`);
       expect(e.message).toContain(dir);
     }
@@ -155,7 +155,7 @@ describe('bad checkpoints', () => {
       delete t[t5Weight];
     });
     const e = await failure(load(t5));
-    expect(e).toMatchObject({ code: 'E_MISSING_WEIGHTS' });
+    expect(e).toMatchObject({ code: 'E_MISSING_WEIGHT' });
     expect(e.message).toContain(t5Weight);
   });
 

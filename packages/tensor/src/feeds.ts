@@ -5,7 +5,7 @@
  */
 import type { GraphIO } from './backend.js';
 import { type AnyTensor, isDeviceTensor } from './device.js';
-import { TensorError } from './tensor.js';
+import { TensorError } from './errors.js';
 
 export function checkFeeds(
   graphName: string,

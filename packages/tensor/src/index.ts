@@ -1,5 +1,6 @@
 export type * from './backend.js';
 export * from './device.js';
+export * from './errors.js';
 export * from './feeds.js';
 export { LazySession } from './lazy-session.js';
 export * from './ops.js';

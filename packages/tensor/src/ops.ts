@@ -3,7 +3,8 @@
  * last position's logits and rearranging batch rows (beams, padding). Everything
  * heavier runs inside an onnxruntime graph.
  */
-import { type DataOf, type DType, sizeOf, type Tensor, TensorError, tensor } from './tensor.js';
+import { TensorError } from './errors.js';
+import { type DataOf, type DType, sizeOf, type Tensor, tensor } from './tensor.js';
 
 function normAxis(axis: number, rank: number): number {
   const a = axis < 0 ? axis + rank : axis;

@@ -6,8 +6,9 @@
 import type { Tensor as OrtTensor } from 'onnxruntime-common';
 import type { BuiltGraph, Session } from './backend.js';
 import { type AnyTensor, type DeviceLocation, type DeviceTensor, isDeviceTensor } from './device.js';
+import { TensorError } from './errors.js';
 import { checkFeeds } from './feeds.js';
-import { type DType, type Tensor, TensorError } from './tensor.js';
+import type { DType, Tensor } from './tensor.js';
 
 type OrtCtor = new (type: OrtTensor.Type, data: OrtTensor.DataType, dims: readonly number[]) => OrtTensor;
 

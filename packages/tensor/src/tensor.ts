@@ -3,6 +3,8 @@
  * `Tensor` (dtype, dims, flat data) without depending on a runtime, so model
  * modules, generation and processors never import a backend.
  */
+import { TensorError } from './errors.js';
+
 export type DType = 'float32' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'uint8' | 'bool';
 
 /** Storage per dtype: float16/bfloat16 keep their raw 16-bit patterns, bool is 0/1 bytes. */
@@ -21,15 +23,6 @@ export interface Tensor<D extends DType = DType> {
   readonly dtype: D;
   readonly dims: readonly number[];
   readonly data: DataOf[D];
-}
-
-export class TensorError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'TensorError';
-    this.code = code;
-  }
 }
 
 const ARRAY_OF: { [D in DType]: new (n: number) => DataOf[D] } = {

@@ -1,3 +1,5 @@
+import { Blip2Error } from '@blip2/tensor';
+
 // A weight absent from the checkpoint or of another shape than the config implies is
 // @blip2/onnx's GraphBuildError (E_MISSING_WEIGHT, E_WEIGHT_SHAPE), as in every module.
 
@@ -6,11 +8,10 @@ export type VisionEncoderErrorCode =
   /** an option or config value the graph cannot be built with */
   'E_OPTION';
 
-export class VisionEncoderError extends Error {
-  readonly code: VisionEncoderErrorCode;
-  constructor(code: VisionEncoderErrorCode, message: string) {
-    super(message);
+export class VisionEncoderError extends Blip2Error<VisionEncoderErrorCode> {
+  static override readonly marker: symbol = Symbol.for('blip2.error.VisionEncoderError');
+  constructor(code: VisionEncoderErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.name = 'VisionEncoderError';
-    this.code = code;
   }
 }

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeSafetensorsFile } from '@blip2/safetensors/node';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 
 /** What `writeRandomCheckpoint` leaves beside the weights once they are complete: a half-written folder has none. */
 const DONE = 'bench-checkpoint.json';
@@ -49,7 +49,7 @@ export async function writeRandomCheckpoint(
   if (existsSync(done)) {
     const previous = JSON.parse(readFileSync(done, 'utf8')) as { variant: string; stored: string };
     if (previous.variant !== variant || previous.stored !== stored) {
-      throw new Blip2Error(
+      throw new SdkError(
         'E_OPTIONS',
         `${dir} holds random weights of ${previous.variant} (${previous.stored}), not of ${variant} (${stored}): give another --weights-dir`,
       );

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 import type { Workload } from './run.js';
 
 export interface PeerResult {
@@ -23,7 +23,7 @@ function script(): string {
     join(here, '..', '..', 'scripts', 'bench-peer.py'),
     join(here, '..', 'scripts', 'bench-peer.py'),
   ].find(existsSync);
-  if (!found) throw new Blip2Error('E_BENCH', `bench-peer.py is not beside ${here}`);
+  if (!found) throw new SdkError('E_BENCH', `bench-peer.py is not beside ${here}`);
   return found;
 }
 

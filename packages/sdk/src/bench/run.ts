@@ -17,7 +17,7 @@ import { openWeightsFromDir } from '@blip2/safetensors/node';
 import { float32, int64 } from '@blip2/tensor';
 import { numPatches } from '@blip2/vision-encoder';
 import { Blip2ForConditionalGeneration, VQA_DECODING } from '../core/models.js';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 import { matmulRate, median, memory, noise, now, readBandwidth, sessionFloor } from './limits.js';
 
 export interface Figure {
@@ -381,7 +381,7 @@ export async function runBench(
     const answer = await endToEnd('answer (LAVIS recipe)', async () => {
       const { pixelValues } = await processor.process({ images: [settings.image] });
       const text = processor.encodeText([model.questionTemplate.replace('{}', question)]);
-      if (!pixelValues) throw new Blip2Error('E_IMAGE', `${settings.image}: no image`);
+      if (!pixelValues) throw new SdkError('E_IMAGE', `${settings.image}: no image`);
       return model.generate({ pixelValues, ...text }, VQA_DECODING);
     });
     // decoder-only sequences hold the new tokens; encoder-decoder ones start with the decoder start token
@@ -397,7 +397,7 @@ export async function runBench(
     });
     const caption = await endToEnd(`caption (${settings.captionTokens} tokens, greedy)`, async () => {
       const { pixelValues } = await processor.process({ images: [settings.image] });
-      if (!pixelValues) throw new Blip2Error('E_IMAGE', `${settings.image}: no image`);
+      if (!pixelValues) throw new SdkError('E_IMAGE', `${settings.image}: no image`);
       return model.generate(
         { pixelValues },
         { maxNewTokens: settings.captionTokens, minNewTokens: settings.captionTokens, numBeams: 1 },

@@ -1,12 +1,14 @@
+import { Blip2Error } from '@blip2/tensor';
+
 /** What the CLI does with a failure: a usage mistake exits 2 with the usage text, anything else exits 1. */
-export class UsageError extends Error {
-  readonly code = 'E_USAGE';
+export class UsageError extends Blip2Error<'E_USAGE'> {
+  static override readonly marker: symbol = Symbol.for('blip2.error.UsageError');
   constructor(
     message: string,
     /** the usage text to show after the message */
     readonly usage: string,
   ) {
-    super(message);
+    super('E_USAGE', message);
     this.name = 'UsageError';
   }
 }

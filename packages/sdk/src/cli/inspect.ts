@@ -11,7 +11,7 @@ import { buildVisionModel } from '@blip2/vision-encoder';
 import { LANGUAGE_MODELS } from '../core/families.js';
 import { platform } from '../core/platform.js';
 import { recordUse, unusedWeights } from '../core/weights.js';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 import type { ProgressCallback } from '../sources/progress.js';
 import type { Io } from './io.js';
 import { COMMON, parse, required } from './options.js';
@@ -81,7 +81,7 @@ export async function inspectModel(source: string, onProgress?: ProgressCallback
   const rawConfig = await files.readJson('config.json');
   const modelType = (rawConfig as { model_type?: unknown })?.model_type;
   if (modelType !== 'blip-2') {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_MODEL_TYPE',
       `${files.location}/config.json: model_type is ${JSON.stringify(modelType)}, not 'blip-2'`,
     );
@@ -116,7 +116,7 @@ export async function inspectModel(source: string, onProgress?: ProgressCallback
         build();
       } catch (e) {
         // only a checkpoint that does not fit the model is reported; anything else is a real failure
-        if (!(e instanceof MissingWeightError) && typeof (e as { code?: unknown }).code !== 'string') throw e;
+        if (!MissingWeightError.isInstance(e) && typeof (e as { code?: unknown }).code !== 'string') throw e;
         missing.push({ part, problem: (e as Error).message });
       }
     }

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 
 const SHAPES = join('tooling', 'fixtures', 'data', 'shapes-vqa');
 /** the embedded default: captions and answers */
@@ -39,7 +39,7 @@ export function findInCheckout(
     if (existsSync(join(candidate, marker))) return candidate;
     if (dirname(dir) === dir) break;
   }
-  throw new Blip2Error('E_MISSING_FILE', `${relative} was not found above ${from}: ${what}`);
+  throw new SdkError('E_MISSING_FILE', `${relative} was not found above ${from}: ${what}`);
 }
 
 /** The shipped shapes-vqa folder of the checkout. */

@@ -11,7 +11,7 @@ import { buildQFormer } from '@blip2/qformer';
 import type { WeightIndex } from '@blip2/safetensors';
 import type { Backend, BuiltGraph, Session } from '@blip2/tensor';
 import { buildVisionModel } from '@blip2/vision-encoder';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 import type { ProgressCallback } from '../sources/progress.js';
 import { LANGUAGE_MODELS, type LanguageModelModule } from './families.js';
 import { type BackendChoice, type ModelFiles, platform, type SourceOptions } from './platform.js';
@@ -51,7 +51,7 @@ export async function loadParts(
   options: FromPretrainedOptions = {},
 ): Promise<LoadedParts> {
   if (options.dtype !== undefined && options.dtype !== 'float32') {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_DTYPE',
       `dtype '${options.dtype}' is not supported: compute runs in 'float32' (f16/bf16 weights are widened in the graph)`,
     );
@@ -61,7 +61,7 @@ export async function loadParts(
   const rawConfig = await files.readJson('config.json');
   const modelType = (rawConfig as { model_type?: unknown })?.model_type;
   if (modelType !== 'blip-2') {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_MODEL_TYPE',
       `${files.location}/config.json: model_type is ${JSON.stringify(modelType)}; blip2-ts runs 'blip-2' checkpoints (language models: ${Object.keys(LANGUAGE_MODELS).join(', ')})`,
     );
@@ -112,7 +112,7 @@ export async function loadParts(
   const sessions = new Map<string, Session>();
   let loaded = 0;
   const loadOne = async (key: string, g: BuiltGraph) => {
-    if (options.signal?.aborted) throw new Blip2Error('E_ABORTED', 'loading was aborted');
+    if (options.signal?.aborted) throw new SdkError('E_ABORTED', 'loading was aborted');
     sessions.set(key, await backend.load(g, { signal: options.signal }));
     progress?.({ phase: 'load', graph: g.name, done: ++loaded, total: graphs.size });
   };
@@ -169,11 +169,11 @@ export async function loadParts(
  * get the SDK's code for it, with the checkpoint named.
  */
 function weightError(e: unknown, location: string): unknown {
-  if (!(e instanceof GraphBuildError)) return e;
+  if (!GraphBuildError.isInstance(e)) return e;
   if (e.code === 'E_MISSING_WEIGHT')
-    return new Blip2Error('E_MISSING_WEIGHTS', `${location}: ${e.message}`, { cause: e });
+    return new SdkError('E_MISSING_WEIGHT', `${location}: ${e.message}`, { cause: e });
   if (e.code === 'E_WEIGHT_SHAPE')
-    return new Blip2Error('E_WEIGHT_SHAPE', `${location}: ${e.message}`, { cause: e });
+    return new SdkError('E_WEIGHT_SHAPE', `${location}: ${e.message}`, { cause: e });
   return e;
 }
 

@@ -25,7 +25,7 @@ import {
   tensor,
 } from '@blip2/tensor';
 import { buildVisionModel, VISION_MODEL_IO } from '@blip2/vision-encoder';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 import { type FromPretrainedOptions, type LoadedParts, loadParts, type Part, releaseParts } from './load.js';
 
 export interface VisionOutputs {
@@ -45,7 +45,7 @@ export interface QFormerOutputs {
 function f32(out: Record<string, Tensor>, name: string, graph: string): Tensor<'float32'> {
   const t = out[name];
   if (t?.dtype !== 'float32')
-    throw new Blip2Error('E_BACKEND', `${graph}: output '${name}' is missing or not float32`);
+    throw new SdkError('E_BACKEND', `${graph}: output '${name}' is missing or not float32`);
   return t as Tensor<'float32'>;
 }
 
@@ -53,7 +53,7 @@ function checkPixels(pixelValues: Tensor, config: Blip2Config): asserts pixelVal
   const s = config.visionConfig.imageSize;
   const d = pixelValues?.dims;
   if (pixelValues?.dtype !== 'float32' || d.length !== 4 || d[1] !== 3 || d[2] !== s || d[3] !== s) {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_INPUT',
       `pixelValues must be float32 [batch, 3, ${s}, ${s}], got ${pixelValues?.dtype} [${d?.join(', ')}]`,
     );
@@ -121,7 +121,7 @@ async function visionForward(
     }
   }
   const session = parts.sessions.get(key);
-  if (!session) throw new Blip2Error('E_BACKEND', 'the vision model was not loaded');
+  if (!session) throw new SdkError('E_BACKEND', 'the vision model was not loaded');
   const out = await session.run({ [VISION_MODEL_IO.pixelValues]: pixelValues });
   const result: VisionOutputs = {
     lastHiddenState: f32(out, VISION_MODEL_IO.lastHiddenState, session.name),
@@ -140,13 +140,13 @@ async function qformerForward(
 ): Promise<{ lastHiddenState: Tensor<'float32'>; queryEmbeds: Tensor<'float32'> }> {
   const v = parts.config.qformerConfig.encoderHiddenSize;
   if (imageEmbeds?.dtype !== 'float32' || imageEmbeds.dims.length !== 3 || imageEmbeds.dims[2] !== v) {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_INPUT',
       `imageEmbeds must be float32 [batch, tokens, ${v}], got ${imageEmbeds?.dtype} [${imageEmbeds?.dims}]`,
     );
   }
   const session = parts.sessions.get('qformer');
-  if (!session) throw new Blip2Error('E_BACKEND', 'the Q-Former was not loaded');
+  if (!session) throw new SdkError('E_BACKEND', 'the Q-Former was not loaded');
   const out = await session.run({ [QFORMER_IO.imageEmbeds]: imageEmbeds });
   return {
     lastHiddenState: f32(out, QFORMER_IO.lastHiddenState, session.name),
@@ -202,7 +202,7 @@ export class Blip2Model extends Loaded {
   }
 
   get processor(): Blip2Processor {
-    if (!this.parts.processor) throw new Blip2Error('E_BACKEND', 'no processor was loaded');
+    if (!this.parts.processor) throw new SdkError('E_BACKEND', 'no processor was loaded');
     return this.parts.processor;
   }
 
@@ -212,7 +212,7 @@ export class Blip2Model extends Loaded {
    */
   get languageModel() {
     const lm = this.parts.languageModel;
-    if (!lm) throw new Blip2Error('E_BACKEND', 'the language model was not loaded');
+    if (!lm) throw new SdkError('E_BACKEND', 'the language model was not loaded');
     return lm.adapter;
   }
 
@@ -280,7 +280,7 @@ export class Blip2Model extends Loaded {
     const { languageModelInputs, visionOutputs, qformerOutputs } =
       await this.getLanguageModelInputs(pixelValues);
     if (languageModelInputs.dims[0] !== inputIds.dims[0]) {
-      throw new Blip2Error(
+      throw new SdkError(
         'E_INPUT',
         `${languageModelInputs.dims[0]} images but ${inputIds.dims[0]} rows of inputIds`,
       );
@@ -317,7 +317,7 @@ export class Blip2Model extends Loaded {
     const ids = decoderInputIds ?? int64([b, 1], new Array(b).fill(start));
     for (let r = 0; r < b; r++) {
       if (ids.data[r * ids.dims[1]] !== BigInt(start)) {
-        throw new Blip2Error(
+        throw new SdkError(
           'E_INPUT',
           `decoderInputIds row ${r} must start with decoder_start_token_id ${start}`,
         );
@@ -370,7 +370,7 @@ export function languageModelingLoss(
   const [b, t, v] = logits.dims;
   const [lb, l] = labels.dims;
   if (lb !== b || l > t)
-    throw new Blip2Error('E_INPUT', `labels [${labels.dims}] do not fit logits [${logits.dims}]`);
+    throw new SdkError('E_INPUT', `labels [${labels.dims}] do not fit logits [${logits.dims}]`);
   let sum = 0;
   let count = 0;
   for (let r = 0; r < b; r++) {
@@ -382,7 +382,7 @@ export function languageModelingLoss(
         : labels.data[r * l + i];
       if (target === IGNORE_INDEX) continue;
       const id = Number(target);
-      if (id < 0 || id >= v) throw new Blip2Error('E_INPUT', `label ${id} is outside the vocabulary (${v})`);
+      if (id < 0 || id >= v) throw new SdkError('E_INPUT', `label ${id} is outside the vocabulary (${v})`);
       const pos = t - l + i;
       sum -= logSoftmax(lastAxisRow(logits, r * t + pos))[id];
       count++;
@@ -465,7 +465,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     const rows = inputs.imageRows ?? Array.from({ length: images }, (_, i) => i);
     for (const r of rows) {
       if (!Number.isInteger(r) || r < 0 || r >= images) {
-        throw new Blip2Error('E_INPUT', `imageRows holds ${r}, but there are ${images} images`);
+        throw new SdkError('E_INPUT', `imageRows holds ${r}, but there are ${images} images`);
       }
     }
     const b = rows.length;
@@ -479,8 +479,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
       ];
       inputIds = int64([b, row.length], Array.from({ length: b }, () => row).flat());
     }
-    if (inputIds.dims[0] !== b)
-      throw new Blip2Error('E_INPUT', `${b} images but ${inputIds.dims[0]} prompts`);
+    if (inputIds.dims[0] !== b) throw new SdkError('E_INPUT', `${b} images but ${inputIds.dims[0]} prompts`);
     const attentionMask = inputs.attentionMask ?? ones(inputIds.dims);
     // the image side runs once per distinct image; prompt rows share its query embeddings
     const { languageModelInputs } = await this.getLanguageModelInputs(inputs.pixelValues);
@@ -506,7 +505,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
       return index.get(img) as number;
     });
     const { pixelValues } = await processor.process({ images: [...index.keys()] });
-    if (!pixelValues) throw new Blip2Error('E_IMAGE', 'no image was given');
+    if (!pixelValues) throw new SdkError('E_IMAGE', 'no image was given');
     const shared = index.size < images.length ? { imageRows } : {};
     if (!prompts) return { pixelValues, ...shared };
     const { inputIds, attentionMask } = processor.encodeText(prompts);
@@ -558,18 +557,18 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     const manyQuestions = Array.isArray(question);
     const questions: readonly unknown[] = manyQuestions ? question : [question];
     if (questions.some((q) => typeof q !== 'string')) {
-      throw new Blip2Error(
+      throw new SdkError(
         'E_INPUT',
         `question must be a string or an array of strings, got ${JSON.stringify(question)}`,
       );
     }
     let images: readonly ImageInput[] = manyImages ? image : [image];
     if (manyImages && manyQuestions && images.length !== questions.length)
-      throw new Blip2Error('E_INPUT', `${images.length} images but ${questions.length} questions`);
+      throw new SdkError('E_INPUT', `${images.length} images but ${questions.length} questions`);
     if (!manyImages) images = questions.map(() => image as ImageInput);
     const prompts = manyQuestions ? (questions as string[]) : images.map(() => question as string);
     if (!template.includes('{}'))
-      throw new Blip2Error(
+      throw new SdkError(
         'E_OPTIONS',
         `template must contain '{}' where the question goes, got ${JSON.stringify(template)}`,
       );

@@ -6,7 +6,7 @@
 import type { ImageDecoder } from '@blip2/processor';
 import type { WeightIndex } from '@blip2/safetensors';
 import type { Backend } from '@blip2/tensor';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 import type { ProgressCallback } from '../sources/progress.js';
 
 /** A checkpoint's files, wherever they are. */
@@ -58,7 +58,7 @@ export function setPlatform(platform: Platform): void {
 
 export function platform(): Platform {
   if (!current) {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_BACKEND',
       'no platform registered: import from "@blip2/sdk" (Node) or "@blip2/sdk/browser"',
     );

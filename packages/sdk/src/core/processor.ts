@@ -11,7 +11,7 @@ import {
   processorSettingsFromConfigs,
   Tokenizer,
 } from '@blip2/processor';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 import { type ModelFiles, platform, type SourceOptions } from './platform.js';
 
 export class Blip2Processor extends BaseBlip2Processor {
@@ -35,7 +35,7 @@ export async function loadProcessor(
     (await files.readJson('processor_config.json', true)) ??
     (await files.readJson('preprocessor_config.json', true));
   if (pre === undefined) {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_MISSING_FILE',
       `${files.location}: neither processor_config.json nor preprocessor_config.json exists`,
     );

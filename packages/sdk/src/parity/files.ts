@@ -2,19 +2,19 @@
 import { readFile } from 'node:fs/promises';
 import { openWeights, SafetensorsError, SINGLE_FILE, type WeightIndex } from '@blip2/safetensors';
 import { FileByteReader } from '@blip2/safetensors/node';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 
 export async function readJson<T>(path: string): Promise<T> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw new Blip2Error('E_MISSING_FILE', `${path}: cannot read (${(e as Error).message})`, { cause: e });
+    throw new SdkError('E_MISSING_FILE', `${path}: cannot read (${(e as Error).message})`, { cause: e });
   }
   try {
     return JSON.parse(text) as T;
   } catch (e) {
-    throw new Blip2Error('E_INPUT', `${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    throw new SdkError('E_INPUT', `${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
 }
 

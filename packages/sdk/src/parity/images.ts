@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { ImageProcessor } from '@blip2/processor';
 import { decodeImageNode } from '@blip2/processor/node';
 import { tensor } from '@blip2/tensor';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 import { openSafetensorsFile } from './files.js';
 import { type ParityReport, PIXEL_TOLERANCE, ReportBuilder } from './report.js';
 
@@ -21,7 +21,7 @@ export async function imagesParity(dir: string): Promise<ParityReport> {
       .filter((k) => k.endsWith('/decoded_rgb'))
       .map((k) => k.slice(0, -'/decoded_rgb'.length));
     if (!names.length) {
-      throw new Blip2Error(
+      throw new SdkError(
         'E_INPUT',
         `${join(dir, 'pixel_values.safetensors')}: no '<image>/decoded_rgb' tensor, so no image to check`,
       );

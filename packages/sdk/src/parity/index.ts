@@ -9,7 +9,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 import { imagesParity } from './images.js';
 import { type ModelParityOptions, modelParity } from './model.js';
 import type { FixtureKind, ParityReport } from './report.js';
@@ -30,13 +30,13 @@ export {
 /** Which kind of fixture folder `dir` is, from the files it holds. */
 export function fixtureKind(dir: string): FixtureKind {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new Blip2Error('E_SOURCE', `${dir}: not a folder (give a fixture folder)`);
+    throw new SdkError('E_SOURCE', `${dir}: not a folder (give a fixture folder)`);
   }
   const has = (name: string) => existsSync(join(dir, name));
   if (has('reference.json') && has('reference.safetensors')) return 'model';
   if (has('cases.json') && has('tokenizer.json')) return 'tokenizer';
   if (has('pixel_values.safetensors')) return 'images';
-  throw new Blip2Error(
+  throw new SdkError(
     'E_MISSING_FILE',
     `${dir} is not a fixture folder: it has neither reference.json + reference.safetensors (model), cases.json + tokenizer.json (tokenizer) nor pixel_values.safetensors (images)`,
   );

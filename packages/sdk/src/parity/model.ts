@@ -17,7 +17,7 @@ import { int64, reshape, type Tensor } from '@blip2/tensor';
 import { loadParts } from '../core/load.js';
 import { Blip2ForConditionalGeneration } from '../core/models.js';
 import type { BackendChoice } from '../core/platform.js';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 import type { ProgressCallback } from '../sources/progress.js';
 import { openSafetensorsFile, readJson } from './files.js';
 import { type ParityReport, PIXEL_TOLERANCE, ReportBuilder, SCORE_TOLERANCE } from './report.js';
@@ -100,7 +100,7 @@ export async function modelParity(dir: string, options: ModelParityOptions = {})
 
 async function ref(reference: WeightIndex, name: string): Promise<Tensor> {
   if (!reference.has(name)) {
-    throw new Blip2Error('E_MISSING_FILE', `reference.safetensors has no tensor '${name}'`);
+    throw new SdkError('E_MISSING_FILE', `reference.safetensors has no tensor '${name}'`);
   }
   return reference.read(name);
 }
@@ -118,14 +118,14 @@ async function replayCase(
 
   const imagePath = join(imagesDir, c.image);
   if (!existsSync(imagePath)) {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_MISSING_FILE',
       `${imagePath}: the image of ${name} is missing (give the images folder with --images / imagesDir)`,
     );
   }
   const processed = await model.processor.process({ images: imagePath, text: c.prompt });
   if (!processed.pixelValues || !processed.inputIds)
-    throw new Blip2Error('E_INPUT', `${name}: the processor gave no output`);
+    throw new SdkError('E_INPUT', `${name}: the processor gave no output`);
   report.tensor(name, 'processor_pixel_values', processed.pixelValues, stored, PIXEL_TOLERANCE);
   report.equal(name, 'input_ids', [...processed.inputIds.data].map(Number), c.input_ids);
 
@@ -186,7 +186,7 @@ async function replayGenerate(
     if (caseIndex !== undefined) {
       const c = json.cases[Number(caseIndex)];
       if (!c)
-        throw new Blip2Error('E_INPUT', `reference.json: ${record.name} names a case that does not exist`);
+        throw new SdkError('E_INPUT', `reference.json: ${record.name} names a case that does not exist`);
       const stored = await ref(reference, `case${caseIndex}/pixel_values`);
       inputs = {
         pixelValues: reshape(stored, [1, ...stored.dims]),
@@ -195,7 +195,7 @@ async function replayGenerate(
     } else if (record.name.startsWith('batch/')) {
       const { input_ids: ids, attention_mask: mask } = record;
       if (!ids || !mask)
-        throw new Blip2Error('E_INPUT', `reference.json: ${record.name} has no input_ids/attention_mask`);
+        throw new SdkError('E_INPUT', `reference.json: ${record.name} has no input_ids/attention_mask`);
       const dims = [ids.length, ids[0].length];
       inputs = {
         pixelValues: await ref(reference, 'batch/pixel_values'),
@@ -203,7 +203,7 @@ async function replayGenerate(
         attentionMask: int64(dims, mask.flat()),
       };
     } else {
-      throw new Blip2Error(
+      throw new SdkError(
         'E_INPUT',
         `reference.json: generate record '${record.name}' is neither case<i>/... nor batch/...`,
       );

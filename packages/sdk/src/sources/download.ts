@@ -30,7 +30,7 @@ import {
 } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 import { openNoFollow, syncDir, waitForLock, writeAll, writeFileAtomic } from '../files.js';
 
 export interface RemoteFile {
@@ -77,7 +77,7 @@ function timeoutsOf(options: FetchOptions): HttpTimeouts {
     if (v === undefined || v === '') return undefined;
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0)
-      throw new Blip2Error(
+      throw new SdkError(
         'E_OPTIONS',
         `$${name}=${JSON.stringify(v)}: expected a positive number of milliseconds`,
       );
@@ -91,21 +91,21 @@ function timeoutsOf(options: FetchOptions): HttpTimeouts {
   };
   for (const [k, v] of Object.entries(t)) {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (k !== 'minBytesPerSecond' && v === 0))
-      throw new Blip2Error('E_OPTIONS', `timeouts.${k} ${String(v)}: expected a positive number`);
+      throw new SdkError('E_OPTIONS', `timeouts.${k} ${String(v)}: expected a positive number`);
   }
   return t;
 }
 
-function httpError(url: string, status: number, statusText: string): Blip2Error {
+function httpError(url: string, status: number, statusText: string): SdkError {
   if (status === 404 || status === 410)
-    return new Blip2Error('E_HTTP_NOT_FOUND', `HTTP ${status} for ${url}: not found`);
+    return new SdkError('E_HTTP_NOT_FOUND', `HTTP ${status} for ${url}: not found`);
   if (status === 401 || status === 403) {
-    return new Blip2Error(
+    return new SdkError(
       'E_HTTP_UNAUTHORIZED',
       `HTTP ${status} for ${url}: access denied (gated or private: pass { token } or set HF_TOKEN)`,
     );
   }
-  return new Blip2Error('E_HTTP', `HTTP ${status} ${statusText} for ${url}`);
+  return new SdkError('E_HTTP', `HTTP ${status} ${statusText} for ${url}`);
 }
 
 interface Exchange {
@@ -127,18 +127,18 @@ async function request(
   const f = options.fetch ?? globalThis.fetch.bind(globalThis);
   const timeouts = timeoutsOf(options);
   const ctl = new AbortController();
-  let timedOut: Blip2Error | undefined;
+  let timedOut: SdkError | undefined;
   const onAbort = () => ctl.abort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const cleanup = () => options.signal?.removeEventListener('abort', onAbort);
   if (options.signal?.aborted) ctl.abort();
-  const fail = (e: unknown, what: string): Blip2Error => {
+  const fail = (e: unknown, what: string): SdkError => {
     if (timedOut) return timedOut;
     if (options.signal?.aborted)
-      return new Blip2Error('E_ABORTED', `download of ${url} was aborted`, { cause: e });
-    if (e instanceof Blip2Error) return e;
+      return new SdkError('E_ABORTED', `download of ${url} was aborted`, { cause: e });
+    if (SdkError.isInstance(e)) return e;
     const cause = (e as Error & { cause?: Error }).cause;
-    return new Blip2Error('E_HTTP', `${what}: ${(e as Error).message}${cause ? ` (${cause.message})` : ''}`, {
+    return new SdkError('E_HTTP', `${what}: ${(e as Error).message}${cause ? ` (${cause.message})` : ''}`, {
       cause: e,
     });
   };
@@ -147,7 +147,7 @@ async function request(
   let first: Headers | undefined;
   const origin = new URL(url).origin;
   const connectTimer = setTimeout(() => {
-    timedOut = new Blip2Error(
+    timedOut = new SdkError(
       'E_HTTP_TIMEOUT',
       `${url}: no response within ${timeouts.connectMs} ms (timeouts.connectMs, $BLIP2_HTTP_CONNECT_TIMEOUT_MS)`,
     );
@@ -185,13 +185,13 @@ async function request(
         },
         async *chunks() {
           const reader = res.body?.getReader();
-          if (!reader) throw new Blip2Error('E_HTTP', `${url}: empty response body`);
+          if (!reader) throw new SdkError('E_HTTP', `${url}: empty response body`);
           // every idleMs the body must have brought minBytesPerSecond * idleMs bytes (at least one)
           const needed = Math.max(1, Math.floor((timeouts.minBytesPerSecond * timeouts.idleMs) / 1000));
           let inWindow = 0;
           const watchdog = setInterval(() => {
             if (inWindow < needed) {
-              timedOut = new Blip2Error(
+              timedOut = new SdkError(
                 'E_HTTP_TIMEOUT',
                 `${url}: ${inWindow} bytes in ${timeouts.idleMs} ms, below the minimum of ` +
                   `${timeouts.minBytesPerSecond} bytes/s (timeouts.idleMs, timeouts.minBytesPerSecond, ` +
@@ -223,7 +223,7 @@ async function request(
         },
       };
     }
-    throw new Blip2Error('E_HTTP', `too many redirects for ${url}`);
+    throw new SdkError('E_HTTP', `too many redirects for ${url}`);
   } catch (e) {
     clearTimeout(connectTimer);
     cleanup();
@@ -254,7 +254,7 @@ export async function probe(url: string, options: FetchOptions = {}): Promise<Re
   const linked = first.get('x-linked-size');
   if (linked) size = Number(linked);
   if (size === undefined || !Number.isSafeInteger(size) || size < 0)
-    throw new Blip2Error('E_HTTP', `${url}: the server did not say how large the file is`);
+    throw new SdkError('E_HTTP', `${url}: the server did not say how large the file is`);
   const etag = first.get('x-linked-etag') ?? first.get('etag') ?? undefined;
   const lastModified = first.get('last-modified') ?? res.headers.get('last-modified') ?? undefined;
   const commit = first.get('x-repo-commit') ?? undefined;
@@ -389,14 +389,14 @@ export async function download(
     await fetchPart(remote, part, options);
     const got = await regularSize(part);
     if (got !== remote.size) {
-      throw new Blip2Error('E_DOWNLOAD_SIZE', `${remote.url}: got ${got} bytes, expected ${remote.size}`);
+      throw new SdkError('E_DOWNLOAD_SIZE', `${remote.url}: got ${got} bytes, expected ${remote.size}`);
     }
     if (remote.sha256) {
       const actual = await hashFile(part);
       if (actual !== remote.sha256) {
         await rm(part, { force: true });
         await rm(`${part}.json`, { force: true });
-        throw new Blip2Error(
+        throw new SdkError(
           'E_DOWNLOAD_HASH',
           `${remote.url}: sha256 ${actual} does not match the server's ${remote.sha256}; the partial file was discarded`,
         );
@@ -454,7 +454,7 @@ async function fetchPart(remote: RemoteFile, part: string, options: DownloadOpti
       await ex.cancel();
       await rm(part, { force: true });
       await rm(partMeta, { force: true });
-      throw new Blip2Error(
+      throw new SdkError(
         'E_HTTP',
         `${remote.url}: the server answered the resume with ${res.headers.get('content-range') ?? 'no Content-Range'}` +
           ` for another range or version; the partial file was discarded: run again to start over`,
@@ -469,14 +469,14 @@ async function fetchPart(remote: RemoteFile, part: string, options: DownloadOpti
   try {
     if (fstatSync(fd).size !== have) {
       await ex.cancel();
-      throw new Blip2Error('E_HTTP', `${part} changed while it was being resumed; run again`);
+      throw new SdkError('E_HTTP', `${part} changed while it was being resumed; run again`);
     }
     options.onBytes?.(have);
     for await (const chunk of ex.chunks()) {
       if (have + chunk.length > remote.size) {
         await ex.cancel();
         await rm(part, { force: true });
-        throw new Blip2Error(
+        throw new SdkError(
           'E_DOWNLOAD_SIZE',
           `${remote.url}: the server sent more than the ${remote.size} bytes it announced; the partial file was discarded`,
         );
@@ -488,20 +488,20 @@ async function fetchPart(remote: RemoteFile, part: string, options: DownloadOpti
     fsyncSync(fd);
   } catch (e) {
     if (
-      e instanceof Blip2Error &&
+      SdkError.isInstance(e) &&
       (e.code === 'E_HTTP' || e.code === 'E_HTTP_TIMEOUT' || e.code === 'E_ABORTED')
     ) {
-      throw new Blip2Error(e.code, `${e.message} (${have} of ${remote.size} bytes kept)`, { cause: e });
+      throw new SdkError(e.code, `${e.message} (${have} of ${remote.size} bytes kept)`, { cause: e });
     }
-    if (e instanceof Blip2Error) throw e;
-    throw new Blip2Error('E_FILE', `${part}: cannot write the download: ${(e as Error).message}`, {
+    if (SdkError.isInstance(e)) throw e;
+    throw new SdkError('E_FILE', `${part}: cannot write the download: ${(e as Error).message}`, {
       cause: e,
     });
   } finally {
     closeSync(fd);
   }
   if (have !== remote.size) {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_DOWNLOAD_SIZE',
       `${remote.url}: connection closed at ${have} of ${remote.size} bytes; run again to resume`,
     );

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile, realpath } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Blip2Error } from '../errors.js';
+import { SdkError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
 import { download, type FetchOptions, type HttpTimeouts, probe, type RemoteFile } from './download.js';
 import type { ProgressCallback } from './progress.js';
@@ -80,7 +80,7 @@ function hubCacheSnapshot(org: string, name: string, revision: string): string |
 
 export async function resolveModel(source: string, options: ModelSourceOptions = {}): Promise<ResolvedModel> {
   if (typeof source !== 'string' || source.length === 0) {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_SOURCE',
       `model source must be a folder, an http(s) URL or a hub id 'org/name', got ${JSON.stringify(source)}`,
     );
@@ -97,12 +97,12 @@ export async function resolveModel(source: string, options: ModelSourceOptions =
   const local = resolve(source);
   if (existsSync(local)) {
     if (!statSync(local).isDirectory())
-      throw new Blip2Error(
+      throw new SdkError(
         'E_SOURCE',
         `${local} is a file; a model source is the folder that holds config.json`,
       );
     if (!existsSync(join(local, 'config.json')))
-      throw new Blip2Error(
+      throw new SdkError(
         'E_MISSING_FILE',
         `${local}: no config.json (is this a Hugging Face checkpoint folder?)`,
       );
@@ -110,7 +110,7 @@ export async function resolveModel(source: string, options: ModelSourceOptions =
   }
   const hub = HUB_ID.exec(source);
   if (!hub || source.startsWith('.') || source.startsWith('/')) {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_SOURCE',
       `model source '${source}' is not an existing folder, an http(s) URL or a hub id 'org/name[@revision]'`,
     );
@@ -134,7 +134,7 @@ export async function resolveModel(source: string, options: ModelSourceOptions =
   if (!commit) {
     const config = await probe(urlAt(revision)('config.json'), { ...fetchOptionsOf(options), headers });
     if (!config)
-      throw new Blip2Error(
+      throw new SdkError(
         'E_MISSING_FILE',
         `${urlAt(revision)('config.json')}: not found (HTTP 404); a BLIP-2 checkpoint needs config.json`,
       );
@@ -171,14 +171,14 @@ async function fetchModel(
       const remote = await probe(urlOf(name), fo);
       if (remote) found.set(name, remote);
       else if (required)
-        throw new Blip2Error(
+        throw new SdkError(
           'E_MISSING_FILE',
           `${urlOf(name)}: not found (HTTP 404); a BLIP-2 checkpoint needs ${name}`,
         );
     }),
   );
   if (!found.has('preprocessor_config.json') && !found.has('processor_config.json')) {
-    throw new Blip2Error(
+    throw new SdkError(
       'E_MISSING_FILE',
       `${urlOf('preprocessor_config.json')}: neither preprocessor_config.json nor processor_config.json exists`,
     );
@@ -196,21 +196,18 @@ async function fetchModel(
     try {
       index = JSON.parse(await readFile(indexPath, 'utf8')) as { weight_map?: unknown };
     } catch (e) {
-      throw new Blip2Error(
+      throw new SdkError(
         'E_SOURCE',
         `${urlOf('model.safetensors.index.json')}: not JSON (${(e as Error).message})`,
       );
     }
     const map = index?.weight_map;
     if (typeof map !== 'object' || map === null || Array.isArray(map))
-      throw new Blip2Error(
-        'E_SOURCE',
-        `${urlOf('model.safetensors.index.json')}: weight_map is not an object`,
-      );
+      throw new SdkError('E_SOURCE', `${urlOf('model.safetensors.index.json')}: weight_map is not an object`);
     weightFiles = [...new Set(Object.values(map as Record<string, unknown>))] as string[];
     for (const f of weightFiles) {
       if (typeof f !== 'string' || !/^[\w.-]+$/.test(f) || f.includes('..'))
-        throw new Blip2Error(
+        throw new SdkError(
           'E_SOURCE',
           `model.safetensors.index.json names shard ${JSON.stringify(f)}, which is not a plain file name`,
         );
@@ -219,7 +216,7 @@ async function fetchModel(
   const weights: [string, RemoteFile][] = [];
   for (const f of weightFiles) {
     const remote = await probe(urlOf(f), fo);
-    if (!remote) throw new Blip2Error('E_MISSING_FILE', `${urlOf(f)}: not found (HTTP 404)`);
+    if (!remote) throw new SdkError('E_MISSING_FILE', `${urlOf(f)}: not found (HTTP 404)`);
     weights.push([f, remote]);
     progress.add(remote.size);
   }
