@@ -1,4 +1,5 @@
-import { Blip2Error } from '@blip2/sdk';
+// @blip2/tensor, not the SDK: commands that load no model (score, merge) must not load onnxruntime
+import { Blip2Error } from '@blip2/tensor';
 
 /**
  * Every failure the evaluation app reports on purpose is a `VqaEvalError` with a stable `code`,

@@ -3,7 +3,7 @@
  * SIGINT, then resumed, it must write the same results file as an uninterrupted run.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'tsup';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,10 @@ const hook = join(import.meta.dirname, 'fixtures', 'test-answerer.mjs');
 let cli = '';
 
 beforeAll(async () => {
-  const outDir = tempDir();
+  // inside the package, so the executable finds its dependencies as an installed one does
+  const cache = join(import.meta.dirname, '..', 'node_modules', '.cache');
+  mkdirSync(cache, { recursive: true });
+  const outDir = mkdtempSync(join(cache, 'vqa-eval-cli-'));
   await build({
     entry: { cli: join(import.meta.dirname, '..', 'src', 'cli.ts') },
     outDir,
@@ -27,6 +30,7 @@ beforeAll(async () => {
     noExternal: [/^@blip2\/sdk\/files$/],
   });
   cli = join(outDir, 'cli.js');
+  return () => rmSync(outDir, { recursive: true, force: true });
 });
 
 function start(out: string, extra: string[] = [], delayMs = 0): ChildProcess {
