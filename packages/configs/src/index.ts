@@ -18,6 +18,12 @@ export {
 } from './blip2.js';
 export { DERIVED_FIELDS, type DerivedField, type StoredFieldRule } from './derived.js';
 export { ConfigError, type ConfigErrorCode, parseJsonObject } from './fields.js';
+export {
+  GENERATION_TOKEN_FIELDS,
+  type GenerationTokenField,
+  generationDefaultsFromModelConfig,
+  type ModelGenerationDefaults,
+} from './generation.js';
 export type { OPTConfig } from './opt.js';
 export { getPreset, type PresetName, presetNames, presets } from './presets.js';
 export {

@@ -1,7 +1,8 @@
 /**
  * Configs of the published Salesforce checkpoints, for building real-size graphs
  * without downloading anything (graph construction, memory planning, benchmarks
- * on random weights). Written as the JSON transformers saves, minus the fields
+ * on random weights). Written as the JSON the conversion script saves (the test
+ * corpus tooling/fixtures/published holds those files in full), minus the fields
  * equal to the reference's defaults, and parsed like any `config.json`, so a
  * preset can never hold a value a file could not.
  */
@@ -19,6 +20,8 @@ function opt(hiddenSize: number, ffnDim: number): Json {
     num_hidden_layers: 32,
     num_attention_heads: 32,
     vocab_size: 50272,
+    // the conversion script's eos_token_id: the id of "\n", where LAVIS stops
+    eos_token_id: 50118,
   };
 }
 
@@ -32,10 +35,12 @@ function flanT5(dModel: number, dFf: number, numHeads: number): Json {
     num_layers: 24,
     num_decoder_layers: 24,
     feed_forward_proj: 'gated-gelu',
-    // Flan-T5 (T5 v1.1) does not rescale the decoder output; transformers 5 says so
-    // explicitly and keeps `tie_word_embeddings` true, as manifests.json records
-    tie_word_embeddings: true,
-    scale_decoder_outputs: false,
+    // the conversion script's T5Config.from_pretrained(..., dense_act_fn="gelu", bos_token_id=1):
+    // exact GELU in the gated FFN, as LAVIS runs Flan-T5
+    dense_act_fn: 'gelu',
+    bos_token_id: 1,
+    // Flan-T5 (T5 v1.1): an lm_head of its own and no rescaling of the decoder output
+    tie_word_embeddings: false,
     decoder_start_token_id: 0,
   };
 }

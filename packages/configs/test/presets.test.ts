@@ -31,7 +31,14 @@ describe('presets against manifests.json', () => {
       const raw = manifests[variant].config;
       const parsed = parseBlip2Config(raw, `manifests.json#${variant}`);
       expect(expectMirrors(parsed, raw)).toBeGreaterThan(55);
-      expect(presets[`Salesforce/${variant}` as PresetName]).toEqual(parsed);
+      // manifests.json was written from transformers' defaults; the published files differ
+      // where the conversion script set a field (tooling/fixtures/published holds them)
+      const preset = presets[`Salesforce/${variant}` as PresetName];
+      const published =
+        parsed.textConfig.modelType === 'opt'
+          ? { eosTokenId: 50118 }
+          : { denseActFn: 'gelu', bosTokenId: 1, decoderStartTokenId: 0, tieWordEmbeddings: false };
+      expect(preset).toEqual({ ...parsed, textConfig: { ...parsed.textConfig, ...published } });
     });
   }
 

@@ -4,11 +4,17 @@
  * and the weights the graphs would miss or leave unused (the graphs are built,
  * which reads only headers; no session is created).
  */
-import { type Blip2Config, parseBlip2Config, type TextConfig } from '@blip2/configs';
+import {
+  type Blip2Config,
+  parseBlip2Config,
+  parseImageProcessorConfig,
+  type TextConfig,
+} from '@blip2/configs';
 import { buildQFormer } from '@blip2/qformer';
 import { MissingWeightError } from '@blip2/safetensors';
 import { buildVisionModel } from '@blip2/vision-encoder';
 import { LANGUAGE_MODELS } from '../core/families.js';
+import { type GenerationSources, generationDefaultsOf } from '../core/load.js';
 import { platform } from '../core/platform.js';
 import { recordUse, unusedWeights } from '../core/weights.js';
 import { SdkError } from '../errors.js';
@@ -33,6 +39,27 @@ export interface InspectReport {
   readonly missing: { part: string; problem: string }[];
   /** weights no graph uses (published checkpoints carry a few, e.g. the Q-Former's text-side layers) */
   readonly unexpected: string[];
+  /** what a run will use where checkpoints differ, each with the file and field it came from */
+  readonly uses: InspectUses;
+}
+
+export interface Sourced<T> {
+  readonly value: T;
+  /** the file and field it was read from, or the default it fell back to */
+  readonly source: string;
+}
+
+export interface InspectUses {
+  /** the feed-forward activation (ACT2FN name; T5: of `wi` / `wi_0`, "gated" when `wi_1` multiplies it) */
+  readonly activation: Sourced<string>;
+  /** the token(s) generation stops on; null: none (generation runs to its length limit) */
+  readonly eosTokenId: Sourced<number | number[] | null>;
+  readonly bosTokenId: Sourced<number | null>;
+  readonly padTokenId: Sourced<number | null>;
+  /** T5: the first decoder token */
+  readonly decoderStartTokenId?: Sourced<number>;
+  /** the size images are resized to, [height, width] */
+  readonly imageSize: Sourced<[number, number]>;
 }
 
 function summary(config: Blip2Config): Record<string, unknown> {
@@ -76,6 +103,42 @@ function summary(config: Blip2Config): Record<string, unknown> {
   };
 }
 
+function activationOf(t: TextConfig, rawText: Record<string, unknown>, file: string): Sourced<string> {
+  if (t.modelType === 'opt') {
+    return {
+      value: t.activationFunction,
+      source:
+        rawText.activation_function != null ? `${file} text_config.activation_function` : 'OPTConfig default',
+    };
+  }
+  return {
+    value: `${t.denseActFn}${t.isGatedAct ? ' (gated)' : ''}`,
+    source:
+      rawText.dense_act_fn != null
+        ? `${file} text_config.dense_act_fn`
+        : `derived from ${file} text_config.feed_forward_proj ${JSON.stringify(t.feedForwardProj)}`,
+  };
+}
+
+function decoderStartOf(
+  t: TextConfig,
+  rawText: Record<string, unknown>,
+  file: string,
+): Sourced<number> | undefined {
+  if (t.modelType !== 't5') return undefined;
+  const source =
+    rawText.decoder_start_token_id != null
+      ? `${file} text_config.decoder_start_token_id`
+      : t.bosTokenId !== undefined
+        ? `${file} text_config.bos_token_id`
+        : "text_config.pad_token_id (T5's start token)";
+  return { value: t.decoderStartTokenId, source };
+}
+
+function sourced<T>(value: T | undefined, sources: GenerationSources, key: string): Sourced<T | null> {
+  return value === undefined ? { value: null, source: 'unset' } : { value, source: sources[key] ?? 'unset' };
+}
+
 export async function inspectModel(source: string, onProgress?: ProgressCallback): Promise<InspectReport> {
   const files = await platform().openSource(source, { onProgress });
   const rawConfig = await files.readJson('config.json');
@@ -87,6 +150,37 @@ export async function inspectModel(source: string, onProgress?: ProgressCallback
     );
   }
   const config = parseBlip2Config(rawConfig, `${files.location}/config.json`);
+  // sources name files within the checkpoint (its location heads the report)
+  const configFile = 'config.json';
+  const generation = generationDefaultsOf(
+    await files.readJson('generation_config.json', true),
+    rawConfig,
+    config,
+    files.location,
+  );
+  const preName = ['processor_config.json', 'preprocessor_config.json'];
+  let imageSize: Sourced<[number, number]> = {
+    value: [config.visionConfig.imageSize, config.visionConfig.imageSize],
+    source: `${configFile} vision_config.image_size (no processor file)`,
+  };
+  for (const name of preName) {
+    const pre = await files.readJson(name, true);
+    if (pre === undefined) continue;
+    const { size } = parseImageProcessorConfig(pre, `${files.location}/${name}`);
+    imageSize = { value: [size.height, size.width], source: `${name} size` };
+    break;
+  }
+  const rawText = ((rawConfig as { text_config?: unknown }).text_config ?? {}) as Record<string, unknown>;
+  const d = generation.defaults;
+  const decoderStart = decoderStartOf(config.textConfig, rawText, configFile);
+  const uses: InspectUses = {
+    activation: activationOf(config.textConfig, rawText, configFile),
+    eosTokenId: sourced(d.eosTokenId, generation.sources, 'eos_token_id'),
+    bosTokenId: sourced(d.bosTokenId, generation.sources, 'bos_token_id'),
+    padTokenId: sourced(d.padTokenId, generation.sources, 'pad_token_id'),
+    ...(decoderStart ? { decoderStartTokenId: decoderStart } : {}),
+    imageSize,
+  };
   const weights = await files.openWeights();
   try {
     const dtypes: Record<string, number> = {};
@@ -130,6 +224,7 @@ export async function inspectModel(source: string, onProgress?: ProgressCallback
       missing,
       // with a part missing, its weights look unused: list unused ones only for a complete build
       unexpected: missing.length ? [] : unusedWeights(weights, recorder.used),
+      uses,
     };
   } finally {
     await weights.close();
@@ -170,6 +265,11 @@ export async function inspect(args: readonly string[], io: Io): Promise<number> 
     `  vision     ${kv(c.vision)}`,
     `  qformer    ${kv(c.qformer)}, queries ${c.numQueryTokens}, <image> token ${c.imageTokenIndex ?? 'none (queries prepended)'}`,
     `  text       ${kv(c.text)}`,
+    'uses',
+    ...Object.entries(report.uses).map(
+      ([k, u]: [string, Sourced<unknown>]) =>
+        `  ${k.padEnd(20)} ${k === 'imageSize' ? (u.value as number[]).join(' x ') : typeof u.value === 'string' ? u.value : JSON.stringify(u.value)}  (${u.source})`,
+    ),
     `parameters   ${report.parameters.toLocaleString('en-US')} (${Object.entries(report.dtypes)
       .map(([d, n]) => `${d} ${n.toLocaleString('en-US')}`)
       .join(', ')})`,

@@ -4,7 +4,12 @@
  * parts it needs; the image side (vision + Q-Former) and the language model are
  * independent so that, e.g., Blip2VisionModel never builds OPT.
  */
-import { type Blip2Config, parseBlip2Config, type TextConfig } from '@blip2/configs';
+import {
+  type Blip2Config,
+  generationDefaultsFromModelConfig,
+  parseBlip2Config,
+  type TextConfig,
+} from '@blip2/configs';
 import { type GenerationOptions, generationOptionsFromConfig } from '@blip2/generation';
 import { GraphBuildError } from '@blip2/onnx';
 import { buildQFormer } from '@blip2/qformer';
@@ -40,7 +45,41 @@ export interface LoadedParts {
   };
   readonly processor?: Blip2Processor;
   readonly generationDefaults: GenerationOptions;
+  /** where each token default came from (`generation_config.json`, `config.json text_config.eos_token_id`, ...) */
+  readonly generationSources: GenerationSources;
   readonly rawConfig: unknown;
+}
+
+/** The source of each token id generation starts and stops with, by generation_config.json key. */
+export type GenerationSources = Readonly<Record<string, string>>;
+
+/**
+ * generation_config.json when the checkpoint has one; otherwise what transformers then
+ * uses, `GenerationConfig.from_model_config(config)` (the text config's token ids).
+ */
+export function generationDefaultsOf(
+  genJson: unknown,
+  rawConfig: unknown,
+  config: Blip2Config,
+  location: string,
+): { defaults: GenerationOptions; sources: GenerationSources } {
+  if (genJson !== undefined) {
+    const file = `${location}/generation_config.json`;
+    const defaults = generationOptionsFromConfig(genJson, file);
+    const sources = Object.fromEntries(
+      Object.entries(genJson as Record<string, unknown>)
+        .filter(([k, v]) => k.endsWith('token_id') && v !== null)
+        .map(([k]) => [k, 'generation_config.json']),
+    );
+    return { defaults, sources };
+  }
+  const derived = generationDefaultsFromModelConfig(rawConfig, config, `${location}/config.json`);
+  // sources name the file within the checkpoint; errors keep the full path
+  const inFolder = (source: string) => source.replace(`${location}/`, '');
+  return {
+    defaults: generationOptionsFromConfig(derived.json, `${location}/config.json (from_model_config)`),
+    sources: Object.fromEntries(Object.entries(derived.sources).map(([k, v]) => [k, inFolder(v)])),
+  };
 }
 
 export type Part = 'vision' | 'qformer' | 'languageModel' | 'processor';
@@ -141,10 +180,7 @@ export async function loadParts(
       ? await loadProcessor(files, rawConfig, p.decodeImage)
       : undefined;
     const genJson = await files.readJson('generation_config.json', true);
-    const generationDefaults =
-      genJson === undefined
-        ? {}
-        : generationOptionsFromConfig(genJson, `${files.location}/generation_config.json`);
+    const generation = generationDefaultsOf(genJson, rawConfig, config, files.location);
     return {
       files,
       config,
@@ -154,7 +190,8 @@ export async function loadParts(
       sessions,
       languageModel,
       processor,
-      generationDefaults,
+      generationDefaults: generation.defaults,
+      generationSources: generation.sources,
       rawConfig,
     };
   } catch (e) {
