@@ -50,7 +50,7 @@ describe('KV cache on the GPU (WebGPU in headless Chromium)', () => {
       inputIds: CASE.input_ids,
       generations: Object.fromEntries(GENERATIONS.map((n) => [n, generateRecord(n).kwargs])),
       keepOnDevice,
-      timing: { newTokens: NEW_TOKENS, repeats: Number(process.env.BLIP2_KV_REPEATS ?? 3) },
+      timing: { newTokens: NEW_TOKENS, repeats: Number(process.env.BLIP2_KV_REPEATS ?? 1) },
     });
     await withBrowserPage({ entry: ENTRY }, async (page, _baseUrl, harness) => {
       const run = async (keep: boolean): Promise<KvResult> => {
@@ -116,5 +116,6 @@ describe('KV cache on the GPU (WebGPU in headless Chromium)', () => {
       expect(kept.msPerToken).toBeGreaterThan(0);
       expect(baseline.msPerToken).toBeGreaterThan(0);
     });
-  });
+    // SwiftShader runs WebGPU on the CPU: on a loaded 2-core machine the two generations take minutes
+  }, 300_000);
 });
