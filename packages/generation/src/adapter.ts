@@ -9,9 +9,10 @@ import type { Tensor } from '@blip2/tensor';
 
 export interface StepOutput<Cache> {
   /**
-   * float32 [B, T, V]: logits for every position of what was just fed (prefill:
-   * the whole prompt, or for an encoder-decoder the decoder start token; step: T = 1).
-   * Generation scores the last position.
+   * float32 [B, T, V]: logits of what was just fed. Generation scores the last
+   * position only, so a prefill may return just that one (T = 1: OPT computes its LM
+   * head at the last prompt position; an encoder-decoder's is its decoder start
+   * token); a step's T is 1. Every position's logits come from `forward`.
    */
   readonly logits: Tensor<'float32'>;
   readonly cache: Cache;
@@ -35,6 +36,13 @@ export interface LanguageModelAdapter<Cache = unknown> {
    * the encoder and the decoder on `decoderStartTokenId`.
    */
   prefill(inputsEmbeds: Tensor<'float32'>, attentionMask: Tensor<'int64'>): Promise<StepOutput<Cache>>;
+
+  /**
+   * Decoder-only models: logits at every prompt position, float32 [B, T, V], no cache
+   * (teacher forcing, scoring candidate answers). Absent: the prefill's logits cover
+   * every position.
+   */
+  forward?(inputsEmbeds: Tensor<'float32'>, attentionMask: Tensor<'int64'>): Promise<Tensor<'float32'>>;
 
   /** Feeds one new token per row: int64 [B, 1]. The cache carries masks and positions. */
   step(tokenIds: Tensor<'int64'>, cache: Cache): Promise<StepOutput<Cache>>;

@@ -40,6 +40,8 @@ export interface OptCache {
 export interface OptSessions {
   readonly embed: Session;
   readonly prefill: Session;
+  /** every position's logits (`forward`); without it the adapter loads the graph it was given on first use */
+  readonly forward?: Session;
   readonly step: Session;
   /** `step` multiplying weight-first, for steps of several rows; without it every step runs `step` */
   readonly stepBatched?: Session;
@@ -68,17 +70,21 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
   private readonly deviceGather: DeviceRowGather | undefined;
   /** the weight-first step: given, loaded on the first step of several rows, or absent */
   private readonly stepBatched: LazySession | undefined;
+  /** the full-logits forward: generation never needs it, so it loads on the first `forward` */
+  private readonly forwardSession: LazySession | undefined;
 
   /**
    * `backend` is the one the sessions run on: beam search reorders a device cache with a
    * graph loaded there. `stepBatched` (with `backend`) is the weight-first step graph to
-   * load on the first step of several rows, when `sessions` has no such session.
+   * load on the first step of several rows, when `sessions` has no such session;
+   * `forward` likewise, loaded on the first `forward` call.
    */
   constructor(
     readonly config: OPTConfig,
     private readonly sessions: OptSessions,
     backend?: Backend,
     stepBatched?: BuiltGraph,
+    forward?: BuiltGraph,
   ) {
     this.vocabSize = config.vocabSize;
     this.maxPositions = config.maxPositionEmbeddings;
@@ -88,6 +94,8 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       const keepOnDevice = OptAdapter.cacheOutputs(config.numHiddenLayers);
       this.stepBatched = new LazySession(() => backend.load(stepBatched, { keepOnDevice }));
     }
+    if (sessions.forward) this.forwardSession = LazySession.of(sessions.forward);
+    else if (backend && forward) this.forwardSession = new LazySession(() => backend.load(forward));
   }
 
   /** The present.* outputs of a prefill or step graph: the cache the next step is fed. */
@@ -114,7 +122,7 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       batchedStep === 'eager' ? backend.load(graphs.stepBatched, { keepOnDevice }) : undefined,
     ]);
     const lazy = batchedStep === 'lazy' ? graphs.stepBatched : undefined;
-    return new OptAdapter(config, { embed, prefill, step, stepBatched }, backend, lazy);
+    return new OptAdapter(config, { embed, prefill, step, stepBatched }, backend, lazy, graphs.forward);
   }
 
   async embed(inputIds: Tensor<'int64'>): Promise<Tensor<'float32'>> {
@@ -127,6 +135,35 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     inputsEmbeds: Tensor<'float32'>,
     attentionMask: Tensor<'int64'>,
   ): Promise<StepOutput<OptCache>> {
+    this.checkPrompt(inputsEmbeds, attentionMask);
+    const out = await this.sessions.prefill.runOnDevice({
+      [OPT_IO.prefill.inputsEmbeds]: inputsEmbeds,
+      [OPT_IO.prefill.attentionMask]: attentionMask,
+    });
+    return {
+      logits: float32Output(out, 'logits', this.sessions.prefill.name),
+      cache: this.cacheFrom(out, attentionMask, this.sessions.prefill.name),
+    };
+  }
+
+  /**
+   * Logits at every position of the prompt, float32 [B, T, V] (transformers'
+   * `OPTForCausalLM.forward` without a cache): for scoring and teacher forcing.
+   * `prefill` returns only the last position's, all that generation reads.
+   */
+  async forward(inputsEmbeds: Tensor<'float32'>, attentionMask: Tensor<'int64'>): Promise<Tensor<'float32'>> {
+    this.checkPrompt(inputsEmbeds, attentionMask);
+    if (!this.forwardSession)
+      throw new OptError('E_INPUT', 'this adapter was made without the forward graph (buildOpt builds it)');
+    const session = await this.forwardSession.get();
+    const out = await session.run({
+      [OPT_IO.forward.inputsEmbeds]: inputsEmbeds,
+      [OPT_IO.forward.attentionMask]: attentionMask,
+    });
+    return float32Output(out, OPT_IO.forward.logits, session.name);
+  }
+
+  private checkPrompt(inputsEmbeds: Tensor<'float32'>, attentionMask: Tensor<'int64'>): void {
     const dw = this.config.wordEmbedProjDim;
     if (inputsEmbeds.dtype !== 'float32' || inputsEmbeds.dims.length !== 3 || inputsEmbeds.dims[2] !== dw) {
       throw new OptError(
@@ -146,14 +183,6 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
         );
       }
     });
-    const out = await this.sessions.prefill.runOnDevice({
-      [OPT_IO.prefill.inputsEmbeds]: inputsEmbeds,
-      [OPT_IO.prefill.attentionMask]: attentionMask,
-    });
-    return {
-      logits: float32Output(out, 'logits', this.sessions.prefill.name),
-      cache: this.cacheFrom(out, attentionMask, this.sessions.prefill.name),
-    };
   }
 
   async step(tokenIds: Tensor<'int64'>, cache: OptCache): Promise<StepOutput<OptCache>> {
@@ -245,6 +274,7 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       this.sessions.prefill.release(),
       this.sessions.step.release(),
       this.stepBatched?.release(),
+      this.forwardSession?.release(),
       this.deviceGather?.release(),
     ]);
   }

@@ -5,7 +5,9 @@
  * the three graphs BLIP-2 generation runs:
  *
  * - `embed`:   input_ids -> inputs_embeds (`embed_tokens`, so query embeddings can be merged in)
- * - `prefill`: inputs_embeds + attention_mask -> logits + present keys/values
+ * - `prefill`: inputs_embeds + attention_mask -> the last position's logits + present keys/values
+ * - `forward`: inputs_embeds + attention_mask -> logits at every position (teacher
+ *   forcing, scoring, parity with transformers' full forward)
  * - `step`:    input_ids + attention_mask + past keys/values -> logits + present keys/values
  * - `stepBatched`: the same step with every matrix product written weight-first
  *   (`linear`'s `weightFirst`), for steps of several rows (beams, batches)
@@ -42,6 +44,7 @@ import {
   relu,
   reshape,
   shapeOf,
+  slice,
   softmax,
   sub,
   transpose,
@@ -73,7 +76,10 @@ export interface OptBuildOptions {
 
 export interface OptGraphs {
   readonly embed: BuiltGraph;
+  /** logits of the last position only: generation reads no other, and the LM head is the widest product */
   readonly prefill: BuiltGraph;
+  /** logits at every position, no cache */
+  readonly forward: BuiltGraph;
   readonly step: BuiltGraph;
   /** `step` with weight-first matrix products: same inputs, outputs and numbers, faster from 2 rows up */
   readonly stepBatched: BuiltGraph;
@@ -83,6 +89,7 @@ export interface OptGraphs {
 export const OPT_IO = {
   embed: { inputIds: 'input_ids', inputsEmbeds: 'inputs_embeds' },
   prefill: { inputsEmbeds: 'inputs_embeds', attentionMask: 'attention_mask', logits: 'logits' },
+  forward: { inputsEmbeds: 'inputs_embeds', attentionMask: 'attention_mask', logits: 'logits' },
   step: { inputIds: 'input_ids', attentionMask: 'attention_mask', logits: 'logits' },
   /** the same names as `step` (the graph differs only in how it multiplies) */
   stepBatched: { inputIds: 'input_ids', attentionMask: 'attention_mask', logits: 'logits' },
@@ -107,6 +114,10 @@ export function optGraphIO(
     ]).flat();
   const presents = (seq: string) => kvIO(seq, OPT_IO.presentKey, OPT_IO.presentValue);
   const pasts = kvIO('past_sequence', OPT_IO.pastKey, OPT_IO.pastValue);
+  const prompt: GraphIO[] = [
+    { name: 'inputs_embeds', dtype: 'float32', dims: ['batch', 'sequence', dw] },
+    { name: 'attention_mask', dtype: 'int64', dims: ['batch', 'sequence'] },
+  ];
   const step = {
     inputs: [
       { name: 'input_ids', dtype: 'int64' as const, dims: ['batch', 'sequence'] },
@@ -124,14 +135,12 @@ export function optGraphIO(
       outputs: [{ name: 'inputs_embeds', dtype: 'float32', dims: ['batch', 'sequence', dw] }],
     },
     prefill: {
-      inputs: [
-        { name: 'inputs_embeds', dtype: 'float32', dims: ['batch', 'sequence', dw] },
-        { name: 'attention_mask', dtype: 'int64', dims: ['batch', 'sequence'] },
-      ],
-      outputs: [
-        { name: 'logits', dtype: 'float32', dims: ['batch', 'sequence', v] },
-        ...presents('sequence'),
-      ],
+      inputs: prompt,
+      outputs: [{ name: 'logits', dtype: 'float32', dims: ['batch', 1, v] }, ...presents('sequence')],
+    },
+    forward: {
+      inputs: prompt,
+      outputs: [{ name: 'logits', dtype: 'float32', dims: ['batch', 'sequence', v] }],
     },
     step,
     stepBatched: step,
@@ -358,12 +367,15 @@ function decoderLayer(
 /**
  * `OPTDecoder` + `OPTForCausalLM.lm_head` from token embeddings (before
  * `project_in`) to logits. `past` holds one K/V pair per layer for the step graph.
+ * `lastPosition` computes the head at the last position only (prompts are left-padded,
+ * so that is every row's next-token position).
  */
 function decoder(
   c: Ctx,
   inputsEmbeds: Value,
   attentionMask: Value,
   past: KV[] | null,
+  lastPosition = false,
 ): { logits: Value; presents: KV[] } {
   const { g, config, w } = c;
   const d = config.hiddenSize;
@@ -384,6 +396,8 @@ function decoder(
     presents.push(layer.present);
   }
 
+  // what follows is per position: of a prompt, generation needs the last one
+  if (lastPosition) hidden = slice(hidden, [-1], [Number.MAX_SAFE_INTEGER], [1]);
   // the reference keeps final_layer_norm only for pre-LN models not converted with _remove_final_layer_norm
   if (config.doLayerNormBefore && !config.removeFinalLayerNorm)
     hidden = layerNormNamed(c, 'final_layer_norm', hidden);
@@ -436,13 +450,16 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
   const ids = e.g.input('input_ids', 'int64', spec('embed', 'input_ids').dims);
   e.g.output(embedTokens(e.c, ids), 'inputs_embeds', 'float32', spec('embed', 'inputs_embeds').dims);
 
-  // prefill
-  const p = make('opt.prefill');
-  const embeds = p.g.input('inputs_embeds', 'float32', spec('prefill', 'inputs_embeds').dims);
-  const mask = p.g.input('attention_mask', 'int64', spec('prefill', 'attention_mask').dims);
-  const pre = decoder(p.c, embeds, mask, null);
-  p.g.output(pre.logits, 'logits', 'float32', spec('prefill', 'logits').dims);
-  outputPresents(p.g, config, pre.presents, 'sequence');
+  // prefill (the last position's logits and the cache), and the full forward (every position's logits)
+  const buildPrompt = (graph: 'prefill' | 'forward', name: string): BuiltGraph => {
+    const p = make(name);
+    const embeds = p.g.input('inputs_embeds', 'float32', spec(graph, 'inputs_embeds').dims);
+    const mask = p.g.input('attention_mask', 'int64', spec(graph, 'attention_mask').dims);
+    const out = decoder(p.c, embeds, mask, null, graph === 'prefill');
+    p.g.output(out.logits, 'logits', 'float32', spec(graph, 'logits').dims);
+    if (graph === 'prefill') outputPresents(p.g, config, out.presents, 'sequence');
+    return p.g.build();
+  };
 
   // step, and the same step multiplying weight-first for several rows
   const buildStep = (graph: 'step' | 'stepBatched', name: string, weightFirst: boolean): BuiltGraph => {
@@ -464,7 +481,8 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
 
   return {
     embed: e.g.build(),
-    prefill: p.g.build(),
+    prefill: buildPrompt('prefill', 'opt.prefill'),
+    forward: buildPrompt('forward', 'opt.forward'),
     step: buildStep('step', 'opt.step', false),
     stepBatched: buildStep('stepBatched', 'opt.step_batched', true),
   };

@@ -126,7 +126,12 @@ describe('generate over the OPT adapter on the left-padded batch', () => {
       query,
       tiny.imageTokenId,
     );
-    const { logits } = await tiny.adapter.prefill(inputsEmbeds, int64([b, t], rec.attention_mask.flat()));
+    const mask = int64([b, t], rec.attention_mask.flat());
+    const logits = await tiny.adapter.forward(inputsEmbeds, mask);
+    // generation's prefill: the same numbers at the last position, and only there
+    const prefilled = await tiny.adapter.prefill(inputsEmbeds, mask);
+    expect(prefilled.logits.dims).toEqual([b, 1, tiny.config.vocabSize]);
+    expect(maxAbsDiff(prefilled.logits, gather(logits, 1, [t - 1]))).toBeLessThanOrEqual(1e-5);
     const diff = maxAbsDiff(
       gather(logits, 0, [0]),
       await tiny.ref('case0/logits', [1, t, tiny.config.vocabSize]),

@@ -56,13 +56,15 @@ async function stepsMatchFullForward(
   const k = continuation[0].length;
   const full = prompt.map((row, i) => [...row, ...continuation[i]]);
   const fullMask = mask.map((row) => [...row, ...new Array(k).fill(1)]);
-  const reference = await tiny.adapter.prefill(
-    await promptEmbeds(full, query),
-    int64([b, t + k], fullMask.flat()),
-  );
+  // every position's logits of the whole sequence at once: what each step must reproduce
+  const reference = {
+    logits: await tiny.adapter.forward(await promptEmbeds(full, query), int64([b, t + k], fullMask.flat())),
+  };
 
   let out = await tiny.adapter.prefill(await promptEmbeds(prompt, query), int64([b, t], mask.flat()));
-  const diffs = [maxAbsDiff(at(out.logits, t - 1), at(reference.logits, t - 1))];
+  // the prefill computes the LM head at the last prompt position only
+  expect(out.logits.dims).toEqual([b, 1, tiny.config.vocabSize]);
+  const diffs = [maxAbsDiff(at(out.logits, 0), at(reference.logits, t - 1))];
   for (let s = 0; s < k; s++) {
     out = await tiny.adapter.step(ids(continuation.map((row) => [row[s]])), out.cache);
     expect(out.logits.dims).toEqual([b, 1, tiny.config.vocabSize]);
@@ -113,18 +115,22 @@ describe('OPT step graph (KV cache) against a full forward', () => {
   it('gives a left-padded row the logits of the same prompt without padding', async () => {
     // positions come from cumsum(attention_mask): pads must shift nothing
     const { inputIds, attentionMask, query } = await paddedBatch();
-    const padded = await tiny.adapter.prefill(
-      await promptEmbeds(inputIds, query),
-      int64([2, inputIds[0].length], attentionMask.flat()),
-    );
+    const padded = {
+      logits: await tiny.adapter.forward(
+        await promptEmbeds(inputIds, query),
+        int64([2, inputIds[0].length], attentionMask.flat()),
+      ),
+    };
     const keep = attentionMask[1].flatMap((m, j) => (m ? [j] : []));
     expect(keep.length).toBeLessThan(inputIds[1].length);
     const unpaddedIds = [keep.map((j) => inputIds[1][j])];
     const row1Query = gather(query, 0, [1]);
-    const alone = await tiny.adapter.prefill(
-      await promptEmbeds(unpaddedIds, row1Query),
-      int64([1, keep.length], new Array(keep.length).fill(1)),
-    );
+    const alone = {
+      logits: await tiny.adapter.forward(
+        await promptEmbeds(unpaddedIds, row1Query),
+        int64([1, keep.length], new Array(keep.length).fill(1)),
+      ),
+    };
     const paddedRow = gather(gather(padded.logits, 0, [1]), 1, keep);
     const diff = maxAbsDiff(paddedRow, alone.logits);
     console.log(`padded vs unpadded row: max |diff| ${diff.toExponential(2)}`);

@@ -232,8 +232,12 @@ describe('OPT variants against a float64 transcription of the reference forward'
       ];
       const inputIds = ids(rows);
       const mask = int64([2, 6], masks.flat());
-      const { logits, cache } = await adapter.prefill(await adapter.embed(inputIds), mask);
-      let worst = 0;
+      const embeds = await adapter.embed(inputIds);
+      const logits = await adapter.forward(embeds, mask);
+      const { logits: last, cache } = await adapter.prefill(embeds, mask);
+      // the prefill's LM head runs at the last position only, with the same numbers
+      expect(last.dims).toEqual([2, 1, config.vocabSize]);
+      let worst = maxAbsDiff(last, slice(logits, 1, 5, 6));
       for (let b = 0; b < 2; b++) {
         const expected = referenceLogits(config, w, rows[b], masks[b]);
         for (let t = 0; t < 6; t++) {

@@ -307,6 +307,8 @@ export class Blip2Model extends Loaded {
     decoderInputIds?: Tensor<'int64'>,
   ): Promise<Tensor<'float32'>> {
     const adapter = this.adapter;
+    if (adapter.kind === 'decoder-only' && adapter.forward)
+      return adapter.forward(inputsEmbeds, attentionMask);
     const first = await adapter.prefill(inputsEmbeds, attentionMask);
     if (adapter.kind === 'decoder-only') {
       await adapter.releaseCache?.(first.cache);
