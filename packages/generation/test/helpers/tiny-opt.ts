@@ -70,7 +70,7 @@ export class TinyOpt implements LanguageModelAdapter<OptCache> {
     }));
     const logits = new Float32Array(b * t * this.vocabSize);
     rows.forEach((row, r) => {
-      logits.set(this.forward(row.embeds, row.mask, false), r * t * this.vocabSize);
+      logits.set(this.decode(row.embeds, row.mask, false), r * t * this.vocabSize);
     });
     return { logits: float32([b, t, this.vocabSize], logits), cache: { rows } };
   }
@@ -85,7 +85,7 @@ export class TinyOpt implements LanguageModelAdapter<OptCache> {
     }));
     const logits = new Float32Array(rows.length * this.vocabSize);
     rows.forEach((row, r) => {
-      logits.set(this.forward(row.embeds, row.mask, true), r * this.vocabSize);
+      logits.set(this.decode(row.embeds, row.mask, true), r * this.vocabSize);
     });
     return { logits: float32([rows.length, 1, this.vocabSize], logits), cache: { rows } };
   }
@@ -96,7 +96,7 @@ export class TinyOpt implements LanguageModelAdapter<OptCache> {
   }
 
   /** logits [T, V] (or [1, V] for the last position only) of one row */
-  private forward(embeds: number[], mask: number[], lastOnly: boolean): Float32Array {
+  private decode(embeds: number[], mask: number[], lastOnly: boolean): Float32Array {
     const { d, heads } = this;
     const t = mask.length;
     const hd = d / heads;
