@@ -3,7 +3,14 @@
  * checkpoints, a few sample images, and onnxruntime-web's .wasm/.mjs. The dev server
  * serves them from where they live (with Range, which the SDK uses to read the
  * safetensors headers, and the page's isolation headers); `vite build` copies them
- * into the output, where `vite preview` or any static server serves them as files.
+ * into the output, and `vite preview` serves those copies with the same handler.
+ *
+ * Why preview does not leave them to its own static server: sirv (vite 7) reads
+ * `Range: bytes=0-0` as the whole file (`parseInt('0') || size - 1`) and vite's
+ * compression middleware then gzips that 206. Chromium caches the answer and, once the
+ * build is old enough to be heuristically fresh, serves the still-compressed bytes for
+ * the full download of model.safetensors ("has 4001690 bytes but the graph expects
+ * 4323400"). Any other static server works if it answers Range requests exactly.
  *
  * Only the listed files are reachable under a mount, so a request can never walk out
  * of its folder.
@@ -135,6 +142,21 @@ export function staticMounts(mounts: readonly Mount[]): Plugin {
           return;
         }
         sendFile(req, res, join(mount.dir, name), headers);
+      });
+    },
+    configurePreviewServer(server) {
+      // Registered before vite's compression and sirv: the built copies of the mounts are
+      // answered here, byte ranges exact and never content-encoded.
+      const outDir = resolve(server.config.root, server.config.build.outDir);
+      server.middlewares.use((req, res, next) => {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+        const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+        const mount = resolved.find((m) => path.startsWith(m.url));
+        const name = mount ? path.slice(mount.url.length) : '';
+        if (!mount?.files.has(name)) return next();
+        const file = join(outDir, ...mount.url.split('/').filter(Boolean), name);
+        if (!existsSync(file)) return next();
+        sendFile(req, res, file, server.config.preview.headers ?? {});
       });
     },
     writeBundle(options) {

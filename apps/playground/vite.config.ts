@@ -32,6 +32,19 @@ export default defineConfig({
   build: { target: 'es2022', chunkSizeWarningLimit: 2000 },
   plugins: [
     staticMounts([
+      {
+        url: '/models/shapes-blip2-opt-captioner/',
+        dir: join(SHAPES, 'shapes-blip2-opt-captioner'),
+        // the checkpoint's files, not its reference outputs
+        files: [
+          'config.json',
+          'generation_config.json',
+          'model.safetensors',
+          'preprocessor_config.json',
+          'tokenizer.json',
+          'tokenizer_config.json',
+        ],
+      },
       { url: '/models/shapes-blip2-opt/', dir: join(SHAPES, 'shapes-blip2-opt') },
       { url: '/models/shapes-blip2-t5/', dir: join(SHAPES, 'shapes-blip2-t5') },
       { url: SAMPLES_URL, dir: join(SHAPES, 'val', 'images'), files: SAMPLE_IMAGES },

@@ -5,7 +5,7 @@
  */
 import { Blip2Error, type GenerationOptions, type LoadProgress } from '@blip2/sdk/browser';
 
-export type PlaygroundErrorCode = 'E_OPTIONS' | 'E_INPUT' | 'E_IMAGE_TYPE' | 'E_NOT_READY';
+export type PlaygroundErrorCode = 'E_OPTIONS' | 'E_INPUT' | 'E_IMAGE_TYPE' | 'E_NOT_READY' | 'E_RUNTIME';
 
 /** A mistake made in the page's own controls (the SDK's errors carry their own codes). */
 export class PlaygroundError extends Blip2Error<PlaygroundErrorCode> {
@@ -83,6 +83,59 @@ export function describeProgress(event: LoadProgress): { fraction: number; text:
     fraction: ratio(event.done, event.total),
     text: `${verb} graph ${event.graph} (${event.done} of ${event.total})`,
   };
+}
+
+/**
+ * One bar for a whole load that only moves forward: the onnxruntime-web wasm download when
+ * the page fetches it (about 28 MB, the largest file of a small model's load), the model's
+ * files, then building the graphs and loading their sessions. Each stage fills its own part
+ * of the bar; the SDK restarts `done` at 0 for each phase, the bar does not go back.
+ */
+export class LoadMeter {
+  private shown = 0;
+  private readonly stages: {
+    runtime: [number, number];
+    download: [number, number];
+    graphs: [number, number];
+  };
+
+  constructor(withRuntime: boolean) {
+    this.stages = withRuntime
+      ? { runtime: [0, 0.6], download: [0.6, 0.9], graphs: [0.9, 1] }
+      : { runtime: [0, 0], download: [0, 0.8], graphs: [0.8, 1] };
+  }
+
+  get fraction(): number {
+    return this.shown;
+  }
+
+  private at([from, to]: [number, number], part: number): number {
+    this.shown = Math.max(this.shown, from + (to - from) * Math.min(1, Math.max(0, part)));
+    return this.shown;
+  }
+
+  /** The runtime's wasm: `loaded` of `total` bytes (total 0 when the server does not say). */
+  runtime(loaded: number, total: number): { fraction: number; text: string } {
+    return {
+      fraction: this.at(this.stages.runtime, total > 0 ? loaded / total : 0),
+      text: `Downloading the onnxruntime-web runtime: ${formatBytes(loaded)}${total > 0 ? ` of ${formatBytes(total)}` : ''}`,
+    };
+  }
+
+  /** An `onProgress` event of the SDK. */
+  model(event: LoadProgress): { fraction: number; text: string } {
+    const { fraction, text } = describeProgress(event);
+    if (event.phase === 'download') return { fraction: this.at(this.stages.download, fraction), text };
+    // building every graph is the first half of this stage, loading their sessions the second
+    const half = event.phase === 'build' ? 0 : 0.5;
+    return { fraction: this.at(this.stages.graphs, half + fraction / 2), text };
+  }
+
+  /** Loaded. */
+  done(): number {
+    this.shown = 1;
+    return 1;
+  }
 }
 
 /**

@@ -11,8 +11,16 @@ import {
   type LoadProgress,
   webDoctor,
 } from '@blip2/sdk/browser';
-import { decodingOptions, describeError, describeProgress, formatMs, PlaygroundError } from './format.js';
-import { MODEL_PRESETS, ORT_URL, SAMPLE_IMAGES, SAMPLES_URL } from './samples.js';
+import { decodingOptions, describeError, formatMs, LoadMeter, PlaygroundError } from './format.js';
+import {
+  MODEL_PRESETS,
+  ORT_FILES,
+  ORT_URL,
+  ORT_WASM,
+  SAMPLE_IMAGES,
+  SAMPLES_URL,
+  VQA_ONLY_NOTE,
+} from './samples.js';
 import { describeTimes, TimedBackend } from './timing.js';
 
 // A bundle moves onnxruntime-web away from its .wasm/.mjs, so say where the app serves them.
@@ -48,6 +56,7 @@ const ui = {
   question: element('question', HTMLInputElement),
   ask: element('ask', HTMLButtonElement),
   result: element('result', HTMLOutputElement),
+  resultNote: element('result-note', HTMLParagraphElement),
   timings: element('timings', HTMLParagraphElement),
   error: element('error', HTMLDivElement),
   errorCode: element('error-code', HTMLElement),
@@ -55,10 +64,12 @@ const ui = {
 };
 
 const state: {
-  model?: { model: Blip2ForConditionalGeneration; backend: TimedBackend };
+  model?: { model: Blip2ForConditionalGeneration; backend: TimedBackend; source: string; vqaOnly: boolean };
   image?: { blob: Blob; name: string; url: string };
+  /** the wasm binary is in this page (onnxruntime-web reads it from a blob: URL) */
+  runtimeFetched: boolean;
   busy: boolean;
-} = { busy: false };
+} = { busy: false, runtimeFetched: false };
 
 function showError(error: unknown): void {
   const { code, message } = describeError(error);
@@ -118,20 +129,73 @@ async function checkEnvironment(): Promise<void> {
     gpuOption.disabled = true;
     gpuOption.textContent = 'WebGPU (not available here)';
   }
-  ui.device.value = webgpu?.available ? 'webgpu' : 'wasm';
-  const gpuText = webgpu?.available
-    ? 'WebGPU: available'
-    : `WebGPU: unavailable (${webgpu?.problem ?? 'unknown'})`;
+  const software = webgpu?.available ? await softwareAdapter() : undefined;
+  ui.device.value = webgpu?.available && !software ? 'webgpu' : 'wasm';
+  if (gpuOption && software) gpuOption.textContent = 'WebGPU (software adapter, slow)';
+  const gpuText = !webgpu?.available
+    ? `WebGPU: unavailable (${webgpu?.problem ?? 'unknown'})`
+    : software
+      ? `WebGPU: software adapter only (${software}), so wasm is chosen: a CPU emulating a GPU runs these models many times slower than wasm`
+      : 'WebGPU: available';
   const threadText = report.threads.available
     ? `wasm threads: on (${report.threads.hardwareConcurrency ?? '?'} cores)`
     : `wasm threads: off (${report.threads.problem ?? 'not cross-origin isolated'})`;
   ui.environment.textContent = `${gpuText} · ${threadText} · onnxruntime-web ${report.onnxruntimeWeb}`;
 }
 
-function onProgress(event: LoadProgress): void {
-  const { fraction, text } = describeProgress(event);
+/**
+ * The adapter's name when WebGPU runs on a software rasterizer (SwiftShader in Chromium
+ * without a GPU, or any adapter the browser marks as a fallback), else undefined.
+ */
+async function softwareAdapter(): Promise<string | undefined> {
+  type AdapterInfo = {
+    vendor?: string;
+    architecture?: string;
+    description?: string;
+    isFallbackAdapter?: boolean;
+  };
+  const gpu = (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+  const adapter = (await gpu?.requestAdapter().catch(() => null)) as
+    | { info?: AdapterInfo; isFallbackAdapter?: boolean }
+    | null
+    | undefined;
+  if (!adapter) return undefined;
+  const info = adapter.info ?? {};
+  const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
+  if (info.isFallbackAdapter || adapter.isFallbackAdapter || /swiftshader|llvmpipe|software/i.test(name))
+    return name || 'fallback adapter';
+  return undefined;
+}
+
+function showProgress({ fraction, text }: { fraction: number; text: string }): void {
   ui.progress.value = fraction;
   ui.loadStatus.textContent = text;
+}
+
+/**
+ * Downloads onnxruntime-web's wasm binary with progress (it is most of the bytes a small
+ * model's first load moves), then points onnxruntime-web at it: a blob: URL, so the
+ * runtime does not fetch it a second time. Once per page, before the first session.
+ */
+async function fetchRuntime(onBytes: (loaded: number, total: number) => void): Promise<void> {
+  const url = new URL(`${ORT_URL}${ORT_WASM}`, location.href).href;
+  const res = await fetch(url);
+  if (!res.ok || !res.body)
+    throw new PlaygroundError('E_RUNTIME', `the onnxruntime-web runtime ${url} answered HTTP ${res.status}`);
+  const total = Number(res.headers.get('content-length') ?? 0);
+  const chunks: Uint8Array[] = [];
+  let loaded = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    onBytes(loaded, total);
+  }
+  const wasm = URL.createObjectURL(new Blob(chunks as BlobPart[], { type: 'application/wasm' }));
+  configureWebRuntime({ wasmPaths: { mjs: new URL(`${ORT_URL}${ORT_FILES[0]}`, location.href).href, wasm } });
+  state.runtimeFetched = true;
 }
 
 async function loadModel(): Promise<void> {
@@ -139,29 +203,38 @@ async function loadModel(): Promise<void> {
   if (!source)
     throw new PlaygroundError('E_INPUT', 'model source is empty: give a checkpoint URL or a hub id');
   const device = ui.device.value as 'webgpu' | 'wasm';
-  // one model at a time: the weights of the previous one leave the wasm heap first
+  // the model that works stays until the new one has loaded: a failed load keeps it
   const previous = state.model;
-  state.model = undefined;
-  await previous?.model.dispose();
-
+  const meter = new LoadMeter(!state.runtimeFetched);
   ui.progress.value = 0;
   ui.loadStatus.textContent = `Loading ${source} on ${device}…`;
   const warnings: string[] = [];
   const start = performance.now();
   const onWarning = (message: string) => warnings.push(message);
+  const onProgress = (event: LoadProgress) => showProgress(meter.model(event));
   let model: Blip2ForConditionalGeneration;
   let backend: TimedBackend;
   try {
+    if (!state.runtimeFetched)
+      await fetchRuntime((loaded, total) => showProgress(meter.runtime(loaded, total)));
     // the backend made here rather than by fromPretrained, so that its graph runs can be timed
     backend = new TimedBackend(await createBackendBrowser({ device, onProgress, onWarning }));
     model = await Blip2ForConditionalGeneration.fromPretrained(source, { backend, onProgress, onWarning });
   } catch (e) {
-    ui.progress.value = 0;
-    ui.loadStatus.textContent = `Could not load ${source}.`;
+    ui.progress.value = previous ? 1 : 0;
+    ui.loadStatus.textContent = previous
+      ? `Could not load ${source}; still using ${previous.source} on ${previous.model.backendName}.`
+      : `Could not load ${source}.`;
     throw e;
   }
-  state.model = { model, backend };
-  ui.progress.value = 1;
+  state.model = {
+    model,
+    backend,
+    source,
+    vqaOnly: MODEL_PRESETS.some((p) => p.url === source && p.vqaOnly),
+  };
+  await previous?.model.dispose();
+  ui.progress.value = meter.done();
   ui.loadStatus.textContent =
     `Loaded ${source} on ${model.backendName} in ${formatMs(performance.now() - start)}; ` +
     `questions are asked as “${model.questionTemplate}”.` +
@@ -174,6 +247,12 @@ ui.loadForm.addEventListener('submit', (event) => {
 });
 
 // ---- 2. Image ---------------------------------------------------------------------
+
+/** Marks the sample that is the current image (none for a file of the user's). */
+function highlightSample(button: HTMLButtonElement | undefined): void {
+  for (const b of ui.samples.querySelectorAll<HTMLButtonElement>('button.sample'))
+    b.setAttribute('aria-pressed', String(b === button));
+}
 
 function setImage(blob: Blob, name: string): void {
   if (!blob.type.startsWith('image/')) {
@@ -193,11 +272,16 @@ function setImage(blob: Blob, name: string): void {
   ui.result.textContent = '';
   ui.result.dataset.state = 'idle';
   ui.timings.textContent = '';
+  showNote('');
 }
 
 ui.file.addEventListener('change', () => {
   const file = ui.file.files?.[0];
-  if (file) void run(async () => setImage(file, file.name));
+  if (file)
+    void run(async () => {
+      setImage(file, file.name);
+      highlightSample(undefined);
+    });
 });
 
 ui.dropZone.addEventListener('dragover', (event) => {
@@ -209,7 +293,11 @@ ui.dropZone.addEventListener('drop', (event) => {
   event.preventDefault();
   ui.dropZone.classList.remove('dragging');
   const file = event.dataTransfer?.files[0];
-  if (file) void run(async () => setImage(file, file.name));
+  if (file)
+    void run(async () => {
+      setImage(file, file.name);
+      highlightSample(undefined);
+    });
 });
 
 for (const name of SAMPLE_IMAGES) {
@@ -219,6 +307,7 @@ for (const name of SAMPLE_IMAGES) {
   button.type = 'button';
   button.className = 'sample';
   button.title = name;
+  button.setAttribute('aria-pressed', 'false');
   const thumb = document.createElement('img');
   thumb.src = url;
   thumb.alt = `sample ${name}`;
@@ -228,6 +317,7 @@ for (const name of SAMPLE_IMAGES) {
       const res = await fetch(url);
       if (!res.ok) throw new PlaygroundError('E_INPUT', `sample ${url} answered HTTP ${res.status}`);
       setImage(await res.blob(), name);
+      highlightSample(button);
     }),
   );
   item.append(button);
@@ -235,6 +325,12 @@ for (const name of SAMPLE_IMAGES) {
 }
 
 // ---- 3. Caption or ask ------------------------------------------------------------
+
+/** A line under the result that says what the text cannot (a VQA-only model's caption, an empty one). */
+function showNote(text: string): void {
+  ui.resultNote.textContent = text;
+  ui.resultNote.hidden = text === '';
+}
 
 function readyModel() {
   if (!state.model) throw new PlaygroundError('E_NOT_READY', 'load a model first');
@@ -268,10 +364,11 @@ ui.decoding.addEventListener('change', refreshControls);
 
 ui.caption.addEventListener('click', () =>
   run(async () => {
-    const { model, backend, image } = readyModel();
+    const { model, backend, image, vqaOnly } = readyModel();
     const options = currentDecoding();
     const timer = startTiming(backend);
     ui.result.textContent = '';
+    showNote('');
     ui.result.dataset.state = 'streaming';
     ui.timings.textContent = '';
     try {
@@ -284,6 +381,14 @@ ui.caption.addEventListener('click', () =>
       }
       ui.result.textContent = next.value;
       ui.result.dataset.state = 'done';
+      showNote(
+        [
+          vqaOnly ? VQA_ONLY_NOTE : '',
+          next.value === '' ? 'The caption is empty: the model ended the text at once.' : '',
+        ]
+          .filter(Boolean)
+          .join(' '),
+      );
     } catch (e) {
       ui.result.dataset.state = 'error';
       throw e;
@@ -296,6 +401,7 @@ ui.askForm.addEventListener('submit', (event) => {
   event.preventDefault();
   void run(async () => {
     const { model, backend, image } = readyModel();
+    showNote('');
     const question = ui.question.value.trim();
     if (!question) throw new PlaygroundError('E_INPUT', 'the question is empty: type one first');
     const options = currentDecoding();

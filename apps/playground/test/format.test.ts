@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { decodingOptions, describeError, describeProgress, PlaygroundError } from '../src/format.js';
+import {
+  decodingOptions,
+  describeError,
+  describeProgress,
+  LoadMeter,
+  PlaygroundError,
+} from '../src/format.js';
 
 describe('decodingOptions', () => {
   it('leaves the reference defaults alone unless a control overrides them', () => {
@@ -72,5 +78,42 @@ describe('describeError', () => {
       message: 'Failed to fetch',
     });
     expect(describeError('boom')).toEqual({ code: 'Error', message: 'boom' });
+  });
+});
+
+describe('LoadMeter', () => {
+  it('fills one bar across runtime, download and graphs, never going back', () => {
+    const meter = new LoadMeter(true);
+    expect(meter.runtime(14 * 1024 ** 2, 28 * 1024 ** 2)).toEqual({
+      fraction: 0.3,
+      text: 'Downloading the onnxruntime-web runtime: 14.0 MB of 28.0 MB',
+    });
+    expect(meter.runtime(28 * 1024 ** 2, 28 * 1024 ** 2).fraction).toBeCloseTo(0.6, 12);
+    const download = { phase: 'download', file: 'model.safetensors', loaded: 2, total: 4 } as const;
+    expect(meter.model({ ...download, overallLoaded: 2, overallTotal: 4 }).fraction).toBeCloseTo(0.75, 12);
+    // build restarts at 0 of its phase: the bar goes to where the graphs' part starts, not back to 0
+    expect(meter.model({ phase: 'build', graph: 'vision', done: 0, total: 4 }).fraction).toBeCloseTo(0.9, 12);
+    // an event of an earlier stage cannot move it back
+    expect(meter.runtime(0, 28).fraction).toBeCloseTo(0.9, 12);
+    expect(meter.model({ phase: 'build', graph: 'vision', done: 4, total: 4 }).fraction).toBeCloseTo(
+      0.95,
+      12,
+    );
+    expect(meter.model({ phase: 'load', graph: 'vision', done: 0, total: 4 }).fraction).toBeCloseTo(0.95, 12);
+    expect(meter.model({ phase: 'load', graph: 'lm', done: 4, total: 4 }).fraction).toBeCloseTo(1, 12);
+    expect(meter.done()).toBe(1);
+  });
+
+  it('without the runtime to fetch, the model download starts at 0', () => {
+    const meter = new LoadMeter(false);
+    const event = {
+      phase: 'download',
+      file: 'a',
+      loaded: 1,
+      total: 2,
+      overallLoaded: 1,
+      overallTotal: 2,
+    } as const;
+    expect(meter.model(event).fraction).toBeCloseTo(0.4, 12);
   });
 });

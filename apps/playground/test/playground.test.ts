@@ -6,7 +6,7 @@
  * caption must be what the Node SDK gives. A wrong model URL must show its code and
  * the URL at fault.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixtures } from '@blip2/fixtures';
@@ -45,6 +45,14 @@ function referenceAnswer(): string {
   return answer;
 }
 
+/** Sets the modification time of every file under `dir` to `when`, as if built then. */
+function backdate(dir: string, when: number): void {
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    const path = join(entry.parentPath, entry.name);
+    utimesSync(path, when / 1000, when / 1000);
+  }
+}
+
 let outDir: string;
 let browser: Awaited<ReturnType<typeof launchChromium>>;
 let server: PreviewServer;
@@ -52,6 +60,8 @@ let baseUrl: string;
 let context: BrowserContext;
 let expectedAnswer: string;
 let nodeCaption: string;
+/** the embedded default's caption and answer of IMAGE on onnxruntime-node */
+let captioner: { caption: string; answer: string };
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (set BLIP2_CHROMIUM)`);
@@ -63,10 +73,21 @@ beforeAll(async () => {
   } finally {
     await model.dispose();
   }
+  const embedded = await Blip2ForConditionalGeneration.fromPretrained(fixtures.shapesCaptioner);
+  try {
+    captioner = {
+      caption: await embedded.caption(IMAGE_PATH),
+      answer: await embedded.ask(IMAGE_PATH, QUESTION),
+    };
+  } finally {
+    await embedded.dispose();
+  }
 
   outDir = mkdtempSync(join(tmpdir(), 'blip2-playground-dist-'));
   const configFile = join(APP, 'vite.config.ts');
   await build({ root: APP, configFile, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+  // as users meet it: a build some minutes old (browsers cache files by their age)
+  backdate(outDir, Date.now() - 60 * 60 * 1000);
   server = await preview({
     root: APP,
     configFile,
@@ -107,6 +128,10 @@ async function openPlayground(): Promise<{ page: Page; errors: string[] }> {
 async function loadModel(page: Page, source: string): Promise<void> {
   await page.fill('#model-source', source);
   await page.selectOption('#device', 'wasm');
+  // the status line of the load before this one would satisfy the wait below
+  await page.evaluate(() => {
+    (document.querySelector('#load-status') as HTMLElement).textContent = '';
+  });
   await page.click('#load');
   await page.waitForFunction(
     () =>
@@ -126,15 +151,144 @@ async function waitForResult(page: Page): Promise<string> {
 }
 
 describe('the playground in headless Chromium (vite build + vite preview)', () => {
-  it('loads the shapes OPT model on wasm, answers like transformers and streams the caption', async () => {
+  it('answers Range requests on the built model files exactly, never compressed', async () => {
+    const size = statSync(join(fixtures.shapesCaptioner, 'model.safetensors')).size;
+    for (const model of ['shapes-blip2-opt-captioner', 'shapes-blip2-opt']) {
+      const res = await fetch(`${baseUrl}/models/${model}/model.safetensors`, {
+        headers: { Range: 'bytes=0-0', 'Accept-Encoding': 'gzip, deflate, br' },
+      });
+      expect(res.status).toBe(206);
+      expect(res.headers.get('content-range')).toBe(`bytes 0-0/${size}`);
+      expect(res.headers.get('content-encoding')).toBeNull();
+      expect((await res.arrayBuffer()).byteLength).toBe(1);
+    }
+  });
+
+  it('loads the embedded captioner by default: the wasm download in one forward-only bar, a caption and an answer as in Node', async () => {
+    const { page, errors } = await openPlayground();
+    try {
+      expect(await page.locator('#model-source').inputValue()).toBe('/models/shapes-blip2-opt-captioner/');
+      // headless Chromium's WebGPU is SwiftShader: the page picks wasm and says why
+      expect(await page.locator('#device').inputValue()).toBe('wasm');
+      expect(await page.locator('#environment').textContent()).toMatch(
+        /WebGPU: software adapter only \(.+\), so wasm is chosen/,
+      );
+      await page.evaluate(() => {
+        const bar = document.querySelector('#load-progress') as HTMLProgressElement;
+        const status = document.querySelector('#load-status') as HTMLElement;
+        const seen: { value: number; text: string }[] = [];
+        (globalThis as { __bar?: typeof seen }).__bar = seen;
+        new MutationObserver(() => seen.push({ value: bar.value, text: status.textContent ?? '' })).observe(
+          status,
+          { childList: true, characterData: true, subtree: true },
+        );
+      });
+      await page.click('#load');
+      await page.waitForFunction(() =>
+        document.querySelector('#load-status')?.textContent?.startsWith('Loaded'),
+      );
+      const seen = await page.evaluate(
+        () => (globalThis as unknown as { __bar: { value: number; text: string }[] }).__bar,
+      );
+      const values = seen.map((s) => s.value);
+      expect(values.every((v, i) => i === 0 || v >= values[i - 1]!)).toBe(true);
+      expect(values.at(-1)).toBe(1);
+      // the runtime's ~28 MB move the bar before the model's files do
+      const runtime = seen.filter((s) => s.text.startsWith('Downloading the onnxruntime-web runtime'));
+      expect(runtime.length).toBeGreaterThan(1);
+      expect(runtime.at(-1)!.text).toMatch(/: (2\d\.\d) MB of \1 MB$/);
+      expect(runtime.at(-1)!.value).toBeGreaterThan(0.5);
+      expect(seen.some((s) => s.text.startsWith('Downloading model.safetensors'))).toBe(true);
+
+      await page.click(`button.sample[title="${IMAGE}"]`);
+      await expect.poll(() => page.locator('#image-status').textContent()).toBe(`Image: ${IMAGE}`);
+      // the chosen sample, and only it, is highlighted
+      expect(await page.locator('button.sample[aria-pressed="true"]').count()).toBe(1);
+      expect(await page.locator(`button.sample[title="${IMAGE}"]`).getAttribute('aria-pressed')).toBe('true');
+      expect(
+        await page
+          .locator(`button.sample[title="${IMAGE}"]`)
+          .evaluate((b) => getComputedStyle(b).outlineStyle),
+      ).toBe('solid');
+
+      await page.click('#caption');
+      expect(await waitForResult(page)).toBe(captioner.caption);
+      expect(captioner.caption).toBe('a yellow triangle');
+      expect(await page.locator('#result-note').isHidden()).toBe(true);
+      await page.fill('#question', QUESTION);
+      await page.click('#ask');
+      expect(await waitForResult(page)).toBe(captioner.answer);
+
+      // a failed load keeps the model that works
+      await loadModel(page, '/models/no-such-model/');
+      expect(await page.locator('#error-code').textContent()).toBe('E_MISSING_FILE');
+      expect(await page.locator('#load-status').textContent()).toBe(
+        'Could not load /models/no-such-model/; still using /models/shapes-blip2-opt-captioner/ on web:wasm.',
+      );
+      expect(await page.locator('#load-progress').evaluate((p) => (p as HTMLProgressElement).value)).toBe(1);
+      expect(await page.locator('#caption').isDisabled()).toBe(false);
+      await page.click('#caption');
+      expect(await waitForResult(page)).toBe(captioner.caption);
+
+      // a file of the user's: no sample is highlighted
+      await page.setInputFiles('#image-file', IMAGE_PATH);
+      await expect.poll(() => page.locator('button.sample[aria-pressed="true"]').count()).toBe(0);
+      const probes = OPTIONAL_FILES.map(
+        (f) =>
+          `Failed to load resource: the server responded with a status of 404 (Not Found) @ ${baseUrl}/models/shapes-blip2-opt-captioner/${f}`,
+      );
+      // the failed load's 404 and the error the page logs for whoever debugs it
+      const failed = (e: string) => e.includes('/models/no-such-model/');
+      expect(errors.filter((e) => !probes.includes(e) && !failed(e))).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('at 390 px wide nothing overflows: the load status keeps its width, a long error wraps', async () => {
+    const page = await context.newPage();
+    try {
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.goto(`${baseUrl}/`);
+      await page.waitForFunction(
+        () => !document.querySelector('#environment')?.textContent?.startsWith('Checking'),
+      );
+      await loadModel(page, `/models/${'a-very-long-folder-name-'.repeat(6)}/`);
+      expect(await page.locator('#error').isVisible()).toBe(true);
+      const layout = await page.evaluate(() => {
+        const box = (sel: string) => document.querySelector(sel)!.getBoundingClientRect();
+        const card = box('section');
+        return {
+          scrollWidth: document.documentElement.scrollWidth,
+          card: { left: card.left, right: card.right },
+          status: box('#load-status'),
+          error: box('#error'),
+          message: box('#error-message'),
+        };
+      });
+      expect(layout.scrollWidth).toBeLessThanOrEqual(390);
+      for (const b of [layout.status, layout.error, layout.message]) expect(b.right).toBeLessThanOrEqual(390);
+      // the status is a line of its own within the card, not a narrow column past its border
+      expect(layout.status.right).toBeLessThanOrEqual(layout.card.right);
+      expect(layout.status.width).toBeGreaterThan(250);
+      const shot = join(outDir, 'playground-390.png');
+      const png = await page.screenshot({ path: shot, fullPage: true });
+      // PNG header: the width of the full-page screenshot is the page's, 390 when nothing overflows
+      expect(png.readUInt32BE(16)).toBe(390);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('loads the VQA-only shapes OPT model on wasm, answers like transformers and streams the caption', async () => {
     const { page, errors } = await openPlayground();
     try {
       // COOP/COEP from preview.headers: wasm may use threads
       expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
       expect(await page.locator('#environment').textContent()).toMatch(/wasm threads: on/);
-      expect(await page.locator('#model-source').inputValue()).toBe('/models/shapes-blip2-opt/');
 
       await loadModel(page, '/models/shapes-blip2-opt/');
+      expect((await page.locator('#error').textContent())?.trim()).toBe('');
       expect(await page.locator('#error').isHidden()).toBe(true);
       expect(await page.locator('#load-status').textContent()).toMatch(
         /^Loaded \/models\/shapes-blip2-opt\/ on web:wasm in .*“Question: \{\} Answer:”/,
@@ -181,6 +335,10 @@ describe('the playground in headless Chromium (vite build + vite preview)', () =
       expect(streamed.at(-1)?.text.trim()).toBe(caption);
       expect(caption).toBe(nodeCaption);
       expect(caption.length).toBeGreaterThan(0);
+      // its captions are shown with what they are worth
+      expect(await page.locator('#result-note').textContent()).toContain(
+        'This is a VQA-only model: its captions are meaningless',
+      );
 
       // a sample thumbnail is the same image: the same answer
       await page.click(`button.sample[title="${IMAGE}"]`);

@@ -37,7 +37,11 @@ export class HttpByteReader implements ByteReader {
   private async request(range: string): Promise<Response> {
     let res: Response;
     try {
-      res = await this.fetchFn(this.uri, { headers: { ...this.headers, Range: range } });
+      // 'no-store': a browser must not keep a Range answer in its HTTP cache. A server that
+      // answers a Range with the whole file, content-encoded (vite preview: sirv reads
+      // 'bytes=0-0' as the whole file, then compresses the 206), leaves an entry that
+      // Chromium later serves, still encoded, for the full download of the same URL.
+      res = await this.fetchFn(this.uri, { headers: { ...this.headers, Range: range }, cache: 'no-store' });
     } catch (e) {
       throw new SafetensorsError('E_HTTP', this.uri, `request failed (${(e as Error).message})`, {
         cause: e,
