@@ -10,6 +10,7 @@ import { fixtures } from '@blip2/fixtures';
 import { createServer, type ViteDevServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AssetError, staticMounts } from '../assets-plugin.js';
+import { freePort } from './free-port.js';
 
 const APP = join(import.meta.dirname, '..');
 let server: ViteDevServer;
@@ -21,7 +22,7 @@ beforeAll(async () => {
     configFile: join(APP, 'vite.config.ts'),
     logLevel: 'warn',
     optimizeDeps: { noDiscovery: true, include: [] },
-    server: { host: '127.0.0.1', port: 0, strictPort: true, hmr: false, ws: false },
+    server: { host: '127.0.0.1', port: await freePort(), strictPort: true, hmr: false, ws: false },
   });
   await server.listen();
   const url = server.resolvedUrls?.local[0];

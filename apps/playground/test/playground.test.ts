@@ -15,6 +15,7 @@ import { CHROMIUM, launchChromium } from '@blip2/test-browser';
 import type { BrowserContext, Page } from 'playwright-core';
 import { build, type PreviewServer, preview } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from './free-port.js';
 
 const APP = join(import.meta.dirname, '..');
 const IMAGE = 'COCO_val2014_000000000003.jpg';
@@ -93,7 +94,7 @@ beforeAll(async () => {
     configFile,
     logLevel: 'warn',
     build: { outDir },
-    preview: { host: '127.0.0.1', port: 0, strictPort: true, open: false },
+    preview: { host: '127.0.0.1', port: await freePort(), strictPort: true, open: false },
   });
   const url = server.resolvedUrls?.local[0];
   if (!url) throw new Error('vite preview did not report a URL');
