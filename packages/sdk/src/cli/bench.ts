@@ -164,14 +164,18 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
       log(`${pythons.join(' and ')} cannot import torch: no PyTorch column`);
     if (torch) {
       log(`PyTorch ${torch.version} (${torch.python}): ${peerDtypes}`);
+      // the column is optional: a failing peer costs the column, not the figures measured so far
       peer = await runPeer(
         dir,
         { ...workload, peerFloat32Batches: values['peer-all'] === true },
         peerDtypes.split(','),
         log,
         torch.python,
-      );
-      for (let i = 0; i < figures.length; i++) {
+      ).catch((e: Error) => {
+        log(`no PyTorch column: ${e.message}`);
+        return undefined;
+      });
+      for (let i = 0; peer && i < figures.length; i++) {
         const f = figures[i];
         const columns = Object.fromEntries(
           Object.entries(peer.figures)
