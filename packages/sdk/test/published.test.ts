@@ -7,6 +7,7 @@ import { cp, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixtures } from '@blip2/fixtures';
+import { processorSettingsFromConfigs } from '@blip2/processor';
 import { encodeHeader } from '@blip2/safetensors';
 import { afterAll, describe, expect, it } from 'vitest';
 import { inspectModel } from '../src/cli/inspect.js';
@@ -98,6 +99,16 @@ describe('blip2 inspect on the published checkpoints (real shapes, no weights)',
         legacy ? /config\.json text_config\.eos_token_id$/ : /^generation_config\.json$/,
       );
       expect(report.config.imageTokenIndex).toBe(legacy ? null : t5 ? 32100 : 50265);
+      // the processor: 32 <image> tokens, or (legacy) none, the queries prefixing the text
+      const files = (name: string) =>
+        readFile(join(fixtures.published, variant, name), 'utf8').then(JSON.parse);
+      expect(
+        processorSettingsFromConfigs(await files('config.json'), await files('preprocessor_config.json')),
+      ).toEqual({
+        numQueryTokens: 32,
+        imageTokenId: legacy ? null : t5 ? 32100 : 50265,
+        paddingSide: t5 ? 'right' : 'left',
+      });
     });
   }
 
