@@ -5,6 +5,7 @@
  * so a multi-GB checkpoint costs page cache, not process memory, and sessions
  * open in milliseconds.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -43,6 +44,37 @@ const CUDA_HELP =
   'reinstall with `ONNXRUNTIME_NODE_INSTALL=cuda12 pnpm install` (or npm install), and have CUDA 12 and cuDNN 9 on the machine ' +
   '(libcudart.so.12, libcudnn.so.9 on the library path). Or pass { fallback: "cpu" } to run on the CPU.';
 
+/** A one-Add ONNX graph (float32 [1] -> [1]), built with @blip2/onnx, to see whether a session opens. */
+const PROBE_GRAPH =
+  'CAgSCGJsaXAyLXRzQgQKABAROnIKHgoBeAoBeBIFQWRkXzAaCkFkZF8wL25vZGUiA0FkZAogCgVBZGRfMBIBeRoKeS9JZGVudGl0eSIISWRlbnRpdHkSDHdlYmdwdV9wcm9iZVoPCgF4EgoKCAgBEgQKAggBYg8KAXkSCgoICAESBAoCCAE=';
+
+let webGpuProbe: string | null | undefined;
+
+/**
+ * onnxruntime-node lists its WebGPU provider wherever it is built in, but the provider
+ * needs an adapter from Dawn (Vulkan on Linux), which only opening a session tells.
+ * Opening one here would let Dawn print its native warnings on our stderr, so a child
+ * process opens a one-node session and we keep its stderr. Once per process (~0.3 s).
+ */
+function webGpuProblem(): string | null {
+  if (webGpuProbe !== undefined) return webGpuProbe;
+  const script = `const ort = require(${JSON.stringify(require_.resolve('onnxruntime-node'))});
+ort.InferenceSession.create(Buffer.from(${JSON.stringify(PROBE_GRAPH)}, 'base64'), { executionProviders: ['webgpu'] })
+  .then(() => process.stdout.write('ok'), (e) => process.stdout.write(String(e && e.message)));`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 });
+  if (r.stdout === 'ok') webGpuProbe = null;
+  else {
+    const reason =
+      /Failed to get a WebGPU adapter[^\n]*/.exec(r.stdout)?.[0] ??
+      (r.stdout.trim() || r.error?.message || `probe exited ${r.status}`);
+    const vulkan = /libvulkan\.so\.1/.test(r.stderr)
+      ? ' (Dawn could not load Vulkan: libvulkan.so.1 is missing; install the Vulkan loader and a GPU driver, e.g. mesa-vulkan-drivers)'
+      : '';
+    webGpuProbe = `onnxruntime-node's WebGPU provider found no GPU adapter: ${reason.trim()}${vulkan}. Use device 'cpu', or { fallback: "cpu" }`;
+  }
+  return webGpuProbe;
+}
+
 /** Why `device` cannot be used here, or null when its provider is available. */
 export function providerProblem(device: NodeDevice): string | null {
   if (device === 'cpu') return null;
@@ -51,6 +83,7 @@ export function providerProblem(device: NodeDevice): string | null {
   if (!entry) {
     return `onnxruntime-node ${ort.env.versions.node} on ${process.platform}/${process.arch} has no '${device}' provider (available: ${supported.map((b) => b.name).join(', ')})`;
   }
+  if (device === 'webgpu') return webGpuProblem();
   if (device === 'cuda' || device === 'tensorrt') {
     const lib =
       device === 'cuda' ? 'libonnxruntime_providers_cuda.so' : 'libonnxruntime_providers_tensorrt.so';

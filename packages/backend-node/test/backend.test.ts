@@ -167,4 +167,40 @@ describe('backend-node', () => {
     const cuda = report.providers.find((p) => p.name === 'cuda');
     if (cuda && !cuda.available) expect(cuda.problem).toMatch(/ONNXRUNTIME_NODE_INSTALL=cuda12/);
   });
+
+  it("webgpu is 'available' exactly when a session opens on it; otherwise a typed error, or the CPU with fallback", async () => {
+    const g = new GraphBuilder('twice');
+    const x = g.input('x', 'float32', [2]);
+    g.output(add(x, x), 'y', 'float32', [2]);
+    const problem = providerProblem('webgpu');
+    const reported = doctor().providers.find((p) => p.name === 'webgpu');
+    expect(reported?.available).toBe(problem === null);
+    if (problem === null) {
+      // a machine with an adapter: the session opens and computes
+      const s = await createNodeBackend({ device: 'webgpu' }).load(g.build());
+      expect(Array.from((await s.run({ x: float32([2], [1, 2]) })).y.data as Float32Array)).toEqual([2, 4]);
+      return;
+    }
+    // no adapter (this CI machine: no Vulkan): said before any session, never Dawn's raw message
+    expect(problem).toMatch(/^onnxruntime-node's WebGPU provider found no GPU adapter/);
+    expect(reported?.problem).toBe(problem);
+    const err = (() => {
+      try {
+        createNodeBackend({ device: 'webgpu' });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(BackendError);
+    expect(err).toMatchObject({
+      code: 'E_PROVIDER_UNAVAILABLE',
+      message: `device 'webgpu' is unavailable: ${problem}`,
+    });
+    const warnings: string[] = [];
+    const cpu = createNodeBackend({ device: 'webgpu', fallback: 'cpu', onWarning: (m) => warnings.push(m) });
+    expect(cpu.name).toBe('node:cpu');
+    expect(warnings).toHaveLength(1);
+    const s = await cpu.load(g.build());
+    expect(Array.from((await s.run({ x: float32([2], [1, 2]) })).y.data as Float32Array)).toEqual([2, 4]);
+  });
 });

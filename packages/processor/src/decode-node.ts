@@ -12,7 +12,7 @@
  */
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
-import sharp from 'sharp';
+import type sharpType from 'sharp';
 import { decodeBmp, isBmp } from './bmp.js';
 import { ProcessorError } from './errors.js';
 import type { RgbImage } from './image.js';
@@ -23,12 +23,35 @@ const SUPPORTED = 'PNG, JPEG, WebP, GIF, BMP, TIFF';
 /** sharp's format names for containers PIL's `Image.open` also reads. */
 const PIL_FORMATS = new Set(['png', 'jpeg', 'webp', 'gif', 'tiff']);
 
+let sharpModule: Promise<typeof sharpType> | undefined;
+
+/** sharp is an optional peer dependency (browser apps never install it): loaded on the first decode. */
+function loadSharp(): Promise<typeof sharpType> {
+  sharpModule ??= import('sharp').then(
+    (m) => (m as { default?: typeof sharpType }).default ?? (m as unknown as typeof sharpType),
+    (e: unknown) => {
+      sharpModule = undefined;
+      const code = (e as { code?: string }).code;
+      if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+        throw new ProcessorError(
+          'E_DEPENDENCY',
+          'decoding images in Node needs the sharp package, which is not installed: npm install sharp',
+          { cause: e },
+        );
+      }
+      throw e;
+    },
+  );
+  return sharpModule;
+}
+
 /** Decode encoded image bytes (PNG, JPEG, WebP, GIF first frame, BMP, TIFF) to RGB. */
 export async function decodeImageBytes(bytes: Uint8Array, source = 'image bytes'): Promise<RgbImage> {
   if (bytes.length === 0)
     throw new ProcessorError('E_IMAGE_DECODE', `${source}: no bytes to decode (empty input)`);
   if (isBmp(bytes)) return decodeBmp(bytes, source);
   try {
+    const sharp = await loadSharp();
     const settings = { ignoreIcc: true, pages: 1, autoOrient: false } as const;
     // the header is read without libvips' pixel cap so the error can name the dimensions;
     // the decode itself runs under the cap, the backstop for a header that lies

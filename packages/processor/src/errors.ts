@@ -16,7 +16,8 @@ export type ProcessorErrorCode =
   | 'E_TOKENIZER_JSON' // tokenizer.json present but malformed or using an unsupported component
   | 'E_TEXT' // text of the wrong type
   | 'E_TOKEN_ID' // an id outside the vocabulary
-  | 'E_BATCH'; // images and texts that cannot be paired
+  | 'E_BATCH' // images and texts that cannot be paired
+  | 'E_DEPENDENCY'; // an optional peer dependency (sharp) is not installed
 
 export class ProcessorError extends Blip2Error<ProcessorErrorCode> {
   static override readonly marker: symbol = Symbol.for('blip2.error.ProcessorError');

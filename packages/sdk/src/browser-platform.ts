@@ -225,7 +225,7 @@ function forwardProgress(cb: ProgressCallback | undefined): ((p: WeightProgress)
 }
 
 /** A backend for the choice: a given instance, or onnxruntime-web (default WebGPU when an adapter exists, else wasm). */
-export async function createBackendBrowser(choice: BackendChoice & SourceOptions): Promise<Backend> {
+export async function createBackend(choice: BackendChoice & SourceOptions): Promise<Backend> {
   const { backend = 'web', device, fallback } = choice;
   if (typeof backend === 'object' && backend !== null) return backend;
   if (backend === 'node') {
@@ -291,6 +291,9 @@ export const browserPlatform: Platform = {
     else sourceHeaders.delete(base);
     return urlFiles(base, { headers, signal: options.signal, ...(urlOf ? { urlOf } : {}) });
   },
-  createBackend: createBackendBrowser,
+  createBackend,
   decodeImage: decodeImageFromBrowser,
 };
+
+/** @deprecated the same function as `createBackend` (one name in both entries); kept for 0.x code */
+export const createBackendBrowser = createBackend;

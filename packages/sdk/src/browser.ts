@@ -18,6 +18,7 @@ export { doctor as webDoctor, type WebDoctorReport } from '@blip2/backend-web';
 export {
   browserPlatform,
   configureWebRuntime,
+  createBackend,
   createBackendBrowser,
   resolveBrowserSource,
   urlFiles,

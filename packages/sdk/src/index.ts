@@ -12,7 +12,13 @@ import { nodePlatform } from './node-platform.js';
 setPlatform(nodePlatform);
 
 export * from './common.js';
-export { createBackendNode, folderFiles, nodePlatform } from './node-platform.js';
+export {
+  BACKEND_DEVICES,
+  createBackend,
+  createBackendNode,
+  folderFiles,
+  nodePlatform,
+} from './node-platform.js';
 export { type ParityOptions, type ParityReport, runParity } from './parity/index.js';
 export { download, probe, type RemoteFile } from './sources/download.js';
 export {

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createNodeBackend, type NodeDevice } from '@blip2/backend-node';
+import type { NodeDevice } from '@blip2/backend-node';
 import { decodeImageNode } from '@blip2/processor/node';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
 import type { Backend } from '@blip2/tensor';
@@ -51,7 +51,34 @@ export const BACKEND_DEVICES = {
 const NODE_DEVICES: readonly string[] = BACKEND_DEVICES.node;
 const WEB_DEVICES: readonly string[] = BACKEND_DEVICES.web;
 
-export async function createBackendNode(choice: BackendChoice): Promise<Backend> {
+/**
+ * @blip2/backend-node (onnxruntime-node) is an optional peer dependency of the SDK,
+ * so that browser apps never download it; the Node entry loads it on first use.
+ */
+export async function loadBackendNode(): Promise<typeof import('@blip2/backend-node')> {
+  try {
+    return await import('@blip2/backend-node');
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (
+      (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') &&
+      String(e).includes('backend-node')
+    ) {
+      throw new SdkError(
+        'E_BACKEND',
+        "@blip2/sdk in Node runs graphs on @blip2/backend-node, which is not installed: npm install @blip2/backend-node sharp (or pass backend: 'web')",
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+}
+
+/**
+ * The Node platform's backend for a choice: a given Backend instance, onnxruntime-node
+ * ('node', the default) or onnxruntime-web ('web', wasm in Node).
+ */
+export async function createBackend(choice: BackendChoice): Promise<Backend> {
   const { backend = 'node', device, fallback } = choice;
   if (typeof backend === 'object') return backend;
   if (backend === 'node') {
@@ -63,6 +90,7 @@ export async function createBackendNode(choice: BackendChoice): Promise<Backend>
     }
     if (fallback === 'wasm')
       throw new SdkError('E_OPTIONS', "fallback 'wasm' is for the web backend; use 'cpu' or 'error'");
+    const { createNodeBackend } = await loadBackendNode();
     return createNodeBackend({
       device: device as NodeDevice | undefined,
       fallback: fallback as 'cpu' | 'error' | undefined,
@@ -94,6 +122,9 @@ export const nodePlatform: Platform = {
     const resolved = await resolveModel(source, options);
     return folderFiles(resolved.dir);
   },
-  createBackend: createBackendNode,
+  createBackend,
   decodeImage: decodeImageNode,
 };
+
+/** @deprecated the same function as `createBackend` (one name in both entries); kept for 0.x code */
+export const createBackendNode = createBackend;

@@ -7,7 +7,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fixtures } from '@blip2/fixtures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBackendBrowser, resolveBrowserSource, urlFiles } from '../src/browser-platform.js';
+import { createBackend, resolveBrowserSource, urlFiles } from '../src/browser-platform.js';
 import { type ModelServer, serveCheckpoint } from './browser/model-server.js';
 
 let server: ModelServer;
@@ -130,22 +130,22 @@ describe('urlFiles', () => {
   });
 });
 
-describe('createBackendBrowser', () => {
+describe('createBackend', () => {
   it('refuses Node backends and devices, and passes a Backend instance through', async () => {
-    await expect(createBackendBrowser({ backend: 'node' })).rejects.toMatchObject({ code: 'E_OPTIONS' });
-    await expect(createBackendBrowser({ device: 'cuda' })).rejects.toMatchObject({
+    await expect(createBackend({ backend: 'node' })).rejects.toMatchObject({ code: 'E_OPTIONS' });
+    await expect(createBackend({ device: 'cuda' })).rejects.toMatchObject({
       code: 'E_OPTIONS',
       message: expect.stringContaining("device 'cuda'"),
     });
-    await expect(createBackendBrowser({ backend: 'gpu' as never })).rejects.toMatchObject({
+    await expect(createBackend({ backend: 'gpu' as never })).rejects.toMatchObject({
       code: 'E_OPTIONS',
     });
     const mine = { name: 'mine', load: async () => ({}) as never };
-    expect(await createBackendBrowser({ backend: mine })).toBe(mine);
+    expect(await createBackend({ backend: mine })).toBe(mine);
   });
 
   it('without a device it takes WebGPU only when there is an adapter (none in Node: wasm)', async () => {
-    const backend = await createBackendBrowser({});
+    const backend = await createBackend({});
     expect(backend.name).toBe('web:wasm');
   });
 });

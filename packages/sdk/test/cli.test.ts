@@ -49,8 +49,12 @@ interface Run {
 }
 
 function blip2(...args: string[]): Promise<Run> {
+  return blip2In(pkg, ...args);
+}
+
+function blip2In(cwd: string, ...args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { cwd: pkg });
+    const child = spawn(process.execPath, [cli, ...args], { cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {
@@ -348,6 +352,12 @@ describe('blip2 inspect', () => {
     expect(report.files).toEqual([{ name: 'model.safetensors', bytes: expect.any(Number) }]);
     expect(report.missing).toEqual([]);
     expect(report.unexpected).toEqual([]);
+    // the text names a folder inside the working directory relatively: no machine paths in pasted output
+    const root = join(pkg, '..', '..');
+    const here = await blip2In(root, 'inspect', '--model', fixtures.shapesT5);
+    expect(here.stdout.split('\n')[0]).toBe(
+      'tooling/fixtures/data/shapes-vqa/shapes-blip2-t5: BLIP-2 with T5',
+    );
     const text = await blip2('inspect', '--model', fixtures.shapesT5);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain('BLIP-2 with T5');

@@ -1,5 +1,5 @@
 /** `blip2 doctor`: what this machine can run, and how to get what is missing. */
-import { doctor as nodeDoctor } from '@blip2/backend-node';
+import { loadBackendNode } from '../node-platform.js';
 import type { Io } from './io.js';
 import { COMMON, parse } from './options.js';
 
@@ -13,8 +13,8 @@ export async function doctor(args: readonly string[], io: Io): Promise<number> {
     io.stdout.write(`${DOCTOR_USAGE}\n`);
     return 0;
   }
-  const node = nodeDoctor();
-  // onnxruntime-web is loaded only here, as createBackendNode does for backend 'web'
+  const node = (await loadBackendNode()).doctor();
+  // onnxruntime-web is loaded only here, as createBackend does for backend 'web'
   const web = await (await import('@blip2/backend-web')).doctor();
   if (values.json) {
     io.stdout.write(`${JSON.stringify({ node, web })}\n`);

@@ -19,7 +19,7 @@ import { platform } from '../core/platform.js';
 import { recordUse, unusedWeights } from '../core/weights.js';
 import { SdkError } from '../errors.js';
 import type { ProgressCallback } from '../sources/progress.js';
-import type { Io } from './io.js';
+import { displayPath, type Io } from './io.js';
 import { COMMON, parse, required } from './options.js';
 import { progressBar } from './progress.js';
 
@@ -261,7 +261,7 @@ export async function inspect(args: readonly string[], io: Io): Promise<number> 
       .map(([k, v]) => `${k} ${v}`)
       .join(', ');
   const lines = [
-    `${report.location}: BLIP-2 with ${report.languageModel.toUpperCase()}`,
+    `${displayPath(report.location)}: BLIP-2 with ${report.languageModel.toUpperCase()}`,
     `  vision     ${kv(c.vision)}`,
     `  qformer    ${kv(c.qformer)}, queries ${c.numQueryTokens}, <image> token ${c.imageTokenIndex ?? 'none (queries prepended)'}`,
     `  text       ${kv(c.text)}`,

@@ -2,7 +2,7 @@
 import { runParity } from '../parity/index.js';
 import type { ParityReport } from '../parity/report.js';
 import { UsageError } from './errors.js';
-import type { Io } from './io.js';
+import { displayPath, type Io } from './io.js';
 import { BACKEND, backendChoice, COMMON, parse } from './options.js';
 import { progressBar } from './progress.js';
 
@@ -51,7 +51,7 @@ function jsonNumbers(_key: string, value: unknown): unknown {
 const mark = (ok: boolean) => (ok ? 'ok  ' : 'FAIL');
 
 export function formatReport(r: ParityReport): string {
-  const lines = [`${r.kind} fixture ${r.dir} (backend ${r.backend})`];
+  const lines = [`${r.kind} fixture ${displayPath(r.dir)} (backend ${r.backend})`];
   for (const t of r.tensors) {
     lines.push(
       `  ${mark(t.ok)} ${`${t.case}/${t.name}`.padEnd(44)} max|diff| ${t.maxAbsDiff.toExponential(2).padStart(9)}  tol ${t.tolerance.toExponential(0)}${t.problem ? `  ${t.problem}` : ''}`,
