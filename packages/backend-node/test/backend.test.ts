@@ -191,7 +191,7 @@ describe('backend-node', () => {
         return e;
       }
     })();
-    expect(err).toBeInstanceOf(BackendError);
+    expect(err).toBeInstanceOf(NodeBackendError);
     expect(err).toMatchObject({
       code: 'E_PROVIDER_UNAVAILABLE',
       message: `device 'webgpu' is unavailable: ${problem}`,
