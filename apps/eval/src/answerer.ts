@@ -1,9 +1,15 @@
-/** Generation settings of one VQA run; the defaults are the BLIP-2 zero-shot protocol (see DEFAULT_GENERATION). */
+import type { VqaProtocol, VqaSettings } from '@blip2/generation';
+
+/** Generation settings of one VQA run, resolved: what `answer` decodes with. */
 export interface GenerationSettings {
   numBeams: number;
   maxNewTokens: number;
   minNewTokens: number;
   lengthPenalty: number;
+  /** Generation stops on any of these ids (absent: the checkpoint's generation_config.json EOS). */
+  eosTokenIds?: number[];
+  /** The side a batch of prompts is padded on (absent: the processor's, OPT left and T5 right). */
+  paddingSide?: 'left' | 'right';
 }
 
 /** One question to answer: the image file and the full prompt (template already applied). */
@@ -19,21 +25,15 @@ export interface VqaItem {
 export interface VqaAnswerer {
   /** Name for reports. */
   readonly model: string;
-  /** Picks the default prompt: OPT and Flan-T5 were evaluated with different ones. */
-  readonly family: 'opt' | 't5';
+  /** The language model's `text_config.model_type` (e.g. 'opt', 't5'), for reports. */
+  readonly family: string;
   /** E.g. 'node:cpu'. */
   readonly backend: string;
+  /** A zero-shot protocol of the model's family, its stop tokens looked up in this checkpoint. */
+  vqaSettings(protocol: VqaProtocol): VqaSettings;
   /** One answer per item, same order. Items of one call form one padded batch; image paths repeat when questions share an image (decode each once). */
   answer(items: readonly VqaItem[], settings: GenerationSettings, signal?: AbortSignal): Promise<string[]>;
   /** One caption per image, same order, continuing `prompt` when given (`vqa-eval captions`). */
   caption?(imagePaths: readonly string[], settings: GenerationSettings, prompt?: string): Promise<string[]>;
   close(): Promise<void>;
 }
-
-/** LAVIS' VQA recipe for BLIP-2 (blip2_opt / blip2_t5 predict_answers defaults used in the paper). */
-export const DEFAULT_GENERATION: Readonly<GenerationSettings> = Object.freeze({
-  numBeams: 5,
-  maxNewTokens: 10,
-  minNewTokens: 1,
-  lengthPenalty: -1,
-});

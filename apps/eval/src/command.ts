@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { VQA_PROTOCOLS } from '@blip2/generation';
 import type { GenerationSettings, VqaAnswerer } from './answerer.js';
 import { runCaptions } from './captions.js';
 import {
@@ -15,7 +16,6 @@ import {
   loadResults,
 } from './data.js';
 import { VqaEvalError } from './errors.js';
-import type { QuestionPreprocess } from './lavis.js';
 import { type LoadAnswererOptions, loadAnswerer } from './load-answerer.js';
 import { mergeResults } from './merge.js';
 import { DEFAULT_BATCH_SIZE, runEvaluation } from './run.js';
@@ -32,11 +32,15 @@ export interface CliIo {
 }
 
 const USAGE = `Usage:
-  vqa-eval run --model M --questions Q.json --annotations A.json --images DIR
-               [--image-pattern 'COCO_val2014_{image_id:012d}.jpg'] [--prompt 'Question: {} Answer:']
-               [--question-preprocess lavis|none] [--num-beams 5] [--max-new-tokens 10]
-               [--min-new-tokens 1] [--length-penalty -1] [--batch-size ${DEFAULT_BATCH_SIZE}] [--limit N]
+  vqa-eval run --model M --questions Q.json [--annotations A.json] --images DIR
+               [--image-pattern 'COCO_val2014_{image_id:012d}.jpg'] [--protocol lavis|paper]
+               [--prompt 'Question: {} Short answer:'] [--question-preprocess lavis|none]
+               [--num-beams N] [--length-penalty X] [--eos-token-ids ID,ID] [--max-new-tokens N]
+               [--min-new-tokens N] [--padding-side left|right] [--batch-size ${DEFAULT_BATCH_SIZE}] [--limit N]
                [--shard K/N] [--out results.json] [--resume] [--backend B] [--device D] [--json]
+    --protocol: the settings' defaults, per language-model family: lavis (default; LAVIS's
+    code) or paper (the BLIP-2 paper's text); each flag after it overrides one setting.
+    Without --annotations (test-dev) the results are written, not scored.
   vqa-eval captions --model M --captions C.json --images DIR [--image-pattern P] [--prompt TEXT]
                [--num-beams 1] [--max-new-tokens 20] [--min-new-tokens 0] [--length-penalty 1]
                [--batch-size ${DEFAULT_BATCH_SIZE}] [--limit N] [--out caption_results.json] [--resume]
@@ -153,12 +157,15 @@ async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
     annotations: { type: 'string' },
     images: { type: 'string' },
     'image-pattern': { type: 'string' },
+    protocol: { type: 'string' },
     prompt: { type: 'string' },
     'question-preprocess': { type: 'string' },
     'num-beams': { type: 'string' },
     'max-new-tokens': { type: 'string' },
     'min-new-tokens': { type: 'string' },
     'length-penalty': { type: 'string' },
+    'eos-token-ids': { type: 'string' },
+    'padding-side': { type: 'string' },
     'batch-size': { type: 'string' },
     limit: { type: 'string' },
     shard: { type: 'string' },
@@ -170,10 +177,8 @@ async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
     'answerer-module': { type: 'string' },
   });
   const model = required(values, 'model');
-  const preprocess = values['question-preprocess'] ?? 'lavis';
-  if (preprocess !== 'lavis' && preprocess !== 'none') {
-    throw new VqaEvalError('E_ARGS', `--question-preprocess "${preprocess}": expected lavis or none`);
-  }
+  const protocol = oneOf(values, 'protocol', VQA_PROTOCOLS) ?? 'lavis';
+  const preprocess = oneOf(values, 'question-preprocess', ['lavis', 'none'] as const);
   const generation = generationFlags(values);
   const shard = values.shard === undefined ? undefined : parseShard(values.shard);
   const out =
@@ -186,11 +191,12 @@ async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
   const outcome = await runEvaluation({
     answerer: () => (modulePath ? loadAnswererModule(modulePath, loadOpts) : loadAnswerer(loadOpts)),
     questionsPath: required(values, 'questions'),
-    annotationsPath: required(values, 'annotations'),
+    ...(values.annotations !== undefined ? { annotationsPath: required(values, 'annotations') } : {}),
     imagesDir: required(values, 'images'),
     imagePattern: values['image-pattern'] ?? DEFAULT_IMAGE_PATTERN,
+    protocol,
     ...(values.prompt !== undefined ? { prompt: values.prompt } : {}),
-    questionPreprocess: preprocess as QuestionPreprocess,
+    ...(preprocess !== undefined ? { questionPreprocess: preprocess } : {}),
     generation,
     batchSize: number(values, 'batch-size', { integer: true, min: 1 }) ?? DEFAULT_BATCH_SIZE,
     ...(values.limit !== undefined ? { limit: number(values, 'limit', { integer: true, min: 0 })! } : {}),
@@ -200,21 +206,31 @@ async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
     ...(io.signal ? { signal: io.signal } : {}),
     ...(io.progressStream ? { progressStream: io.progressStream } : {}),
   });
-  const { overall, perAnswerType, perQuestionType } = outcome.accuracy;
+  const { accuracy, files } = outcome;
   if (values.json) {
     io.stdout(
       `${JSON.stringify({
-        accuracy: { overall, perAnswerType, perQuestionType },
-        results: outcome.files!.results,
+        accuracy: accuracy
+          ? {
+              overall: accuracy.overall,
+              perAnswerType: accuracy.perAnswerType,
+              perQuestionType: accuracy.perQuestionType,
+            }
+          : null,
+        results: files!.results,
         questions: outcome.questions,
+        settings: outcome.settings,
         timings: outcome.timings,
       })}\n`,
     );
   } else {
     io.stdout(
-      `VQA accuracy ${overall.toFixed(2)} over ${outcome.questions} questions (${formatTypes(perAnswerType)})\n` +
+      (accuracy
+        ? `VQA accuracy ${accuracy.overall.toFixed(2)} over ${outcome.questions} questions (${formatTypes(accuracy.perAnswerType)})\n`
+        : `${outcome.questions} questions answered, not scored (no --annotations)\n`) +
         `model ${outcome.model} on ${outcome.backend}: ${outcome.timings.questionsPerSecond.toFixed(2)} questions/s\n` +
-        `results: ${outcome.files!.results}\nreport: ${outcome.files!.reportMarkdown}\n`,
+        `results: ${files!.results}\n` +
+        (files!.reportMarkdown ? `report: ${files!.reportMarkdown}\n` : ''),
     );
   }
   return 0;
@@ -223,13 +239,15 @@ async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
 /** The decoding flags of `run` and `captions`: only those given, over the command's defaults. */
 function generationFlags(values: Record<string, unknown>): Partial<GenerationSettings> {
   const generation: Partial<GenerationSettings> = {};
-  const set = (key: keyof GenerationSettings, v: number | undefined) => {
+  const set = <K extends keyof GenerationSettings>(key: K, v: GenerationSettings[K] | undefined) => {
     if (v !== undefined) generation[key] = v;
   };
   set('numBeams', number(values, 'num-beams', { integer: true, min: 1 }));
   set('maxNewTokens', number(values, 'max-new-tokens', { integer: true, min: 0 }));
   set('minNewTokens', number(values, 'min-new-tokens', { integer: true, min: 0 }));
   set('lengthPenalty', number(values, 'length-penalty', { integer: false }));
+  set('eosTokenIds', tokenIds(values, 'eos-token-ids'));
+  set('paddingSide', oneOf(values, 'padding-side', ['left', 'right'] as const));
   return generation;
 }
 
@@ -290,6 +308,35 @@ async function captionsCommand(args: readonly string[], io: CliIo): Promise<numb
     );
   }
   return 0;
+}
+
+function oneOf<const T extends string>(
+  values: Record<string, unknown>,
+  name: string,
+  allowed: readonly T[],
+): T | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  if (!allowed.includes(v as T)) {
+    throw new VqaEvalError('E_ARGS', `--${name} "${String(v)}": expected ${allowed.join(' or ')}`);
+  }
+  return v as T;
+}
+
+/** `--eos-token-ids 50118,2`: one or more token ids. */
+function tokenIds(values: Record<string, unknown>, name: string): number[] | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const ids = String(v)
+    .split(',')
+    .map((p) => p.trim());
+  if (!ids.every((p) => /^\d+$/.test(p) && Number.isSafeInteger(Number(p)))) {
+    throw new VqaEvalError(
+      'E_ARGS',
+      `--${name} "${String(v)}": expected token ids separated by commas, e.g. 50118,2`,
+    );
+  }
+  return ids.map(Number);
 }
 
 async function loadAnswererModule(path: string, opts: LoadAnswererOptions): Promise<VqaAnswerer> {

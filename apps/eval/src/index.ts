@@ -1,5 +1,10 @@
+export {
+  type QuestionPreprocess,
+  VQA_PROTOCOLS,
+  type VqaProtocol,
+  type VqaSettings,
+} from '@blip2/generation';
 export type { GenerationSettings, VqaAnswerer, VqaItem } from './answerer.js';
-export { DEFAULT_GENERATION } from './answerer.js';
 export {
   CAPTION_GENERATION,
   type CaptionResult,
@@ -27,12 +32,10 @@ export {
 export { type EvalErrorCode, VqaEvalError } from './errors.js';
 export {
   compilePrompt,
-  DEFAULT_PROMPTS,
   LAVIS_MAX_WORDS,
   lavisPreQuestion,
   postprocessAnswer,
   preprocessQuestion,
-  type QuestionPreprocess,
 } from './lavis.js';
 export { type LoadAnswererOptions, loadAnswerer } from './load-answerer.js';
 export { type MergeOptions, mergeResults } from './merge.js';

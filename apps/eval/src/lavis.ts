@@ -1,18 +1,12 @@
 /**
- * The BLIP-2 zero-shot VQA protocol as LAVIS runs it: `BlipQuestionProcessor.pre_question` on
- * the question, the LLM family's prompt template, and answers stripped of surrounding whitespace
- * (blip2_opt / blip2_t5 `predict_answers`).
+ * The text side of the BLIP-2 zero-shot VQA protocol as LAVIS runs it: `BlipQuestionProcessor.pre_question`
+ * on the question, Python's `str.format` of the prompt template, and answers stripped of surrounding
+ * whitespace (blip2_opt / blip2_t5 `predict_answers`). The protocols' settings themselves live in the
+ * language-model family packages (`OPT_VQA_PRESETS`, `T5_VQA_PRESETS`).
  */
+import type { QuestionPreprocess } from '@blip2/generation';
 import { VqaEvalError } from './errors.js';
 import { pyStrip } from './python.js';
-
-export type QuestionPreprocess = 'lavis' | 'none';
-
-/** The prompts of the BLIP-2 paper's zero-shot VQA evaluation. */
-export const DEFAULT_PROMPTS = {
-  opt: 'Question: {} Answer:',
-  t5: 'Question: {} Short answer:',
-} as const satisfies Record<'opt' | 't5', string>;
 
 /** `BlipQuestionProcessor(max_words=50)`. */
 export const LAVIS_MAX_WORDS = 50;

@@ -2,8 +2,9 @@
  * The real answerer: a BLIP-2 checkpoint run by @blip2/sdk. One `answer` call is one padded
  * batch, built the way the reference (transformers' Blip2Processor + `generate`) builds it:
  * `[<image> x num_query_tokens]` then the tokenized prompt, padded to the longest prompt on the
- * side the language model wants (OPT left, T5 right), then `generate` with the run's settings.
+ * run's padding side, then `generate` with the run's settings.
  */
+import type { VqaProtocol, VqaSettings } from '@blip2/generation';
 import type { Blip2ForConditionalGeneration } from '@blip2/sdk';
 import type { GenerationSettings, VqaAnswerer, VqaItem } from './answerer.js';
 import { VqaEvalError } from './errors.js';
@@ -38,15 +39,7 @@ export async function loadAnswerer(opts: LoadAnswererOptions): Promise<VqaAnswer
   } catch (e) {
     throw new VqaEvalError('E_MODEL', `cannot load model "${opts.model}": ${describeError(e)}`);
   }
-  const modelType = model.config.textConfig.modelType;
-  if (modelType !== 'opt' && modelType !== 't5') {
-    await model.dispose();
-    throw new VqaEvalError(
-      'E_MODEL',
-      `${opts.model}: config.json text_config.model_type is "${modelType}"; the VQA prompts exist for opt and t5`,
-    );
-  }
-  return new SdkAnswerer(opts.model, modelType, model);
+  return new SdkAnswerer(opts.model, model.config.textConfig.modelType, model);
 }
 
 class SdkAnswerer implements VqaAnswerer {
@@ -54,10 +47,18 @@ class SdkAnswerer implements VqaAnswerer {
 
   constructor(
     readonly model: string,
-    readonly family: 'opt' | 't5',
+    readonly family: string,
     private readonly blip2: Blip2ForConditionalGeneration,
   ) {
     this.backend = blip2.backendName;
+  }
+
+  vqaSettings(protocol: VqaProtocol): VqaSettings {
+    try {
+      return this.blip2.vqaSettings(protocol);
+    } catch (e) {
+      throw new VqaEvalError('E_MODEL', `${this.model}: ${describeError(e)}`);
+    }
   }
 
   // No AbortSignal is taken: an interrupted run lets the batch in flight finish and keeps its
@@ -76,6 +77,8 @@ class SdkAnswerer implements VqaAnswerer {
           maxNewTokens: settings.maxNewTokens,
           minNewTokens: settings.minNewTokens,
           lengthPenalty: settings.lengthPenalty,
+          ...(settings.eosTokenIds ? { eosTokenId: settings.eosTokenIds } : {}),
+          ...(settings.paddingSide ? { paddingSide: settings.paddingSide } : {}),
         },
       );
     } catch (e) {

@@ -16,12 +16,16 @@ export const PROGRESS_VERSION = 1;
 /** What `--resume` insists on: change any of these and the answers would not be one run's. */
 export interface CheckedSettings {
   model: string;
+  /** The VQA protocol the settings below started from (each may have been overridden). */
+  protocol?: string;
   prompt: string;
   questionPreprocess: string;
   numBeams: number;
+  lengthPenalty: number;
+  eosTokenIds?: number[];
   maxNewTokens: number;
   minNewTokens: number;
-  lengthPenalty: number;
+  paddingSide?: string;
   imagePattern: string;
   limit: number | null;
   shard: string | null;

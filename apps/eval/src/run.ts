@@ -1,12 +1,14 @@
 /**
  * One VQAv2 evaluation run: load and check the data (every image must exist before the model is
- * touched), answer the selected questions batch by batch while logging each batch to disk,
- * then write the official results file, score it and write the report.
+ * touched), resolve the protocol's settings for the model, answer the selected questions batch by
+ * batch while logging each batch to disk, then write the official results file and, when there are
+ * annotations to score against, score it and write the report.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DEFAULT_GENERATION, type GenerationSettings, type VqaAnswerer } from './answerer.js';
+import { type QuestionPreprocess, VQA_PROTOCOLS, type VqaProtocol } from '@blip2/generation';
+import type { GenerationSettings, VqaAnswerer } from './answerer.js';
 import {
   annotationsFor,
   DEFAULT_IMAGE_PATTERN,
@@ -17,13 +19,7 @@ import {
 } from './data.js';
 import { VqaEvalError } from './errors.js';
 import { claimOutputs, formatResults, writeFileAtomic } from './fs-util.js';
-import {
-  compilePrompt,
-  DEFAULT_PROMPTS,
-  postprocessAnswer,
-  preprocessQuestion,
-  type QuestionPreprocess,
-} from './lavis.js';
+import { compilePrompt, postprocessAnswer, preprocessQuestion } from './lavis.js';
 import { type BarStream, ProgressBar } from './progress-bar.js';
 import { type CheckedSettings, ProgressLog } from './progress-log.js';
 import { type EvalReport, pickExamples, reportMarkdown } from './report.js';
@@ -34,12 +30,17 @@ export interface RunOptions {
   /** The model, or a function that loads it (called only after the data and images check out; then closed here). */
   answerer: VqaAnswerer | (() => Promise<VqaAnswerer>);
   questionsPath: string;
-  annotationsPath: string;
+  /** Without annotations (test-dev has none public) the results are written but not scored. */
+  annotationsPath?: string;
   imagesDir: string;
   imagePattern?: string;
-  /** Default: the answerer family's BLIP-2 prompt. */
+  /** The zero-shot protocol whose settings are the defaults (default 'lavis'). */
+  protocol?: VqaProtocol;
+  /** Overrides the protocol's prompt. */
   prompt?: string;
+  /** Overrides the protocol's question preprocessing. */
   questionPreprocess?: QuestionPreprocess;
+  /** Overrides the protocol's generation settings, one by one. */
   generation?: Partial<GenerationSettings>;
   batchSize?: number;
   limit?: number;
@@ -70,14 +71,15 @@ export interface RunTimings {
 export interface RunOutcome {
   /** Official results, sorted by question id. */
   results: VqaResult[];
-  accuracy: VqaAccuracy;
+  /** Absent when the run had no annotations. */
+  accuracy?: VqaAccuracy;
   questions: number;
   model: string;
   backend: string;
   settings: CheckedSettings & { batchSize: number };
   timings: RunTimings;
-  /** Files written (when `out` was given). */
-  files?: { results: string; reportJson: string; reportMarkdown: string };
+  /** Files written (when `out` was given; the reports only when scored). */
+  files?: { results: string; reportJson?: string; reportMarkdown?: string };
 }
 
 export const DEFAULT_BATCH_SIZE = 16;
@@ -111,15 +113,19 @@ async function runClaimed(opts: RunOptions, out: string | undefined): Promise<Ru
   if (opts.limit !== undefined && (!Number.isSafeInteger(opts.limit) || opts.limit < 0)) {
     throw new VqaEvalError('E_ARGS', `--limit ${opts.limit}: must be a non-negative integer`);
   }
-  const generation: GenerationSettings = { ...DEFAULT_GENERATION, ...opts.generation };
-  const questionPreprocess = opts.questionPreprocess ?? 'lavis';
+  const protocol = opts.protocol ?? 'lavis';
+  if (!VQA_PROTOCOLS.includes(protocol)) {
+    throw new VqaEvalError('E_ARGS', `--protocol "${protocol}": expected ${VQA_PROTOCOLS.join(' or ')}`);
+  }
   const imagePattern = opts.imagePattern ?? DEFAULT_IMAGE_PATTERN;
   if (opts.prompt !== undefined) compilePrompt(opts.prompt); // a bad template fails before the model loads
 
   const all = loadQuestions(opts.questionsPath);
-  const annotationsAll = loadAnnotations(opts.annotationsPath);
   const selected = selectQuestions(all, { limit: opts.limit, shard: opts.shard, batchSize });
-  const annotations = annotationsFor(selected, annotationsAll, opts.annotationsPath);
+  const annotations =
+    opts.annotationsPath === undefined
+      ? undefined
+      : annotationsFor(selected, loadAnnotations(opts.annotationsPath), opts.annotationsPath);
   const imagePaths = resolveImages(selected, opts.imagesDir, imagePattern);
 
   const loadStart = performance.now();
@@ -127,10 +133,22 @@ async function runClaimed(opts: RunOptions, out: string | undefined): Promise<Ru
   const answerer = typeof opts.answerer === 'function' ? await opts.answerer() : opts.answerer;
   const loadSeconds = owned ? (performance.now() - loadStart) / 1000 : 0;
   try {
-    const prompt = opts.prompt ?? DEFAULT_PROMPTS[answerer.family];
+    const preset = answerer.vqaSettings(protocol);
+    const prompt = opts.prompt ?? preset.prompt;
+    const questionPreprocess = opts.questionPreprocess ?? preset.questionPreprocess;
+    const generation: GenerationSettings = {
+      numBeams: preset.numBeams,
+      lengthPenalty: preset.lengthPenalty,
+      eosTokenIds: [...preset.eosTokenIds],
+      maxNewTokens: preset.maxNewTokens,
+      minNewTokens: preset.minNewTokens,
+      paddingSide: preset.paddingSide,
+      ...opts.generation,
+    };
     const promptOf = compilePrompt(prompt);
     const settings: CheckedSettings = {
       model: answerer.model,
+      protocol,
       prompt,
       questionPreprocess,
       ...generation,
@@ -203,7 +221,7 @@ async function runClaimed(opts: RunOptions, out: string | undefined): Promise<Ru
     const results = selected
       .map((q) => ({ question_id: q.question_id, answer: answers.get(q.question_id)! }))
       .sort((a, b) => a.question_id - b.question_id);
-    const accuracy = scoreVqa(annotations, results, out ?? 'results');
+    const accuracy = annotations && scoreVqa(annotations, results, out ?? 'results');
     const answered = answers.size - resumed;
     const timings: RunTimings = {
       loadSeconds,
@@ -215,7 +233,7 @@ async function runClaimed(opts: RunOptions, out: string | undefined): Promise<Ru
     };
     const outcome: RunOutcome = {
       results,
-      accuracy,
+      ...(accuracy ? { accuracy } : {}),
       questions: selected.length,
       model: answerer.model,
       backend: answerer.backend,
@@ -223,8 +241,11 @@ async function runClaimed(opts: RunOptions, out: string | undefined): Promise<Ru
       timings,
     };
     if (out) {
-      const reportPaths = reportPathsFor(out);
       writeFileAtomic(out, formatResults(results));
+      outcome.files = { results: out };
+    }
+    if (out && accuracy && annotations) {
+      const reportPaths = reportPathsFor(out);
       const report: EvalReport = {
         model: answerer.model,
         backend: answerer.backend,
@@ -246,10 +267,10 @@ async function runClaimed(opts: RunOptions, out: string | undefined): Promise<Ru
       };
       writeFileAtomic(reportPaths.json, `${JSON.stringify(report, null, 2)}\n`);
       writeFileAtomic(reportPaths.markdown, reportMarkdown(report));
-      // The results file now holds everything the log did.
-      if (existsSync(progressPathFor(out))) rmSync(progressPathFor(out));
       outcome.files = { results: out, reportJson: reportPaths.json, reportMarkdown: reportPaths.markdown };
     }
+    // The results file now holds everything the log did.
+    if (out && existsSync(progressPathFor(out))) rmSync(progressPathFor(out));
     return outcome;
   } finally {
     if (owned) await answerer.close();

@@ -26,8 +26,8 @@ beforeAll(async () => {
     dts: false,
     silent: true,
     config: false,
-    // bundled into a temp folder with no node_modules: the one static workspace import goes in
-    noExternal: [/^@blip2\/sdk\/files$/],
+    // bundled into a temp folder with no node_modules: the static workspace imports go in
+    noExternal: [/^@blip2\/sdk\/files$/, '@blip2/generation'],
   });
   cli = join(outDir, 'cli.js');
   return () => rmSync(outDir, { recursive: true, force: true });

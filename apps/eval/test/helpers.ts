@@ -6,6 +6,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixtures } from '@blip2/fixtures';
+import type { VqaProtocol, VqaSettings } from '@blip2/generation';
+import { LANGUAGE_MODELS } from '@blip2/sdk';
 import { build, type Options as TsupOptions } from 'tsup';
 import type { GenerationSettings, VqaAnswerer, VqaItem } from '../src/answerer.js';
 import { type RunOptions, type RunOutcome, runEvaluation } from '../src/run.js';
@@ -19,16 +21,42 @@ export const shapes = {
 };
 
 export type Decoding = 'greedy' | 'beam5_lavis';
+type Family = 'opt' | 't5';
 
-/** The reference's generation settings for each recorded decoding. */
-export const DECODINGS: Record<Decoding, GenerationSettings> = {
+/** The reference's generation settings for each recorded decoding (lengths, beams, penalty). */
+export const DECODINGS: Record<Decoding, Omit<GenerationSettings, 'eosTokenIds' | 'paddingSide'>> = {
   greedy: { numBeams: 1, maxNewTokens: 10, minNewTokens: 0, lengthPenalty: 1 },
   beam5_lavis: { numBeams: 5, maxNewTokens: 10, minNewTokens: 1, lengthPenalty: -1 },
 };
 
-export function hfPredictions(
-  family: 'opt' | 't5',
-): Record<Decoding, { accuracy: number; results: VqaResult[] }> {
+/**
+ * What transformers ran for hf_predictions_*.json, every setting explicit so no protocol default
+ * leaks in: the family's training prompt, the checkpoint's generation_config.json EOS,
+ * transformers' padding side (OPT left, T5 right), the questions as written.
+ */
+export const AS_RECORDED: Record<
+  Family,
+  { prompt: string; eosTokenIds: number[]; paddingSide: 'left' | 'right' }
+> = {
+  opt: { prompt: 'Question: {} Answer:', eosTokenIds: [configEos(fixtures.shapesOpt)], paddingSide: 'left' },
+  t5: {
+    prompt: 'Question: {} Short answer:',
+    eosTokenIds: [configEos(fixtures.shapesT5)],
+    paddingSide: 'right',
+  },
+};
+
+function configEos(dir: string): number {
+  return JSON.parse(readFileSync(join(dir, 'generation_config.json'), 'utf8')).eos_token_id;
+}
+
+function family(answerer: VqaAnswerer): Family {
+  if (answerer.family !== 'opt' && answerer.family !== 't5')
+    throw new Error(`no reference for ${answerer.family}`);
+  return answerer.family;
+}
+
+export function hfPredictions(family: Family): Record<Decoding, { accuracy: number; results: VqaResult[] }> {
   return JSON.parse(readFileSync(shapes.hfPredictions(family), 'utf8'));
 }
 
@@ -45,17 +73,19 @@ export async function runShapesVal(
   reference: { accuracy: number; results: VqaResult[] };
   sameAnswers: number;
 }> {
+  const { prompt, ...recorded } = AS_RECORDED[family(answerer)];
   const outcome = await runEvaluation({
     answerer,
     questionsPath: shapes.questions,
     annotationsPath: shapes.annotations,
     imagesDir: shapes.images,
+    prompt,
     questionPreprocess: 'none',
-    generation: DECODINGS[decoding],
+    generation: { ...DECODINGS[decoding], ...recorded },
     batchSize: 50,
     ...extra,
   });
-  const reference = hfPredictions(answerer.family)[decoding];
+  const reference = hfPredictions(family(answerer))[decoding];
   const ref = new Map(reference.results.map((r) => [r.question_id, r.answer]));
   const sameAnswers = outcome.results.filter((r) => ref.get(r.question_id) === r.answer).length;
   return { outcome, reference, sameAnswers };
@@ -109,28 +139,41 @@ export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'vqa-eval-test-'));
 }
 
+/** Stop-token ids the fake's "tokenizer" gives: OPT's vocabulary for "\n", generation_config's EOS. */
+export const FAKE_TOKEN_IDS = { newline: 50118, eos: { opt: 2, t5: 1 } } as const;
+
 /**
  * A deterministic stand-in for a model: its answer is a fixed function of the prompt and image,
- * for testing the run mechanics only (it knows nothing about the pictures).
+ * for testing the run mechanics only (it knows nothing about the pictures). Its protocols are the
+ * family package's presets, resolved with FAKE_TOKEN_IDS.
  */
 export class FakeAnswerer implements VqaAnswerer {
   readonly model = 'fake-model';
   readonly backend = 'test:none';
   readonly calls: VqaItem[][] = [];
+  readonly settings: GenerationSettings[] = [];
   closed = false;
   constructor(
-    readonly family: 'opt' | 't5' = 'opt',
+    readonly family: Family = 'opt',
     private readonly hooks: { beforeBatch?: (n: number) => void | Promise<void> } = {},
   ) {}
 
+  vqaSettings(protocol: VqaProtocol): VqaSettings {
+    const { stopOn, ...preset } = LANGUAGE_MODELS[this.family]!.vqaPresets[protocol];
+    const eos = stopOn === 'eos' ? FAKE_TOKEN_IDS.eos[this.family] : FAKE_TOKEN_IDS.newline;
+    if (stopOn !== 'eos' && stopOn.text !== '\n') throw new Error(`the fake cannot tokenize ${stopOn.text}`);
+    return { ...preset, eosTokenIds: [eos] };
+  }
+
   async answer(
     items: readonly VqaItem[],
-    _settings: GenerationSettings,
+    settings: GenerationSettings,
     signal?: AbortSignal,
   ): Promise<string[]> {
     await this.hooks.beforeBatch?.(this.calls.length);
     signal?.throwIfAborted();
     this.calls.push([...items]);
+    this.settings.push(settings);
     return items.map((it) => fakeAnswer(it));
   }
 

@@ -18,7 +18,7 @@ import { readProgress } from '../src/progress-log.js';
 import { progressPathFor, type RunOptions, reportPathsFor, runEvaluation } from '../src/run.js';
 import { selectQuestions } from '../src/select.js';
 import { scoreVqa } from '../src/vqa-eval.js';
-import { FakeAnswerer, fakeAnswer, runShapesVal, shapes, tempDir } from './helpers.js';
+import { FAKE_TOKEN_IDS, FakeAnswerer, fakeAnswer, runShapesVal, shapes, tempDir } from './helpers.js';
 
 const base = (extra: Partial<RunOptions> = {}): RunOptions => ({
   answerer: new FakeAnswerer(),
@@ -56,6 +56,77 @@ describe('runEvaluation', () => {
     expect(out.settings.lengthPenalty).toBe(-1);
   });
 
+  it("defaults to LAVIS's protocol: for OPT its prompt, length penalty 0 and the newline stop token", async () => {
+    const fake = new FakeAnswerer('opt');
+    const out = await runEvaluation(base({ answerer: fake, limit: 4 }));
+    const lavis = {
+      protocol: 'lavis',
+      prompt: 'Question: {} Short answer:',
+      questionPreprocess: 'lavis',
+      numBeams: 5,
+      lengthPenalty: 0,
+      eosTokenIds: [FAKE_TOKEN_IDS.newline],
+      maxNewTokens: 10,
+      minNewTokens: 1,
+      paddingSide: 'left',
+    };
+    expect(out.settings).toMatchObject(lavis);
+    expect(fake.calls[0]![0]!.prompt).toBe('Question: is there a blue triangle? Short answer:');
+    const { protocol: _, prompt: __, questionPreprocess: ___, ...generation } = lavis;
+    expect(fake.settings[0]).toEqual(generation);
+  });
+
+  it("--protocol paper: the paper's OPT prompt, length penalty -1, the checkpoint's EOS", async () => {
+    const fake = new FakeAnswerer('opt');
+    const out = await runEvaluation(base({ answerer: fake, limit: 4, protocol: 'paper' }));
+    expect(out.settings).toMatchObject({
+      protocol: 'paper',
+      prompt: 'Question: {} Answer:',
+      lengthPenalty: -1,
+      eosTokenIds: [FAKE_TOKEN_IDS.eos.opt],
+      paddingSide: 'left',
+    });
+    expect(fake.calls[0]![0]!.prompt).toBe('Question: is there a blue triangle? Answer:');
+  });
+
+  it("every setting is overridable on its own, the others staying the protocol's", async () => {
+    const overrides = {
+      numBeams: 3,
+      lengthPenalty: 0.5,
+      eosTokenIds: [7, 8],
+      maxNewTokens: 4,
+      minNewTokens: 2,
+      paddingSide: 'right',
+    } as const;
+    for (const [key, value] of Object.entries(overrides)) {
+      const fake = new FakeAnswerer('opt');
+      const out = await runEvaluation(base({ answerer: fake, limit: 2, generation: { [key]: value } }));
+      const expected = { ...fake.vqaSettings('lavis'), [key]: value };
+      const { prompt: _, questionPreprocess: __, ...generation } = expected;
+      expect(fake.settings[0], key).toEqual(generation);
+      expect(out.settings, key).toMatchObject({ ...expected, protocol: 'lavis' });
+    }
+    const fake = new FakeAnswerer('opt');
+    const out = await runEvaluation(
+      base({ answerer: fake, limit: 2, prompt: 'Q: {} A:', questionPreprocess: 'none' }),
+    );
+    expect(fake.calls[0]![0]!.prompt).toBe('Q: Is there a blue triangle? A:');
+    expect(out.settings).toMatchObject({ prompt: 'Q: {} A:', questionPreprocess: 'none', lengthPenalty: 0 });
+  });
+
+  it('without annotations writes the results only (test-dev goes to EvalAI)', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'test-dev.json');
+    const outcome = await runEvaluation(base({ annotationsPath: undefined, out }));
+    expect(outcome.accuracy).toBeUndefined();
+    expect(outcome.files).toEqual({ results: out });
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(outcome.results);
+    expect(outcome.results).toHaveLength(60);
+    expect(existsSync(reportPathsFor(out).json)).toBe(false);
+    expect(existsSync(reportPathsFor(out).markdown)).toBe(false);
+    expect(existsSync(progressPathFor(out))).toBe(false);
+  });
+
   it('runShapesVal runs all 200 questions the way the reference did', async () => {
     const fake = new FakeAnswerer('opt');
     const { outcome, reference } = await runShapesVal(fake, 'greedy');
@@ -78,14 +149,15 @@ describe('runEvaluation', () => {
     );
     expect(existsSync(progressPathFor(out))).toBe(false);
     const report = JSON.parse(readFileSync(reportPathsFor(out).json, 'utf8'));
-    expect(report.accuracy.overall).toBe(outcome.accuracy.overall);
+    expect(report.accuracy.overall).toBe(outcome.accuracy!.overall);
+    expect(report.settings).toEqual(outcome.settings);
     expect(report.model).toBe('fake-model');
     expect(report.examples.right.length + report.examples.wrong.length).toBeGreaterThan(0);
     expect(report.examples.right[0]?.image ?? report.examples.wrong[0]?.image).toMatch(
       /^COCO_val2014_\d{12}\.jpg$/,
     );
     const md = readFileSync(reportPathsFor(out).markdown, 'utf8');
-    expect(md).toContain(`overall accuracy: ${outcome.accuracy.overall.toFixed(2)}`);
+    expect(md).toContain(`overall accuracy: ${outcome.accuracy!.overall.toFixed(2)}`);
     expect(md).toContain('## Accuracy per question type');
   });
 
@@ -313,11 +385,29 @@ describe('vqa-eval CLI (in process)', () => {
     args.push('--length-penalty', '-1', '--out', join(dir, 'r.json'), '--json');
     expect(await main(args, cio)).toBe(0);
     const printed = JSON.parse(o.out);
-    expect(Object.keys(printed)).toEqual(['accuracy', 'results', 'questions', 'timings']);
+    expect(Object.keys(printed)).toEqual(['accuracy', 'results', 'questions', 'settings', 'timings']);
+    expect(printed.settings).toMatchObject({ protocol: 'lavis', lengthPenalty: -1, batchSize: 6 });
     expect(Object.keys(printed.accuracy)).toEqual(['overall', 'perAnswerType', 'perQuestionType']);
     expect(printed.questions).toBe(20);
     expect(printed.results).toBe(join(dir, 'r.json'));
     expect(printed.timings.answered).toBe(20);
+    // every setting has its flag
+    const flags = io();
+    const overridden = [...args.filter((a) => a !== '--json'), '--protocol', 'paper', '--num-beams', '2'];
+    overridden.push('--eos-token-ids', '5,6', '--padding-side', 'right', '--min-new-tokens', '0');
+    overridden.push('--max-new-tokens', '3', '--prompt', 'Q: {}', '--question-preprocess', 'none', '--json');
+    expect(await main(overridden, flags.io)).toBe(0);
+    expect(JSON.parse(flags.o.out).settings).toMatchObject({
+      protocol: 'paper',
+      prompt: 'Q: {}',
+      questionPreprocess: 'none',
+      numBeams: 2,
+      lengthPenalty: -1,
+      eosTokenIds: [5, 6],
+      maxNewTokens: 3,
+      minNewTokens: 0,
+      paddingSide: 'right',
+    });
     // the score command agrees with the run
     const s = io();
     const scoreArgs = ['score', '--questions', shapes.questions, '--annotations', shapes.annotations];
@@ -363,6 +453,12 @@ describe('vqa-eval CLI (in process)', () => {
       [['run', '--model', 'm', '--num-beams', 'five'], /--num-beams "five": expected an integer/],
       [['run', '--model', 'm', '--shard', '3/2'], /--shard "3\/2": expected K\/N/],
       [['run', '--model', 'm', '--question-preprocess', 'blip'], /--question-preprocess "blip"/],
+      [['run', '--model', 'm', '--protocol', 'lavis2'], /--protocol "lavis2": expected lavis or paper/],
+      [['run', '--model', 'm', '--eos-token-ids', '2,x'], /--eos-token-ids "2,x": expected token ids/],
+      [
+        ['run', '--model', 'm', '--padding-side', 'middle'],
+        /--padding-side "middle": expected left or right/,
+      ],
       [['frobnicate'], /unknown command "frobnicate"/],
       [['score', '--bogus'], /Unknown option '--bogus'/],
     ];

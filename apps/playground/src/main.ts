@@ -237,7 +237,7 @@ async function loadModel(): Promise<void> {
   ui.progress.value = meter.done();
   ui.loadStatus.textContent =
     `Loaded ${source} on ${model.backendName} in ${formatMs(performance.now() - start)}; ` +
-    `questions are asked as “${model.questionTemplate}”.` +
+    `questions are asked as “${model.vqaSettings().prompt}”.` +
     (warnings.length ? ` Warnings: ${warnings.join('; ')}` : '');
 }
 

@@ -28,3 +28,12 @@ export {
 export { mergeQueryEmbeds, prependQueryEmbeds } from './prompt.js';
 export { createRng, type Rng, Xoshiro128 } from './rng.js';
 export { type GenerationStream, streamGenerate } from './stream.js';
+export {
+  type QuestionPreprocess,
+  VQA_PROTOCOLS,
+  type VqaPreset,
+  type VqaPresets,
+  type VqaProtocol,
+  type VqaSettings,
+  type VqaStopTokens,
+} from './vqa-preset.js';

@@ -13,3 +13,4 @@ export {
   type OptGraphs,
   optGraphIO,
 } from './opt.js';
+export { OPT_VQA_PRESETS } from './presets.js';

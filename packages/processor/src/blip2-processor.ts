@@ -125,9 +125,18 @@ export class Blip2Processor {
     return out;
   }
 
-  /** `input_ids` / `attention_mask` for prompts, padded to the longest. */
-  encodeText(texts: readonly string[]): { inputIds: Tensor<'int64'>; attentionMask: Tensor<'int64'> } {
+  /** `input_ids` / `attention_mask` for prompts, padded to the longest on `paddingSide` (default the processor's). */
+  encodeText(
+    texts: readonly string[],
+    paddingSide: 'left' | 'right' = this.paddingSide,
+  ): { inputIds: Tensor<'int64'>; attentionMask: Tensor<'int64'> } {
     if (texts.length === 0) throw new ProcessorError('E_TEXT', 'text batch is empty');
+    if (paddingSide !== 'left' && paddingSide !== 'right') {
+      throw new ProcessorError(
+        'E_CONFIG',
+        `paddingSide must be 'left' or 'right', got ${describe(paddingSide)}`,
+      );
+    }
     const rows = this.tokenizer.encodeBatch(texts).map((e) => e.ids);
     const longest = Math.max(...rows.map((r) => r.length));
     const prefix =
@@ -140,7 +149,7 @@ export class Blip2Processor {
       const zeros = new Array<number>(pad.length).fill(0);
       const ones = new Array<number>(row.length).fill(1);
       const imageOnes = new Array<number>(prefix.length).fill(1);
-      if (this.paddingSide === 'left') {
+      if (paddingSide === 'left') {
         ids.push(...prefix, ...pad, ...row);
         mask.push(...imageOnes, ...zeros, ...ones);
       } else {

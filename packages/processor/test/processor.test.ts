@@ -83,6 +83,27 @@ for (const [name, dir] of [
       expect(maxAbs(out.pixelValues?.data ?? [], pv?.data as Float32Array)).toBeLessThanOrEqual(1e-6);
     });
 
+    it.each(batches)('$name: the other padding side, asked for, moves the pads to the other end', (g) => {
+      const prompts = (g.input_ids as number[][]).map((ids) => processor.decode(ids));
+      const other = processor.paddingSide === 'left' ? 'right' : 'left';
+      const out = processor.encodeText(prompts, other);
+      const n = processor.numQueryTokens;
+      const moved = (row: number[], mask: number[]) => {
+        const text = row.filter((_, i) => i >= n && mask[i] === 1);
+        const pads = row.filter((_, i) => mask[i] === 0);
+        return other === 'left'
+          ? [...row.slice(0, n), ...pads, ...text]
+          : [...row.slice(0, n), ...text, ...pads];
+      };
+      const ids = g.input_ids as number[][];
+      const masks = g.attention_mask as number[][];
+      expect(rows(out.inputIds)).toEqual(ids.map((r, i) => moved(r, masks[i]!)));
+      expect(rows(out.attentionMask)).toEqual(masks.map((m) => moved(m, m)));
+      expect(() => processor.encodeText(prompts, 'middle' as never)).toThrow(
+        /paddingSide must be 'left' or 'right'/,
+      );
+    });
+
     it('batchDecode gives the reference generate texts', () => {
       for (const g of ref.generate) {
         expect(processor.batchDecode(g.new)).toEqual(g.text);

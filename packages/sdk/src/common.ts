@@ -7,7 +7,18 @@ export {
   parseBlip2Config,
   presetNames,
 } from '@blip2/configs';
-export { GenerationError, type GenerationOptions, type GenerationOutput } from '@blip2/generation';
+export {
+  GenerationError,
+  type GenerationOptions,
+  type GenerationOutput,
+  type QuestionPreprocess,
+  VQA_PROTOCOLS,
+  type VqaPreset,
+  type VqaPresets,
+  type VqaProtocol,
+  type VqaSettings,
+  type VqaStopTokens,
+} from '@blip2/generation';
 export type { RawImage } from '@blip2/processor';
 export { LANGUAGE_MODELS, type LanguageModelModule, optModule, t5Module } from './core/families.js';
 export { type FromPretrainedOptions, loadParts } from './core/load.js';
@@ -25,7 +36,7 @@ export {
   type PipelineOptions,
   type QFormerOutputs,
   type VisionOutputs,
-  VQA_DECODING,
+  vqaGenerationOptions,
 } from './core/models.js';
 export type { BackendChoice, ModelFiles, Platform, SourceOptions } from './core/platform.js';
 export { setPlatform } from './core/platform.js';

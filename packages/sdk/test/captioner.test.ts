@@ -73,7 +73,8 @@ describe.each(['node', 'web'] as const)('shapes-blip2-opt-captioner on backend %
     const imageIds = [...new Set(questions.map((q) => q.image_id))];
     const { pixelValues } = await model.processor.process({ images: imageIds.map(imagePath) });
     const { inputIds, attentionMask } = model.processor.encodeText(
-      questions.map((q) => model.questionTemplate.replace('{}', q.question)),
+      // the reference's prompt (captioner_reference.json), explicit rather than a protocol's
+      questions.map((q) => `Question: ${q.question} Answer:`),
     );
     const out = await model.generate(
       {

@@ -7,12 +7,7 @@ import { createNodeBackend } from '@blip2/backend-node';
 import { fixtures } from '@blip2/fixtures';
 import type { Backend } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  Blip2ForConditionalGeneration,
-  type LanguageModelModule,
-  optModule,
-  VQA_DECODING,
-} from '../src/index.js';
+import { Blip2ForConditionalGeneration, type LanguageModelModule, optModule } from '../src/index.js';
 
 interface Question {
   readonly image_id: number;
@@ -29,6 +24,17 @@ const imagePath = (q: Question) =>
 // one question of each kind the task asks (yes/no, color, count, shape), a dozen in all
 const SAMPLE = questions.slice(0, 12);
 const GREEDY = { numBeams: 1, minNewTokens: 0, maxNewTokens: 10 } as const;
+// the beam decoding transformers recorded (hf_predictions_*.json "beam5_lavis")
+const BEAM5 = { numBeams: 5, maxNewTokens: 10, minNewTokens: 1, lengthPenalty: -1 } as const;
+
+/** The id tokenizer.json's vocabulary gives a token, read without the SDK. */
+function vocabId(dir: string, token: string): number {
+  return JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')).model.vocab[token];
+}
+/** generation_config.json's eos_token_id. */
+function configEos(dir: string): number {
+  return JSON.parse(readFileSync(join(dir, 'generation_config.json'), 'utf8')).eos_token_id;
+}
 
 function reference(family: 'opt' | 't5', recipe: 'greedy' | 'beam5_lavis'): Map<number, string> {
   const p: Predictions = JSON.parse(
@@ -48,16 +54,50 @@ describe.each([
   afterAll(() => model?.dispose());
 
   it("uses the family's zero-shot prompt", () => {
-    expect(model.questionTemplate).toBe(template);
+    expect(model.vqaSettings().prompt).toBe(template);
     expect(SAMPLE.map((q) => q.question).join(' ')).toMatch(/color/i);
   });
 
-  it('ask (greedy and the LAVIS defaults) answers as transformers did', async () => {
+  it('resolves the LAVIS and paper protocols against this checkpoint', () => {
+    const eos = configEos(dir);
+    if (family === 'opt') {
+      // LAVIS's OPT stops on the "\n" token: byte-level BPE spells it "Ċ"
+      expect(model.vqaSettings('lavis')).toEqual({
+        prompt: 'Question: {} Short answer:',
+        questionPreprocess: 'lavis',
+        numBeams: 5,
+        lengthPenalty: 0,
+        eosTokenIds: [vocabId(dir, 'Ċ')],
+        maxNewTokens: 10,
+        minNewTokens: 1,
+        paddingSide: 'left',
+      });
+      expect(model.vqaSettings('paper')).toMatchObject({ lengthPenalty: -1, eosTokenIds: [eos] });
+    } else {
+      const t5 = {
+        prompt: 'Question: {} Short answer:',
+        questionPreprocess: 'lavis',
+        numBeams: 5,
+        lengthPenalty: -1,
+        eosTokenIds: [eos],
+        maxNewTokens: 10,
+        minNewTokens: 0,
+        paddingSide: 'right',
+      };
+      expect(model.vqaSettings('lavis')).toEqual(t5);
+      expect(model.vqaSettings('paper')).toEqual(t5);
+    }
+    expect(() => model.vqaSettings('lavis2' as never)).toThrow(
+      /VQA protocol "lavis2": expected lavis or paper/,
+    );
+  });
+
+  it("ask (greedy and transformers' beam recipe) answers as transformers did", async () => {
     const greedy = reference(family, 'greedy');
     const beam = reference(family, 'beam5_lavis');
     for (const q of SAMPLE) {
       expect(await model.ask(imagePath(q), q.question, GREEDY), q.question).toBe(greedy.get(q.question_id));
-      expect(await model.ask(imagePath(q), q.question), q.question).toBe(beam.get(q.question_id));
+      expect(await model.ask(imagePath(q), q.question, BEAM5), q.question).toBe(beam.get(q.question_id));
     }
   });
 
@@ -66,7 +106,7 @@ describe.each([
     const greedy = reference(family, 'greedy');
     const images = SAMPLE.map(imagePath);
     const texts = SAMPLE.map((q) => q.question);
-    expect(await model.ask(images, texts)).toEqual(SAMPLE.map((q) => beam.get(q.question_id)));
+    expect(await model.ask(images, texts, BEAM5)).toEqual(SAMPLE.map((q) => beam.get(q.question_id)));
     expect(await model.ask(images, texts, GREEDY)).toEqual(SAMPLE.map((q) => greedy.get(q.question_id)));
   });
 
@@ -215,7 +255,7 @@ describe('swapping the seams', () => {
     });
     try {
       const q = SAMPLE[0];
-      const answer = await model.ask(imagePath(q), q.question, VQA_DECODING);
+      const answer = await model.ask(imagePath(q), q.question, BEAM5);
       expect(answer).toBe(reference('opt', 'beam5_lavis').get(q.question_id));
       expect(built).toBe(1);
       expect(prefills).toBe(1);

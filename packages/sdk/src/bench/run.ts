@@ -16,7 +16,7 @@ import type { WeightIndex } from '@blip2/safetensors';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
 import { float32, int64 } from '@blip2/tensor';
 import { numPatches } from '@blip2/vision-encoder';
-import { Blip2ForConditionalGeneration, VQA_DECODING } from '../core/models.js';
+import { Blip2ForConditionalGeneration, vqaGenerationOptions } from '../core/models.js';
 import { SdkError } from '../errors.js';
 import { matmulRate, median, memory, noise, now, readBandwidth, sessionFloor } from './limits.js';
 
@@ -380,9 +380,10 @@ export async function runBench(
     };
     const answer = await endToEnd('answer (LAVIS recipe)', async () => {
       const { pixelValues } = await processor.process({ images: [settings.image] });
-      const text = processor.encodeText([model.questionTemplate.replace('{}', question)]);
+      const vqa = model.vqaSettings('paper');
+      const text = processor.encodeText([vqa.prompt.replace('{}', question)]);
       if (!pixelValues) throw new SdkError('E_IMAGE', `${settings.image}: no image`);
-      return model.generate({ pixelValues, ...text }, VQA_DECODING);
+      return model.generate({ pixelValues, ...text }, vqaGenerationOptions(vqa));
     });
     // decoder-only sequences hold the new tokens; encoder-decoder ones start with the decoder start token
     const answerNew = answer.tokens - (lm.kind === 'decoder-only' ? 0 : 1);

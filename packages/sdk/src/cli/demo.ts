@@ -7,8 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { VQA_DECODING } from '../core/models.js';
-import { generateText, loadModel } from './generate.js';
+import { askText, generateText, loadModel } from './generate.js';
 import type { Io } from './io.js';
 import { BACKEND, backendChoice, COMMON, parse } from './options.js';
 import { CAPTIONER, findShapesVqa, isVqaOnlyModel, VQA_ONLY_NOTE } from './shipped.js';
@@ -132,8 +131,7 @@ export async function demo(args: readonly string[], io: Io): Promise<number> {
       const caption = (await generateText(model, image, undefined, {})).text;
       const answers: DemoQuestion[] = [];
       for (const { question, id, references: refs } of questionsOf(image)) {
-        const prompt = model.questionTemplate.replace('{}', question);
-        const { text } = await generateText(model, image, prompt, VQA_DECODING);
+        const { text } = await askText(model, image, question, {});
         const hf = id === undefined ? undefined : predictions.get(id);
         answers.push({
           question,

@@ -1,11 +1,11 @@
 /**
  * `blip2 caption` and `blip2 ask`: images (and questions) through Blip2ForConditionalGeneration.
- * They run the same steps as `model.caption` / `model.ask` (the ask prompt is the
- * family's template, with the BLIP-2 paper's VQA decoding unless overridden), but
+ * They run the same steps as `model.caption` / `model.ask` (the ask prompt and decoding are
+ * the family's paper protocol unless overridden), but
  * keep the token ids and the time each step took for `--json`.
  */
 import type { GenerationOptions } from '@blip2/generation';
-import { Blip2ForConditionalGeneration, VQA_DECODING } from '../core/models.js';
+import { Blip2ForConditionalGeneration, vqaGenerationOptions } from '../core/models.js';
 import { UsageError } from './errors.js';
 import type { Io } from './io.js';
 import {
@@ -47,8 +47,8 @@ export const CAPTION_USAGE = `usage: blip2 caption --model M --image I [--image 
   --prompt P              text to continue${SHARED}`;
 
 export const ASK_USAGE = `usage: blip2 ask --model M --image I --question Q [--question Q2 ...] [options]
-  Answers questions about images (zero-shot VQA prompt of the model's family;
-  default decoding: 5 beams, length penalty -1, 1 to 10 new tokens). Every question
+  Answers questions about images with the paper's zero-shot VQA protocol of the
+  model's family (its prompt, 5 beams, length penalty -1, up to 10 new tokens). Every question
   is asked about every image; with more than one pair, each line is the image, the
   question and the answer, separated by tabs.
   --model M               checkpoint folder, URL or Hugging Face hub id
@@ -112,6 +112,20 @@ export async function generateText(
   return { text, tokens, preprocess: t1 - t0, generate: t2 - t1 };
 }
 
+/** `model.ask` of one question, its prompt and decoding from the paper protocol, through `generateText`. */
+export async function askText(
+  model: Blip2ForConditionalGeneration,
+  image: string,
+  question: string,
+  options: GenerationOptions,
+): Promise<{ text: string; tokens: number[]; preprocess: number; generate: number }> {
+  const vqa = model.vqaSettings('paper');
+  return generateText(model, image, vqa.prompt.replace('{}', question), {
+    ...vqaGenerationOptions(vqa),
+    ...options,
+  });
+}
+
 export async function captionOrAsk(
   command: 'caption' | 'ask',
   args: readonly string[],
@@ -157,10 +171,7 @@ export async function captionOrAsk(
         const result =
           question === undefined
             ? await generateText(model, image, values.prompt as string | undefined, gen)
-            : await generateText(model, image, model.questionTemplate.replace('{}', question), {
-                ...VQA_DECODING,
-                ...gen,
-              });
+            : await askText(model, image, question, gen);
         const warnings = [
           ...(question === undefined && isVqaOnlyModel(source)
             ? [`${source} is ${VQA_ONLY_NOTE}; for captions use shapes-blip2-opt-captioner beside it`]

@@ -5,17 +5,17 @@
  * adapter without touching the rest of the SDK.
  */
 import type { TextConfig } from '@blip2/configs';
-import type { LanguageModelAdapter } from '@blip2/generation';
-import { buildT5, T5Adapter } from '@blip2/llm-flan-t5';
-import { buildOpt, OptAdapter } from '@blip2/llm-opt';
+import type { LanguageModelAdapter, VqaPresets } from '@blip2/generation';
+import { buildT5, T5_VQA_PRESETS, T5Adapter } from '@blip2/llm-flan-t5';
+import { buildOpt, OPT_VQA_PRESETS, OptAdapter } from '@blip2/llm-opt';
 import type { WeightLookup } from '@blip2/onnx';
 import type { Backend, BuiltGraph } from '@blip2/tensor';
 
 export interface LanguageModelModule {
   /** text_config.model_type it serves */
   readonly modelType: string;
-  /** the zero-shot VQA prompt of the BLIP-2 paper for this family */
-  readonly questionTemplate: string;
+  /** the family's zero-shot VQA protocols (prompt, decoding, stop tokens, padding side) */
+  readonly vqaPresets: VqaPresets;
   build(config: TextConfig, weights: WeightLookup): Record<string, BuiltGraph>;
   load(
     config: TextConfig,
@@ -26,7 +26,7 @@ export interface LanguageModelModule {
 
 export const optModule: LanguageModelModule = {
   modelType: 'opt',
-  questionTemplate: 'Question: {} Answer:',
+  vqaPresets: OPT_VQA_PRESETS,
   build: (config, weights) => ({ ...buildOpt(config as Extract<TextConfig, { modelType: 'opt' }>, weights) }),
   load: async (config, graphs, backend) =>
     OptAdapter.load(config as Extract<TextConfig, { modelType: 'opt' }>, graphs as never, backend) as never,
@@ -34,7 +34,7 @@ export const optModule: LanguageModelModule = {
 
 export const t5Module: LanguageModelModule = {
   modelType: 't5',
-  questionTemplate: 'Question: {} Short answer:',
+  vqaPresets: T5_VQA_PRESETS,
   build: (config, weights) => ({ ...buildT5(config as Extract<TextConfig, { modelType: 't5' }>, weights) }),
   load: async (config, graphs, backend) =>
     T5Adapter.load(config as Extract<TextConfig, { modelType: 't5' }>, graphs as never, backend) as never,

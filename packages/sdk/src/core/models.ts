@@ -11,6 +11,9 @@ import {
   prependQueryEmbeds,
   generate as runGeneration,
   streamGenerate,
+  VQA_PROTOCOLS,
+  type VqaProtocol,
+  type VqaSettings,
 } from '@blip2/generation';
 import type { Blip2Processor, RawImage } from '@blip2/processor';
 import { QFORMER_IO } from '@blip2/qformer';
@@ -446,9 +449,38 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     );
   }
 
-  /** The zero-shot VQA prompt of this model's language-model family ('Question: {} Answer:' for OPT). */
-  get questionTemplate(): string {
-    return this.parts.languageModel?.module.questionTemplate ?? 'Question: {} Answer:';
+  /**
+   * A zero-shot VQA protocol of this model's language-model family (see `VqaProtocol`), its
+   * stop tokens looked up in this checkpoint: LAVIS's OPT stops on the id the tokenizer gives
+   * "\n", `'eos'` presets on the checkpoint's generation_config.json EOS.
+   */
+  vqaSettings(protocol: VqaProtocol = 'paper'): VqaSettings {
+    const lm = this.parts.languageModel;
+    if (!lm) throw new SdkError('E_BACKEND', 'the language model was not loaded');
+    const preset = (VQA_PROTOCOLS as readonly string[]).includes(protocol)
+      ? lm.module.vqaPresets[protocol]
+      : undefined;
+    if (!preset) {
+      throw new SdkError(
+        'E_OPTIONS',
+        `VQA protocol ${JSON.stringify(protocol)}: expected ${VQA_PROTOCOLS.join(' or ')}`,
+      );
+    }
+    const { stopOn, ...settings } = preset;
+    let eosTokenIds: number[];
+    if (stopOn === 'eos') {
+      eosTokenIds = [this.parts.generationDefaults.eosTokenId ?? []].flat();
+    } else {
+      const id = this.processor.tokenizer.encode(stopOn.text, null, { addSpecialTokens: false }).ids[0];
+      if (id === undefined) {
+        throw new SdkError(
+          'E_OPTIONS',
+          `VQA protocol ${protocol} stops on ${JSON.stringify(stopOn.text)}, which this checkpoint's tokenizer.json encodes to no token`,
+        );
+      }
+      eosTokenIds = [id];
+    }
+    return { ...settings, eosTokenIds };
   }
 
   /**
@@ -499,6 +531,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
   private async encode(
     images: readonly ImageInput[],
     prompts: readonly string[] | undefined,
+    paddingSide?: 'left' | 'right',
   ): Promise<GenerateInputs> {
     const processor = this.processor;
     const index = new Map<ImageInput, number>();
@@ -510,7 +543,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     if (!pixelValues) throw new SdkError('E_IMAGE', 'no image was given');
     const shared = index.size < images.length ? { imageRows } : {};
     if (!prompts) return { pixelValues, ...shared };
-    const { inputIds, attentionMask } = processor.encodeText(prompts);
+    const { inputIds, attentionMask } = processor.encodeText(prompts, paddingSide);
     return { pixelValues, inputIds, attentionMask, ...shared };
   }
 
@@ -536,8 +569,9 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
   }
 
   /**
-   * Answers a question about an image with the family's zero-shot prompt and, unless
-   * overridden, the BLIP-2 paper's VQA decoding (5 beams, length penalty -1, 1..10 new tokens).
+   * Answers a question about an image with a zero-shot VQA protocol of the family (the paper's
+   * unless `protocol` says otherwise: prompt, beams, length penalty, lengths, stop tokens,
+   * padding side); any option given wins over the protocol's. The question is used as written.
    * Arrays answer in one batch: images and questions pair up one to one, and a single
    * image (or question) goes with each of the other side's (the image side then runs once).
    */
@@ -554,7 +588,10 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     question: string | readonly string[],
     options: AskOptions = {},
   ): Promise<string | string[]> {
-    const { template = this.questionTemplate, ...gen } = options;
+    const { protocol, template: givenTemplate, paddingSide: givenSide, ...gen } = options;
+    const vqa = this.vqaSettings(protocol);
+    const template = givenTemplate ?? vqa.prompt;
+    const paddingSide = givenSide ?? vqa.paddingSide;
     const manyImages = Array.isArray(image);
     const manyQuestions = Array.isArray(question);
     const questions: readonly unknown[] = manyQuestions ? question : [question];
@@ -577,8 +614,9 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     const enc = await this.encode(
       images,
       prompts.map((q) => template.replace('{}', q)),
+      paddingSide,
     );
-    const texts = this.decode(await this.generate(enc, { ...VQA_DECODING, ...gen }));
+    const texts = this.decode(await this.generate(enc, { ...vqaGenerationOptions(vqa), ...gen }));
     return manyImages || manyQuestions ? texts : texts[0];
   }
 
@@ -613,14 +651,21 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
 }
 
 export interface AskOptions extends GenerationOptions {
-  /** prompt with '{}' for the question (default: the family's, 'Question: {} Answer:' for OPT) */
+  /** the zero-shot VQA protocol whose settings are the defaults (default 'paper') */
+  readonly protocol?: VqaProtocol;
+  /** prompt with '{}' for the question (default: the protocol's, 'Question: {} Answer:' for OPT's paper protocol) */
   readonly template?: string;
+  /** side a batch of prompts is padded on (default: the protocol's, OPT left, T5 right) */
+  readonly paddingSide?: 'left' | 'right';
 }
 
-/** The BLIP-2 paper's zero-shot VQA decoding (LAVIS): 5 beams, length penalty -1, 1..10 new tokens. */
-export const VQA_DECODING: Readonly<GenerationOptions> = {
-  numBeams: 5,
-  maxNewTokens: 10,
-  minNewTokens: 1,
-  lengthPenalty: -1,
-};
+/** The generation options of VQA settings (`model.vqaSettings(protocol)`). */
+export function vqaGenerationOptions(settings: VqaSettings): GenerationOptions {
+  return {
+    numBeams: settings.numBeams,
+    lengthPenalty: settings.lengthPenalty,
+    maxNewTokens: settings.maxNewTokens,
+    minNewTokens: settings.minNewTokens,
+    eosTokenId: [...settings.eosTokenIds],
+  };
+}
