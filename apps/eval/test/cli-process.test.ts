@@ -122,7 +122,7 @@ describe('vqa-eval executable', () => {
     const full = join(dir, 'full.json');
     expect((await finished(start(full))).code).toBe(0);
     const out = join(dir, 'shared.json');
-    const first = start(out, [], 40);
+    const first = start(out, [], 150);
     const firstDone = finished(first);
     await whenAnswered(out, 20);
     for (const extra of [[], ['--resume']]) {
