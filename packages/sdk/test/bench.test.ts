@@ -3,6 +3,9 @@
  * speed. Every figure must carry a value, the limit measured in the same run and
  * their ratio; real-size runs are benches (docs/benchmarks.md), never tests.
  */
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { BenchReport } from '../src/cli/bench.js';
 import '../src/index.js'; // registers the Node platform, as src/cli.ts does
@@ -71,6 +74,19 @@ describe('blip2 bench --small', () => {
       /\(5 beams, ([1-9]|10) new tokens\)/,
     );
     expect(c.err()).toMatch(/^bench: /m);
+  });
+
+  it('never writes random weights into a folder that holds something else', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'blip2-bench-test-'));
+    try {
+      writeFileSync(join(dir, 'config.json'), '{}');
+      const c = capture();
+      expect(await main(['bench', '--weights-dir', dir, '--peer', 'none'], c.io)).toBe(1);
+      expect(c.err()).toMatch(/is not empty and holds no bench-checkpoint\.json/);
+      expect(readdirSync(dir)).toEqual(['config.json']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses bad options with the usage text', async () => {

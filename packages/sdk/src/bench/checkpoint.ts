@@ -3,7 +3,7 @@
  * manifests.json (config + every weight's shape) with random weights, written once
  * and reused, or a shipped fixture model as it is (the small mode).
  */
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeSafetensorsFile } from '@blip2/safetensors/node';
 import { SdkError } from '../errors.js';
@@ -55,6 +55,13 @@ export async function writeRandomCheckpoint(
       );
     }
     return { dir, bytes: statSync(file).size, written: false, seconds: 0 };
+  }
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    // a shared folder may hold someone's export: never write random weights over it
+    throw new SdkError(
+      'E_BENCH',
+      `${dir} is not empty and holds no ${DONE}: not a folder of blip2 bench's random weights (bench a checkpoint with --model)`,
+    );
   }
   mkdirSync(dir, { recursive: true });
   const start = performance.now();

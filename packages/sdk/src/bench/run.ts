@@ -81,24 +81,31 @@ export interface Workload {
 }
 
 /**
- * The matrices one decode step reads whole: every decoder layer's and the LM head
- * (the tied embedding table when the checkpoint stores no lm_head); of the embedding
- * tables it reads one row.
+ * The tensors one decode step reads whole: every decoder layer's and the LM head's
+ * (the tied embedding table when the checkpoint stores no lm_head), whatever their
+ * stored form (float, or packed quantized weights with their scales); of the
+ * embedding tables it reads one row.
  */
 function stepWeights(config: Blip2Config, weights: WeightIndex): string[] {
+  const names = [...weights.tensors.keys()];
   const layers =
     config.textConfig.modelType === 'opt'
       ? /^language_model\.model\.decoder\.layers\./
       : /^language_model\.decoder\.block\./;
-  const matrices = [...weights.tensors.keys()].filter(
-    (n) => layers.test(n) && weights.get(n).shape.length === 2,
-  );
   const head = [
-    'language_model.lm_head.weight',
-    'language_model.model.decoder.embed_tokens.weight',
-    'language_model.shared.weight',
-  ].find((n) => weights.has(n));
-  return head ? [...matrices, head] : matrices;
+    'language_model.lm_head.',
+    'language_model.model.decoder.embed_tokens.',
+    'language_model.shared.',
+  ].find((prefix) => names.some((n) => n.startsWith(prefix)));
+  return names.filter((n) => layers.test(n) || (head !== undefined && n.startsWith(head)));
+}
+
+/** Float 2-D tensors among `names`: what a ReduceSum can read to measure the bandwidth. */
+function floatMatrices(weights: WeightIndex, names: readonly string[]): string[] {
+  return names.filter((n) => {
+    const info = weights.get(n);
+    return info.shape.length === 2 && (info.dtype === 'F32' || info.dtype === 'F16');
+  });
 }
 
 /** Multiply-adds x 2 of one image through the vision model, and through the Q-Former + projection. */
@@ -196,7 +203,13 @@ export async function runBench(
 
     const readNames = stepWeights(config, weights);
     const stepBytes = readNames.reduce((a, n) => a + weights.get(n).byteLength, 0);
-    const bandwidth = await readBandwidth(backend, weights, readNames);
+    // a quantized checkpoint's step reads packed weights; its float tables show the same bandwidth
+    const floats = floatMatrices(weights, readNames);
+    const bandwidth = await readBandwidth(
+      backend,
+      weights,
+      floats.length ? floats : floatMatrices(weights, [...weights.tensors.keys()]),
+    );
     log(
       `read bandwidth: ${(bandwidth / 1e9).toFixed(1)} GB/s over ${(stepBytes / 1e9).toFixed(2)} GB of mapped weights`,
     );
@@ -249,9 +262,13 @@ export async function runBench(
         noise(rows * length * D).map((x) => x * 0.2),
       );
     const ones = (rows: number, length: number) => int64([rows, length], new Array(rows * length).fill(1));
-    const matrixParams = readNames.reduce((a, n) => a + weights.get(n).shape[0] * weights.get(n).shape[1], 0);
-    const head = weights.get(readNames[readNames.length - 1]).shape;
-    const headParams = head[0] * head[1];
+    // multiply-adds from the config, whatever the stored form of the weights
+    const textConfig = config.textConfig;
+    const headParams = shape.vocab * shape.hidden;
+    const matrixParams =
+      textConfig.modelType === 'opt'
+        ? shape.layers * (4 * shape.hidden * shape.hidden + 2 * shape.hidden * shape.ffn) + headParams
+        : shape.layers * (8 * shape.hidden * shape.hidden + 3 * shape.hidden * shape.ffn) + headParams;
     const prefillRate = await matmulRate(backend, promptLength, shape.hidden, shape.ffn);
     // the least a prefill must compute: every layer at every position, the LM head at the last
     const prefillFlop =

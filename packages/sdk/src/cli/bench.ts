@@ -24,6 +24,7 @@ export const BENCH_USAGE = `usage: blip2 bench [options]
   same shapes when python3 can import torch. Progress on stderr.
   --variant V             layout from manifests.json (default blip2-opt-2.7b)
   --small                 the tiny OPT fixture instead (seconds; checks the bench, not speed)
+  --model DIR             an existing checkpoint folder instead (e.g. a blip2 export); nothing is written
   --dtype D[,D...]        compute dtypes to measure, one run each (default fp32)
   --device D              cpu (default) | cuda | ... (onnxruntime-node providers)
   --weights-dir DIR       where the random checkpoint lives (written when absent, kept)
@@ -42,6 +43,7 @@ const OPTIONS = {
   ...COMMON,
   variant: { type: 'string' },
   small: { type: 'boolean' },
+  model: { type: 'string' },
   dtype: { type: 'string' },
   device: { type: 'string' },
   'weights-dir': { type: 'string' },
@@ -102,6 +104,7 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
   let dir: string;
   let temporary = false;
   if (small) dir = join(fixtures(), 'tiny-blip2-opt');
+  else if (values.model) dir = resolve(values.model as string);
   else {
     const manifestsPath = (values.manifests as string | undefined) ?? join(fixtures(), 'manifests.json');
     const manifests = JSON.parse(readFileSync(manifestsPath, 'utf8')) as Record<string, Manifest>;
@@ -136,7 +139,7 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
     let machine: Machine | undefined;
     let workload: Awaited<ReturnType<typeof runBench>>['workload'] | undefined;
     for (const dtype of dtypes) {
-      log(`measuring ${small ? 'tiny-blip2-opt' : variant}, ${dtype}`);
+      log(`measuring ${small ? 'tiny-blip2-opt' : values.model ? dir : variant}, ${dtype}`);
       const run = await runBench({
         dir,
         dtype,
