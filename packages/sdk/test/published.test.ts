@@ -92,11 +92,13 @@ describe('blip2 inspect on the published checkpoints (real shapes, no weights)',
         value: [imageSize, imageSize],
         source: expect.stringMatching(/preprocessor_config\.json size$/),
       });
-      // generation_config.json when there is one; the legacy folders have none, and the
-      // defaults come from the text config as GenerationConfig.from_model_config takes them
+      // generation_config.json; the legacy ones (4.27's from_model_config) hold no token ids,
+      // which then come from the text config, as 4.x's language model generated with them
       const legacy = variant.startsWith('legacy/');
-      expect(report.uses.eosTokenId.source).toMatch(
-        legacy ? /config\.json text_config\.eos_token_id$/ : /^generation_config\.json$/,
+      expect(report.uses.eosTokenId.source).toBe(
+        legacy
+          ? 'config.json text_config.eos_token_id (generation_config.json is _from_model_config without it)'
+          : 'generation_config.json',
       );
       expect(report.config.imageTokenIndex).toBe(legacy ? null : t5 ? 32100 : 50265);
       // the processor: 32 <image> tokens, or (legacy) none, the queries prefixing the text
@@ -139,11 +141,13 @@ describe('blip2 inspect on the published checkpoints (real shapes, no weights)',
 
 describe('a checkpoint folder without generation_config.json', () => {
   /** tiny-blip2-opt without generation_config.json, its text config's eos_token_id set to `eos` */
-  async function withoutGenerationConfig(eos?: number): Promise<string> {
+  async function withoutGenerationConfig(eos?: number, generationConfig?: object): Promise<string> {
     const dir = await mkdtemp(join(tmpdir(), 'blip2-no-genconfig-'));
     temps.push(dir);
     await cp(fixtures.tinyOpt, dir, { recursive: true });
     await rm(join(dir, 'generation_config.json'));
+    if (generationConfig)
+      await writeFile(join(dir, 'generation_config.json'), JSON.stringify(generationConfig));
     if (eos !== undefined) {
       const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
       config.text_config.eos_token_id = eos;
@@ -174,5 +178,11 @@ describe('a checkpoint folder without generation_config.json', () => {
     expect(stopped.length).toBeLessThan(reference.length);
     const report = await inspectModel(await withoutGenerationConfig(stop));
     expect(report.uses.eosTokenId).toEqual({ value: stop, source: 'config.json text_config.eos_token_id' });
+    // a file 4.27 wrote (from the model config, no token ids) lets the text config decide too
+    const legacy = { _from_model_config: true, transformers_version: '4.27.0.dev0' };
+    expect(await run(await withoutGenerationConfig(stop, legacy))).toEqual(stopped);
+    // a file of its own is used as it is: no eos_token_id there, none used
+    const own = await run(await withoutGenerationConfig(stop, { max_new_tokens: 12 }));
+    expect(own.length).toBe(12);
   });
 });

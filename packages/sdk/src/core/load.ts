@@ -56,6 +56,10 @@ export type GenerationSources = Readonly<Record<string, string>>;
 /**
  * generation_config.json when the checkpoint has one; otherwise what transformers then
  * uses, `GenerationConfig.from_model_config(config)` (the text config's token ids).
+ * A file that says `_from_model_config: true` was itself derived from the model config:
+ * transformers 4.27-4.40 wrote such files without any token id for BLIP-2 (its top-level
+ * config has none) and generated through the language model, whose own generation config
+ * came from `text_config`. The token fields such a file lacks come from the model config.
  */
 export function generationDefaultsOf(
   genJson: unknown,
@@ -63,23 +67,32 @@ export function generationDefaultsOf(
   config: Blip2Config,
   location: string,
 ): { defaults: GenerationOptions; sources: GenerationSources } {
-  if (genJson !== undefined) {
-    const file = `${location}/generation_config.json`;
-    const defaults = generationOptionsFromConfig(genJson, file);
-    const sources = Object.fromEntries(
-      Object.entries(genJson as Record<string, unknown>)
-        .filter(([k, v]) => k.endsWith('token_id') && v !== null)
-        .map(([k]) => [k, 'generation_config.json']),
-    );
-    return { defaults, sources };
-  }
   const derived = generationDefaultsFromModelConfig(rawConfig, config, `${location}/config.json`);
   // sources name the file within the checkpoint; errors keep the full path
   const inFolder = (source: string) => source.replace(`${location}/`, '');
-  return {
-    defaults: generationOptionsFromConfig(derived.json, `${location}/config.json (from_model_config)`),
-    sources: Object.fromEntries(Object.entries(derived.sources).map(([k, v]) => [k, inFolder(v)])),
-  };
+  if (genJson === undefined) {
+    return {
+      defaults: generationOptionsFromConfig(derived.json, `${location}/config.json (from_model_config)`),
+      sources: Object.fromEntries(Object.entries(derived.sources).map(([k, v]) => [k, inFolder(v)])),
+    };
+  }
+  const file = `${location}/generation_config.json`;
+  const stored = genJson as Record<string, unknown>;
+  const sources: Record<string, string> = Object.fromEntries(
+    Object.entries(stored)
+      .filter(([k, v]) => k.endsWith('token_id') && v !== null)
+      .map(([k]) => [k, 'generation_config.json']),
+  );
+  let json = stored;
+  if (stored !== null && typeof stored === 'object' && stored._from_model_config === true) {
+    for (const [k, v] of Object.entries(derived.json)) {
+      if (stored[k] != null) continue;
+      json = { ...json, [k]: v };
+      sources[k] =
+        `${inFolder(derived.sources[k as keyof typeof derived.sources] ?? '')} (generation_config.json is _from_model_config without it)`;
+    }
+  }
+  return { defaults: generationOptionsFromConfig(json, file), sources };
 }
 
 export type Part = 'vision' | 'qformer' | 'languageModel' | 'processor';
