@@ -5,7 +5,15 @@
  * graph run goes through `Session.run`, and each graph has a name ('vision_model',
  * 'qformer', then the language model's prefill and step graphs).
  */
-import type { AnyTensor, Backend, BuiltGraph, LoadOptions, Session, Tensor } from '@blip2/tensor';
+import type {
+  AnyTensor,
+  Backend,
+  BackendCapabilities,
+  BuiltGraph,
+  LoadOptions,
+  Session,
+  Tensor,
+} from '@blip2/tensor';
 import { formatMs } from './format.js';
 
 /** The image side of BLIP-2: the vision encoder and the Q-Former (with language_projection). */
@@ -33,6 +41,14 @@ export class TimedBackend implements Backend {
 
   get name(): string {
     return this.inner.name;
+  }
+
+  get capabilities(): BackendCapabilities {
+    return this.inner.capabilities;
+  }
+
+  clearWeightCache(): void {
+    this.inner.clearWeightCache?.();
   }
 
   async load(graph: BuiltGraph, options?: LoadOptions): Promise<Session> {

@@ -6,6 +6,12 @@ import { describeTimes, TimedBackend } from '../src/timing.js';
 function fakeBackend(clock: { t: number }, cost: Record<string, number>): Backend {
   return {
     name: 'fake:cpu',
+    capabilities: {
+      batchedLinears: 'gemm',
+      sharedWeights: true,
+      deviceOutputs: false,
+      computeDtypes: ['float32'],
+    },
     async load(graph: BuiltGraph): Promise<Session> {
       const run = async () => {
         clock.t += cost[graph.name];

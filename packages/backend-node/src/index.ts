@@ -9,7 +9,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { type Backend, type BuiltGraph, type LoadOptions, OrtSession, type Session } from '@blip2/tensor';
+import {
+  type Backend,
+  type BackendCapabilities,
+  type BuiltGraph,
+  type LoadOptions,
+  OrtSession,
+  type Session,
+} from '@blip2/tensor';
 import * as ort from 'onnxruntime-node';
 import { NodeBackendError } from './errors.js';
 
@@ -145,6 +152,7 @@ const sessionError = (code: 'E_RELEASED' | 'E_RUN', message: string, cause?: unk
 export class NodeBackend implements Backend {
   readonly name: string;
   readonly device: NodeDevice;
+  readonly capabilities: BackendCapabilities;
   private readonly options: NodeBackendOptions;
 
   constructor(options: NodeBackendOptions = {}) {
@@ -161,6 +169,16 @@ export class NodeBackend implements Backend {
       this.device = 'cpu';
     } else this.device = wanted;
     this.name = `node:${this.device}`;
+    this.capabilities = {
+      // measured on the CPU provider only (docs/architecture.md): with pre-packing off, Gemm
+      // re-packs the whole weight on every run of two rows or more; the weight-first product does not
+      batchedLinears: this.device === 'cpu' ? 'weight-first' : 'gemm',
+      // weights are memory-mapped from the checkpoint: another session over them costs no copy
+      sharedWeights: true,
+      // see `load`: onnxruntime-node cannot keep an output in device memory from JavaScript
+      deviceOutputs: false,
+      computeDtypes: ['float32'],
+    };
   }
 
   /**

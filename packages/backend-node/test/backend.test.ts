@@ -159,6 +159,15 @@ describe('backend-node', () => {
     expect(err.message).toMatch(/^bad: onnxruntime failed on x\[2\] y\[3\]/);
   });
 
+  it('declares its capabilities: weight-first batched linears on the CPU only, weights shared, no device outputs', () => {
+    expect(createNodeBackend().capabilities).toEqual({
+      batchedLinears: 'weight-first',
+      sharedWeights: true,
+      deviceOutputs: false,
+      computeDtypes: ['float32'],
+    });
+  });
+
   it('doctor lists the providers and how to get what is missing', () => {
     const report = doctor();
     expect(report.node).toBe(process.version);

@@ -8,7 +8,14 @@
  * into the 32-bit wasm heap. Files are cached per backend so the graphs of one
  * checkpoint share a single download.
  */
-import { type Backend, type BuiltGraph, type LoadOptions, OrtSession, type Session } from '@blip2/tensor';
+import {
+  type Backend,
+  type BackendCapabilities,
+  type BuiltGraph,
+  type LoadOptions,
+  OrtSession,
+  type Session,
+} from '@blip2/tensor';
 import * as ort from 'onnxruntime-web';
 import { deviceProblem, type WebDevice } from './device.js';
 import { WebBackendError } from './errors.js';
@@ -102,6 +109,7 @@ const sessionError = (code: 'E_RELEASED' | 'E_RUN', message: string, cause?: unk
 
 export class WebBackend implements Backend {
   readonly name: string;
+  readonly capabilities: BackendCapabilities;
   /** The device sessions run on (after any fallback). */
   readonly device: WebDevice;
   private readonly weights: WeightFileCache;
@@ -113,6 +121,13 @@ export class WebBackend implements Backend {
   ) {
     this.device = device;
     this.name = `web:${device}`;
+    this.capabilities = {
+      batchedLinears: 'gemm',
+      // onnxruntime-web copies the weight files into each session's memory
+      sharedWeights: false,
+      deviceOutputs: device === 'webgpu',
+      computeDtypes: ['float32'],
+    };
     this.weights = new WeightFileCache({
       ...(options.fetch ? { fetch: options.fetch } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),

@@ -92,6 +92,13 @@ describe('backend-web (wasm) in Node', () => {
   it('matches a float64 TypeScript forward and backend-node CPU, weights read from a path', async () => {
     const web = await createWebBackend({ device: 'wasm' });
     expect(web.name).toBe('web:wasm');
+    // each session holds its own copy of the weights: adapters load no extra batched-step session
+    expect(web.capabilities).toEqual({
+      batchedLinears: 'gemm',
+      sharedWeights: false,
+      deviceOutputs: false,
+      computeDtypes: ['float32'],
+    });
     const out = await runHead(head, web);
     const cpu = await runHead(head, createNodeBackend());
     const ref = headReference(X_HEAD, 6);

@@ -8,19 +8,17 @@
  *
  * A decoder run of one row (greedy batch 1) uses the `decoder` graph; a run of
  * several rows (beams, batches) uses `decoderBatched`, the same decoder
- * multiplying weight-first, when the adapter has it (`T5LoadOptions.batchedDecoder`).
+ * multiplying weight-first, when the adapter has it (`T5LoadOptions.batchedStep`).
  */
 import type { T5Config } from '@blip2/configs';
 import type { LanguageModelAdapter, StepOutput } from '@blip2/generation';
-import { DeviceRowGather } from '@blip2/onnx';
+import { KV_IO, KvAdapterCore, type KvLoadOptions } from '@blip2/onnx';
 import {
   type AnyTensor,
   type Backend,
   type BuiltGraph,
   disposeTensor,
   gather,
-  isDeviceTensor,
-  LazySession,
   type Session,
   type Tensor,
   tensor,
@@ -60,37 +58,8 @@ export interface T5Sessions {
   readonly decoderBatched?: Session;
 }
 
-export interface T5LoadOptions {
-  /**
-   * When the weight-first decoder graph is loaded for runs of several rows:
-   * 'lazy' on the first such run (greedy batch-1 use never creates the session),
-   * 'eager' with the other graphs, 'never' (every run uses `decoder`).
-   *
-   * Default 'lazy' on 'node:cpu' and 'never' elsewhere: the weight-first layout pays off
-   * where weights are mapped in place with pre-packing off (onnxruntime-node's CPU, where
-   * Gemm re-packs the whole weight every run from 2 rows up); onnxruntime-web copies the
-   * weights into each session, so another session would cost another copy of them.
-   */
-  readonly batchedDecoder?: 'lazy' | 'eager' | 'never';
-}
-
-/** A cache output: float32, on the CPU or on the backend's device. */
-function asFloatAny(t: AnyTensor | undefined, name: string, session: string): AnyTensor<'float32'> {
-  if (t?.dtype !== 'float32')
-    throw new T5Error('E_SESSION', `${session}: output '${name}' is missing or not float32`);
-  return t as AnyTensor<'float32'>;
-}
-
-/** An output read on the CPU (logits, hidden states). */
-function asFloat(t: AnyTensor | undefined, name: string, session: string): Tensor<'float32'> {
-  const f = asFloatAny(t, name, session);
-  if (isDeviceTensor(f))
-    throw new T5Error(
-      'E_SESSION',
-      `${session}: output '${name}' stayed on the ${f.location}; it must come back to the CPU`,
-    );
-  return f;
-}
+/** `batchedStep`: when the weight-first decoder graph is loaded (see @blip2/onnx's `KvLoadOptions`). */
+export type T5LoadOptions = KvLoadOptions;
 
 function disposeAll(kvs: readonly KeyValue[]): void {
   for (const [k, v] of kvs) {
@@ -104,10 +73,8 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
   readonly decoderStartTokenId: number;
   readonly vocabSize: number;
   readonly maxPositions = undefined;
-  /** reorders device-resident caches on the device; undefined without a backend (CPU caches only) */
-  private readonly deviceGather: DeviceRowGather | undefined;
-  /** the weight-first decoder: given, loaded on the first run of several rows, or absent */
-  private readonly decoderBatched: LazySession | undefined;
+  /** id and output checks, the decoder session for a number of rows, cache reorders */
+  private readonly core: KvAdapterCore;
 
   /**
    * `backend` is the one the sessions run on: beam search reorders a device cache with a
@@ -122,20 +89,21 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
   ) {
     this.decoderStartTokenId = config.decoderStartTokenId;
     this.vocabSize = config.vocabSize;
-    this.deviceGather = backend && new DeviceRowGather(backend, 't5');
-    if (sessions.decoderBatched) this.decoderBatched = LazySession.of(sessions.decoderBatched);
-    else if (backend && decoderBatched) {
-      const keepOnDevice = T5Adapter.presentOutputs(config.numDecoderLayers);
-      this.decoderBatched = new LazySession(() => backend.load(decoderBatched, { keepOnDevice }));
-    }
+    this.core = new KvAdapterCore({
+      family: 't5',
+      adapter: 'T5Adapter',
+      vocabSize: config.vocabSize,
+      error: (code, message) => new T5Error(code, message),
+      step: sessions.decoder,
+      batched: sessions.decoderBatched ?? decoderBatched,
+      backend,
+      keepOnDevice: KV_IO.presents(config.numDecoderLayers),
+    });
   }
 
   /** The decoder's present.* outputs: the self-attention cache the next run is fed. */
   static presentOutputs(numDecoderLayers: number): string[] {
-    return Array.from({ length: numDecoderLayers }, (_, i) => [
-      T5_IO.presentKey(i),
-      T5_IO.presentValue(i),
-    ]).flat();
+    return KV_IO.presents(numDecoderLayers);
   }
 
   /**
@@ -149,35 +117,34 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
     backend: Backend,
     options: T5LoadOptions = {},
   ): Promise<T5Adapter> {
-    const batched = options.batchedDecoder ?? (backend.name === 'node:cpu' ? 'lazy' : 'never');
     const layers = Array.from({ length: config.numDecoderLayers }, (_, i) => i);
     const cross = layers.flatMap((i) => [T5_IO.crossKey(i), T5_IO.crossValue(i)]);
-    const present = T5Adapter.presentOutputs(config.numDecoderLayers);
-    const [embed, encoder, decoder, decoderBatched] = await Promise.all([
+    const present = KV_IO.presents(config.numDecoderLayers);
+    const [embed, encoder, steps] = await Promise.all([
       backend.load(graphs.embed),
       backend.load(graphs.encoder, { keepOnDevice: cross }),
-      backend.load(graphs.decoder, { keepOnDevice: present }),
-      batched === 'eager' ? backend.load(graphs.decoderBatched, { keepOnDevice: present }) : undefined,
+      KvAdapterCore.loadSteps(
+        backend,
+        { step: graphs.decoder, batched: graphs.decoderBatched },
+        present,
+        options,
+      ),
     ]);
-    const lazy = batched === 'lazy' ? graphs.decoderBatched : undefined;
+    const { step: decoder, batched } = steps;
+    const decoderBatched = batched && 'run' in batched ? batched : undefined;
+    const lazy = batched && !('run' in batched) ? batched : undefined;
     return new T5Adapter(config, { embed, encoder, decoder, decoderBatched }, backend, lazy);
   }
 
   /** Releases the sessions (and the batched decoder and reorder graphs, if runs loaded them). */
   async release(): Promise<void> {
-    await Promise.all([
-      this.sessions.embed.release(),
-      this.sessions.encoder.release(),
-      this.sessions.decoder.release(),
-      this.decoderBatched?.release(),
-      this.deviceGather?.release(),
-    ]);
+    await Promise.all([this.sessions.embed.release(), this.sessions.encoder.release(), this.core.release()]);
   }
 
   async embed(inputIds: Tensor<'int64'>): Promise<Tensor<'float32'>> {
-    this.checkIds(inputIds, 'embed: inputIds');
+    this.core.checkIds('inputIds', inputIds);
     const out = await this.sessions.embed.run({ [T5_IO.embed.inputIds]: inputIds });
-    return asFloat(out[T5_IO.embed.inputsEmbeds], T5_IO.embed.inputsEmbeds, 't5.embed');
+    return this.core.output(out, T5_IO.embed.inputsEmbeds, this.sessions.embed.name);
   }
 
   /** The encoder alone: last hidden state [B, S, D] and the cross-attention keys/values of every decoder layer, on the CPU. */
@@ -189,15 +156,18 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
     crossKeyValues: [Tensor<'float32'>, Tensor<'float32'>][];
   }> {
     const out = await this.runEncoder(inputsEmbeds, attentionMask, false);
+    const name = this.sessions.encoder.name;
+    const cpu: Record<string, AnyTensor> = {};
+    out.crossKeyValues.forEach(([k, v], i) => {
+      cpu[T5_IO.crossKey(i)] = k;
+      cpu[T5_IO.crossValue(i)] = v;
+    });
     return {
       lastHiddenState: out.lastHiddenState,
-      crossKeyValues: out.crossKeyValues.map(
-        ([k, v], i) =>
-          [asFloat(k, T5_IO.crossKey(i), 't5.encoder'), asFloat(v, T5_IO.crossValue(i), 't5.encoder')] as [
-            Tensor<'float32'>,
-            Tensor<'float32'>,
-          ],
-      ),
+      crossKeyValues: out.crossKeyValues.map((_, i): [Tensor<'float32'>, Tensor<'float32'>] => [
+        this.core.output(cpu, T5_IO.crossKey(i), name),
+        this.core.output(cpu, T5_IO.crossValue(i), name),
+      ]),
     };
   }
 
@@ -237,12 +207,12 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
     const crossKeyValues = Array.from(
       { length: this.config.numDecoderLayers },
       (_, i): KeyValue => [
-        asFloatAny(out[T5_IO.crossKey(i)], T5_IO.crossKey(i), 't5.encoder'),
-        asFloatAny(out[T5_IO.crossValue(i)], T5_IO.crossValue(i), 't5.encoder'),
+        this.core.cacheOutput(out, T5_IO.crossKey(i), encoder.name),
+        this.core.cacheOutput(out, T5_IO.crossValue(i), encoder.name),
       ],
     );
     return {
-      lastHiddenState: asFloat(out[io.lastHiddenState], io.lastHiddenState, 't5.encoder'),
+      lastHiddenState: this.core.output(out, io.lastHiddenState, encoder.name),
       crossKeyValues,
     };
   }
@@ -284,7 +254,7 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
    */
   async decode(decoderInputIds: Tensor<'int64'>, cache: T5Cache): Promise<StepOutput<T5Cache>> {
     const B = cache.encoderAttentionMask.dims[0];
-    this.checkIds(decoderInputIds, 'decoder input ids');
+    this.core.checkIds('decoderInputIds', decoderInputIds);
     if (decoderInputIds.dims[0] !== B || decoderInputIds.dims[1] < 1) {
       throw new T5Error(
         'E_INPUT',
@@ -305,38 +275,22 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
       feeds[T5_IO.crossKey(i)] = k;
       feeds[T5_IO.crossValue(i)] = v;
     });
-    const decoder = await this.decoderSession(B * T);
+    const decoder = await this.core.stepSession(B * T);
     const out = await decoder.runOnDevice(feeds);
     const selfKeyValues = cache.selfKeyValues.map(
       (_, i): KeyValue => [
-        asFloatAny(out[T5_IO.presentKey(i)], T5_IO.presentKey(i), decoder.name),
-        asFloatAny(out[T5_IO.presentValue(i)], T5_IO.presentValue(i), decoder.name),
+        this.core.cacheOutput(out, T5_IO.presentKey(i), decoder.name),
+        this.core.cacheOutput(out, T5_IO.presentValue(i), decoder.name),
       ],
     );
-    const logits = asFloat(out[T5_IO.decoder.logits], T5_IO.decoder.logits, decoder.name);
+    const logits = this.core.output(out, T5_IO.decoder.logits, decoder.name);
     // the new cache replaces the old one's self-attention part (generation's contract); the encoder side is shared
     disposeAll(cache.selfKeyValues);
     return { logits, cache: { ...cache, selfKeyValues, steps: cache.steps + T } };
   }
 
-  /**
-   * The decoder graph for `rows` = batch x new tokens, the rows each matrix product
-   * multiplies: Gemm's `decoder` for one, the weight-first one (if any) for more.
-   */
-  private async decoderSession(rows: number): Promise<Session> {
-    if (rows <= 1 || !this.decoderBatched) return this.sessions.decoder;
-    return this.decoderBatched.get();
-  }
-
   async reorderCache(cache: T5Cache, rows: readonly number[]): Promise<T5Cache> {
-    const B = cache.encoderAttentionMask.dims[0];
-    for (const r of rows) {
-      if (!Number.isInteger(r) || r < 0 || r >= B) {
-        throw new T5Error('E_CACHE', `reorderCache: row ${r} is not a row of the cache (${B} rows)`);
-      }
-    }
-    // beams that all kept their own history: nothing to move (nor to free)
-    if (rows.length === B && rows.every((r, i) => r === i)) return cache;
+    if (this.core.keepsRows(rows, cache.encoderAttentionMask.dims[0])) return cache;
     const sourceRows = rows.map((r) => cache.sourceRows[r]);
     const same =
       sourceRows.length === cache.sourceRows.length && sourceRows.every((s, i) => s === cache.sourceRows[i]);
@@ -365,17 +319,7 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
 
   /** `rows` of every key and value: on the device when they live there, else on the CPU. */
   private async gatherRows(kvs: readonly KeyValue[], rows: readonly number[]): Promise<KeyValue[]> {
-    const flat = kvs.flat();
-    let moved: AnyTensor<'float32'>[];
-    if (flat.some(isDeviceTensor)) {
-      if (!this.deviceGather) {
-        throw new T5Error(
-          'E_CACHE',
-          'reorderCache: the cache is on a device but the adapter has no backend to reorder it there (construct it with T5Adapter.load)',
-        );
-      }
-      moved = await this.deviceGather.gather(flat, rows);
-    } else moved = flat.map((t) => gather(t as Tensor<'float32'>, 0, rows));
+    const moved = await this.core.gatherRows(kvs.flat(), rows);
     return kvs.map((_, i): KeyValue => [moved[2 * i], moved[2 * i + 1]]);
   }
 
@@ -385,20 +329,5 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
       numBuckets: this.config.relativeAttentionNumBuckets,
       maxDistance: this.config.relativeAttentionMaxDistance,
     };
-  }
-
-  private checkIds(ids: Tensor<'int64'>, what: string): void {
-    if (ids.dtype !== 'int64' || ids.dims.length !== 2) {
-      throw new T5Error('E_INPUT', `${what} must be int64 [batch, tokens], got ${ids.dtype} [${ids.dims}]`);
-    }
-    for (let i = 0; i < ids.data.length; i++) {
-      const id = ids.data[i];
-      if (id < 0n || id >= BigInt(this.vocabSize)) {
-        throw new T5Error(
-          'E_INPUT',
-          `${what}: token id ${id} at flat index ${i} is outside the vocabulary [0, ${this.vocabSize})`,
-        );
-      }
-    }
   }
 }

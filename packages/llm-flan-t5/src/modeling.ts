@@ -29,6 +29,7 @@ import {
   gather,
   gelu,
   geluTanh,
+  KV_IO,
   linear,
   matmul,
   matmulTransB,
@@ -93,11 +94,11 @@ export const T5_IO = {
   /** decoder layer `i`'s cross-attention keys/values: encoder output, decoder input */
   crossKey: (i: number) => `cross.${i}.key`,
   crossValue: (i: number) => `cross.${i}.value`,
-  /** decoder layer `i`'s self-attention cache: decoder input (`past`) and output (`present`) */
-  pastKey: (i: number) => `past.${i}.key`,
-  pastValue: (i: number) => `past.${i}.value`,
-  presentKey: (i: number) => `present.${i}.key`,
-  presentValue: (i: number) => `present.${i}.value`,
+  /** decoder layer `i`'s self-attention cache: decoder input (`past_key_values`) and output (`present`) */
+  pastKey: KV_IO.pastKey,
+  pastValue: KV_IO.pastValue,
+  presentKey: KV_IO.presentKey,
+  presentValue: KV_IO.presentValue,
 } as const;
 
 /**

@@ -110,7 +110,7 @@ describe('T5Adapter', () => {
       err('E_INPUT', /attentionMask must be int64 \[1, 6\].*\[1,5\]/),
     );
     await expect(adapter.embed(int64([1, 2], [3, 344]))).rejects.toThrow(
-      err('E_INPUT', /token id 344 at flat index 1.*\[0, 344\)/),
+      err('E_INPUT', /inputIds\[0, 1\] = 344 is outside the vocabulary \[0, 344\)/),
     );
     const { cache } = await adapter.prefill(embeds, mask);
     await expect(adapter.step(int64([2, 1], [3, 3]), cache)).rejects.toThrow(

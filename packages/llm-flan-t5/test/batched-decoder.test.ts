@@ -50,6 +50,7 @@ function countingBackend() {
   const runs: { graph: string; rows: number }[] = [];
   const backend: Backend = {
     name: inner.name,
+    capabilities: inner.capabilities,
     async load(graph: BuiltGraph, options?: LoadOptions): Promise<Session> {
       loads.push(graph.name);
       const s = await inner.load(graph, options);
@@ -121,8 +122,8 @@ describe('the weight-first decoder graph (decoderBatched)', () => {
   });
 
   it('gives each row of a 3-row run the logits and cache the batch-1 decoder gives that row', async () => {
-    const gemmOnly = await load({ batchedDecoder: 'never' });
-    const batched = await load({ batchedDecoder: 'eager' });
+    const gemmOnly = await load({ batchedStep: 'never' });
+    const batched = await load({ batchedStep: 'eager' });
     const { inputsEmbeds, attentionMask } = await prompt(gemmOnly, 3);
     let cache: T5Cache = await gemmOnly.encoderCache(inputsEmbeds, attentionMask);
     // the first pass on the start token, then a step of one token per row, then of two
@@ -181,13 +182,7 @@ describe('T5Adapter picks the decoder graph by the rows a run multiplies', () =>
     return { loadsAtLoad, loads: counting.loads, runsOf };
   }
 
-  it('greedy batch 1: every run on `decoder`, the batched graph never even loaded (lazy default)', async () => {
-    const { loadsAtLoad, loads, runsOf } = await run('case0/greedy');
-    expect(loadsAtLoad).toEqual(['t5.embed', 't5.encoder', 't5.decoder']);
-    expect(loads).not.toContain('t5.decoder_batched');
-    expect(runsOf('t5.decoder').length).toBeGreaterThan(0);
-    expect(runsOf('t5.decoder').every((r) => r.rows === 1)).toBe(true);
-  });
+  // that greedy batch 1 never loads the batched graph is the shared core's rule (@blip2/onnx's kv-adapter test)
 
   it('beam search: the first pass (1 row) on `decoder`, every beam step on `decoderBatched`', async () => {
     const { loadsAtLoad, loads, runsOf } = await run('case0/beam4');
@@ -201,10 +196,10 @@ describe('T5Adapter picks the decoder graph by the rows a run multiplies', () =>
   });
 
   it("'eager' loads it with the other graphs; 'never' keeps beams on `decoder` with the same result", async () => {
-    const eager = await run('case0/beam5_lavis', { batchedDecoder: 'eager' });
+    const eager = await run('case0/beam5_lavis', { batchedStep: 'eager' });
     expect(eager.loadsAtLoad).toContain('t5.decoder_batched');
     expect(eager.runsOf('t5.decoder_batched').length).toBeGreaterThan(0);
-    const never = await run('case0/beam5_lavis', { batchedDecoder: 'never' });
+    const never = await run('case0/beam5_lavis', { batchedStep: 'never' });
     expect(never.loads).not.toContain('t5.decoder_batched');
     expect(never.runsOf('t5.decoder').length).toBe(
       eager.runsOf('t5.decoder').length + eager.runsOf('t5.decoder_batched').length,

@@ -47,6 +47,12 @@ class FakeDeviceTensor implements DeviceTensor {
 
 class FakeDeviceBackend implements Backend {
   readonly name = 'fake:gpu';
+  readonly capabilities = {
+    batchedLinears: 'gemm',
+    sharedWeights: false,
+    deviceOutputs: true,
+    computeDtypes: ['float32'],
+  } as const;
   readonly made: FakeDeviceTensor[] = [];
   /** per session: feeds that arrived as device tensors */
   readonly deviceFeeds: Record<string, number> = {};

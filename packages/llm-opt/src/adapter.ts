@@ -12,7 +12,7 @@
  */
 import type { OPTConfig } from '@blip2/configs';
 import type { LanguageModelAdapter, StepOutput } from '@blip2/generation';
-import { DeviceRowGather } from '@blip2/onnx';
+import { KV_IO, KvAdapterCore, type KvLoadOptions } from '@blip2/onnx';
 import {
   type AnyTensor,
   type Backend,
@@ -20,7 +20,6 @@ import {
   concat,
   disposeTensor,
   gather,
-  isDeviceTensor,
   LazySession,
   type Session,
   type Tensor,
@@ -47,29 +46,15 @@ export interface OptSessions {
   readonly stepBatched?: Session;
 }
 
-export interface OptLoadOptions {
-  /**
-   * When the weight-first step graph is loaded for steps of several rows:
-   * - 'lazy': on the first such step, so greedy batch-1 use never creates the session;
-   * - 'eager': with the other graphs;
-   * - 'never': every step runs `step` (no fourth session).
-   *
-   * Default 'lazy' on 'node:cpu' and 'never' elsewhere: the weight-first layout pays off
-   * where weights are mapped in place with pre-packing off (onnxruntime-node's CPU, where
-   * Gemm re-packs the whole weight every run from 2 rows up); onnxruntime-web copies the
-   * weights into each session, so a fourth session would cost another copy of them.
-   */
-  readonly batchedStep?: 'lazy' | 'eager' | 'never';
-}
+/** `batchedStep`: when the weight-first step graph is loaded (see @blip2/onnx's `KvLoadOptions`). */
+export type OptLoadOptions = KvLoadOptions;
 
 export class OptAdapter implements LanguageModelAdapter<OptCache> {
   readonly kind = 'decoder-only' as const;
   readonly vocabSize: number;
   readonly maxPositions: number;
-  /** reorders device-resident caches on the device; undefined without a backend (CPU caches only) */
-  private readonly deviceGather: DeviceRowGather | undefined;
-  /** the weight-first step: given, loaded on the first step of several rows, or absent */
-  private readonly stepBatched: LazySession | undefined;
+  /** id and output checks, the step session for a number of rows, cache reorders */
+  private readonly core: KvAdapterCore;
   /** the full-logits forward: generation never needs it, so it loads on the first `forward` */
   private readonly forwardSession: LazySession | undefined;
 
@@ -88,19 +73,23 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
   ) {
     this.vocabSize = config.vocabSize;
     this.maxPositions = config.maxPositionEmbeddings;
-    this.deviceGather = backend && new DeviceRowGather(backend, 'opt');
-    if (sessions.stepBatched) this.stepBatched = LazySession.of(sessions.stepBatched);
-    else if (backend && stepBatched) {
-      const keepOnDevice = OptAdapter.cacheOutputs(config.numHiddenLayers);
-      this.stepBatched = new LazySession(() => backend.load(stepBatched, { keepOnDevice }));
-    }
+    this.core = new KvAdapterCore({
+      family: 'opt',
+      adapter: 'OptAdapter',
+      vocabSize: config.vocabSize,
+      error: (code, message) => new OptError(code, message),
+      step: sessions.step,
+      batched: sessions.stepBatched ?? stepBatched,
+      backend,
+      keepOnDevice: KV_IO.presents(config.numHiddenLayers),
+    });
     if (sessions.forward) this.forwardSession = LazySession.of(sessions.forward);
     else if (backend && forward) this.forwardSession = new LazySession(() => backend.load(forward));
   }
 
   /** The present.* outputs of a prefill or step graph: the cache the next step is fed. */
   static cacheOutputs(numLayers: number): string[] {
-    return Array.from({ length: numLayers }, (_, i) => [OPT_IO.presentKey(i), OPT_IO.presentValue(i)]).flat();
+    return KV_IO.presents(numLayers);
   }
 
   /**
@@ -113,22 +102,27 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     backend: Backend,
     options: OptLoadOptions = {},
   ): Promise<OptAdapter> {
-    const batchedStep = options.batchedStep ?? (backend.name === 'node:cpu' ? 'lazy' : 'never');
-    const keepOnDevice = OptAdapter.cacheOutputs(config.numHiddenLayers);
-    const [embed, prefill, step, stepBatched] = await Promise.all([
+    const keepOnDevice = KV_IO.presents(config.numHiddenLayers);
+    const [embed, prefill, steps] = await Promise.all([
       backend.load(graphs.embed),
       backend.load(graphs.prefill, { keepOnDevice }),
-      backend.load(graphs.step, { keepOnDevice }),
-      batchedStep === 'eager' ? backend.load(graphs.stepBatched, { keepOnDevice }) : undefined,
+      KvAdapterCore.loadSteps(
+        backend,
+        { step: graphs.step, batched: graphs.stepBatched },
+        keepOnDevice,
+        options,
+      ),
     ]);
-    const lazy = batchedStep === 'lazy' ? graphs.stepBatched : undefined;
+    const { step, batched } = steps;
+    const stepBatched = batched && 'run' in batched ? batched : undefined;
+    const lazy = batched && !('run' in batched) ? batched : undefined;
     return new OptAdapter(config, { embed, prefill, step, stepBatched }, backend, lazy, graphs.forward);
   }
 
   async embed(inputIds: Tensor<'int64'>): Promise<Tensor<'float32'>> {
-    this.checkIds('inputIds', inputIds);
+    this.core.checkIds('inputIds', inputIds);
     const out = await this.sessions.embed.run({ [OPT_IO.embed.inputIds]: inputIds });
-    return float32Output(out, OPT_IO.embed.inputsEmbeds, this.sessions.embed.name);
+    return this.core.output(out, OPT_IO.embed.inputsEmbeds, this.sessions.embed.name);
   }
 
   async prefill(
@@ -141,7 +135,7 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       [OPT_IO.prefill.attentionMask]: attentionMask,
     });
     return {
-      logits: float32Output(out, 'logits', this.sessions.prefill.name),
+      logits: this.core.output(out, OPT_IO.prefill.logits, this.sessions.prefill.name),
       cache: this.cacheFrom(out, attentionMask, this.sessions.prefill.name),
     };
   }
@@ -160,7 +154,7 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       [OPT_IO.forward.inputsEmbeds]: inputsEmbeds,
       [OPT_IO.forward.attentionMask]: attentionMask,
     });
-    return float32Output(out, OPT_IO.forward.logits, session.name);
+    return this.core.output(out, OPT_IO.forward.logits, session.name);
   }
 
   private checkPrompt(inputsEmbeds: Tensor<'float32'>, attentionMask: Tensor<'int64'>): void {
@@ -186,7 +180,7 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
   }
 
   async step(tokenIds: Tensor<'int64'>, cache: OptCache): Promise<StepOutput<OptCache>> {
-    this.checkIds('tokenIds', tokenIds);
+    this.core.checkIds('tokenIds', tokenIds);
     const [b, s] = tokenIds.dims;
     if (b !== cache.attentionMask.dims[0]) {
       throw new OptError(
@@ -211,10 +205,10 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       feeds[OPT_IO.pastKey(i)] = cache.keys[i];
       feeds[OPT_IO.pastValue(i)] = cache.values[i];
     }
-    const session = await this.stepSession(b * s);
+    const session = await this.core.stepSession(b * s);
     const out = await session.runOnDevice(feeds);
     const next = {
-      logits: float32Output(out, 'logits', session.name),
+      logits: this.core.output(out, OPT_IO.step.logits, session.name),
       cache: this.cacheFrom(out, attentionMask, session.name),
     };
     // the step replaced the cache it was given (generation's contract): free its device buffers now
@@ -222,36 +216,10 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     return next;
   }
 
-  /**
-   * The step graph for `rows` = batch x new tokens, the rows each matrix product
-   * multiplies: Gemm's `step` for one, the weight-first one (if any) for more.
-   */
-  private async stepSession(rows: number): Promise<Session> {
-    if (rows <= 1 || !this.stepBatched) return this.sessions.step;
-    return this.stepBatched.get();
-  }
-
   async reorderCache(cache: OptCache, rows: readonly number[]): Promise<OptCache> {
-    const n = cache.attentionMask.dims[0];
-    for (const r of rows) {
-      if (!Number.isInteger(r) || r < 0 || r >= n) {
-        throw new OptError('E_CACHE', `reorderCache: row ${r} is not a row of the cache (${n} rows)`);
-      }
-    }
-    // beams that all kept their own history: nothing to move (nor to free)
-    if (rows.length === n && rows.every((r, i) => r === i)) return cache;
+    if (this.core.keepsRows(rows, cache.attentionMask.dims[0])) return cache;
     const layers = this.config.numHiddenLayers;
-    const kv = [...cache.keys, ...cache.values];
-    let moved: AnyTensor<'float32'>[];
-    if (kv.some(isDeviceTensor)) {
-      if (!this.deviceGather) {
-        throw new OptError(
-          'E_CACHE',
-          'reorderCache: the cache is on a device but the adapter has no backend to reorder it there (construct it with OptAdapter.load)',
-        );
-      }
-      moved = await this.deviceGather.gather(kv, rows);
-    } else moved = kv.map((t) => gather(t as Tensor<'float32'>, 0, rows));
+    const moved = await this.core.gatherRows([...cache.keys, ...cache.values], rows);
     const next = {
       keys: moved.slice(0, layers),
       values: moved.slice(layers),
@@ -272,10 +240,8 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     await Promise.all([
       this.sessions.embed.release(),
       this.sessions.prefill.release(),
-      this.sessions.step.release(),
-      this.stepBatched?.release(),
       this.forwardSession?.release(),
-      this.deviceGather?.release(),
+      this.core.release(),
     ]);
   }
 
@@ -287,28 +253,10 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     const keys: AnyTensor<'float32'>[] = [];
     const values: AnyTensor<'float32'>[] = [];
     for (let i = 0; i < this.config.numHiddenLayers; i++) {
-      keys.push(float32Cache(out, OPT_IO.presentKey(i), session));
-      values.push(float32Cache(out, OPT_IO.presentValue(i), session));
+      keys.push(this.core.cacheOutput(out, OPT_IO.presentKey(i), session));
+      values.push(this.core.cacheOutput(out, OPT_IO.presentValue(i), session));
     }
     return { keys, values, attentionMask };
-  }
-
-  private checkIds(name: string, ids: Tensor<'int64'>): void {
-    if (ids.dtype !== 'int64' || ids.dims.length !== 2) {
-      throw new OptError(
-        'E_INPUT',
-        `${name} must be int64 [batch, sequence], got ${ids.dtype} [${ids.dims}]`,
-      );
-    }
-    for (let i = 0; i < ids.data.length; i++) {
-      const id = ids.data[i];
-      if (id < 0n || id >= BigInt(this.vocabSize)) {
-        throw new OptError(
-          'E_INPUT',
-          `${name}[${Math.floor(i / ids.dims[1])}, ${i % ids.dims[1]}] = ${id} is outside the vocabulary [0, ${this.vocabSize})`,
-        );
-      }
-    }
   }
 }
 
@@ -339,28 +287,4 @@ function attendedPerRow(mask: Tensor<'int64'>): number[] {
     out.push(n);
   }
   return out;
-}
-
-/** A cache output: float32, on the CPU or on the backend's device. */
-function float32Cache(out: Record<string, AnyTensor>, name: string, session: string): AnyTensor<'float32'> {
-  const t = out[name];
-  if (t?.dtype !== 'float32') {
-    throw new OptError(
-      'E_SESSION',
-      `session '${session}' returned ${t ? `a ${t.dtype} '${name}'` : `no '${name}'`}, expected float32`,
-    );
-  }
-  return t as AnyTensor<'float32'>;
-}
-
-/** An output generation reads (logits, embeddings): float32 on the CPU. */
-function float32Output(out: Record<string, AnyTensor>, name: string, session: string): Tensor<'float32'> {
-  const t = float32Cache(out, name, session);
-  if (isDeviceTensor(t)) {
-    throw new OptError(
-      'E_SESSION',
-      `session '${session}' kept '${name}' on the ${t.location}; it must come back to the CPU`,
-    );
-  }
-  return t;
 }

@@ -36,6 +36,7 @@ import {
   geluTanh,
   intScalar,
   ints,
+  KV_IO,
   layerNorm,
   linear,
   matmul,
@@ -94,11 +95,11 @@ export const OPT_IO = {
   /** the same names as `step` (the graph differs only in how it multiplies) */
   stepBatched: { inputIds: 'input_ids', attentionMask: 'attention_mask', logits: 'logits' },
   /** step-graph inputs, [batch, num_heads, past_sequence, head_dim] */
-  pastKey: (layer: number) => `past_key_values.${layer}.key`,
-  pastValue: (layer: number) => `past_key_values.${layer}.value`,
+  pastKey: KV_IO.pastKey,
+  pastValue: KV_IO.pastValue,
   /** prefill/step outputs, [batch, num_heads, total_sequence, head_dim] (past + new) */
-  presentKey: (layer: number) => `present.${layer}.key`,
-  presentValue: (layer: number) => `present.${layer}.value`,
+  presentKey: KV_IO.presentKey,
+  presentValue: KV_IO.presentValue,
 } as const;
 
 /** Inputs and outputs of each graph with dtypes and dims (string dims are dynamic). */

@@ -36,6 +36,7 @@ function countingBackend() {
   const runs: { graph: string; rows: number }[] = [];
   const backend: Backend = {
     name: inner.name,
+    capabilities: inner.capabilities,
     async load(graph: BuiltGraph, options?: LoadOptions): Promise<Session> {
       loads.push(graph.name);
       const s = await inner.load(graph, options);

@@ -50,6 +50,12 @@ class FakeDeviceTensor implements DeviceTensor {
 
 class FakeDeviceBackend implements Backend {
   readonly name = 'fake:gpu';
+  readonly capabilities = {
+    batchedLinears: 'gemm',
+    sharedWeights: false,
+    deviceOutputs: true,
+    computeDtypes: ['float32'],
+  } as const;
   readonly made: FakeDeviceTensor[] = [];
   readonly loads: { graph: string; keepOnDevice: readonly string[] }[] = [];
   /** per session: feeds that arrived as device tensors / as CPU tensors for a kept input */
@@ -221,6 +227,7 @@ describe('the row-gather graph', () => {
   it('never loads a graph for CPU tensors', async () => {
     const refuse: Backend = {
       name: 'refuse',
+      capabilities: createNodeBackend().capabilities,
       load: async () => {
         throw new Error('no graph should be loaded for CPU tensors');
       },

@@ -258,6 +258,7 @@ export async function createBackend(choice: BackendChoice & SourceOptions): Prom
     // 'cpu' is the Node spelling of "run it without the accelerator"; in a browser that is wasm
     fallback: fallback === 'cpu' ? 'wasm' : fallback,
     fetch: fetchWithSourceHeaders,
+    ...(choice.threads !== undefined ? { numThreads: choice.threads } : {}),
     ...(choice.onWarning ? { onWarning: choice.onWarning } : {}),
     ...(choice.onProgress ? { onProgress: forwardProgress(choice.onProgress) } : {}),
   });

@@ -51,6 +51,18 @@ export const BACKEND_DEVICES = {
 const NODE_DEVICES: readonly string[] = BACKEND_DEVICES.node;
 const WEB_DEVICES: readonly string[] = BACKEND_DEVICES.web;
 
+function positiveInteger(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 1)
+    throw new SdkError('E_OPTIONS', `${name} must be an integer >= 1, got ${v}`);
+  return v;
+}
+
+function nonNegativeInteger(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 0)
+    throw new SdkError('E_OPTIONS', `${name} must be an integer >= 0, got ${v}`);
+  return v;
+}
+
 /**
  * @blip2/backend-node (onnxruntime-node) is an optional peer dependency of the SDK,
  * so that browser apps never download it; the Node entry loads it on first use.
@@ -95,6 +107,10 @@ export async function createBackend(choice: BackendChoice): Promise<Backend> {
       device: device as NodeDevice | undefined,
       fallback: fallback as 'cpu' | 'error' | undefined,
       onWarning: choice.onWarning,
+      ...(choice.threads !== undefined
+        ? { intraOpNumThreads: positiveInteger('threads', choice.threads) }
+        : {}),
+      ...(choice.deviceId !== undefined ? { deviceId: nonNegativeInteger('deviceId', choice.deviceId) } : {}),
     });
   }
   if (backend === 'web') {
@@ -109,6 +125,7 @@ export async function createBackend(choice: BackendChoice): Promise<Backend> {
       device: (device ?? 'wasm') as 'wasm' | 'webgpu' | 'webnn',
       fallback: fallback === 'cpu' ? 'wasm' : (fallback as 'wasm' | 'error' | undefined),
       onWarning: choice.onWarning,
+      ...(choice.threads !== undefined ? { numThreads: positiveInteger('threads', choice.threads) } : {}),
     });
   }
   throw new SdkError(

@@ -6,6 +6,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fixtures } from '@blip2/fixtures';
+import type { Backend } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackend, resolveBrowserSource, urlFiles } from '../src/browser-platform.js';
 import { type ModelServer, serveCheckpoint } from './browser/model-server.js';
@@ -140,7 +141,16 @@ describe('createBackend', () => {
     await expect(createBackend({ backend: 'gpu' as never })).rejects.toMatchObject({
       code: 'E_OPTIONS',
     });
-    const mine = { name: 'mine', load: async () => ({}) as never };
+    const mine: Backend = {
+      name: 'mine',
+      capabilities: {
+        batchedLinears: 'gemm',
+        sharedWeights: false,
+        deviceOutputs: false,
+        computeDtypes: ['float32'],
+      },
+      load: async () => ({}) as never,
+    };
     expect(await createBackend({ backend: mine })).toBe(mine);
   });
 

@@ -264,11 +264,56 @@ describe('swapping the seams', () => {
     }
   });
 
+  it('backend and language-model options pass through fromPretrained (threads, batched step)', async () => {
+    const inner = createNodeBackend({});
+    const loaded: string[] = [];
+    const backend: Backend = {
+      name: inner.name,
+      capabilities: inner.capabilities,
+      load: (graph, options) => {
+        loaded.push(graph.name);
+        return inner.load(graph, options);
+      },
+    };
+    const eager = await Blip2ForConditionalGeneration.fromPretrained(fixtures.shapesOpt, {
+      backend,
+      languageModelOptions: { batchedStep: 'eager' },
+      onWarning: () => {},
+    });
+    try {
+      // 'eager': the weight-first step is loaded with the other graphs, before any beam step
+      expect(loaded).toContain('opt.step_batched');
+      const q = SAMPLE[0];
+      expect(await eager.ask(imagePath(q), q.question, VQA_DECODING)).toBe(
+        reference('opt', 'beam5_lavis').get(q.question_id),
+      );
+    } finally {
+      await eager.dispose();
+    }
+    const threaded = await Blip2ForConditionalGeneration.fromPretrained(fixtures.shapesOpt, {
+      threads: 1,
+      languageModelOptions: { batchedStep: 'never' },
+      onWarning: () => {},
+    });
+    try {
+      const q = SAMPLE[1];
+      expect(await threaded.ask(imagePath(q), q.question, VQA_DECODING)).toBe(
+        reference('opt', 'beam5_lavis').get(q.question_id),
+      );
+    } finally {
+      await threaded.dispose();
+    }
+    await expect(
+      Blip2ForConditionalGeneration.fromPretrained(fixtures.shapesOpt, { threads: 0, onWarning: () => {} }),
+    ).rejects.toMatchObject({ code: 'E_OPTIONS', message: 'threads must be an integer >= 1, got 0' });
+  });
+
   it('a Backend instance passed in loads every graph', async () => {
     const inner = await createNodeBackend({});
     const loaded: string[] = [];
     const backend: Backend = {
       name: `counting(${inner.name})`,
+      capabilities: inner.capabilities,
       load: (graph, options) => {
         loaded.push(graph.name);
         return inner.load(graph, options);

@@ -71,8 +71,48 @@ export interface Session {
   release(): Promise<void>;
 }
 
+/**
+ * How a linear layer's matrix product is laid out in a graph (see @blip2/onnx's `linear`):
+ * - 'gemm': `Gemm(transB=1)` over torch's [out, in] weight, as stored;
+ * - 'weight-first': the same product written weight-first, which onnxruntime's CPU
+ *   provider runs without re-packing the weight on every run of several rows.
+ */
+export type LinearLayout = 'gemm' | 'weight-first';
+
+/**
+ * What a backend runs well, declared so model modules choose graph layouts and
+ * session counts from it rather than from the backend's `name`. An open record:
+ * other packages add keys (e.g. packed weight formats a backend has kernels for);
+ * a module reading a key it does not know takes the conservative default.
+ */
+export interface BackendCapabilities {
+  /**
+   * The layout of linears that multiply several rows (beams, batches) this backend runs
+   * fastest. A module builds an extra weight-first graph for such steps only where it
+   * says 'weight-first' (a single row always runs Gemm).
+   */
+  readonly batchedLinears: LinearLayout;
+  /**
+   * Whether another session over the same weights is cheap: true where weights are
+   * mapped in place (onnxruntime-node), false where each session holds its own copy
+   * (onnxruntime-web copies them into wasm memory).
+   */
+  readonly sharedWeights: boolean;
+  /** Whether outputs named in `keepOnDevice` really stay on a device (WebGPU), so caches need device-side reorders. */
+  readonly deviceOutputs: boolean;
+  /** Float dtypes the backend computes in natively (float32 always). */
+  readonly computeDtypes: readonly DType[];
+  readonly [key: string]: unknown;
+}
+
 export interface Backend {
-  /** e.g. 'node:cpu', 'web:webgpu' */
+  /** e.g. 'node:cpu', 'web:webgpu': for messages and reports; decisions read `capabilities` */
   readonly name: string;
+  readonly capabilities: BackendCapabilities;
   load(graph: BuiltGraph, options?: LoadOptions): Promise<Session>;
+  /**
+   * Drops what the backend holds for later loads (fetched weight files): called once every
+   * graph of a checkpoint is loaded. Backends that hold nothing leave it out.
+   */
+  clearWeightCache?(): void;
 }

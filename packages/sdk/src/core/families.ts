@@ -8,7 +8,7 @@ import type { TextConfig } from '@blip2/configs';
 import type { LanguageModelAdapter, VqaPresets } from '@blip2/generation';
 import { buildT5, T5_VQA_PRESETS, T5Adapter } from '@blip2/llm-flan-t5';
 import { buildOpt, OPT_VQA_PRESETS, OptAdapter } from '@blip2/llm-opt';
-import type { WeightLookup } from '@blip2/onnx';
+import type { KvLoadOptions, WeightLookup } from '@blip2/onnx';
 import type { Backend, BuiltGraph } from '@blip2/tensor';
 
 export interface LanguageModelModule {
@@ -21,6 +21,7 @@ export interface LanguageModelModule {
     config: TextConfig,
     graphs: Record<string, BuiltGraph>,
     backend: Backend,
+    options?: KvLoadOptions,
   ): Promise<LanguageModelAdapter & { release(): Promise<void> }>;
 }
 
@@ -28,16 +29,26 @@ export const optModule: LanguageModelModule = {
   modelType: 'opt',
   vqaPresets: OPT_VQA_PRESETS,
   build: (config, weights) => ({ ...buildOpt(config as Extract<TextConfig, { modelType: 'opt' }>, weights) }),
-  load: async (config, graphs, backend) =>
-    OptAdapter.load(config as Extract<TextConfig, { modelType: 'opt' }>, graphs as never, backend) as never,
+  load: async (config, graphs, backend, options) =>
+    OptAdapter.load(
+      config as Extract<TextConfig, { modelType: 'opt' }>,
+      graphs as never,
+      backend,
+      options,
+    ) as never,
 };
 
 export const t5Module: LanguageModelModule = {
   modelType: 't5',
   vqaPresets: T5_VQA_PRESETS,
   build: (config, weights) => ({ ...buildT5(config as Extract<TextConfig, { modelType: 't5' }>, weights) }),
-  load: async (config, graphs, backend) =>
-    T5Adapter.load(config as Extract<TextConfig, { modelType: 't5' }>, graphs as never, backend) as never,
+  load: async (config, graphs, backend, options) =>
+    T5Adapter.load(
+      config as Extract<TextConfig, { modelType: 't5' }>,
+      graphs as never,
+      backend,
+      options,
+    ) as never,
 };
 
 export const LANGUAGE_MODELS: Readonly<Record<string, LanguageModelModule>> = {

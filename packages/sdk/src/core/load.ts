@@ -11,7 +11,7 @@ import {
   type TextConfig,
 } from '@blip2/configs';
 import { type GenerationOptions, generationOptionsFromConfig } from '@blip2/generation';
-import { GraphBuildError } from '@blip2/onnx';
+import { GraphBuildError, type KvLoadOptions } from '@blip2/onnx';
 import { buildQFormer } from '@blip2/qformer';
 import type { WeightIndex } from '@blip2/safetensors';
 import type { Backend, BuiltGraph, Session } from '@blip2/tensor';
@@ -28,6 +28,12 @@ export interface FromPretrainedOptions extends SourceOptions, BackendChoice {
   readonly dtype?: 'float32';
   /** Replaces the language-model module chosen from `text_config.model_type`. */
   readonly languageModel?: LanguageModelModule;
+  /**
+   * Passed to the language-model module's load: `batchedStep` ('lazy' | 'eager' | 'never')
+   * chooses when the weight-first graph for steps of several rows (beams) is loaded; the
+   * default follows the backend's capabilities.
+   */
+  readonly languageModelOptions?: KvLoadOptions;
   /** Notices that are not errors (unused weights, a device fallback); default console.warn. */
   readonly onWarning?: (message: string) => void;
 }
@@ -175,7 +181,7 @@ export async function loadParts(
     }
     let languageModel: LoadedParts['languageModel'];
     if (lmGraphs) {
-      const adapter = await module.load(config.textConfig, lmGraphs, backend);
+      const adapter = await module.load(config.textConfig, lmGraphs, backend, options.languageModelOptions);
       loaded += Object.keys(lmGraphs).length;
       progress?.({
         phase: 'load',
@@ -188,7 +194,7 @@ export async function loadParts(
     // onnxruntime-web copied the weights into its own memory: drop the fetched bytes
     // rather than hold a second copy for the model's lifetime (a graph loaded later,
     // e.g. the vision model with every hidden state, fetches again)
-    (backend as { clearWeightCache?(): void }).clearWeightCache?.();
+    backend.clearWeightCache?.();
     const processor = parts.includes('processor')
       ? await loadProcessor(files, rawConfig, p.decodeImage)
       : undefined;

@@ -41,6 +41,10 @@ export interface BackendChoice {
   readonly device?: string;
   /** when the device is unavailable: run on the CPU/wasm instead (saying so once) or throw */
   readonly fallback?: 'cpu' | 'wasm' | 'error';
+  /** threads a session computes with (onnxruntime's intra-op threads; wasm threads on the web); default: the runtime's */
+  readonly threads?: number;
+  /** which GPU of several (node: CUDA/TensorRT/DirectML device id); default 0 */
+  readonly deviceId?: number;
   readonly onWarning?: (message: string) => void;
 }
 

@@ -11,6 +11,7 @@ import { Blip2ForConditionalGeneration } from '@blip2/sdk/browser';
 import {
   type AnyTensor,
   type Backend,
+  type BackendCapabilities,
   type BuiltGraph,
   type DeviceTensor,
   float32,
@@ -63,6 +64,7 @@ export interface KvResult {
 /** Forwards to `inner`, counting where every feed and output of every run lives. */
 class CountingBackend implements Backend {
   readonly name: string;
+  readonly capabilities: BackendCapabilities;
   readonly sessions: Record<string, SessionStats> = {};
   readonly deviceTensors: DeviceTensor[] = [];
 
@@ -71,6 +73,7 @@ class CountingBackend implements Backend {
     private readonly keep: boolean,
   ) {
     this.name = inner.name;
+    this.capabilities = { ...inner.capabilities, deviceOutputs: inner.capabilities.deviceOutputs && keep };
   }
 
   async load(graph: BuiltGraph, options: LoadOptions = {}): Promise<Session> {

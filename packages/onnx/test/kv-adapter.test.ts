@@ -1,0 +1,186 @@
+// The core both KV-cache adapters (OPT, T5) share, checked once here: the batched-step
+// choice from backend capabilities, the step session by rows, id and output checks,
+// and beam-search cache reorders. The families' own tests run it on their real graphs.
+import {
+  type AnyTensor,
+  type Backend,
+  type BackendCapabilities,
+  type BuiltGraph,
+  type DeviceTensor,
+  float32,
+  int64,
+  type Session,
+  type Tensor,
+} from '@blip2/tensor';
+import { describe, expect, it } from 'vitest';
+import { batchedStepFor, KV_IO, KvAdapterCore } from '../src/index.js';
+
+class CoreError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const CPU: BackendCapabilities = {
+  batchedLinears: 'weight-first',
+  sharedWeights: true,
+  deviceOutputs: false,
+  computeDtypes: ['float32'],
+};
+const WEB: BackendCapabilities = { ...CPU, batchedLinears: 'gemm', sharedWeights: false };
+
+function session(name: string, released: string[]): Session {
+  return {
+    name,
+    inputNames: [],
+    outputNames: [],
+    run: async () => ({}),
+    runOnDevice: async () => ({}),
+    release: async () => {
+      released.push(name);
+    },
+  };
+}
+
+function recordingBackend(capabilities: BackendCapabilities) {
+  const loads: string[] = [];
+  const released: string[] = [];
+  const backend: Backend = {
+    name: 'recording',
+    capabilities,
+    load: async (graph) => {
+      loads.push(graph.name);
+      return session(graph.name, released);
+    },
+  };
+  return { backend, loads, released };
+}
+
+const graph = (name: string): BuiltGraph => ({
+  name,
+  bytes: new Uint8Array(),
+  inputs: [],
+  outputs: [],
+  externalData: [],
+});
+const graphs = { step: graph('x.step'), batched: graph('x.stepBatched') };
+
+function core(init: Partial<ConstructorParameters<typeof KvAdapterCore>[0]> = {}): KvAdapterCore {
+  return new KvAdapterCore({
+    family: 'x',
+    adapter: 'XAdapter',
+    vocabSize: 10,
+    error: (code, message) => new CoreError(code, message),
+    step: session('x.step', []),
+    ...init,
+  });
+}
+
+describe('KvAdapterCore', () => {
+  it('chooses the batched step from the backend capabilities, an explicit option winning', () => {
+    const of = (c: BackendCapabilities) => recordingBackend(c).backend;
+    expect(batchedStepFor(of(CPU))).toBe('lazy');
+    expect(batchedStepFor(of(WEB))).toBe('never');
+    // weight-first kernels but a copy of the weights per session: not worth a second session
+    expect(batchedStepFor(of({ ...CPU, sharedWeights: false }))).toBe('never');
+    expect(batchedStepFor(of(WEB), { batchedStep: 'eager' })).toBe('eager');
+    expect(batchedStepFor(of(CPU), { batchedStep: 'never' })).toBe('never');
+  });
+
+  it("loads the batched step on the first step of several rows ('lazy'), once; one row never loads it", async () => {
+    const { backend, loads, released } = recordingBackend(CPU);
+    const steps = await KvAdapterCore.loadSteps(backend, graphs, KV_IO.presents(2));
+    expect(loads).toEqual(['x.step']);
+    const c = core({ ...steps, backend });
+    expect((await c.stepSession(1)).name).toBe('x.step');
+    expect(loads).toEqual(['x.step']);
+    expect((await c.stepSession(5)).name).toBe('x.stepBatched');
+    expect((await c.stepSession(3)).name).toBe('x.stepBatched');
+    expect(loads).toEqual(['x.step', 'x.stepBatched']);
+    await c.release();
+    expect(released.sort()).toEqual(['x.step', 'x.stepBatched']);
+  });
+
+  it("'eager' loads both at once; 'never' (the web default) runs every step on the Gemm step", async () => {
+    const eager = recordingBackend(WEB);
+    const e = await KvAdapterCore.loadSteps(eager.backend, graphs, [], { batchedStep: 'eager' });
+    expect(eager.loads.sort()).toEqual(['x.step', 'x.stepBatched']);
+    expect((await core({ ...e, backend: eager.backend }).stepSession(4)).name).toBe('x.stepBatched');
+    const never = recordingBackend(WEB);
+    const n = await KvAdapterCore.loadSteps(never.backend, graphs, []);
+    expect(n.batched).toBeUndefined();
+    expect((await core({ ...n, backend: never.backend }).stepSession(4)).name).toBe('x.step');
+    expect(never.loads).toEqual(['x.step']);
+  });
+
+  it('checks ids: int64 [batch, sequence] inside the vocabulary, naming the position', () => {
+    const c = core();
+    expect(() => c.checkIds('tokenIds', int64([1, 2], [9, 0]))).not.toThrow();
+    expect(() => c.checkIds('tokenIds', int64([3], [1, 2, 3]))).toThrow(
+      expect.objectContaining({
+        code: 'E_INPUT',
+        message: 'tokenIds must be int64 [batch, sequence], got int64 [3]',
+      }),
+    );
+    expect(() => c.checkIds('tokenIds', int64([2, 2], [1, 2, 3, 10]))).toThrow(
+      expect.objectContaining({
+        code: 'E_INPUT',
+        message: 'tokenIds[1, 1] = 10 is outside the vocabulary [0, 10)',
+      }),
+    );
+    expect(() => c.checkIds('tokenIds', int64([1, 1], [-1]))).toThrow(/tokenIds\[0, 0\] = -1/);
+  });
+
+  it('checks outputs: float32, and on the CPU where generation reads them', () => {
+    const c = core();
+    const onDevice = { dtype: 'float32', dims: [1], location: 'gpu-buffer' } as unknown as DeviceTensor;
+    const out: Record<string, AnyTensor> = {
+      logits: float32([1], [0]),
+      ids: int64([1], [0]),
+      kept: onDevice,
+    };
+    expect(c.output(out, 'logits', 's')).toBe(out.logits);
+    expect(c.cacheOutput(out, 'kept', 's')).toBe(onDevice);
+    expect(() => c.output(out, 'kept', 's')).toThrow(
+      expect.objectContaining({
+        code: 'E_SESSION',
+        message: "session 's' kept 'kept' on the gpu-buffer; it must come back to the CPU",
+      }),
+    );
+    expect(() => c.cacheOutput(out, 'ids', 's')).toThrow(
+      "session 's' returned a int64 'ids', expected float32",
+    );
+    expect(() => c.cacheOutput(out, 'none', 's')).toThrow("session 's' returned no 'none', expected float32");
+  });
+
+  it('reorders: identity kept, rows checked, CPU rows gathered, a device cache refused without a backend', async () => {
+    const c = core();
+    expect(c.keepsRows([0, 1, 2], 3)).toBe(true);
+    expect(c.keepsRows([0, 0, 2], 3)).toBe(false);
+    expect(c.keepsRows([0, 1], 3)).toBe(false);
+    for (const bad of [3, -1, 0.5])
+      expect(() => c.keepsRows([0, bad], 3)).toThrow(
+        expect.objectContaining({
+          code: 'E_CACHE',
+          message: `reorderCache: row ${bad} is not a row of the cache (3 rows)`,
+        }),
+      );
+    const kv: Tensor<'float32'> = float32([3, 2], [0, 1, 10, 11, 20, 21]);
+    const [moved] = await c.gatherRows([kv], [2, 2, 0]);
+    expect(moved).toEqual(float32([3, 2], [20, 21, 20, 21, 0, 1]));
+    const onDevice = {
+      dtype: 'float32',
+      dims: [3, 2],
+      location: 'gpu-buffer',
+    } as unknown as DeviceTensor<'float32'>;
+    await expect(c.gatherRows([kv, onDevice], [0])).rejects.toThrow(
+      expect.objectContaining({
+        code: 'E_CACHE',
+        message: expect.stringContaining('construct it with XAdapter.load'),
+      }),
+    );
+  });
+});
