@@ -284,7 +284,7 @@ describe('swapping the seams', () => {
       // 'eager': the weight-first step is loaded with the other graphs, before any beam step
       expect(loaded).toContain('opt.step_batched');
       const q = SAMPLE[0];
-      expect(await eager.ask(imagePath(q), q.question, VQA_DECODING)).toBe(
+      expect(await eager.ask(imagePath(q), q.question, BEAM5)).toBe(
         reference('opt', 'beam5_lavis').get(q.question_id),
       );
     } finally {
@@ -297,7 +297,7 @@ describe('swapping the seams', () => {
     });
     try {
       const q = SAMPLE[1];
-      expect(await threaded.ask(imagePath(q), q.question, VQA_DECODING)).toBe(
+      expect(await threaded.ask(imagePath(q), q.question, BEAM5)).toBe(
         reference('opt', 'beam5_lavis').get(q.question_id),
       );
     } finally {
