@@ -186,7 +186,7 @@ function collect(ctx: SearchContext, finished: number[][], finishedScores: Float
   }
   // transformers fills unused positions with `pad_token_id or eos_token_id[0]` (so a pad id 0 gives EOS)
   const fill = o.eosTokenIds.length > 0 ? o.padTokenId || o.eosTokenIds[0] : -1;
-  const length = Math.max(...picked.map((s) => s.length));
+  const length = picked.reduce((m, s) => Math.max(m, s.length), 0);
   const sequences = picked.map((s) => {
     const out = [...s];
     while (out.length < length) out.push(fill);

@@ -15,6 +15,7 @@ import { decodeImageBrowser } from './decode-browser.js';
 import { describe, ProcessorError } from './errors.js';
 import type { RgbImage } from './image.js';
 import type { ImageProcessor } from './image-processor.js';
+import { pushAll } from './tokenizer/arrays.js';
 import type { DecodeOptions, Tokenizer } from './tokenizer/tokenizer.js';
 
 export type ImageDecoder = (input: unknown, what: string) => Promise<RgbImage>;
@@ -138,7 +139,7 @@ export class Blip2Processor {
       );
     }
     const rows = this.tokenizer.encodeBatch(texts).map((e) => e.ids);
-    const longest = Math.max(...rows.map((r) => r.length));
+    const longest = rows.reduce((m, r) => Math.max(m, r.length), 0);
     const prefix =
       this.imageTokenId === null ? [] : new Array<number>(this.numQueryTokens).fill(this.imageTokenId);
     const width = prefix.length + longest;
@@ -149,13 +150,9 @@ export class Blip2Processor {
       const zeros = new Array<number>(pad.length).fill(0);
       const ones = new Array<number>(row.length).fill(1);
       const imageOnes = new Array<number>(prefix.length).fill(1);
-      if (paddingSide === 'left') {
-        ids.push(...prefix, ...pad, ...row);
-        mask.push(...imageOnes, ...zeros, ...ones);
-      } else {
-        ids.push(...prefix, ...row, ...pad);
-        mask.push(...imageOnes, ...ones, ...zeros);
-      }
+      const left = paddingSide === 'left';
+      for (const part of left ? [prefix, pad, row] : [prefix, row, pad]) pushAll(ids, part);
+      for (const part of left ? [imageOnes, zeros, ones] : [imageOnes, ones, zeros]) pushAll(mask, part);
     }
     return { inputIds: int64([rows.length, width], ids), attentionMask: int64([rows.length, width], mask) };
   }

@@ -72,3 +72,25 @@ describe('tokenizer loading and errors', () => {
     expect(() => tok.decode([5000])).toThrow(expect.objectContaining({ code: 'E_TOKEN_ID' }));
   });
 });
+
+describe('long inputs', () => {
+  // a prompt read from a file can be any length: it must tokenize in time linear in its length
+  // (the model's position limit is checked later, by the caller), never overflow the stack
+  it.each([
+    ['opt', fixtures.tinyOpt],
+    ['t5', fixtures.tinyT5],
+  ])("%s: 200K characters tokenize to the short text's ids repeated", async (_name, dir) => {
+    const tok = await loadTokenizer(dir);
+    const unit = 'hello world, e\u0301 ';
+    const short = tok.encode(unit.repeat(4), null, { addSpecialTokens: false }).ids;
+    const long = tok.encode(unit.repeat(Math.ceil(200_000 / unit.length)), null, {
+      addSpecialTokens: false,
+    }).ids;
+    expect(long.length).toBeGreaterThan(20_000);
+    expect(long.slice(0, short.length - 2)).toEqual(short.slice(0, -2));
+    // one word of 8000 characters: merges in n log n (it took seconds when quadratic)
+    expect(tok.encode('\u00e9'.repeat(8000), null, { addSpecialTokens: false }).ids.length).toBeGreaterThan(
+      0,
+    );
+  });
+});

@@ -93,6 +93,47 @@ export class BPE implements Model {
     return result.map((t) => ({ ...t }));
   }
 
+  /**
+   * Applies merges lowest rank first, leftmost first among equal ranks (as Hugging Face's
+   * `Word::merge_all`), with a heap of candidate pairs over a linked list of symbols: n log n in
+   * the word's length, where rescanning every pair after each merge was quadratic (a 4000-character
+   * word took seconds).
+   */
+  private mergeAll(
+    symbols: { text: string; start: number; end: number }[],
+    strip: (s: string) => string,
+  ): { text: string; start: number; end: number }[] {
+    const n = symbols.length;
+    const next = Array.from({ length: n }, (_, i) => (i + 1 < n ? i + 1 : -1));
+    const prev = Array.from({ length: n }, (_, i) => i - 1);
+    const alive = new Array<boolean>(n).fill(true);
+    const heap = new PairHeap();
+    const push = (i: number) => {
+      const j = next[i];
+      if (j < 0) return;
+      const rank = this.ranks.get(`${symbols[i].text}\u0000${symbols[j].text}`);
+      if (rank !== undefined) heap.push(rank, i, symbols[i].text, symbols[j].text);
+    };
+    for (let i = 0; i + 1 < n; i++) push(i);
+    for (let top = heap.pop(); top !== undefined; top = heap.pop()) {
+      const i = top.pos;
+      const j = next[i];
+      // stale: one side was merged away or changed since this pair was pushed
+      if (!alive[i] || j < 0 || symbols[i].text !== top.left || symbols[j].text !== top.right) continue;
+      symbols[i] = {
+        text: symbols[i].text + strip(symbols[j].text),
+        start: symbols[i].start,
+        end: symbols[j].end,
+      };
+      alive[j] = false;
+      next[i] = next[j];
+      if (next[j] >= 0) prev[next[j]] = i;
+      if (prev[i] >= 0) push(prev[i]);
+      push(i);
+    }
+    return symbols.filter((_, i) => alive[i]);
+  }
+
   private merge(word: readonly string[]): ModelToken[] {
     const { unkToken, continuingSubwordPrefix, endOfWordSuffix, fuseUnk, byteFallback, ignoreMerges } =
       this.opts;
@@ -110,25 +151,7 @@ export class BPE implements Model {
       continuingSubwordPrefix && s.startsWith(continuingSubwordPrefix)
         ? s.slice(continuingSubwordPrefix.length)
         : s;
-    for (;;) {
-      let best = -1;
-      let bestRank = Number.POSITIVE_INFINITY;
-      for (let i = 0; i + 1 < symbols.length; i++) {
-        const rank = this.ranks.get(`${symbols[i].text}\u0000${symbols[i + 1].text}`);
-        if (rank !== undefined && rank < bestRank) {
-          bestRank = rank;
-          best = i;
-        }
-      }
-      if (best < 0) break;
-      const a = symbols[best];
-      const b = symbols[best + 1];
-      symbols = [
-        ...symbols.slice(0, best),
-        { text: a.text + strip(b.text), start: a.start, end: b.end },
-        ...symbols.slice(best + 2),
-      ];
-    }
+    symbols = this.mergeAll(symbols, strip);
     const out: ModelToken[] = [];
     for (const s of symbols) {
       const id = this.vocab.get(s.text);
@@ -326,5 +349,48 @@ export function modelFromJson(j: unknown): Model {
         'E_TOKENIZER_JSON',
         `tokenizer.json model: type ${JSON.stringify(o.type)} is not supported (BPE, Unigram)`,
       );
+  }
+}
+
+/** A binary min-heap of merge candidates ordered by (rank, position). */
+class PairHeap {
+  private readonly items: { rank: number; pos: number; left: string; right: string }[] = [];
+
+  push(rank: number, pos: number, left: string, right: string): void {
+    const a = this.items;
+    a.push({ rank, pos, left, right });
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(a[i], a[p])) break;
+      [a[i], a[p]] = [a[p], a[i]];
+      i = p;
+    }
+  }
+
+  pop(): { rank: number; pos: number; left: string; right: string } | undefined {
+    const a = this.items;
+    if (a.length === 0) return undefined;
+    const top = a[0];
+    const last = a.pop() as (typeof a)[number];
+    if (a.length > 0) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && this.less(a[l], a[m])) m = l;
+        if (r < a.length && this.less(a[r], a[m])) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m], a[i]];
+        i = m;
+      }
+    }
+    return top;
+  }
+
+  private less(x: { rank: number; pos: number }, y: { rank: number; pos: number }): boolean {
+    return x.rank < y.rank || (x.rank === y.rank && x.pos < y.pos);
   }
 }

@@ -4,6 +4,7 @@
  * makes offsets survive NFKC, space collapsing, byte-level mapping and prefix insertion.
  * Everything is counted in code points (Python's `str` indices), not UTF-16 units.
  */
+import { pushAll, spliceAll } from './arrays.js';
 export class NormalizedString {
   /** current text, one code point per entry */
   chars: string[];
@@ -66,6 +67,19 @@ export class NormalizedString {
     dest: readonly (readonly [string, number])[],
     removedFirst: number,
   ): void {
+    const { chars, starts, ends } = this.aligned(start, dest, removedFirst);
+    const removed = end - start;
+    spliceAll(this.chars, start, removed, chars);
+    spliceAll(this.starts, start, removed, starts);
+    spliceAll(this.ends, start, removed, ends);
+  }
+
+  /** The code points and alignments `transform(start, ..., dest, removedFirst)` puts in place. */
+  private aligned(
+    start: number,
+    dest: readonly (readonly [string, number])[],
+    removedFirst: number,
+  ): { chars: string[]; starts: number[]; ends: number[] } {
     const chars: string[] = [];
     const starts: number[] = [];
     const ends: number[] = [];
@@ -91,29 +105,43 @@ export class NormalizedString {
       starts.push(s);
       ends.push(e);
     }
-    const removed = end - start;
-    this.chars.splice(start, removed, ...chars);
-    this.starts.splice(start, removed, ...starts);
-    this.ends.splice(start, removed, ...ends);
+    return { chars, starts, ends };
   }
 
   /** Replace every match of `pattern` by `content` (NormalizedString::replace). */
   replace(pattern: RegExp | string, content: string): void {
     const matches = findMatches(this.chars, pattern).filter((m) => m[2]);
-    const insert = Array.from(content);
-    // right to left, so earlier indices stay valid
-    for (let i = matches.length - 1; i >= 0; i--) {
-      const [s, e] = matches[i];
-      this.transform(
-        s,
-        e,
-        insert.map((c) => [c, 1] as const),
-        e - s,
-      );
+    if (matches.length === 0) return;
+    const insert = Array.from(content, (c) => [c, 1] as const);
+    // one pass, left to right, into new arrays: a transform per match would copy the whole
+    // string each time (quadratic in a long prompt). Each match reads only alignments left of
+    // its end, which the matches before it have not changed, so this equals right-to-left transforms.
+    const chars: string[] = [];
+    const starts: number[] = [];
+    const ends: number[] = [];
+    let cursor = 0;
+    for (const [s, e] of matches) {
+      for (let k = cursor; k < s; k++) {
+        chars.push(this.chars[k]);
+        starts.push(this.starts[k]);
+        ends.push(this.ends[k]);
+      }
+      const r = this.aligned(s, insert, e - s);
+      pushAll(chars, r.chars);
+      pushAll(starts, r.starts);
+      pushAll(ends, r.ends);
+      cursor = e;
     }
+    for (let k = cursor; k < this.chars.length; k++) {
+      chars.push(this.chars[k]);
+      starts.push(this.starts[k]);
+      ends.push(this.ends[k]);
+    }
+    this.chars = chars;
+    this.starts = starts;
+    this.ends = ends;
   }
 
-  /** Insert `s` before the first code point, aligned to it (NormalizedString::prepend). */
   prepend(s: string): void {
     if (this.length === 0) return;
     const dest: [string, number][] = Array.from(s).map((c, i) => [c, i === 0 ? 0 : 1]);

@@ -3,6 +3,7 @@
  * place so that offsets still point into the original text.
  */
 import { ProcessorError } from '../errors.js';
+import { pushAll } from './arrays.js';
 import type { NormalizedString } from './normalized.js';
 import { Precompiled } from './precompiled.js';
 
@@ -123,7 +124,8 @@ function recompose(decomposed: readonly Changed[]): Changed[] {
     if (composite !== null) {
       starter = [composite, starter[1] + change - 1];
     } else if (cIsStarter) {
-      out.push(starter, ...pending);
+      out.push(starter);
+      pushAll(out, pending);
       starter = item;
       pending = [];
       last = null;
@@ -133,7 +135,7 @@ function recompose(decomposed: readonly Changed[]): Changed[] {
     }
   }
   if (starter !== null) out.push(starter);
-  out.push(...pending);
+  pushAll(out, pending);
   return out;
 }
 

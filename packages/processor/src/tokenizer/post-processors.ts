@@ -4,6 +4,7 @@
  * `<s> $A </s></s> $B </s>`), plus byte-level offset trimming.
  */
 import { ProcessorError } from '../errors.js';
+import { pushAll } from './arrays.js';
 import type { Encoding } from './tokenizer.js';
 
 export interface PostProcessor {
@@ -33,12 +34,12 @@ function appendSpecial(
 }
 
 function appendSequence(out: Encoding, e: Encoding, typeId: number | null): void {
-  out.ids.push(...e.ids);
-  out.tokens.push(...e.tokens);
-  out.offsets.push(...e.offsets);
-  out.typeIds.push(...(typeId === null ? e.typeIds : e.typeIds.map(() => typeId)));
-  out.specialTokensMask.push(...e.specialTokensMask);
-  out.attentionMask.push(...e.attentionMask);
+  pushAll(out.ids, e.ids);
+  pushAll(out.tokens, e.tokens);
+  pushAll(out.offsets, e.offsets);
+  pushAll(out.typeIds, typeId === null ? e.typeIds : e.typeIds.map(() => typeId));
+  pushAll(out.specialTokensMask, e.specialTokensMask);
+  pushAll(out.attentionMask, e.attentionMask);
 }
 
 type Piece = { special: string; typeId: number } | { sequence: 'A' | 'B'; typeId: number };

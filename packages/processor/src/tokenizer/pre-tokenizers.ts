@@ -3,6 +3,7 @@
  * model sees, keeping alignments.
  */
 import { ProcessorError } from '../errors.js';
+import { pushAll } from './arrays.js';
 import { NormalizedString, type SplitBehavior } from './normalized.js';
 import { patternOf } from './normalizers.js';
 
@@ -79,7 +80,7 @@ export class Metaspace implements PreTokenizer {
       ) {
         p.prepend(this.replacement);
       }
-      if (this.splitWords) out.push(...p.split(this.replacement, 'MergedWithNext'));
+      if (this.splitWords) pushAll(out, p.split(this.replacement, 'MergedWithNext'));
       else out.push(p);
     });
     return out;
