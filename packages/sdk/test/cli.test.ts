@@ -352,6 +352,13 @@ describe('blip2 inspect', () => {
     expect(report.files).toEqual([{ name: 'model.safetensors', bytes: expect.any(Number) }]);
     expect(report.missing).toEqual([]);
     expect(report.unexpected).toEqual([]);
+    expect(report.uses).toEqual({
+      activation: { value: 'relu', source: 'config.json text_config.activation_function' },
+      eosTokenId: { value: 2, source: 'generation_config.json' },
+      bosTokenId: { value: 2, source: 'generation_config.json' },
+      padTokenId: { value: 1, source: 'generation_config.json' },
+      imageSize: { value: [64, 64], source: 'preprocessor_config.json size' },
+    });
     // the text names a folder inside the working directory relatively: no machine paths in pasted output
     const root = join(pkg, '..', '..');
     const here = await blip2In(root, 'inspect', '--model', fixtures.shapesT5);
@@ -360,6 +367,12 @@ describe('blip2 inspect', () => {
     );
     const text = await blip2('inspect', '--model', fixtures.shapesT5);
     expect(text.code).toBe(0);
+    expect(text.stdout).toContain(
+      'uses\n  activation           gelu_new (gated)  (config.json text_config.dense_act_fn)\n',
+    );
+    expect(text.stdout).toContain(
+      '  decoderStartTokenId  0  (config.json text_config.decoder_start_token_id)\n',
+    );
     expect(text.stdout).toContain('BLIP-2 with T5');
     expect(text.stdout).toMatch(/parameters +1,3\d\d,\d\d\d/);
   });
