@@ -38,6 +38,18 @@ export {
   type VisionOutputs,
   vqaGenerationOptions,
 } from './core/models.js';
+export {
+  type GenerateKwargs,
+  type ImageToTextPipeline,
+  type ImageToTextSingle,
+  type PipelineDtype,
+  type PipelineTask,
+  type PretrainedPipelineOptions,
+  type ProgressInfo,
+  pipeline,
+  type VisualQuestionAnsweringPipeline,
+  type VisualQuestionAnsweringSingle,
+} from './core/pipeline.js';
 export type { BackendChoice, ModelFiles, Platform, SourceOptions } from './core/platform.js';
 export { setPlatform } from './core/platform.js';
 export { Blip2Processor } from './core/processor.js';
