@@ -18,6 +18,7 @@ import {
 import { VqaEvalError } from './errors.js';
 import { type LoadAnswererOptions, loadAnswerer } from './load-answerer.js';
 import { mergeResults } from './merge.js';
+import { PY_SUM_MODES } from './python.js';
 import { DEFAULT_BATCH_SIZE, runEvaluation } from './run.js';
 import { parseShard } from './select.js';
 import { scoreVqa, type VqaAccuracy } from './vqa-eval.js';
@@ -47,6 +48,9 @@ const USAGE = `Usage:
                [--backend B] [--device D] [--json]
       caption every image of C.json ([{image_id, caption}] or COCO {annotations}): exact match and token F1
   vqa-eval score --questions Q.json --annotations A.json --results R.json [--json]
+               [--sum left-to-right|compensated]
+    --sum: how Python's sum adds floats; left-to-right (default) is Python 2 / CPython <= 3.11,
+    which run the official scorer and LAVIS; compensated is CPython 3.12+.
   vqa-eval merge --out results.json [--questions Q.json [--limit N]] SHARD.json...
 
 Testing hook: run --answerer-module PATH loads a module exporting
@@ -370,14 +374,16 @@ function scoreCommand(args: readonly string[], io: CliIo): number {
     annotations: { type: 'string' },
     results: { type: 'string' },
     json: { type: 'boolean' },
+    sum: { type: 'string' },
   });
+  const sum = oneOf(values, 'sum', PY_SUM_MODES) ?? 'left-to-right';
   const annotationsPath = required(values, 'annotations');
   const resultsPath = required(values, 'results');
   let annotations = loadAnnotations(annotationsPath);
   if (values.questions !== undefined) {
     annotations = annotationsFor(loadQuestions(values.questions), annotations, annotationsPath);
   }
-  const accuracy = scoreVqa(annotations, loadResults(resultsPath), resultsPath);
+  const accuracy = scoreVqa(annotations, loadResults(resultsPath), resultsPath, sum);
   io.stdout(values.json ? `${JSON.stringify(accuracy)}\n` : formatAccuracy(accuracy));
   return 0;
 }

@@ -41,6 +41,7 @@ export { type LoadAnswererOptions, loadAnswerer } from './load-answerer.js';
 export { type MergeOptions, mergeResults } from './merge.js';
 export { ProgressBar } from './progress-bar.js';
 export { type CheckedSettings, readProgress } from './progress-log.js';
+export { PY_SUM_MODES, type PySumMode } from './python.js';
 export type { EvalReport, ReportExample } from './report.js';
 export {
   DEFAULT_BATCH_SIZE,

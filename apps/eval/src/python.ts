@@ -41,12 +41,21 @@ export function pyRound2(x: number): number {
 export type PyNumber = number | { readonly int: number };
 
 /**
- * `sum(values)` as CPython 3.12+ computes it: ints are added exactly until the first float, which
- * is added plainly; from there on Neumaier's compensated summation, the compensation added at
- * the end. (CPython <= 3.11 added left to right; the two differ by an ulp at most, which could
- * only change a reported accuracy on an exact .xx5 tie.)
+ * How Python's built-in `sum` adds floats. `left-to-right`: Python 2 and CPython <= 3.11, which
+ * run the official scorer and LAVIS's port almost everywhere: plain double additions in order.
+ * `compensated`: CPython 3.12+, Neumaier's compensated summation. The two differ by an ulp or so,
+ * enough to move a reported accuracy by 0.01 when its exact value is a .xx5 tie.
  */
-export function pySum(values: Iterable<PyNumber>): number {
+export type PySumMode = 'left-to-right' | 'compensated';
+
+export const PY_SUM_MODES: readonly PySumMode[] = ['left-to-right', 'compensated'];
+
+/**
+ * `sum(values)` as CPython computes it: ints are added exactly until the first float, which is
+ * added plainly; from there on each value is added in order (`left-to-right`, the default) or
+ * with Neumaier's compensation added at the end (`compensated`, CPython 3.12+).
+ */
+export function pySum(values: Iterable<PyNumber>, mode: PySumMode = 'left-to-right'): number {
   let intSum = 0;
   let sum = 0;
   let c = 0;
@@ -64,8 +73,10 @@ export function pySum(values: Iterable<PyNumber>): number {
       continue;
     }
     const t = sum + x;
-    if (Math.abs(sum) >= Math.abs(x)) c += sum - t + x;
-    else c += x - t + sum;
+    if (mode === 'compensated') {
+      if (Math.abs(sum) >= Math.abs(x)) c += sum - t + x;
+      else c += x - t + sum;
+    }
     sum = t;
   }
   if (!inFloat) return intSum;

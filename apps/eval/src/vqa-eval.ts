@@ -6,10 +6,12 @@
  *   truth answers are not all identical, and then to the prediction too;
  * - accuracy of a prediction = mean over the 10 leave-one-annotator-out sets of
  *   min(#other annotators who gave it / 3, 1);
- * - overall / per answer type / per question type: mean, times 100, Python `round(x, 2)`.
+ * - overall / per answer type / per question type: mean, times 100, Python `round(x, 2)`;
+ * - sums as the Python that runs it adds floats: left to right by default (Python 2, CPython
+ *   <= 3.11), or compensated (CPython 3.12+) on request.
  */
 import { VqaEvalError } from './errors.js';
-import { type PyNumber, pyRound2, pySplit, pyStrip, pySum } from './python.js';
+import { type PyNumber, type PySumMode, pyRound2, pySplit, pyStrip, pySum } from './python.js';
 
 export interface VqaAnswer {
   answer: string;
@@ -181,7 +183,11 @@ function sameRecord(a: VqaAnswer, b: VqaAnswer): boolean {
 }
 
 /** The accuracy of one predicted answer against one question's human answers, in [0, 1]. */
-export function answerAccuracy(prediction: string, gtAnswers: readonly VqaAnswer[]): number {
+export function answerAccuracy(
+  prediction: string,
+  gtAnswers: readonly VqaAnswer[],
+  sum: PySumMode = 'left-to-right',
+): number {
   let resAns = cleanAnswer(prediction);
   let answers = gtAnswers.map((a) => ({ ...a, answer: cleanAnswer(a.answer) }));
   if (new Set(answers.map((a) => a.answer)).size > 1) {
@@ -193,7 +199,7 @@ export function answerAccuracy(prediction: string, gtAnswers: readonly VqaAnswer
     // `min(1, float(n) / 3)` returns the int 1 once n >= 3, which Python's sum treats exactly.
     return matching >= 3 ? { int: 1 } : matching / 3;
   });
-  return pySum(gtAcc) / gtAcc.length;
+  return pySum(gtAcc, sum) / gtAcc.length;
 }
 
 /** What is wrong between a result set and the annotations, for the mismatch error. */
@@ -219,6 +225,7 @@ export function scoreVqa(
   annotations: ReadonlyMap<number, VqaAnnotation>,
   results: readonly VqaResult[],
   resultsLabel = 'results',
+  sum: PySumMode = 'left-to-right',
 ): VqaAccuracy {
   const mismatch = describeIdMismatch(
     annotations.keys(),
@@ -239,16 +246,16 @@ export function scoreVqa(
   const perQuestion: Record<string, number> = {};
   for (const { question_id, answer } of results) {
     const gt = annotations.get(question_id)!;
-    const acc = answerAccuracy(answer, gt.answers);
+    const acc = answerAccuracy(answer, gt.answers, sum);
     accQA.push(acc);
     push(byQuestionType, gt.question_type, acc);
     push(byAnswerType, gt.answer_type, acc);
     perQuestion[String(question_id)] = pyRound2(100 * acc);
   }
   return {
-    overall: percent(accQA),
-    perAnswerType: Object.fromEntries([...byAnswerType].map(([k, v]) => [k, percent(v)])),
-    perQuestionType: Object.fromEntries([...byQuestionType].map(([k, v]) => [k, percent(v)])),
+    overall: percent(accQA, sum),
+    perAnswerType: Object.fromEntries([...byAnswerType].map(([k, v]) => [k, percent(v, sum)])),
+    perQuestionType: Object.fromEntries([...byQuestionType].map(([k, v]) => [k, percent(v, sum)])),
     perQuestion,
   };
 }
@@ -260,6 +267,6 @@ function push(map: Map<string, number[]>, key: string, value: number): void {
 }
 
 /** `round(100 * float(sum(accs)) / len(accs), 2)`, evaluated in the same order. */
-function percent(accs: readonly number[]): number {
-  return pyRound2((100 * pySum(accs)) / accs.length);
+function percent(accs: readonly number[], sum: PySumMode): number {
+  return pyRound2((100 * pySum(accs, sum)) / accs.length);
 }

@@ -1,4 +1,7 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { main } from '../src/command.js';
 import { loadAnnotations, loadQuestions } from '../src/data.js';
 import { VqaEvalError } from '../src/errors.js';
 import { pyRound2, pySplit, pyStrip, pySum } from '../src/python.js';
@@ -10,7 +13,7 @@ import {
   scoreVqa,
   type VqaAnswer,
 } from '../src/vqa-eval.js';
-import { hfPredictions, shapes } from './helpers.js';
+import { hfPredictions, shapes, tempDir } from './helpers.js';
 
 const gt = (...answers: string[]): VqaAnswer[] => answers.map((answer, i) => ({ answer, answer_id: i + 1 }));
 
@@ -150,10 +153,63 @@ describe('Python arithmetic', () => {
     expect(pyRound2(77.5)).toBe(77.5);
   });
 
-  it('sum uses compensated summation after exact int accumulation', () => {
-    expect(pySum([0.1, 0.2, 0.3])).toBe(0.6); // plain left-to-right gives 0.6000000000000001
+  it('sum adds left to right (Python 2, CPython <= 3.11) or compensated (3.12+), ints exactly', () => {
+    expect(pySum([0.1, 0.2, 0.3])).toBe(0.6000000000000001);
+    expect(pySum([0.1, 0.2, 0.3], 'compensated')).toBe(0.6);
     expect(pySum([{ int: 1 }, { int: 1 }])).toBe(2);
+    expect(pySum([{ int: 1 }, 0.1, { int: 1 }])).toBe(2.1);
     expect(pySum([])).toBe(0);
+  });
+
+  // 16 yes/no questions, question i answered "yes" by KS[i] of its 10 annotators, the
+  // prediction "yes" everywhere. The scorer's arithmetic run by CPython 3.11.7 (builtin sum, left
+  // to right) gives 88.13: the exact mean is 88.125 and the left-to-right sums land above it.
+  // CPython 3.12's compensated sum lands on 88.12500000000000 and rounds half to even: 88.12.
+  const KS = [10, 4, 5, 5, 4, 3, 7, 6, 5, 0, 9, 3, 10, 1, 10, 10];
+  const tie = new Map(
+    KS.map((k, i) => [
+      i + 1,
+      {
+        question_id: i + 1,
+        image_id: i + 1,
+        question_type: 'is there',
+        answer_type: 'yes/no',
+        answers: Array.from({ length: 10 }, (_, j) => ({ answer: j < k ? 'yes' : 'no', answer_id: j + 1 })),
+      },
+    ]),
+  );
+  const yes = KS.map((_, i) => ({ question_id: i + 1, answer: 'yes' }));
+
+  it('the overall accuracy is the left-to-right one by default, where compensated summation differs', () => {
+    expect(scoreVqa(tie, yes).overall).toBe(88.13);
+    expect(scoreVqa(tie, yes).perAnswerType).toEqual({ 'yes/no': 88.13 });
+    expect(scoreVqa(tie, yes, 'results', 'compensated').overall).toBe(88.12);
+  });
+
+  it('vqa-eval score --sum picks the summation; a bad value is E_ARGS', async () => {
+    const dir = tempDir();
+    const files = { a: join(dir, 'a.json'), r: join(dir, 'r.json') };
+    writeFileSync(files.a, JSON.stringify({ annotations: [...tie.values()] }));
+    writeFileSync(files.r, JSON.stringify(yes));
+    const run = async (...extra: string[]) => {
+      let out = '';
+      let err = '';
+      const code = await main(['score', '--annotations', files.a, '--results', files.r, ...extra], {
+        stdout: (t) => {
+          out += t;
+        },
+        stderr: (t) => {
+          err += t;
+        },
+      });
+      return { code, out, err };
+    };
+    expect((await run()).out).toMatch(/^Overall Accuracy is: 88\.13\n/);
+    expect((await run('--sum', 'left-to-right')).out).toMatch(/^Overall Accuracy is: 88\.13\n/);
+    expect((await run('--sum', 'compensated')).out).toMatch(/^Overall Accuracy is: 88\.12\n/);
+    const bad = await run('--sum', 'kahan');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/E_ARGS: --sum "kahan": expected left-to-right or compensated/);
   });
 
   it('split and strip use Python whitespace', () => {
