@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import type { GenerationSettings, VqaAnswerer } from './answerer.js';
 import { compileImagePattern, DEFAULT_IMAGE_PATTERN, readJson } from './data.js';
 import { VqaEvalError } from './errors.js';
-import { writeFileAtomic } from './fs-util.js';
+import { claimOutputs, writeFileAtomic } from './fs-util.js';
 import { type BarStream, ProgressBar } from './progress-bar.js';
 import { type CheckedSettings, ProgressLog } from './progress-log.js';
 import { progressPathFor } from './run.js';
@@ -165,6 +165,26 @@ export interface CaptionRunOutcome {
 }
 
 export async function runCaptions(opts: CaptionRunOptions): Promise<CaptionRunOutcome> {
+  // as `run`: the outputs are claimed first, so a run that cannot write them, or that would
+  // share them with a live run, stops before reading data or loading a model
+  const out = opts.out === undefined ? undefined : resolve(opts.out);
+  const lock = out
+    ? claimOutputs(
+        out,
+        [progressPathFor(out), reportPathFor(out)],
+        `vqa-eval captions${opts.resume ? ' --resume' : ''}`,
+      )
+    : undefined;
+  try {
+    return await runClaimed(opts, out);
+  } finally {
+    lock?.release();
+  }
+}
+
+const reportPathFor = (out: string) => `${out}.report.json`;
+
+async function runClaimed(opts: CaptionRunOptions, out: string | undefined): Promise<CaptionRunOutcome> {
   const batchSize = opts.batchSize ?? 16;
   const generation: GenerationSettings = { ...CAPTION_GENERATION, ...opts.generation };
   const imagePattern = opts.imagePattern ?? DEFAULT_IMAGE_PATTERN;
@@ -208,7 +228,6 @@ export async function runCaptions(opts: CaptionRunOptions): Promise<CaptionRunOu
         sha256: createHash('sha256').update(ids.join('\n')).digest('hex'),
       },
     };
-    const out = opts.out === undefined ? undefined : resolve(opts.out);
     const log = out
       ? ProgressLog.open(
           progressPathFor(out),
@@ -278,7 +297,7 @@ export async function runCaptions(opts: CaptionRunOptions): Promise<CaptionRunOu
       },
     };
     if (out) {
-      const report = `${out}.report.json`;
+      const report = reportPathFor(out);
       const lines = results.map((r) => JSON.stringify(r));
       writeFileAtomic(out, lines.length ? `[\n${lines.join(',\n')}\n]\n` : '[]\n');
       const examples = results

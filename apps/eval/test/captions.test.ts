@@ -14,6 +14,7 @@ import { loadCaptions, runCaptions, scoreCaptions, tokenF1 } from '../src/captio
 import { main } from '../src/command.js';
 import { loadAnnotations } from '../src/data.js';
 import { VqaEvalError } from '../src/errors.js';
+import { claimOutputs } from '../src/fs-util.js';
 import { loadAnswerer } from '../src/load-answerer.js';
 import { progressPathFor } from '../src/run.js';
 import { scoreVqa } from '../src/vqa-eval.js';
@@ -166,6 +167,28 @@ describe('shapes-blip2-opt-captioner on the val set', () => {
     expect(report.scores.exact).toBe(18);
     expect(report.timings.resumed).toBeGreaterThan(0);
     expect(existsSync(progressPathFor(out))).toBe(false);
+  });
+
+  it('an --out held by a live run is refused before anything loads (E_OUT_LOCKED)', async () => {
+    const out = join(tempDir(), 'held.json');
+    const lock = claimOutputs(out, [progressPathFor(out)], 'vqa-eval captions');
+    try {
+      const lines: string[] = [];
+      const io = { stdout: (t: string) => lines.push(t), stderr: (t: string) => lines.push(t) };
+      const args = [
+        'captions',
+        '--model',
+        'no-such-model',
+        '--captions',
+        captionsPath,
+        '--images',
+        shapes.images,
+      ];
+      expect(await main([...args, '--out', out], io)).toBe(1);
+      expect(lines.join('')).toMatch(/E_OUT_LOCKED: --out .*held\.json is in use by a live run/);
+    } finally {
+      lock.release();
+    }
   });
 
   it('a missing image is named before the model loads', async () => {
