@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import {
   existsSync,
   lstatSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -207,7 +208,11 @@ describe('timeouts', () => {
 describe('two processes, one cache', () => {
   let child = '';
   beforeAll(async () => {
-    const outDir = fresh();
+    // inside the package, so that the bundle's @blip2/* imports resolve as an installed package's
+    const cache = join(import.meta.dirname, '..', 'node_modules', '.cache');
+    mkdirSync(cache, { recursive: true });
+    const outDir = mkdtempSync(join(cache, 'blip2-faults-child-'));
+    temps.push(outDir);
     await build({
       entry: { child: join(import.meta.dirname, 'fixtures', 'resolve-child.ts') },
       outDir,
