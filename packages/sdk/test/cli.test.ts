@@ -266,6 +266,15 @@ describe('errors and usage', () => {
     expect(v.stderr).toContain('[E_SOURCE]');
   });
 
+  it('a 40 KB command line (onnxruntime-node 1.30 crashes from ~30 KB of argv) runs, in a re-executed child', async () => {
+    const question = 'what is it? '.repeat(3500);
+    const r = await blip2('ask', '--model', fixtures.shapesOpt, '--image', image, '--question', question);
+    // no segfault (exit 139 with no message): the child loaded the model and refused the prompt by name
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^blip2: .*(prompt|question).*(long|positions)/i);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('a missing image names the file', async () => {
     const r = await blip2('ask', '--model', fixtures.shapesOpt, '--image', 'nope.png', '--question', 'why?');
     expect(r.code).toBe(1);
