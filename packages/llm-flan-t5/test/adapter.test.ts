@@ -11,11 +11,17 @@ const ref = await readReference(dir);
 const imageTokenId = blip2.imageTokenIndex as number;
 const V = config.vocabSize;
 let adapter: T5Adapter;
+let weights: Awaited<ReturnType<typeof openWeightsFromDir>>;
 
 beforeAll(async () => {
-  adapter = await T5Adapter.load(config, buildT5(config, await openWeightsFromDir(dir)), createNodeBackend());
+  weights = await openWeightsFromDir(dir);
+  adapter = await T5Adapter.load(config, buildT5(config, weights), createNodeBackend());
 });
-afterAll(() => adapter?.release());
+// the weight files' handles are closed here, not left to the garbage collector (DEP0137)
+afterAll(async () => {
+  await adapter?.release();
+  await weights?.close();
+});
 
 /** Case `i`'s prompt, right-padded to `length` with the pad id 0 and mask 0. */
 async function prompt(i: number, length: number) {

@@ -107,7 +107,8 @@ describe('T5 adapter with the cross-attention and self-attention caches on a dev
       const record = reference.generate.find((r) => r.name === name);
       if (!record) throw new Error(`no record ${name}`);
       const backend = new FakeDeviceBackend();
-      const adapter = await T5Adapter.load(config, buildT5(config, await openWeightsFromDir(dir)), backend);
+      const weights = await openWeightsFromDir(dir);
+      const adapter = await T5Adapter.load(config, buildT5(config, weights), backend);
       // which reorders beam search asked for: those keeping every beam in place move nothing
       const reorderCalls: number[][] = [];
       const reorder = adapter.reorderCache.bind(adapter);
@@ -160,6 +161,7 @@ describe('T5 adapter with the cross-attention and self-attention caches on a dev
         expect(backend.made.filter((t) => !t.disposed)).toHaveLength(0);
       } finally {
         await adapter.release();
+        await weights.close();
       }
     });
   }

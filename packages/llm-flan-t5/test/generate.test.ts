@@ -24,9 +24,10 @@ const defaults = generationOptionsFromConfig(
 );
 let adapter: T5Adapter;
 let batchQueryEmbeds: Tensor<'float32'>;
+let weights: Awaited<ReturnType<typeof openWeightsFromDir>>;
 
 beforeAll(async () => {
-  const weights = await openWeightsFromDir(dir);
+  weights = await openWeightsFromDir(dir);
   const backend = createNodeBackend();
   adapter = await T5Adapter.load(config, buildT5(config, weights), backend);
   // the fixture stores no query embeddings for the batch images: run the image side
@@ -39,7 +40,11 @@ beforeAll(async () => {
   batchQueryEmbeds = q[QFORMER_IO.queryEmbeds] as Tensor<'float32'>;
   await Promise.all([vision.release(), qformer.release()]);
 });
-afterAll(() => adapter?.release());
+// the weight files' handles are closed here, not left to the garbage collector (DEP0137)
+afterAll(async () => {
+  await adapter?.release();
+  await weights?.close();
+});
 
 function optionsOf(record: GenerateRecord): GenerationOptions {
   return { ...defaults, ...generationOptionsFromConfig(record.kwargs, record.name) };

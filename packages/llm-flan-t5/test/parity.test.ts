@@ -9,12 +9,17 @@ import { readReference, tinyT5 } from './helpers.js';
 const { dir, blip2, config, reference } = tinyT5();
 const ref = await readReference(dir);
 let adapter: T5Adapter;
+let weights: Awaited<ReturnType<typeof openWeightsFromDir>>;
 
 beforeAll(async () => {
-  const weights = await openWeightsFromDir(dir);
+  weights = await openWeightsFromDir(dir);
   adapter = await T5Adapter.load(config, buildT5(config, weights), createNodeBackend());
 });
-afterAll(() => adapter?.release());
+// the weight files' handles are closed here, not left to the garbage collector (DEP0137)
+afterAll(async () => {
+  await adapter?.release();
+  await weights?.close();
+});
 
 /** The fixture case's prompt as embeddings: text embeddings with the reference query embeddings at <image>. */
 async function caseEmbeds(i: number): Promise<{ embeds: Tensor<'float32'>; mask: Tensor<'int64'> }> {

@@ -52,11 +52,8 @@ describe('T5 variants against a float64 transcription of modeling_t5.py', () => 
         ]),
       );
       writeFileSync(join(dir, 'model.safetensors'), serializeSafetensors(tensors));
-      const adapter = await T5Adapter.load(
-        v.config,
-        buildT5(v.config, await openWeightsFromDir(dir)),
-        createNodeBackend(),
-      );
+      const checkpoint = await openWeightsFromDir(dir);
+      const adapter = await T5Adapter.load(v.config, buildT5(v.config, checkpoint), createNodeBackend());
 
       // a right-padded prompt of 14 tokens long enough to reach the logarithmic buckets
       const S = 14;
@@ -88,6 +85,7 @@ describe('T5 variants against a float64 transcription of modeling_t5.py', () => 
       }
       console.log(`${v.name}: encoder ${encDiff.toExponential(2)}, logits ${logitsDiff.toExponential(2)}`);
       await adapter.release();
+      await checkpoint.close();
     });
   });
 });
