@@ -20,7 +20,7 @@ import { type LoadAnswererOptions, loadAnswerer } from './load-answerer.js';
 import { mergeResults } from './merge.js';
 import { PY_SUM_MODES } from './python.js';
 import { DEFAULT_BATCH_SIZE, runEvaluation } from './run.js';
-import { parseShard } from './select.js';
+import { parseShard, shardFromEnvironment } from './select.js';
 import { scoreVqa, type VqaAccuracy } from './vqa-eval.js';
 
 export interface CliIo {
@@ -28,6 +28,8 @@ export interface CliIo {
   stderr: (text: string) => void;
   /** Where the progress bar draws (only when it is a TTY). */
   progressStream?: { isTTY?: boolean; write(text: string): unknown };
+  /** Environment `--shard auto` reads (default process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
   /** Aborts a run; cli.ts wires it to SIGINT/SIGTERM. */
   signal?: AbortSignal;
 }
@@ -38,7 +40,9 @@ const USAGE = `Usage:
                [--prompt 'Question: {} Short answer:'] [--question-preprocess lavis|none]
                [--num-beams N] [--length-penalty X] [--eos-token-ids ID,ID] [--max-new-tokens N]
                [--min-new-tokens N] [--padding-side left|right] [--batch-size ${DEFAULT_BATCH_SIZE}] [--limit N]
-               [--shard K/N] [--out results.json] [--resume] [--backend B] [--device D] [--json]
+               [--shard K/N|auto] [--out results.json] [--resume] [--backend B] [--device D] [--json]
+    --shard auto: K/N from a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, JOB_COMPLETIONS) or a
+    Slurm array (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT, SLURM_ARRAY_TASK_MIN).
     --protocol: the settings' defaults, per language-model family: lavis (default; LAVIS's
     code) or paper (the BLIP-2 paper's text); each flag after it overrides one setting.
     Without --annotations (test-dev) the results are written, not scored.
@@ -184,7 +188,12 @@ async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
   const protocol = oneOf(values, 'protocol', VQA_PROTOCOLS) ?? 'lavis';
   const preprocess = oneOf(values, 'question-preprocess', ['lavis', 'none'] as const);
   const generation = generationFlags(values);
-  const shard = values.shard === undefined ? undefined : parseShard(values.shard);
+  const shard =
+    values.shard === undefined
+      ? undefined
+      : values.shard === 'auto'
+        ? shardFromEnvironment(io.env ?? process.env)
+        : parseShard(values.shard);
   const out =
     values.out ?? (shard ? `vqa_results.shard-${shard.index}-of-${shard.count}.json` : 'vqa_results.json');
   const loadOpts: LoadAnswererOptions = { model };

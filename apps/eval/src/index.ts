@@ -52,7 +52,7 @@ export {
   reportPathsFor,
   runEvaluation,
 } from './run.js';
-export { parseShard, type ShardSpec, selectQuestions } from './select.js';
+export { parseShard, SHARD_ENV, type ShardSpec, selectQuestions, shardFromEnvironment } from './select.js';
 export {
   answerAccuracy,
   cleanAnswer,

@@ -33,7 +33,12 @@ beforeAll(async () => {
   return () => rmSync(outDir, { recursive: true, force: true });
 });
 
-function start(out: string, extra: string[] = [], delayMs = 0): ChildProcess {
+function start(
+  out: string,
+  extra: string[] = [],
+  delayMs = 0,
+  env: Record<string, string> = {},
+): ChildProcess {
   const args = [
     cli,
     'run',
@@ -56,9 +61,16 @@ function start(out: string, extra: string[] = [], delayMs = 0): ChildProcess {
     ...extra,
   );
   return spawn(process.execPath, args, {
-    env: { ...process.env, VQA_TEST_DELAY_MS: String(delayMs) },
+    env: { ...withoutJobVariables(process.env), VQA_TEST_DELAY_MS: String(delayMs), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+}
+
+/** The test's own process may run inside a job engine: its shard variables must not leak in. */
+function withoutJobVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(env).filter(([k]) => k !== 'JOB_COMPLETION_INDEX' && !k.startsWith('SLURM_ARRAY_')),
+  );
 }
 
 function finished(
@@ -138,5 +150,44 @@ describe('vqa-eval executable', () => {
     expect((await firstDone).code).toBe(0);
     expect(readFileSync(out, 'utf8')).toBe(readFileSync(full, 'utf8'));
     expect(existsSync(`${out}.lock`)).toBe(false);
+  });
+
+  it("--shard auto: 3 processes of an Indexed Job or a Slurm array merge into one run's file, byte for byte", async () => {
+    const dir = tempDir();
+    const full = join(dir, 'full.json');
+    expect((await finished(start(full))).code).toBe(0);
+    const engines: Record<string, (k: number) => Record<string, string>> = {
+      // Kubernetes sets JOB_COMPLETION_INDEX (0-based); the manifest passes spec.completions
+      k8s: (k) => ({ JOB_COMPLETION_INDEX: String(k), JOB_COMPLETIONS: '3' }),
+      // sbatch --array=1-3
+      slurm: (k) => ({
+        SLURM_ARRAY_TASK_ID: String(k + 1),
+        SLURM_ARRAY_TASK_COUNT: '3',
+        SLURM_ARRAY_TASK_MIN: '1',
+        SLURM_ARRAY_TASK_MAX: '3',
+      }),
+    };
+    for (const [engine, envOf] of Object.entries(engines)) {
+      const parts = [0, 1, 2].map((k) => join(dir, `${engine}-${k}.json`));
+      const runs = await Promise.all(
+        parts.map((p, k) => finished(start(p, ['--shard', 'auto'], 0, envOf(k)))),
+      );
+      expect(
+        runs.map((r) => r.code),
+        runs.map((r) => r.stderr).join('\n'),
+      ).toEqual([0, 0, 0]);
+      // 20 batches of 10 in three contiguous runs of whole batches: 6, 7 and 7 batches
+      expect(parts.map((p) => JSON.parse(readFileSync(p, 'utf8')).length)).toEqual([60, 70, 70]);
+      const merged = join(dir, `${engine}-merged.json`);
+      const merge = spawn(
+        process.execPath,
+        [cli, 'merge', '--questions', shapes.questions, '--out', merged, ...parts],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      expect((await finished(merge)).code).toBe(0);
+      expect(readFileSync(merged, 'utf8')).toBe(readFileSync(full, 'utf8'));
+    }
   });
 });

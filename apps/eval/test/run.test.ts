@@ -16,7 +16,7 @@ import { VqaEvalError } from '../src/errors.js';
 import { mergeResults } from '../src/merge.js';
 import { readProgress } from '../src/progress-log.js';
 import { progressPathFor, type RunOptions, reportPathsFor, runEvaluation } from '../src/run.js';
-import { selectQuestions } from '../src/select.js';
+import { selectQuestions, shardFromEnvironment } from '../src/select.js';
 import { scoreVqa } from '../src/vqa-eval.js';
 import { FAKE_TOKEN_IDS, FakeAnswerer, fakeAnswer, runShapesVal, shapes, tempDir } from './helpers.js';
 
@@ -212,6 +212,39 @@ describe('runEvaluation', () => {
     const merged = join(dir, 'merged.json');
     mergeResults({ inputs: parts, out: merged, questionsPath: shapes.questions, limit: 60 });
     expect(readFileSync(merged, 'utf8')).toBe(readFileSync(full, 'utf8'));
+  });
+
+  it('--shard auto reads K/N from a Kubernetes Indexed Job or a Slurm array, and says what is missing', () => {
+    expect(shardFromEnvironment({ JOB_COMPLETION_INDEX: '0', JOB_COMPLETIONS: '4' })).toEqual({
+      index: 1,
+      count: 4,
+    });
+    expect(shardFromEnvironment({ SLURM_ARRAY_TASK_ID: '3', SLURM_ARRAY_TASK_COUNT: '4' })).toEqual({
+      index: 4,
+      count: 4,
+    });
+    const slurm1 = { SLURM_ARRAY_TASK_COUNT: '4', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_MAX: '4' };
+    expect(shardFromEnvironment({ ...slurm1, SLURM_ARRAY_TASK_ID: '1' })).toEqual({ index: 1, count: 4 });
+    const bad: [Record<string, string>, RegExp][] = [
+      [{}, /neither JOB_COMPLETION_INDEX \(Kubernetes Indexed Job\) nor SLURM_ARRAY_TASK_ID/],
+      [{ JOB_COMPLETION_INDEX: '1' }, /JOB_COMPLETIONS is not: set it to the Job's spec.completions/],
+      [{ JOB_COMPLETION_INDEX: '4', JOB_COMPLETIONS: '4' }, /shard index 4 of 4/],
+      [{ JOB_COMPLETION_INDEX: 'x', JOB_COMPLETIONS: '4' }, /JOB_COMPLETION_INDEX is "x"/],
+      [{ SLURM_ARRAY_TASK_ID: '2' }, /SLURM_ARRAY_TASK_COUNT is not set/],
+      [
+        {
+          SLURM_ARRAY_TASK_ID: '2',
+          SLURM_ARRAY_TASK_COUNT: '4',
+          SLURM_ARRAY_TASK_MIN: '0',
+          SLURM_ARRAY_TASK_MAX: '6',
+        },
+        /array 0-6 has 4 tasks, not one per id/,
+      ],
+    ];
+    for (const [env, message] of bad) {
+      expect(() => shardFromEnvironment(env)).toThrow(message);
+      expect(() => shardFromEnvironment(env)).toThrow(VqaEvalError);
+    }
   });
 
   it('shard selection covers every question exactly once for any N', () => {
