@@ -94,3 +94,57 @@ describe('long inputs', () => {
     );
   });
 });
+
+interface RandomCase {
+  text: string;
+  ids: number[];
+  ids_no_special: number[];
+  decoded: string;
+  decoded_with_special: string;
+}
+
+// 400 seeded random strings per tokenizer (a leading U+FEFF in a quarter of them, zero-width and
+// BOM-like characters, combining marks, emoji, CJK, odd whitespace, controls), answered by the
+// Rust tokenizers (npm `tokenizers` 0.23.2; test/oracle/make-tokenizer-random-cases.mjs wrote them).
+for (const [name, dir] of [
+  ['opt', fixtures.tokenizersOpt],
+  ['t5', fixtures.tokenizersT5],
+] as const) {
+  describe(`${name} tokenizer on random strings against the Rust tokenizers (random-cases.json)`, () => {
+    const { cases } = readJson(join(dir, 'random-cases.json')) as { cases: RandomCase[] };
+    // the Rust library alone: no transformers-side clean-up of tokenization spaces
+    const tok = Tokenizer.fromJSON(readJson(join(dir, 'tokenizer.json')));
+    const plain = { cleanUpTokenizationSpaces: false };
+
+    it('has 400 cases, a leading U+FEFF among them', () => {
+      expect(cases).toHaveLength(400);
+      expect(cases.filter((c) => c.text.startsWith('\ufeff')).length).toBeGreaterThan(50);
+    });
+    it('encodes and decodes every one as the reference does', () => {
+      const wrong: string[] = [];
+      for (const c of cases) {
+        const label = JSON.stringify(c.text);
+        if (JSON.stringify(tok.encode(c.text).ids) !== JSON.stringify(c.ids)) wrong.push(`${label} ids`);
+        if (
+          JSON.stringify(tok.encode(c.text, null, { addSpecialTokens: false }).ids) !==
+          JSON.stringify(c.ids_no_special)
+        )
+          wrong.push(`${label} ids without special tokens`);
+        if (tok.decode(c.ids, { skipSpecialTokens: true, ...plain }) !== c.decoded)
+          wrong.push(`${label} decoded`);
+        if (tok.decode(c.ids, { skipSpecialTokens: false, ...plain }) !== c.decoded_with_special)
+          wrong.push(`${label} decoded with special tokens`);
+      }
+      expect(wrong).toEqual([]);
+    });
+    // byte-level BPE spells U+FEFF as its three UTF-8 bytes (T5's normalizer keeps no such token)
+    if (name === 'opt') {
+      it('keeps a leading U+FEFF when decoding, as the Rust tokenizers do', () => {
+        const bom = cases.filter((c) => c.text.startsWith('\ufeff') && c.decoded.startsWith('\ufeff'));
+        expect(bom.length).toBeGreaterThan(50);
+        for (const c of bom) expect(tok.decode(c.ids, { skipSpecialTokens: true, ...plain })).toBe(c.decoded);
+        expect(tok.decode(tok.encode('\ufeffhi', null, { addSpecialTokens: false }).ids)).toBe('\ufeffhi');
+      });
+    }
+  });
+}

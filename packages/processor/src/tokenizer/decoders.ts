@@ -13,7 +13,9 @@ export interface Decoder {
 
 type Json = Record<string, unknown>;
 const encoder = new TextEncoder();
-const utf8 = new TextDecoder('utf-8'); // lossy: invalid sequences become U+FFFD, as from_utf8_lossy
+// lossy: invalid sequences become U+FFFD, as from_utf8_lossy; a leading U+FEFF is text to the
+// Rust tokenizers, not a byte-order mark (TextDecoder would strip it)
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 export class ByteLevelDecoder implements Decoder {
   decodeChain(tokens: string[]): string[] {
@@ -90,7 +92,9 @@ export class ByteFallbackDecoder implements Decoder {
     let pending: number[] = [];
     const flush = () => {
       if (pending.length === 0) return;
-      const text = new TextDecoder('utf-8', { fatal: false }).decode(new Uint8Array(pending));
+      const text = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(
+        new Uint8Array(pending),
+      );
       // invalid runs become one U+FFFD per byte in the reference
       out.push(text.includes('\uFFFD') ? '\uFFFD'.repeat(pending.length) : text);
       pending = [];

@@ -10,7 +10,7 @@ import type { NormalizedString } from './normalized.js';
 import type { Normalizer } from './normalizers.js';
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true }); // a replacement may begin with U+FEFF
 
 function base64ToBytes(b64: string): Uint8Array {
   if (typeof atob === 'function') {
