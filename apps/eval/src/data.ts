@@ -154,6 +154,14 @@ export function annotationsFor(
         `${annotationsPath}: no annotation for question_id ${q.question_id} ("${q.question}")`,
       );
     }
+    // an annotation of another image would score answers about one picture against another's
+    if (a.image_id !== q.image_id) {
+      throw new VqaEvalError(
+        'E_ANNOTATION_MISMATCH',
+        `${annotationsPath}: the annotation of question_id ${q.question_id} is for image_id ${a.image_id}, ` +
+          `but the question is about image_id ${q.image_id}`,
+      );
+    }
     out.set(q.question_id, a);
   }
   return out;

@@ -15,6 +15,7 @@ export type EvalErrorCode =
   | 'E_FIELD' // a JSON file has a missing or wrongly typed field
   | 'E_DUPLICATE' // a question id appears twice in one file
   | 'E_MISSING_ANNOTATION' // a question has no annotation
+  | 'E_ANNOTATION_MISMATCH' // a question's annotation names another image_id
   | 'E_PATTERN' // bad --image-pattern
   | 'E_PROMPT' // bad --prompt template
   | 'E_IMAGE_MISSING' // an image file the questions need does not exist

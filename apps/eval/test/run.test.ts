@@ -314,6 +314,32 @@ describe('runEvaluation', () => {
     expect(existsSync(`${out}.lock`)).toBe(false);
   });
 
+  it("an annotation whose image_id differs from its question's is refused before the model loads", async () => {
+    const dir = tempDir();
+    const annotations = JSON.parse(readFileSync(shapes.annotations, 'utf8'));
+    const first = annotations.annotations[0];
+    first.image_id += 1;
+    const path = join(dir, 'annotations.json');
+    writeFileSync(path, JSON.stringify(annotations));
+    let loaded = false;
+    const p = runEvaluation(
+      base({
+        annotationsPath: path,
+        answerer: async () => {
+          loaded = true;
+          return new FakeAnswerer();
+        },
+      }),
+    );
+    await expect(p).rejects.toThrow(
+      new RegExp(
+        `question_id ${first.question_id} is for image_id ${first.image_id}, but the question is about image_id ${first.image_id - 1}`,
+      ),
+    );
+    expect(await code(p)).toBe('E_ANNOTATION_MISMATCH');
+    expect(loaded).toBe(false);
+  });
+
   it('reports a corrupt progress log by line', async () => {
     const dir = tempDir();
     const out = join(dir, 'r.json');
