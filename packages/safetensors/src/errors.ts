@@ -23,6 +23,8 @@ export type SafetensorsErrorCode =
   | 'E_OUT_OF_RANGE'
   /** two tensors share bytes */
   | 'E_OVERLAP'
+  /** bytes of the data section no tensor owns: a gap between tensors, or bytes after the last */
+  | 'E_DATA_GAP'
   /** `__metadata__` is not a map of strings */
   | 'E_METADATA'
   /** `model.safetensors.index.json` is malformed */

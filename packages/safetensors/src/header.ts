@@ -127,6 +127,14 @@ export function parseHeaderJson(
     );
   }
   if (!isObject(parsed)) throw new SafetensorsError('E_HEADER_JSON', source, 'header is not a JSON object');
+  // JSON.parse keeps the last of two equal keys; the Rust reader refuses such a header
+  const duplicate = firstDuplicateKey(new TextDecoder().decode(json));
+  if (duplicate !== undefined)
+    throw new SafetensorsError(
+      'E_DUPLICATE_TENSOR',
+      source,
+      `tensor ${JSON.stringify(duplicate)} appears twice in the header`,
+    );
 
   let metadata: Record<string, string> = {};
   const tensors: TensorInfo[] = [];
@@ -206,7 +214,55 @@ export function parseHeaderJson(
       );
     }
   }
+  // as the Rust reader validates: the tensors tile the data section, from 0 to its end, with no
+  // byte unowned (a gap could hide another payload; trailing bytes mean a file spliced or padded).
+  // Empty tensors own no bytes: they may sit anywhere.
+  let cursor = 0;
+  for (const t of spans) {
+    const begin = t.offset - dataOffset;
+    if (begin !== cursor) {
+      throw new SafetensorsError(
+        'E_DATA_GAP',
+        source,
+        `bytes ${cursor}..${begin} of the data section belong to no tensor (before ${JSON.stringify(t.name)})`,
+      );
+    }
+    cursor = begin + t.byteLength;
+  }
+  if (cursor !== dataLength) {
+    throw new SafetensorsError(
+      'E_DATA_GAP',
+      source,
+      `the tensors end at byte ${cursor} of the data section, but it has ${dataLength} bytes (trailing bytes)`,
+    );
+  }
   return { file, headerLength, dataOffset, fileSize, tensors, metadata };
+}
+
+/** The first top-level key of a JSON object text that appears twice, if any. */
+function firstDuplicateKey(text: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === '{' || c === '[') {
+      depth++;
+      if (depth === 1 && c === '{') expectKey = true;
+    } else if (c === '}' || c === ']') depth--;
+    else if (c === ',' && depth === 1) expectKey = true;
+  }
+  return undefined;
 }
 
 /**

@@ -141,6 +141,38 @@ describe('malformed files: each has its typed error', () => {
     expect(codeOf(() => parseHeader(bytes, 'x'))).toBe('E_OUT_OF_RANGE');
   });
 
+  it('a tensor name twice in the header (JSON.parse would keep the last)', () => {
+    const w = '{"dtype":"U8","shape":[4],"data_offsets":[0,4]}';
+    const bytes = rawFile(null, 4, `{"w":${w},"__metadata__":{"w":"x"},"w":${w}}`);
+    expect(() => parseHeader(bytes, 'x')).toThrow('x: tensor "w" appears twice in the header');
+    expect(codeOf(() => parseHeader(bytes, 'x'))).toBe('E_DUPLICATE_TENSOR');
+    // a name repeated inside __metadata__ or escaped differently is no duplicate tensor
+    const fine = rawFile(
+      null,
+      4,
+      `{"w":${w},"__metadata__":{"a":"1","b":"\\"w\\""},"w\\u0031":{"dtype":"U8","shape":[0],"data_offsets":[4,4]}}`,
+    );
+    expect(parseHeader(fine, 'x').tensors.map((t) => t.name)).toEqual(['w', 'w1']);
+  });
+
+  it('a gap between tensors, or bytes after the last, is refused', () => {
+    const gap = rawFile(
+      {
+        a: { dtype: 'U8', shape: [4], data_offsets: [0, 4] },
+        b: { dtype: 'U8', shape: [4], data_offsets: [8, 12] },
+      },
+      12,
+    );
+    expect(() => parseHeader(gap, 'x')).toThrow(
+      'bytes 4..8 of the data section belong to no tensor (before "b")',
+    );
+    expect(codeOf(() => parseHeader(gap, 'x'))).toBe('E_DATA_GAP');
+    const trailing = rawFile({ a: { dtype: 'U8', shape: [4], data_offsets: [0, 4] } }, 6);
+    expect(() => parseHeader(trailing, 'x')).toThrow(
+      'the tensors end at byte 4 of the data section, but it has 6 bytes',
+    );
+  });
+
   it('overlapping tensors (but empty tensors sharing an offset are fine)', () => {
     const bytes = rawFile(
       {
