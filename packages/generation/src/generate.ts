@@ -7,7 +7,13 @@ import type { LanguageModelAdapter } from './adapter.js';
 import { beamSearch } from './beam-search.js';
 import { GenerationError } from './errors.js';
 import { buildLogitsProcessors } from './logits-process.js';
-import { type GenerationOptions, type ResolvedOptions, resolveOptions, type TokenEvent } from './options.js';
+import {
+  checkStepMemory,
+  type GenerationOptions,
+  type ResolvedOptions,
+  resolveOptions,
+  type TokenEvent,
+} from './options.js';
 import { ModelRunner } from './runner.js';
 import { greedyOrSample } from './sample.js';
 import type { SearchContext } from './search.js';
@@ -124,6 +130,7 @@ export function planGeneration(
   } else {
     prompts = Array.from({ length: batch }, () => []);
   }
+  checkStepMemory(options, batch, adapter.vocabSize);
   const resolved = resolveOptions(options, {
     kind: adapter.kind,
     vocabSize: adapter.vocabSize,

@@ -18,7 +18,9 @@ export {
 } from './logits-process.js';
 export {
   checkGenerationOptions,
+  checkStepMemory,
   DEFAULT_MAX_LENGTH,
+  DEFAULT_STEP_MEMORY_BYTES,
   type GenerationOptions,
   generationOptionsFromConfig,
   type ResolvedOptions,

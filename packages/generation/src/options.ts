@@ -12,6 +12,13 @@ export interface TokenEvent {
 }
 
 export interface GenerationOptions {
+  /**
+   * Bytes one decoding step may use for its scores (rows x vocabulary x 4 bytes, three copies:
+   * logits, log-probabilities, candidate scores), checked before the first step: a huge
+   * numBeams or batch is refused instead of growing until the kernel kills the process.
+   * Default DEFAULT_STEP_MEMORY_BYTES (2 GiB).
+   */
+  stepMemoryBytes?: number;
   /** New tokens to generate at most; wins over `maxLength`. */
   maxNewTokens?: number;
   /** Longest total sequence (prompt ids + new tokens; for encoder-decoder the decoder sequence). Default 20 new tokens. */
@@ -185,6 +192,30 @@ export function checkGenerationOptions(options: GenerationOptions): void {
  * position table); decoder-only without prompt ids counts an explicit `maxLength`
  * / `minLength` over the embeddings too.
  */
+/** The default of `stepMemoryBytes`. */
+export const DEFAULT_STEP_MEMORY_BYTES = 2 * 1024 ** 3;
+
+/**
+ * Refuses a search whose per-step scores would not fit `stepMemoryBytes`, naming the figures:
+ * `batch x numBeams` rows of `vocabSize` float32 scores, three copies of them per step.
+ */
+export function checkStepMemory(options: GenerationOptions, batch: number, vocabSize: number): void {
+  const budget = options.stepMemoryBytes ?? DEFAULT_STEP_MEMORY_BYTES;
+  if (typeof budget !== 'number' || !(budget > 0))
+    fail('E_OPTION', `stepMemoryBytes must be a positive number of bytes, got ${String(budget)}`);
+  const numBeams = options.numBeams ?? 1;
+  const rows = batch * numBeams;
+  const bytes = rows * vocabSize * 4 * 3;
+  if (bytes > budget) {
+    const gb = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GiB`;
+    fail(
+      'E_NUM_BEAMS',
+      `numBeams ${numBeams} x batch ${batch} = ${rows} rows of ${vocabSize} scores need ${gb(bytes)} per step, ` +
+        `above the limit of ${gb(budget)} (stepMemoryBytes); at most ${Math.max(1, Math.floor(budget / (batch * vocabSize * 12)))} beams fit`,
+    );
+  }
+}
+
 export function resolveOptions(options: GenerationOptions, ctx: LengthContext): ResolvedOptions {
   checkGenerationOptions(options);
   const numBeams = options.numBeams ?? 1;

@@ -50,6 +50,25 @@ describe('typed errors before any model call', () => {
     });
   }
 
+  it('numBeams whose per-step scores exceed stepMemoryBytes: refused before any model call, naming the limit', async () => {
+    const lm = new ToyLm(8, bigramLogits(8, 1));
+    // 2 rows x 8 scores x 12 bytes = 192 bytes; a 100-byte budget holds 1 beam
+    await expectError(
+      () => generate(lm, toyInputs([[1, 2, 3]]), { numBeams: 2, stepMemoryBytes: 100 }),
+      'E_NUM_BEAMS',
+      /numBeams 2 x batch 1 = 2 rows of 8 scores .* above the limit .*\(stepMemoryBytes\); at most 1 beams fit/,
+    );
+    expect(lm.calls.prefill).toBe(0);
+    // the default: 100000 beams over a 50272-token vocabulary (OPT) is 56 GiB per step
+    const opt = new ToyLm(50272, () => new Float32Array(50272));
+    await expectError(
+      () => generate(opt, toyInputs([[1]]), { numBeams: 100_000 }),
+      'E_NUM_BEAMS',
+      /2\.00 GiB/,
+    );
+    expect(opt.calls.prefill).toBe(0);
+  });
+
   it('a prompt longer than maxPositions, or one that would run past it', async () => {
     const lm = new ToyLm(8, bigramLogits(8, 1), 'decoder-only', 4);
     await expectError(
