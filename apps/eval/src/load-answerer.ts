@@ -16,7 +16,15 @@ export interface LoadAnswererOptions {
   backend?: string;
   /** The backend's device, e.g. 'cpu', 'cuda' (node) or 'wasm' (web). */
   device?: string;
+  /** The weight format, as the SDK's `dtype` (e.g. 'q4', or per module); default the checkpoint's. */
+  dtype?: Blip2FromPretrainedOptions['dtype'];
+  /** Where the SDK keeps a checkpoint it quantizes at load (default its cache). */
+  cacheDir?: string;
 }
+
+type Blip2FromPretrainedOptions = NonNullable<
+  Parameters<typeof Blip2ForConditionalGeneration.fromPretrained>[1]
+>;
 
 const BACKENDS = ['node', 'web'] as const;
 type BackendName = (typeof BACKENDS)[number];
@@ -34,6 +42,8 @@ export async function loadAnswerer(opts: LoadAnswererOptions): Promise<VqaAnswer
     model = await Blip2ForConditionalGeneration.fromPretrained(opts.model, {
       backend: backend as BackendName,
       ...(opts.device !== undefined ? { device: opts.device } : {}),
+      ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}),
+      ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
       onWarning: (message) => process.stderr.write(`vqa-eval: ${message}\n`),
     });
   } catch (e) {

@@ -112,6 +112,8 @@ export interface WeightLookup {
    * bias). Which weights can be quantized is read from this (quantize.ts).
    */
   noteUse?(name: string, role: 'linear' | 'other'): void;
+  /** The graphs will run where float16 kernels exist: see GraphBuilderOptions.float16Compute. */
+  readonly float16Compute?: boolean;
 }
 
 // onnx.proto TensorProto.DataType
@@ -280,7 +282,7 @@ export class GraphBuilder {
 
   /** Whether `linear` may multiply in float16 (the provider has float16 kernels). */
   get float16Compute(): boolean {
-    return this.options.float16Compute ?? false;
+    return this.options.float16Compute ?? this.options.weights?.float16Compute ?? false;
   }
 
   /**
@@ -502,13 +504,14 @@ export class GraphBuilder {
     if (info.packed) return this.packedWeight(info, info.packed);
     const init = this.externalInit(info);
     let v = new Value(this, name);
-    this.weightOfValue.set(name, name);
     if (init.dtype === 'float16' || init.dtype === 'bfloat16') {
       const raw = v;
       v = this.op1('Cast', [v], { to: ONNX_TYPE.float32 });
-      this.weightOfValue.set(v.name, name);
       if (init.dtype === 'float16') this.halfValues.set(v.name, { value: raw, dims: info.shape });
     }
+    // registered after the widening Cast, whose read of the weight is no use of its own
+    this.weightOfValue.set(name, name);
+    this.weightOfValue.set(v.name, name);
     this.weightValues.set(name, v);
     return v;
   }

@@ -6,6 +6,7 @@
 import { type FileHandle, open, realpath } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { float32ToFloat16, type Tensor } from '@blip2/tensor';
+import { DTYPES, type SafetensorsDType } from './dtypes.js';
 import { SafetensorsError } from './errors.js';
 import type { ByteReader } from './reader.js';
 import { SINGLE_FILE } from './shard-index.js';
@@ -111,13 +112,23 @@ export async function readSafetensorsFile(path: string): Promise<Map<string, Ten
   }
 }
 
-/** A float tensor written by `writeSafetensorsFile`, produced a slice at a time. */
-export interface StreamedTensor {
+/** A tensor written by `writeSafetensorsFile`: floats produced a slice at a time, or its bytes when their turn comes. */
+export type StreamedTensor = StreamedFloats | StreamedBytes;
+
+export interface StreamedFloats {
   readonly name: string;
   readonly dtype: 'F32' | 'F16';
   readonly shape: readonly number[];
   /** Fills `values` with the elements starting at flat index `start` (written as float32, or rounded to F16). */
   fill(values: Float32Array, start: number): void;
+}
+
+export interface StreamedBytes {
+  readonly name: string;
+  readonly dtype: SafetensorsDType;
+  readonly shape: readonly number[];
+  /** The tensor's little-endian bytes, asked for when the writer reaches it (one tensor in memory at a time). */
+  bytes(): Promise<Uint8Array> | Uint8Array;
 }
 
 /**
@@ -138,6 +149,19 @@ export async function writeSafetensorsFile(
     await writeAll(file, head);
     for (const t of tensors) {
       const count = t.shape.reduce((a, b) => a * b, 1);
+      if ('bytes' in t) {
+        const data = await t.bytes();
+        const expected = count * DTYPES[t.dtype].bytes;
+        if (data.length !== expected) {
+          throw new SafetensorsError(
+            'E_WRITE',
+            t.name,
+            `${data.length} bytes given, ${t.dtype} [${t.shape.join(', ')}] needs ${expected}`,
+          );
+        }
+        await writeAll(file, data);
+        continue;
+      }
       for (let start = 0; start < count; start += chunkElements) {
         const n = Math.min(chunkElements, count - start);
         const slice = values.subarray(0, n);

@@ -20,6 +20,13 @@ export {
   type VqaStopTokens,
 } from '@blip2/generation';
 export type { RawImage } from '@blip2/processor';
+export {
+  type DTypeOption,
+  parseDTypeFlag,
+  planQuantization,
+  type QuantizationPlan,
+  resolveDTypes,
+} from './core/dtype.js';
 export { LANGUAGE_MODELS, type LanguageModelModule, optModule, t5Module } from './core/families.js';
 export { type FromPretrainedOptions, loadParts } from './core/load.js';
 export {

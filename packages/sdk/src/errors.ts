@@ -25,6 +25,7 @@ export type SdkErrorCode =
   | 'E_MISSING_WEIGHT'
   | 'E_WEIGHT_SHAPE'
   | 'E_DTYPE'
+  | 'E_PACKED_WEIGHT' // an exported folder's packed weights or its quantization.json are damaged
   | 'E_INPUT'
   | 'E_IMAGE'
   | 'E_PROMPT_TOO_LONG'

@@ -13,6 +13,13 @@ setPlatform(nodePlatform);
 
 export * from './common.js';
 export {
+  type ExportOptions,
+  type ExportResult,
+  exportModel,
+  quantizeIntoCache,
+  writeWeightsFolder,
+} from './export.js';
+export {
   BACKEND_DEVICES,
   createBackend,
   createBackendNode,

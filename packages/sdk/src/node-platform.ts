@@ -11,6 +11,7 @@ import { openWeightsFromDir } from '@blip2/safetensors/node';
 import type { Backend } from '@blip2/tensor';
 import type { BackendChoice, ModelFiles, Platform, SourceOptions } from './core/platform.js';
 import { SdkError } from './errors.js';
+import { quantizeIntoCache } from './export.js';
 import { resolveModel } from './sources/resolve.js';
 
 export function folderFiles(dir: string): ModelFiles {
@@ -140,6 +141,7 @@ export const nodePlatform: Platform = {
     return folderFiles(resolved.dir);
   },
   createBackend,
+  quantizeWeights: quantizeIntoCache,
   decodeImage: decodeImageNode,
 };
 

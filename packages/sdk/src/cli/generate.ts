@@ -12,6 +12,7 @@ import {
   BACKEND,
   backendChoice,
   COMMON,
+  DTYPE_HELP,
   GENERATION,
   generationOptions,
   list,
@@ -25,6 +26,7 @@ import { isVqaOnlyModel, VQA_ONLY_NOTE } from './shipped.js';
 const SHARED = `
   --backend node|web      onnxruntime-node (default) or onnxruntime-web (wasm)
   --device D              node: cpu|cuda|tensorrt|dml|coreml; web: wasm|webgpu|webnn
+${DTYPE_HELP}
   --num-beams N           beam search with N beams
   --max-new-tokens N      generate at most N tokens
   --min-new-tokens N      no end of sequence before N tokens

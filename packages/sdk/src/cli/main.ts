@@ -7,6 +7,7 @@ import { bench } from './bench.js';
 import { demo } from './demo.js';
 import { doctor } from './doctor.js';
 import { formatError, UsageError } from './errors.js';
+import { exportCommand } from './export.js';
 import { captionOrAsk } from './generate.js';
 import { inspect } from './inspect.js';
 import { type Io, processIo } from './io.js';
@@ -20,6 +21,7 @@ commands:
   ask --model M --image I --question Q        answer a question about an image
   parity <fixture-dir> [--backend node|web]   replay a reference fixture folder, report differences
   inspect --model M                           config, parameters, dtypes, files, missing/unused weights
+  export --model M --out DIR --dtype D        write the checkpoint with fp16 / q8 / q4 / q4f16 weights
   doctor                                      what this machine can run (providers, versions)
   demo                                        the shipped shapes-VQA models caption and answer
   bench [--variant V] [--dtype D] [--json]    real-size speed and memory beside the machine's limits
@@ -31,6 +33,7 @@ const COMMANDS: Record<string, (args: readonly string[], io: Io) => Promise<numb
   ask: (args, io) => captionOrAsk('ask', args, io),
   parity,
   inspect,
+  export: exportCommand,
   doctor,
   demo,
   bench,

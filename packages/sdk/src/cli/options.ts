@@ -9,6 +9,7 @@
  * exits 2 at once instead of after seconds of model loading.
  */
 import { checkGenerationOptions, GenerationError, type GenerationOptions } from '@blip2/generation';
+import { type DTypeOption, parseDTypeFlag } from '../core/dtype.js';
 import type { FromPretrainedOptions } from '../core/load.js';
 import { BACKEND_DEVICES } from '../node-platform.js';
 import { UsageError } from './errors.js';
@@ -31,6 +32,7 @@ export const COMMON: OptionSpec = {
 export const BACKEND: OptionSpec = {
   backend: { type: 'string' },
   device: { type: 'string' },
+  dtype: { type: 'string' },
 };
 
 /** Each generation flag and the GenerationOptions key it sets. */
@@ -207,7 +209,7 @@ const BACKENDS = Object.keys(BACKEND_DEVICES) as (keyof typeof BACKEND_DEVICES)[
 export function backendChoice(
   values: Values,
   usage: string,
-): Pick<FromPretrainedOptions, 'backend' | 'device'> {
+): Pick<FromPretrainedOptions, 'backend' | 'device' | 'dtype'> {
   const backend = values.backend;
   if (backend !== undefined && !(BACKENDS as string[]).includes(String(backend)))
     throw new UsageError(
@@ -224,5 +226,18 @@ export function backendChoice(
   return {
     ...(backend === undefined ? {} : { backend: backend as 'node' | 'web' }),
     ...(typeof device === 'string' ? { device } : {}),
+    ...(typeof values.dtype === 'string' ? { dtype: dtypeFlag(values.dtype, usage) } : {}),
   };
 }
+
+/** --dtype q4, or --dtype vision=fp16,qformer=fp32,language_model=q4 */
+export function dtypeFlag(text: string, usage: string): DTypeOption {
+  try {
+    return parseDTypeFlag(text);
+  } catch (e) {
+    throw new UsageError(`--dtype: ${(e as Error).message}`, usage);
+  }
+}
+
+export const DTYPE_HELP = `  --dtype D               weight format: fp32|fp16|q8|q4|q4f16, or per module
+                          vision=fp16,qformer=fp32,language_model=q4 (unnamed: fp32)`;

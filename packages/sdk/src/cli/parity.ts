@@ -6,12 +6,14 @@ import { displayPath, type Io } from './io.js';
 import { BACKEND, backendChoice, COMMON, parse } from './options.js';
 import { progressBar } from './progress.js';
 
-export const PARITY_USAGE = `usage: blip2 parity <fixture-dir> [--backend node|web] [--device D] [--images DIR] [--json]
+export const PARITY_USAGE = `usage: blip2 parity <fixture-dir> [--backend node|web] [--device D] [--dtype D] [--images DIR] [--json]
   Replays every case of a reference fixture folder (computed with Hugging Face transformers):
   a model folder (reference.json + reference.safetensors), a tokenizer folder (cases.json)
   or an images folder (pixel_values.safetensors). Prints each tensor's max |diff| and each
   generation's match; exits 0 exactly when everything is within the fixture tolerances.
   --images DIR            where a model folder's case images are (default: ../images)
+  --dtype D               replay on quantized weights (fp16|q8|q4|q4f16, or per module):
+                          the differences then measure the dtype's accuracy
   --json                  print {"ok", "maxAbsDiff", "tensors", "generate", "exact", ...}`;
 
 export async function parity(args: readonly string[], io: Io): Promise<number> {

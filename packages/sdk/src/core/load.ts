@@ -11,21 +11,38 @@ import {
   type TextConfig,
 } from '@blip2/configs';
 import { type GenerationOptions, generationOptionsFromConfig } from '@blip2/generation';
-import { GraphBuildError, type KvLoadOptions } from '@blip2/onnx';
+import {
+  GraphBuildError,
+  type KvLoadOptions,
+  MODULES,
+  parseQuantizationManifest,
+  QUANTIZATION_FILE,
+  type QuantizationManifest,
+  type WeightLookup,
+  withPackedWeights,
+} from '@blip2/onnx';
 import { buildQFormer } from '@blip2/qformer';
 import type { WeightIndex } from '@blip2/safetensors';
 import type { Backend, BuiltGraph, Session } from '@blip2/tensor';
 import { buildVisionModel } from '@blip2/vision-encoder';
 import { SdkError } from '../errors.js';
 import type { ProgressCallback } from '../sources/progress.js';
+import { type DTypeOption, describeDTypes, planQuantization, resolveDTypes, sameDTypes } from './dtype.js';
 import { LANGUAGE_MODELS, type LanguageModelModule } from './families.js';
 import { type BackendChoice, type ModelFiles, platform, type SourceOptions } from './platform.js';
 import { type Blip2Processor, loadProcessor } from './processor.js';
-import { recordUse, unusedWeights } from './weights.js';
+import { type RecordingLookup, recordUse, unusedWeights } from './weights.js';
 
 export interface FromPretrainedOptions extends SourceOptions, BackendChoice {
-  /** Compute precision. Weights stored as f16/bf16 are widened in the graph; only 'float32' compute exists today. */
-  readonly dtype?: 'float32';
+  /**
+   * Weight format per module: `fp32 | fp16 | q8 | q4 | q4f16`, one for all, or e.g.
+   * `{ vision: 'fp16', language_model: 'q4' }` (unnamed modules fp32). Default: fp32 for
+   * a checkpoint (f16/bf16 weights widened at session creation), the exported dtypes
+   * for a `blip2 export` folder. A plain checkpoint asked for another dtype is
+   * quantized once into the cache (Node; browsers load exported folders), see
+   * docs/backends.md for which op each dtype runs.
+   */
+  readonly dtype?: DTypeOption;
   /** Replaces the language-model module chosen from `text_config.model_type`. */
   readonly languageModel?: LanguageModelModule;
   /**
@@ -108,12 +125,6 @@ export async function loadParts(
   parts: readonly Part[],
   options: FromPretrainedOptions = {},
 ): Promise<LoadedParts> {
-  if (options.dtype !== undefined && options.dtype !== 'float32') {
-    throw new SdkError(
-      'E_DTYPE',
-      `dtype '${options.dtype}' is not supported: compute runs in 'float32' (f16/bf16 weights are widened in the graph)`,
-    );
-  }
   const p = platform();
   const files = await p.openSource(source, options);
   const rawConfig = await files.readJson('config.json');
@@ -126,29 +137,56 @@ export async function loadParts(
   }
   const config = parseBlip2Config(rawConfig, `${files.location}/config.json`);
   const module = options.languageModel ?? LANGUAGE_MODELS[config.textConfig.modelType];
+  const manifestJson = await files.readJson(QUANTIZATION_FILE, true);
+  let manifest =
+    manifestJson === undefined
+      ? undefined
+      : parseQuantizationManifest(manifestJson, `${files.location}/${QUANTIZATION_FILE}`);
+  const dtypes = manifest ? manifest.dtype : resolveDTypes(options.dtype);
+  if (manifest && options.dtype !== undefined && !sameDTypes(resolveDTypes(options.dtype), manifest.dtype)) {
+    throw new SdkError(
+      'E_DTYPE',
+      `${files.location} was exported as ${describeDTypes(manifest.dtype)}; dtype ${describeDTypes(resolveDTypes(options.dtype))} was asked (export the original checkpoint again to change it)`,
+    );
+  }
   const backend = await p.createBackend(options);
-  const weights = await files.openWeights();
-  const recorder = recordUse(weights);
-  const graphs = new Map<string, BuiltGraph>();
+  checkBackendRuns(backend, dtypes);
+  let weights = await files.openWeights();
   const progress: ProgressCallback | undefined = options.onProgress;
 
-  let lmGraphs: Record<string, BuiltGraph> | undefined;
-  try {
-    if (parts.includes('vision'))
-      graphs.set('vision', buildVisionModel(config.visionConfig, recorder.lookup));
-    if (parts.includes('qformer')) {
-      graphs.set(
-        'qformer',
-        buildQFormer(config.qformerConfig, recorder.lookup, {
-          numQueryTokens: config.numQueryTokens,
-          languageProjection: true,
-        }),
+  if (!manifest) {
+    // packed tensors without the file that says what they are: a folder copied without it
+    const packed = [...weights.tensors.keys()].find((n) => /\.(q4|q8)$/.test(n));
+    if (packed) {
+      await weights.close();
+      throw new SdkError(
+        'E_PACKED_WEIGHT',
+        `${files.location}: holds packed weights ('${packed}') but no ${QUANTIZATION_FILE}, which says how they were packed; copy the whole exported folder`,
       );
     }
-    if (parts.includes('languageModel')) {
-      lmGraphs = module.build(config.textConfig as TextConfig, recorder.lookup);
-      for (const [k, g] of Object.entries(lmGraphs)) graphs.set(`lm.${k}`, g);
+  }
+  let graphs: Map<string, BuiltGraph>;
+  let recorder: RecordingLookup;
+  let lmGraphs: Record<string, BuiltGraph> | undefined;
+  try {
+    if (!manifest && MODULES.some((m) => dtypes[m] !== 'fp32')) {
+      const plan = planQuantization(weights, weightRoles(config, module, weights), dtypes, files.location);
+      if (plan.changes) {
+        if (!p.quantizeWeights) {
+          throw new SdkError(
+            'E_DTYPE',
+            `${files.location}: dtype ${describeDTypes(dtypes)} needs the weights quantized, which this platform does not do at load; load a folder written by \`blip2 export --dtype ...\``,
+          );
+        }
+        const quantized = await p.quantizeWeights(plan, weights, options);
+        await weights.close();
+        weights = quantized;
+        manifest = plan.manifest;
+      }
     }
+    recorder = recordUse(weights);
+    const lookup = lookupFor(recorder.lookup, manifest, backend);
+    ({ graphs, lmGraphs } = buildGraphs(config, module, lookup, parts));
   } catch (e) {
     const error = weightError(e, files.location);
     await weights.close();
@@ -220,6 +258,80 @@ export async function loadParts(
   }
 }
 
+/** How the graphs use each weight (a linear's, or other), from building them all once over the checkpoint. */
+export function weightRoles(
+  config: Blip2Config,
+  module: LanguageModelModule,
+  weights: WeightIndex,
+): RecordingLookup['roles'] {
+  const probe = recordUse(weights);
+  buildGraphs(config, module, probe.lookup, ['vision', 'qformer', 'languageModel']);
+  return probe.roles;
+}
+
+/** The graphs of `parts` over `lookup`: the image side's two and the language model's. */
+function buildGraphs(
+  config: Blip2Config,
+  module: LanguageModelModule,
+  lookup: WeightLookup,
+  parts: readonly Part[],
+): { graphs: Map<string, BuiltGraph>; lmGraphs?: Record<string, BuiltGraph> } {
+  const graphs = new Map<string, BuiltGraph>();
+  if (parts.includes('vision')) graphs.set('vision', buildVisionModel(config.visionConfig, lookup));
+  if (parts.includes('qformer')) {
+    graphs.set(
+      'qformer',
+      buildQFormer(config.qformerConfig, lookup, {
+        numQueryTokens: config.numQueryTokens,
+        languageProjection: true,
+      }),
+    );
+  }
+  let lmGraphs: Record<string, BuiltGraph> | undefined;
+  if (parts.includes('languageModel')) {
+    lmGraphs = module.build(config.textConfig as TextConfig, lookup);
+    for (const [k, g] of Object.entries(lmGraphs)) graphs.set(`lm.${k}`, g);
+  }
+  return { graphs, lmGraphs };
+}
+
+/**
+ * The contrib op each quantized dtype needs. A backend that lacks one says so in its
+ * open `capabilities` record under the op's name (`{ DynamicQuantizeMatMul: false }`);
+ * absent means supported (onnxruntime places an op its provider lacks on the CPU).
+ */
+const DTYPE_OPS: Readonly<Record<string, string>> = {
+  q8: 'DynamicQuantizeMatMul',
+  q4: 'MatMulNBits',
+  q4f16: 'MatMulNBits',
+};
+
+/** A dtype whose op the backend says it lacks is refused before anything loads. */
+function checkBackendRuns(backend: Backend, dtypes: Readonly<Record<string, string>>): void {
+  const caps = backend.capabilities;
+  for (const [mod, d] of Object.entries(dtypes)) {
+    const op = DTYPE_OPS[d];
+    if (op && caps[op] === false) {
+      throw new SdkError(
+        'E_DTYPE',
+        `dtype '${d}' (${mod}) runs com.microsoft.${op}, which backend '${backend.name}' cannot run; use fp32 or fp16 there`,
+      );
+    }
+  }
+}
+
+/** The builder's view of the weights: packed ones by their names, float16 compute where the backend computes in it. */
+function lookupFor(
+  base: WeightLookup,
+  manifest: QuantizationManifest | undefined,
+  backend: Backend,
+): WeightLookup {
+  const lookup = manifest ? withPackedWeights(base, manifest) : base;
+  return backend.capabilities.computeDtypes.includes('float16')
+    ? { ...lookup, float16Compute: true }
+    : lookup;
+}
+
 /**
  * The graph builder names an absent or mis-shaped weight (GraphBuildError); users
  * get the SDK's code for it, with the checkpoint named.
@@ -230,6 +342,8 @@ function weightError(e: unknown, location: string): unknown {
     return new SdkError('E_MISSING_WEIGHT', `${location}: ${e.message}`, { cause: e });
   if (e.code === 'E_WEIGHT_SHAPE')
     return new SdkError('E_WEIGHT_SHAPE', `${location}: ${e.message}`, { cause: e });
+  if (e.code === 'E_PACKED_WEIGHT')
+    return new SdkError('E_PACKED_WEIGHT', `${location}: ${e.message}`, { cause: e });
   return e;
 }
 

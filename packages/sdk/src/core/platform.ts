@@ -8,6 +8,7 @@ import type { WeightIndex } from '@blip2/safetensors';
 import type { Backend } from '@blip2/tensor';
 import { SdkError } from '../errors.js';
 import type { ProgressCallback } from '../sources/progress.js';
+import type { QuantizationPlan } from './dtype.js';
 
 /** A checkpoint's files, wherever they are. */
 export interface ModelFiles {
@@ -50,6 +51,16 @@ export interface BackendChoice {
 
 export interface Platform {
   openSource(source: string, options: SourceOptions): Promise<ModelFiles>;
+  /**
+   * Writes a quantization plan's weights somewhere they can be mapped from and opens
+   * them (Node: the cache, reused on the next load). Platforms without it load only
+   * exported folders in dtypes other than fp32.
+   */
+  quantizeWeights?(
+    plan: QuantizationPlan,
+    weights: WeightIndex,
+    options: SourceOptions,
+  ): Promise<WeightIndex>;
   createBackend(choice: BackendChoice): Promise<Backend>;
   readonly decodeImage: ImageDecoder;
 }

@@ -14,6 +14,7 @@ import { generationOptionsFromConfig } from '@blip2/generation';
 import { T5Adapter } from '@blip2/llm-flan-t5';
 import type { WeightIndex } from '@blip2/safetensors';
 import { int64, reshape, type Tensor } from '@blip2/tensor';
+import type { DTypeOption } from '../core/dtype.js';
 import { loadParts } from '../core/load.js';
 import { Blip2ForConditionalGeneration } from '../core/models.js';
 import type { BackendChoice } from '../core/platform.js';
@@ -48,6 +49,10 @@ interface ReferenceJson {
 }
 
 export interface ModelParityOptions extends BackendChoice {
+  /** the weight format per module (default fp32): replays the fixture on quantized weights */
+  readonly dtype?: DTypeOption;
+  /** where a plain checkpoint quantized at load is kept (default: the SDK's cache) */
+  readonly cacheDir?: string;
   /** where the cases' image files are (default: the `images` folder beside the model folder) */
   readonly imagesDir?: string;
   readonly onProgress?: ProgressCallback;

@@ -52,6 +52,8 @@ const SMALL_FILES: { name: string; required: boolean }[] = [
   { name: 'preprocessor_config.json', required: false },
   { name: 'processor_config.json', required: false },
   { name: 'model.safetensors.index.json', required: false },
+  // a `blip2 export` folder: which weights are packed how
+  { name: 'quantization.json', required: false },
 ];
 
 const HUB_ID = /^([A-Za-z0-9][\w.-]*)\/([\w.-]+)(?:@([\w./-]+))?$/;
