@@ -9,6 +9,7 @@
 import { type GenerationOptions, generationOptionsFromConfig } from '@blip2/generation';
 import { SdkError } from '../errors.js';
 import type { LoadProgress } from '../sources/progress.js';
+import { type DTypeOption, resolveDTypes } from './dtype.js';
 import type { FromPretrainedOptions } from './load.js';
 import { Blip2ForConditionalGeneration, type ImageInput } from './models.js';
 
@@ -31,8 +32,8 @@ export type ProgressInfo =
   | { readonly status: 'done'; readonly name: string; readonly file: string }
   | { readonly status: 'ready'; readonly task: PipelineTask; readonly model: string };
 
-/** transformers.js's names; only full precision exists today ('fp32', or 'auto' for the checkpoint's own). */
-export type PipelineDtype = 'auto' | 'fp32' | 'fp16' | 'q8' | 'q4';
+/** transformers.js's names, per module too ('auto': the checkpoint's own, i.e. fromPretrained's default). */
+export type PipelineDtype = 'auto' | DTypeOption;
 
 export interface PretrainedPipelineOptions
   extends Omit<FromPretrainedOptions, 'device' | 'dtype' | 'onProgress' | 'backend'> {
@@ -69,14 +70,6 @@ export interface ImageToTextPipeline extends PipelineBase {
 export interface VisualQuestionAnsweringPipeline extends PipelineBase {
   (image: ImageInput, question: string, options?: GenerateKwargs): Promise<VisualQuestionAnsweringSingle[]>;
 }
-
-const DTYPES: Record<PipelineDtype, 'float32' | undefined> = {
-  auto: undefined,
-  fp32: 'float32',
-  fp16: undefined,
-  q8: undefined,
-  q4: undefined,
-};
 
 /**
  * The SDK's byte counts per file as transformers.js's events: `initiate` and
@@ -150,18 +143,8 @@ export async function pipeline(
     );
   }
   const { device, dtype = 'auto', progress_callback, cache_dir, ...rest } = options;
-  if (!(dtype in DTYPES)) {
-    throw new SdkError(
-      'E_DTYPE',
-      `dtype must be one of ${Object.keys(DTYPES).join(', ')}, got ${JSON.stringify(dtype)}`,
-    );
-  }
-  if (dtype !== 'auto' && DTYPES[dtype] === undefined) {
-    throw new SdkError(
-      'E_DTYPE',
-      `dtype '${dtype}' is not supported: blip2-ts computes in full precision ('fp32' or 'auto')`,
-    );
-  }
+  // checked before anything loads: an unknown name or module is E_DTYPE naming it
+  if (dtype !== 'auto') resolveDTypes(dtype);
   const progress = progress_callback ? progressEvents(model, progress_callback) : undefined;
   const loaded = await Blip2ForConditionalGeneration.fromPretrained(model, {
     ...rest,
@@ -172,7 +155,7 @@ export async function pipeline(
       : device && device !== 'auto'
         ? { device }
         : {}),
-    ...(DTYPES[dtype] ? { dtype: DTYPES[dtype] } : {}),
+    ...(dtype === 'auto' ? {} : { dtype }),
     ...(progress ? { onProgress: progress.onProgress } : {}),
   });
   progress?.finish();
