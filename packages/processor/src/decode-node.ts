@@ -55,7 +55,7 @@ export async function decodeImageBytes(bytes: Uint8Array, source = 'image bytes'
     const settings = { ignoreIcc: true, pages: 1, autoOrient: false } as const;
     // the header is read without libvips' pixel cap so the error can name the dimensions;
     // the decode itself runs under the cap, the backstop for a header that lies
-    const { format, compression, width, height } = await sharp(bytes, {
+    const { format, compression, width, height, space } = await sharp(bytes, {
       ...settings,
       limitInputPixels: false,
     }).metadata();
@@ -74,6 +74,7 @@ export async function decodeImageBytes(bytes: Uint8Array, source = 'image bytes'
         `${source}: ${format.toUpperCase()} is not an image format PIL opens (supported: ${SUPPORTED})`,
       );
     }
+    if (space === 'cmyk') return await decodeCmyk(image, source);
     const { data, info } = await image
       .removeAlpha()
       .toColourspace('srgb')
@@ -118,6 +119,42 @@ export async function decodeImageBytes(bytes: Uint8Array, source = 'image bytes'
  * Read and decode an image file: a regular file only (a FIFO would block forever, a device such
  * as /dev/zero never ends), of at most `maxBytes` bytes.
  */
+/**
+ * CMYK images (print JPEGs) as Pillow's `convert('RGB')` gives them: the stored CMYK values
+ * (Adobe's inverted CMYK un-inverted, as libjpeg's reader in Pillow does; libvips does the same)
+ * through Pillow's plain formula `R = (255 - K) - C (255 - K) / 255` with its rounding, per channel,
+ * where sharp would convert through an ICC profile (up to 137/255 apart).
+ */
+async function decodeCmyk(image: ReturnType<typeof sharpType>, source: string): Promise<RgbImage> {
+  const { data, info } = await image
+    .removeAlpha()
+    .pipelineColourspace('cmyk')
+    .toColourspace('cmyk')
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 4) {
+    throw new ProcessorError(
+      'E_IMAGE_DECODE',
+      `${source}: a CMYK image decoded to ${info.channels} channels instead of 4`,
+    );
+  }
+  if (info.width === 0 || info.height === 0) {
+    throw new ProcessorError('E_IMAGE_EMPTY', `${source}: image is empty (${info.width} x ${info.height})`);
+  }
+  const n = info.width * info.height;
+  const rgb = new Uint8Array(n * 3);
+  // Pillow's MULDIV255: a * b / 255 rounded, in integers
+  const mulDiv255 = (a: number, b: number) => {
+    const t = a * b + 128;
+    return ((t >> 8) + t) >> 8;
+  };
+  for (let i = 0; i < n; i++) {
+    const notK = 255 - data[i * 4 + 3]!;
+    for (let c = 0; c < 3; c++) rgb[i * 3 + c] = notK - mulDiv255(data[i * 4 + c]!, notK);
+  }
+  return { width: info.width, height: info.height, data: rgb };
+}
+
 export async function decodeImageFile(path: string, options: { maxBytes?: number } = {}): Promise<RgbImage> {
   const maxBytes = options.maxBytes ?? MAX_IMAGE_FILE_BYTES;
   const bytes = await readImageFile(path, maxBytes);

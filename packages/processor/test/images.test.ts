@@ -59,3 +59,24 @@ describe('resize', () => {
     expect(up.data.every((v) => v === 77)).toBe(true);
   });
 });
+
+// CMYK JPEGs as Pillow writes them (Adobe marker, inverted CMYK) and Pillow 9.4's convert('RGB')
+// of each, saved losslessly as PNG (test/oracle/make-cmyk-cases.py wrote both).
+describe('CMYK JPEGs decode as PIL convert("RGB"), not through an ICC transform', () => {
+  const dir = join(import.meta.dirname, 'fixtures', 'cmyk');
+  it.each(['noise', 'ramp', 'photo'])('%s.jpg', async (name) => {
+    const img = await decodeImageFile(join(dir, `${name}.jpg`));
+    const pil = await decodeImageFile(join(dir, `${name}.pil-rgb.png`));
+    expect([img.width, img.height]).toEqual([pil.width, pil.height]);
+    expect(maxAbs(img.data, pil.data)).toBe(0);
+  });
+  it('the ICC transform sharp would apply is far from it (the difference this fixes)', async () => {
+    const sharp = (await import('sharp')).default;
+    const { data } = await sharp(join(dir, 'noise.jpg'), { ignoreIcc: true })
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    const pil = await decodeImageFile(join(dir, 'noise.pil-rgb.png'));
+    expect(maxAbs(new Uint8Array(data), pil.data)).toBeGreaterThan(50);
+  });
+});
