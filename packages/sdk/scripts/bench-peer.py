@@ -201,6 +201,11 @@ def measure(folder, work, name):
         raise SystemExit("peer: only OPT variants have a PyTorch column")
     w = Weights(f"{folder}/model.safetensors", dtype)
     figures = {}
+
+    def put(key, value):
+        # logged as measured, so a run stopped part way still shows what it got
+        figures[key] = value
+        log(f"{name}: {key} = {value:.2f}")
     log(f"{name}: preparing the weights")
     image_side = ImageSide(config, w)
     size = config["vision_config"]["image_size"]
@@ -210,7 +215,7 @@ def measure(folder, work, name):
         pixels = torch.randn(batch, 3, size, size, dtype=dtype)
         runs = 2 if batch == 1 else 1
         log(f"{name}: image side, batch {batch}")
-        figures[f"image{batch}"] = timed(lambda: image_side(pixels), runs)[-1] / batch
+        put(f"image{batch}", timed(lambda: image_side(pixels), runs)[-1] / batch)
     del image_side
 
     opt = Opt(config, w)
@@ -218,12 +223,12 @@ def measure(folder, work, name):
     length = work["promptLength"]
     embeds = torch.randn(1, length, d, dtype=dtype) * 0.1
     log(f"{name}: prefill")
-    figures["prefill"] = timed(lambda: opt.forward(embeds, None, 0), 2)[-1]
+    put("prefill", timed(lambda: opt.forward(embeds, None, 0), 2)[-1])
     token = torch.randn(1, 1, d, dtype=dtype) * 0.1
     for position in work["positions"]:
         cache = opt.random_cache(1, position, dtype)
         log(f"{name}: step at position {position}")
-        figures[f"step{position}"] = median(timed(lambda: opt.forward(token, cache, position), 3)[1:])
+        put(f"step{position}", median(timed(lambda: opt.forward(token, cache, position), 3)[1:]))
     beams = work["beams"]
     cache = opt.random_cache(beams, length, dtype)
     rows = torch.tensor([max(0, i - 1) for i in range(beams)])
@@ -235,17 +240,17 @@ def measure(folder, work, name):
         return [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in new]
 
     log(f"{name}: {beams}-beam step")
-    figures["beam"] = median(timed(beam_step, 3)[1:])
+    put("beam", median(timed(beam_step, 3)[1:]))
     greedy = opt.random_cache(1, length, dtype)
-    figures["stepPrompt"] = median(timed(lambda: opt.forward(token, greedy, length), 3)[1:])
+    put("stepPrompt", median(timed(lambda: opt.forward(token, greedy, length), 3)[1:]))
     if "step" + str(work["positions"][0]) in figures and "step" + str(work["positions"][-1]) in figures:
-        figures["positionRatio"] = figures[f"step{work['positions'][-1]}"] / figures[f"step{work['positions'][0]}"]
-    figures["beamRatio"] = figures["beam"] / figures["stepPrompt"]
+        put("positionRatio", figures[f"step{work['positions'][-1]}"] / figures[f"step{work['positions'][0]}"])
+    put("beamRatio", figures["beam"] / figures["stepPrompt"])
     # what a user's generate() costs, from the same parts (its Python between calls is small beside them)
     log(f"{name}: prefill of {beams} rows")
     beam_prefill = timed(lambda: opt.forward(embeds.expand(beams, -1, -1), None, 0), 1)[-1]
-    figures["answer"] = figures["image1"] + beam_prefill + max(0, work["answerTokens"] - 1) * figures["beam"]
-    figures["caption"] = figures["image1"] + figures["prefill"] + (work["captionTokens"] - 1) * figures["stepPrompt"]
+    put("answer", figures["image1"] + beam_prefill + max(0, work["answerTokens"] - 1) * figures["beam"])
+    put("caption", figures["image1"] + figures["prefill"] + (work["captionTokens"] - 1) * figures["stepPrompt"])
     return figures
 
 
