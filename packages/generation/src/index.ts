@@ -17,6 +17,16 @@ export {
   TopPLogitsWarper,
 } from './logits-process.js';
 export {
+  type LanguageModelModule,
+  type LanguageModelSummary,
+  type LoadedLanguageModel,
+  languageModelModule,
+  type ModuleWeights,
+  registeredLanguageModels,
+  registerLanguageModel,
+  type Sourced,
+} from './module.js';
+export {
   checkGenerationOptions,
   checkStepMemory,
   DEFAULT_MAX_LENGTH,

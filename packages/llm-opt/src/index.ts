@@ -5,6 +5,7 @@
 
 export { OptAdapter, type OptCache, type OptLoadOptions, type OptSessions } from './adapter.js';
 export { OptError, type OptErrorCode } from './errors.js';
+export { optModule } from './module.js';
 export {
   buildOpt,
   OPT_IO,

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
+import type { OPTConfig } from '@blip2/configs';
 import { fixtures } from '@blip2/fixtures';
 import type { Backend } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -233,7 +234,7 @@ describe('swapping the seams', () => {
   it('a language-model module passed in is the one that runs', async () => {
     let built = 0;
     let prefills = 0;
-    const counting: LanguageModelModule = {
+    const counting: LanguageModelModule<OPTConfig> = {
       ...optModule,
       build: (config, weights) => {
         built++;

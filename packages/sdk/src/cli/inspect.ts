@@ -4,16 +4,12 @@
  * and the weights the graphs would miss or leave unused (the graphs are built,
  * which reads only headers; no session is created).
  */
-import {
-  type Blip2Config,
-  parseBlip2Config,
-  parseImageProcessorConfig,
-  type TextConfig,
-} from '@blip2/configs';
+import { type Blip2Config, parseBlip2Config, parseImageProcessorConfig } from '@blip2/configs';
+import type { Sourced } from '@blip2/generation';
 import { buildQFormer } from '@blip2/qformer';
 import { MissingWeightError } from '@blip2/safetensors';
 import { buildVisionModel } from '@blip2/vision-encoder';
-import { LANGUAGE_MODELS } from '../core/families.js';
+import { moduleFor } from '../core/families.js';
 import { type GenerationSources, generationDefaultsOf } from '../core/load.js';
 import { platform } from '../core/platform.js';
 import { recordUse, unusedWeights } from '../core/weights.js';
@@ -43,11 +39,7 @@ export interface InspectReport {
   readonly uses: InspectUses;
 }
 
-export interface Sourced<T> {
-  readonly value: T;
-  /** the file and field it was read from, or the default it fell back to */
-  readonly source: string;
-}
+export type { Sourced };
 
 export interface InspectUses {
   /** the feed-forward activation (ACT2FN name; T5: of `wi` / `wi_0`, "gated" when `wi_1` multiplies it) */
@@ -62,27 +54,9 @@ export interface InspectUses {
   readonly imageSize: Sourced<[number, number]>;
 }
 
-function summary(config: Blip2Config): Record<string, unknown> {
+function summary(config: Blip2Config, text: Readonly<Record<string, unknown>>): Record<string, unknown> {
   const v = config.visionConfig;
   const q = config.qformerConfig;
-  const t = config.textConfig;
-  const text =
-    t.modelType === 'opt'
-      ? {
-          modelType: 'opt',
-          hiddenSize: t.hiddenSize,
-          layers: t.numHiddenLayers,
-          heads: t.numAttentionHeads,
-          vocabSize: t.vocabSize,
-        }
-      : {
-          modelType: 't5',
-          dModel: t.dModel,
-          encoderLayers: t.numLayers,
-          decoderLayers: t.numDecoderLayers,
-          heads: t.numHeads,
-          vocabSize: t.vocabSize,
-        };
   return {
     vision: {
       hiddenSize: v.hiddenSize,
@@ -101,38 +75,6 @@ function summary(config: Blip2Config): Record<string, unknown> {
     imageTokenIndex: config.imageTokenIndex ?? null,
     text,
   };
-}
-
-function activationOf(t: TextConfig, rawText: Record<string, unknown>, file: string): Sourced<string> {
-  if (t.modelType === 'opt') {
-    return {
-      value: t.activationFunction,
-      source:
-        rawText.activation_function != null ? `${file} text_config.activation_function` : 'OPTConfig default',
-    };
-  }
-  return {
-    value: `${t.denseActFn}${t.isGatedAct ? ' (gated)' : ''}`,
-    source:
-      rawText.dense_act_fn != null
-        ? `${file} text_config.dense_act_fn`
-        : `derived from ${file} text_config.feed_forward_proj ${JSON.stringify(t.feedForwardProj)}`,
-  };
-}
-
-function decoderStartOf(
-  t: TextConfig,
-  rawText: Record<string, unknown>,
-  file: string,
-): Sourced<number> | undefined {
-  if (t.modelType !== 't5') return undefined;
-  const source =
-    rawText.decoder_start_token_id != null
-      ? `${file} text_config.decoder_start_token_id`
-      : t.bosTokenId !== undefined
-        ? `${file} text_config.bos_token_id`
-        : "text_config.pad_token_id (T5's start token)";
-  return { value: t.decoderStartTokenId, source };
 }
 
 function sourced<T>(value: T | undefined, sources: GenerationSources, key: string): Sourced<T | null> {
@@ -172,9 +114,17 @@ export async function inspectModel(source: string, onProgress?: ProgressCallback
   }
   const rawText = ((rawConfig as { text_config?: unknown }).text_config ?? {}) as Record<string, unknown>;
   const d = generation.defaults;
-  const decoderStart = decoderStartOf(config.textConfig, rawText, configFile);
+  const module = moduleFor(config.textConfig.modelType);
+  if (!module) {
+    throw new SdkError(
+      'E_MODEL_TYPE',
+      `${files.location}/config.json: no language-model module is registered for text_config.model_type '${config.textConfig.modelType}'`,
+    );
+  }
+  const lm = module.summary(config.textConfig, rawText, configFile);
+  const decoderStart = lm.decoderStartTokenId;
   const uses: InspectUses = {
-    activation: activationOf(config.textConfig, rawText, configFile),
+    activation: lm.activation,
     eosTokenId: sourced(d.eosTokenId, generation.sources, 'eos_token_id'),
     bosTokenId: sourced(d.bosTokenId, generation.sources, 'bos_token_id'),
     padTokenId: sourced(d.padTokenId, generation.sources, 'pad_token_id'),
@@ -191,7 +141,6 @@ export async function inspectModel(source: string, onProgress?: ProgressCallback
       dtypes[info.dtype] = (dtypes[info.dtype] ?? 0) + n;
     }
     const recorder = recordUse(weights);
-    const module = LANGUAGE_MODELS[config.textConfig.modelType];
     const missing: InspectReport['missing'] = [];
     const parts: [string, () => unknown][] = [
       ['vision_model', () => buildVisionModel(config.visionConfig, recorder.lookup)],
@@ -203,7 +152,7 @@ export async function inspectModel(source: string, onProgress?: ProgressCallback
             languageProjection: true,
           }),
       ],
-      ['language_model', () => module.build(config.textConfig as TextConfig, recorder.lookup)],
+      ['language_model', () => module.build(config.textConfig, recorder.lookup)],
     ];
     for (const [part, build] of parts) {
       try {
@@ -217,7 +166,7 @@ export async function inspectModel(source: string, onProgress?: ProgressCallback
     return {
       location: files.location,
       languageModel: module.modelType,
-      config: summary(config),
+      config: summary(config, lm.text),
       parameters,
       dtypes,
       files: weights.files.map((f) => ({ name: f.name, bytes: f.size })),

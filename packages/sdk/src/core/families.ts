@@ -1,57 +1,26 @@
 /**
- * The language models BLIP-2 is published with, as pluggable modules: each builds
- * its graphs from the text config and wraps the loaded sessions in a
- * `LanguageModelAdapter`. Passing another module (`{ languageModel }`) swaps the
- * adapter without touching the rest of the SDK.
+ * The language models BLIP-2 is published with, registered as @blip2/generation
+ * language-model modules: each family's package owns its module (config, graphs,
+ * adapter, VQA presets, inspect summary); the SDK only registers them. A module
+ * passed in (`{ languageModel }`) or registered by another package replaces or adds one.
  */
-import type { TextConfig } from '@blip2/configs';
-import type { LanguageModelAdapter, VqaPresets } from '@blip2/generation';
-import { buildT5, T5_VQA_PRESETS, T5Adapter } from '@blip2/llm-flan-t5';
-import { buildOpt, OPT_VQA_PRESETS, OptAdapter } from '@blip2/llm-opt';
-import type { KvLoadOptions, WeightLookup } from '@blip2/onnx';
-import type { Backend, BuiltGraph } from '@blip2/tensor';
+import { type LanguageModelModule, languageModelModule, registerLanguageModel } from '@blip2/generation';
+import { t5Module } from '@blip2/llm-flan-t5';
+import { optModule } from '@blip2/llm-opt';
 
-export interface LanguageModelModule {
-  /** text_config.model_type it serves */
-  readonly modelType: string;
-  /** the family's zero-shot VQA protocols (prompt, decoding, stop tokens, padding side) */
-  readonly vqaPresets: VqaPresets;
-  build(config: TextConfig, weights: WeightLookup): Record<string, BuiltGraph>;
-  load(
-    config: TextConfig,
-    graphs: Record<string, BuiltGraph>,
-    backend: Backend,
-    options?: KvLoadOptions,
-  ): Promise<LanguageModelAdapter & { release(): Promise<void> }>;
-}
+registerLanguageModel(optModule);
+registerLanguageModel(t5Module);
 
-export const optModule: LanguageModelModule = {
-  modelType: 'opt',
-  vqaPresets: OPT_VQA_PRESETS,
-  build: (config, weights) => ({ ...buildOpt(config as Extract<TextConfig, { modelType: 'opt' }>, weights) }),
-  load: async (config, graphs, backend, options) =>
-    OptAdapter.load(
-      config as Extract<TextConfig, { modelType: 'opt' }>,
-      graphs as never,
-      backend,
-      options,
-    ) as never,
-};
+export type { LanguageModelModule };
+export { optModule, t5Module };
 
-export const t5Module: LanguageModelModule = {
-  modelType: 't5',
-  vqaPresets: T5_VQA_PRESETS,
-  build: (config, weights) => ({ ...buildT5(config as Extract<TextConfig, { modelType: 't5' }>, weights) }),
-  load: async (config, graphs, backend, options) =>
-    T5Adapter.load(
-      config as Extract<TextConfig, { modelType: 't5' }>,
-      graphs as never,
-      backend,
-      options,
-    ) as never,
-};
-
+/** The modules the SDK registers, by `text_config.model_type` (others: `languageModelModule(type)`). */
 export const LANGUAGE_MODELS: Readonly<Record<string, LanguageModelModule>> = {
   opt: optModule,
   t5: t5Module,
 };
+
+/** The module `text_config.model_type` selects (registered by the SDK or by another package). */
+export function moduleFor(modelType: string): LanguageModelModule | undefined {
+  return languageModelModule(modelType);
+}

@@ -4,13 +4,12 @@
  * parts it needs; the image side (vision + Q-Former) and the language model are
  * independent so that, e.g., Blip2VisionModel never builds OPT.
  */
+import { type Blip2Config, generationDefaultsFromModelConfig, parseBlip2Config } from '@blip2/configs';
 import {
-  type Blip2Config,
-  generationDefaultsFromModelConfig,
-  parseBlip2Config,
-  type TextConfig,
-} from '@blip2/configs';
-import { type GenerationOptions, generationOptionsFromConfig } from '@blip2/generation';
+  type GenerationOptions,
+  generationOptionsFromConfig,
+  registeredLanguageModels,
+} from '@blip2/generation';
 import {
   GraphBuildError,
   type KvLoadOptions,
@@ -28,7 +27,7 @@ import { buildVisionModel } from '@blip2/vision-encoder';
 import { SdkError } from '../errors.js';
 import type { ProgressCallback } from '../sources/progress.js';
 import { type DTypeOption, describeDTypes, planQuantization, resolveDTypes, sameDTypes } from './dtype.js';
-import { LANGUAGE_MODELS, type LanguageModelModule } from './families.js';
+import { type LanguageModelModule, moduleFor } from './families.js';
 import { type BackendChoice, type ModelFiles, platform, type SourceOptions } from './platform.js';
 import { type Blip2Processor, loadProcessor } from './processor.js';
 import { type RecordingLookup, recordUse, unusedWeights } from './weights.js';
@@ -132,11 +131,17 @@ export async function loadParts(
   if (modelType !== 'blip-2') {
     throw new SdkError(
       'E_MODEL_TYPE',
-      `${files.location}/config.json: model_type is ${JSON.stringify(modelType)}; blip2-ts runs 'blip-2' checkpoints (language models: ${Object.keys(LANGUAGE_MODELS).join(', ')})`,
+      `${files.location}/config.json: model_type is ${JSON.stringify(modelType)}; blip2-ts runs 'blip-2' checkpoints (language models: ${registeredLanguageModels().join(', ')})`,
     );
   }
   const config = parseBlip2Config(rawConfig, `${files.location}/config.json`);
-  const module = options.languageModel ?? LANGUAGE_MODELS[config.textConfig.modelType];
+  const module = options.languageModel ?? moduleFor(config.textConfig.modelType);
+  if (!module) {
+    throw new SdkError(
+      'E_MODEL_TYPE',
+      `${files.location}/config.json: no language-model module is registered for text_config.model_type '${config.textConfig.modelType}' (registered: ${registeredLanguageModels().join(', ')})`,
+    );
+  }
   const manifestJson = await files.readJson(QUANTIZATION_FILE, true);
   let manifest =
     manifestJson === undefined
@@ -289,7 +294,7 @@ function buildGraphs(
   }
   let lmGraphs: Record<string, BuiltGraph> | undefined;
   if (parts.includes('languageModel')) {
-    lmGraphs = module.build(config.textConfig as TextConfig, lookup);
+    lmGraphs = module.build(config.textConfig, lookup);
     for (const [k, g] of Object.entries(lmGraphs)) graphs.set(`lm.${k}`, g);
   }
   return { graphs, lmGraphs };

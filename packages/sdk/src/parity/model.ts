@@ -11,7 +11,6 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { generationOptionsFromConfig } from '@blip2/generation';
-import { T5Adapter } from '@blip2/llm-flan-t5';
 import type { WeightIndex } from '@blip2/safetensors';
 import { int64, reshape, type Tensor } from '@blip2/tensor';
 import type { DTypeOption } from '../core/dtype.js';
@@ -71,11 +70,11 @@ class FixtureModel extends Blip2ForConditionalGeneration {
     languageModelInputs: Tensor<'float32'>,
     inputIds: Tensor<'int64'>,
   ): Promise<Tensor<'float32'> | undefined> {
-    const adapter = this.adapter;
-    if (!(adapter instanceof T5Adapter)) return undefined;
+    const lm = this.parts.languageModel;
+    if (!lm?.module.encoderLastHiddenState) return undefined;
     const mask = int64(inputIds.dims, new Array(inputIds.data.length).fill(1));
     const { inputsEmbeds, attentionMask } = await this.mergeInputs(languageModelInputs, inputIds, mask);
-    return (await adapter.encode(inputsEmbeds, attentionMask)).lastHiddenState;
+    return lm.module.encoderLastHiddenState(lm.adapter, inputsEmbeds, attentionMask);
   }
 }
 

@@ -1,0 +1,59 @@
+/**
+ * T5 / Flan-T5 as a BLIP-2 language-model module (@blip2/generation's spec): its config,
+ * graphs, adapter, VQA presets and what `inspect` shows, registered for `model_type: 't5'`.
+ */
+import { parseTextConfigJson, type T5Config } from '@blip2/configs';
+import type { LanguageModelModule } from '@blip2/generation';
+import type { WeightLookup } from '@blip2/onnx';
+import { T5Adapter, type T5LoadOptions } from './adapter.js';
+import { T5Error } from './errors.js';
+import { buildT5, type T5BuildOptions, type T5Graphs } from './modeling.js';
+import { T5_VQA_PRESETS } from './presets.js';
+
+export const t5Module: LanguageModelModule<T5Config> = {
+  specificationVersion: 'v1',
+  modelType: 't5',
+  kind: 'encoder-decoder',
+  paddingSide: 'right',
+  vqaPresets: T5_VQA_PRESETS,
+  parseConfig(textConfig, file) {
+    const config = parseTextConfigJson({ model_type: 't5', ...(textConfig as object) }, file);
+    if (config.modelType !== 't5') throw new T5Error('E_CONFIG', `${file}: text_config is not a T5 config`);
+    return config;
+  },
+  build: (config, weights, options) => ({
+    ...buildT5(config, weights as WeightLookup, options as T5BuildOptions),
+  }),
+  load: (config, graphs, backend, options) =>
+    T5Adapter.load(config, graphs as unknown as T5Graphs, backend, options as T5LoadOptions),
+  summary(config, raw, file) {
+    const start =
+      raw.decoder_start_token_id != null
+        ? `${file} text_config.decoder_start_token_id`
+        : config.bosTokenId !== undefined
+          ? `${file} text_config.bos_token_id`
+          : "text_config.pad_token_id (T5's start token)";
+    return {
+      text: {
+        modelType: 't5',
+        dModel: config.dModel,
+        encoderLayers: config.numLayers,
+        decoderLayers: config.numDecoderLayers,
+        heads: config.numHeads,
+        vocabSize: config.vocabSize,
+      },
+      activation: {
+        value: `${config.denseActFn}${config.isGatedAct ? ' (gated)' : ''}`,
+        source:
+          raw.dense_act_fn != null
+            ? `${file} text_config.dense_act_fn`
+            : `derived from ${file} text_config.feed_forward_proj ${JSON.stringify(config.feedForwardProj)}`,
+      },
+      decoderStartTokenId: { value: config.decoderStartTokenId, source: start },
+    };
+  },
+  async encoderLastHiddenState(adapter, inputsEmbeds, attentionMask) {
+    if (!(adapter instanceof T5Adapter)) throw new T5Error('E_INPUT', 'not a T5Adapter');
+    return (await adapter.encode(inputsEmbeds, attentionMask)).lastHiddenState;
+  },
+};
