@@ -160,6 +160,10 @@ const ARITY: Record<string, [number, number]> = {
   MatMul: [2, 2],
   Gemm: [2, 3],
   Sqrt: [1, 1],
+  Reciprocal: [1, 1],
+  // rotary position embeddings (LLaMA-like families) take sin and cos of position x frequency
+  Sin: [1, 1],
+  Cos: [1, 1],
   Erf: [1, 1],
   Tanh: [1, 1],
   Relu: [1, 1],
@@ -492,9 +496,10 @@ export class GraphBuilder {
   }
 
   /**
-   * A checkpoint weight as float32, used in place: an external-data initializer at
-   * the tensor's byte range; half-precision weights go through a Cast so the file
-   * stays untouched. `expected` is checked as `weightShape` does.
+   * A checkpoint weight as float32: an external-data initializer at the tensor's byte
+   * range, mapped in place for float32; a half-precision weight goes through a Cast,
+   * which onnxruntime folds into a float32 copy in memory at session creation (the
+   * file stays untouched, but that weight is not mapped). `expected` is checked as `weightShape` does.
    */
   weight(name: string, expected?: readonly ExpectedDim[]): Value {
     this.weightShape(name, expected);

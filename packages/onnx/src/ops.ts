@@ -43,6 +43,9 @@ export const equal = (a: Value, b: Value) => a.graph.op1('Equal', [a, b]);
 export const less = (a: Value, b: Value) => a.graph.op1('Less', [a, b]);
 
 export const sqrt = (x: Value) => x.graph.op1('Sqrt', [x]);
+export const reciprocal = (x: Value) => x.graph.op1('Reciprocal', [x]);
+export const sin = (x: Value) => x.graph.op1('Sin', [x]);
+export const cos = (x: Value) => x.graph.op1('Cos', [x]);
 export const erf = (x: Value) => x.graph.op1('Erf', [x]);
 export const tanh = (x: Value) => x.graph.op1('Tanh', [x]);
 export const relu = (x: Value) => x.graph.op1('Relu', [x]);

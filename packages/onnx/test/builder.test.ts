@@ -19,6 +19,7 @@ import * as ortWeb from 'onnxruntime-web';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   add,
+  cos,
   GraphBuildError,
   GraphBuilder,
   gelu,
@@ -26,7 +27,9 @@ import {
   layerNorm,
   linear,
   mul,
+  reciprocal,
   reshape,
+  sin,
   softmax,
   transpose,
 } from '../src/index.js';
@@ -144,6 +147,28 @@ async function buildMlp(dir: string, dtype: 'F32' | 'F16' | 'BF16') {
   g.output(gelu(z), 'out', 'float32', ['batch', 'seq', OUT]);
   return g.build();
 }
+
+describe('rotary-position ops', () => {
+  it('Sin, Cos and Reciprocal build and run as Math.sin, Math.cos and 1/x do', async () => {
+    const g = new GraphBuilder('rotary-ops');
+    const x = g.input('x', 'float32', [7]);
+    g.output(sin(x), 'sin', 'float32', [7]);
+    g.output(cos(x), 'cos', 'float32', [7]);
+    g.output(reciprocal(x), 'reciprocal', 'float32', [7]);
+    const xs = [-3.1, -1, -0.25, 0.5, 1.5, 2.75, 100];
+    const session = await onnxruntimeNode.load(g.build());
+    const out = await session.run({ x: float32([7], xs) });
+    await session.release();
+    const expectClose = (t: Tensor, f: (v: number) => number) => {
+      Array.from(t.data as Float32Array).forEach((v, i) => {
+        expect(Math.abs(v - f(Math.fround(xs[i])))).toBeLessThan(1e-5);
+      });
+    };
+    expectClose(out.sin, Math.sin);
+    expectClose(out.cos, Math.cos);
+    expectClose(out.reciprocal, (v) => 1 / v);
+  });
+});
 
 describe('GraphBuilder', () => {
   const dir = mkdtempSync(join(tmpdir(), 'onnx-builder-'));

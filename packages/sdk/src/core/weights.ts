@@ -1,6 +1,6 @@
 /**
  * Which checkpoint weights the built graphs use, and how. A missing weight already
- * fails the build (MissingWeightError names it); weights nobody used are listed in a
+ * fails the build (GraphBuildError E_MISSING_WEIGHT names it, the SDK rethrows it as SdkError with the checkpoint's location); weights nobody used are listed in a
  * warning, as transformers does (published checkpoints carry a few, e.g. the
  * Q-Former's text-side layers that generation never runs). The roles (a `linear`'s
  * weight, or anything else) say which weights a dtype may quantize (./dtype.ts).
