@@ -1,4 +1,5 @@
 export type { LanguageModelAdapter, StepOutput } from './adapter.js';
+export { closest } from './did-you-mean.js';
 export { GenerationError, type GenerationErrorCode } from './errors.js';
 export { type GenerationInputs, type GenerationOutput, generate } from './generate.js';
 export {
@@ -28,9 +29,11 @@ export {
 } from './module.js';
 export {
   checkGenerationOptions,
+  checkOptionNames,
   checkStepMemory,
   DEFAULT_MAX_LENGTH,
   DEFAULT_STEP_MEMORY_BYTES,
+  GENERATION_OPTION_NAMES,
   type GenerationOptions,
   generationOptionsFromConfig,
   type ResolvedOptions,

@@ -2,6 +2,8 @@
  * Generation options (transformers' GenerationConfig names in camelCase), their
  * defaults, validation, and the reading of a checkpoint's generation_config.json.
  */
+
+import { closest } from './did-you-mean.js';
 import { GenerationError, type GenerationErrorCode } from './errors.js';
 
 export interface TokenEvent {
@@ -136,7 +138,59 @@ export interface LengthContext {
  * how they combine (numReturnSequences against numBeams). `resolveOptions` runs them
  * first; callers that take options from users (the CLI) run them before loading anything.
  */
+/** Every option `generate` reads: anything else is a typo to refuse by name (`numBeems`). */
+const OPTION_NAMES = Object.keys({
+  stepMemoryBytes: true,
+  maxNewTokens: true,
+  maxLength: true,
+  minNewTokens: true,
+  minLength: true,
+  numBeams: true,
+  lengthPenalty: true,
+  earlyStopping: true,
+  doSample: true,
+  temperature: true,
+  topK: true,
+  topP: true,
+  seed: true,
+  numReturnSequences: true,
+  repetitionPenalty: true,
+  noRepeatNgramSize: true,
+  badWordsIds: true,
+  forcedBosTokenId: true,
+  forcedEosTokenId: true,
+  eosTokenId: true,
+  padTokenId: true,
+  bosTokenId: true,
+  signal: true,
+  onToken: true,
+} satisfies Record<keyof GenerationOptions, true>);
+
+/**
+ * Refuses option names outside `known` (default: generate's own), suggesting the closest;
+ * callers with options of their own (the SDK's `prompt`, `template`) pass those too.
+ */
+export function checkOptionNames(
+  options: object,
+  known: readonly string[] = OPTION_NAMES,
+  where = 'generation options',
+): void {
+  if (typeof options !== 'object' || options === null)
+    fail('E_OPTION', `${where} must be an object, got ${options === null ? 'null' : typeof options}`);
+  for (const name of Object.keys(options)) {
+    if (known.includes(name)) continue;
+    const near = closest(name, known);
+    fail(
+      'E_OPTION',
+      `unknown option ${JSON.stringify(name)} in ${where}${near ? ` (did you mean '${near}'?)` : ''}`,
+    );
+  }
+}
+
+export const GENERATION_OPTION_NAMES: readonly string[] = OPTION_NAMES;
+
 export function checkGenerationOptions(options: GenerationOptions): void {
+  checkOptionNames(options);
   const numBeams = options.numBeams ?? 1;
   checkInt('numBeams', numBeams, 1, 'E_NUM_BEAMS');
   checkInt('maxNewTokens', options.maxNewTokens, 0, 'E_MAX_NEW_TOKENS');

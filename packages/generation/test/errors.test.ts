@@ -134,3 +134,20 @@ describe('typed errors before any model call', () => {
     expect(() => streamGenerate(lm, toyInputs([[1]]), { numBeams: 0 })).toThrow(GenerationError);
   });
 });
+
+describe('unknown options', () => {
+  it('numBeems is refused by name, with the closest known option suggested', async () => {
+    const lm = new ToyLm(8, bigramLogits(8, 1));
+    await expectError(
+      () => generate(lm, toyInputs([[1, 2, 3]]), { numBeems: 3 } as never),
+      'E_OPTION',
+      /unknown option "numBeems" in generation options \(did you mean 'numBeams'\?\)/,
+    );
+    await expectError(
+      () => generate(lm, toyInputs([[1, 2, 3]]), { zzz: 1 } as never),
+      'E_OPTION',
+      /"zzz"[^(]*$/,
+    );
+    expect(lm.calls.prefill).toBe(0);
+  });
+});

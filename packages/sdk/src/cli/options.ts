@@ -8,7 +8,7 @@
  * Every value is checked here, before a command loads anything: a usage mistake
  * exits 2 at once instead of after seconds of model loading.
  */
-import { checkGenerationOptions, GenerationError, type GenerationOptions } from '@blip2/generation';
+import { checkGenerationOptions, closest, GenerationError, type GenerationOptions } from '@blip2/generation';
 import { type DTypeOption, parseDTypeFlag } from '../core/dtype.js';
 import type { FromPretrainedOptions } from '../core/load.js';
 import { BACKEND_DEVICES } from '../node-platform.js';
@@ -55,40 +55,6 @@ export const GENERATION: OptionSpec = Object.fromEntries(
     { type: kind === 'boolean' ? 'boolean' : 'string' },
   ]),
 );
-
-/** Edit distance with swapped neighbours as one edit (optimal string alignment), for "did you mean". */
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  );
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
-        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.length][b.length];
-}
-
-/**
- * The closest of `names` to a mistyped `word`, if any is close: a part of a name
- * (`--beams` for `--num-beams`), or at most a third of its letters off.
- */
-export function closest(word: string, names: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Math.max(1, Math.floor(word.length / 3)) + 1;
-  for (const name of names) {
-    const part = word.length >= 4 && (name.includes(word) || word.includes(name));
-    const d = part ? 1 : distance(word, name);
-    if (d < bestDistance) {
-      best = name;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
 
 export function didYouMean(word: string, names: readonly string[], prefix = ''): string {
   const match = closest(word, names);
