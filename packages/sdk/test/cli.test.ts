@@ -438,6 +438,29 @@ describe('blip2 doctor', () => {
   });
 });
 
+describe('blip2 --device webgpu on onnxruntime-node', () => {
+  it("fails as doctor said it would: our message at once, never Dawn's raw one", async () => {
+    const report = JSON.parse((await blip2('doctor', '--json')).stdout);
+    const webgpu = report.node.providers.find((p: { name: string }) => p.name === 'webgpu');
+    const r = await blip2(
+      'caption',
+      '--model',
+      fixtures.shapesCaptioner,
+      '--image',
+      image,
+      '--device',
+      'webgpu',
+    );
+    if (webgpu.available) {
+      expect(r.code).toBe(0);
+      return;
+    }
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`blip2: device 'webgpu' is unavailable: ${webgpu.problem}\n`);
+    expect(r.stderr).not.toMatch(/webgpu_context\.cc|Couldn't load Vulkan/);
+  });
+});
+
 describe('blip2 demo', () => {
   it('the captioner captions validation images 3 and 4 as their true captions and answers their questions', async () => {
     const r = await blip2('demo', '--json');
