@@ -20,6 +20,7 @@
  * Per step the work is O(beams x vocab) over typed arrays plus O(beams x length) to
  * copy the chosen sequences.
  */
+import { logSoftmax } from '@blip2/tensor';
 import { GenerationError } from './errors.js';
 import { applyProcessors } from './logits-process.js';
 import { createRng, type Rng } from './rng.js';
@@ -71,7 +72,7 @@ export async function beamSearch(ctx: SearchContext): Promise<SearchResult> {
     const scores = runner.scores;
     for (let row = 0; row < batch * beams; row++) {
       const rowScores = scores.subarray(row * vocab, (row + 1) * vocab);
-      logSoftmaxInPlace(rowScores);
+      logSoftmax(rowScores, rowScores);
       applyProcessors(processors, running[row], rowScores);
       const add = runningScores[row];
       for (let i = 0; i < vocab; i++) rowScores[i] = rowScores[i] + add;
@@ -197,16 +198,6 @@ function collect(ctx: SearchContext, finished: number[][], finishedScores: Float
     ctx.emit({ step, tokens: sequences.map((s) => s[o.promptLength + step]) });
   }
   return { sequences, sequencesScores };
-}
-
-/** log(softmax(row)) in place: float64 sums, float32 results (torch's log_softmax accumulates wider too). */
-function logSoftmaxInPlace(row: Float32Array): void {
-  let max = Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
-  let sum = 0;
-  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
-  const lse = max + Math.log(sum);
-  for (let i = 0; i < row.length; i++) row[i] = row[i] - lse;
 }
 
 /**

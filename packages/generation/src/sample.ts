@@ -3,9 +3,10 @@
  * row and step from the processed scores; rows that hit EOS keep going with the pad
  * id until every row is done or the maximum length is reached.
  */
+import { argmax } from '@blip2/tensor';
 import { applyProcessors } from './logits-process.js';
 import { createRng } from './rng.js';
-import { argmaxRow, isEos, type SearchContext, type SearchResult, sampleRow } from './search.js';
+import { isEos, type SearchContext, type SearchResult, sampleRow } from './search.js';
 
 export async function greedyOrSample(ctx: SearchContext): Promise<SearchResult> {
   const { runner, options: o, processors } = ctx;
@@ -32,7 +33,8 @@ export async function greedyOrSample(ctx: SearchContext): Promise<SearchResult> 
       }
       const scores = runner.scores.subarray(r * v, (r + 1) * v);
       applyProcessors(processors, sequences[r], scores);
-      next[r] = rng ? sampleRow(scores, rng) : argmaxRow(scores);
+      // torch.argmax: the first best on ties, a NaN over any number
+      next[r] = rng ? sampleRow(scores, rng) : argmax(scores);
     }
     let open = 0;
     for (let r = 0; r < rows; r++) {

@@ -23,13 +23,6 @@ export interface SearchResult {
   readonly sequencesScores?: number[];
 }
 
-/** Index of the best score; the first one on ties, as torch.argmax. */
-export function argmaxRow(scores: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < scores.length; i++) if (scores[i] > scores[best]) best = i;
-  return best;
-}
-
 /** A token drawn from softmax(scores) (torch.multinomial with one sample); -inf scores are never drawn. */
 export function sampleRow(scores: Float32Array, rng: Rng): number {
   let max = Number.NEGATIVE_INFINITY;

@@ -25,14 +25,19 @@ export function argmax(row: ArrayLike<number>): number {
   return best;
 }
 
-/** log(softmax(row)) in float64 accumulation, written into a new Float32Array. */
-export function logSoftmax(row: ArrayLike<number>): Float32Array {
+/**
+ * log(softmax(row)) with float64 sums and float32 results (torch's log_softmax accumulates
+ * wider too), written into `out` (a new array by default; `row` itself to work in place).
+ */
+export function logSoftmax(
+  row: ArrayLike<number>,
+  out: Float32Array = new Float32Array(row.length),
+): Float32Array {
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
   let sum = 0;
   for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
   const lse = max + Math.log(sum);
-  const out = new Float32Array(row.length);
   for (let i = 0; i < row.length; i++) out[i] = row[i] - lse;
   return out;
 }

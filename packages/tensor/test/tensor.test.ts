@@ -61,6 +61,16 @@ describe('scoring helpers', () => {
   it('argmax takes the first maximum', () => {
     expect(argmax([1, 3, 3, 2])).toBe(1);
   });
+  it('argmax picks a NaN over any number, the first of several, as torch.argmax does', () => {
+    expect(argmax(new Float32Array([1, Number.NaN, 3, Number.NaN]))).toBe(1);
+    expect(argmax([Number.NEGATIVE_INFINITY, -1])).toBe(1);
+  });
+  it('logSoftmax writes in place when given its row as the output', () => {
+    const row = new Float32Array([0.5, -2, 3, 3]);
+    const fresh = logSoftmax(row);
+    expect(logSoftmax(row, row)).toBe(row);
+    expect(row).toEqual(fresh);
+  });
   it('logSoftmax and softmax', () => {
     const ls = logSoftmax([1, 2, 3]);
     const denom = Math.log(Math.exp(1) + Math.exp(2) + Math.exp(3));
