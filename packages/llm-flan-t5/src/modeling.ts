@@ -24,6 +24,7 @@ import {
   cast,
   concat,
   div,
+  FLOAT32_MIN,
   GraphBuildError,
   GraphBuilder,
   gather,
@@ -48,9 +49,6 @@ import {
 } from '@blip2/onnx';
 import type { BuiltGraph, GraphIO } from '@blip2/tensor';
 import { T5Error } from './errors.js';
-
-/** torch.finfo(float32).min: what the reference adds at masked positions. */
-const MASK_MIN = -3.4028234663852886e38;
 
 export interface T5BuildOptions {
   /** Prefix of the language model's weights in the checkpoint (default 'language_model.'). */
@@ -266,7 +264,7 @@ function computeBias(buckets: Value, w: T5Weights, stack: string, config: T5Conf
 
 /** int64 [B, S] (1 keep, 0 pad) -> float32 [B, 1, 1, S]: 0 or finfo.min (the reference's extended mask). */
 function paddingMask(mask: Value): Value {
-  return unsqueeze(mul(sub(1, cast(mask, 'float32')), MASK_MIN), [1, 2]);
+  return unsqueeze(mul(sub(1, cast(mask, 'float32')), FLOAT32_MIN), [1, 2]);
 }
 
 // ---- encoder T5Stack -------------------------------------------------------------------
@@ -340,7 +338,7 @@ function causalMask(g: GraphBuilder, inputIds: Value, pastKey: Value): Value {
   const zero = g.constant({ dtype: 'int64', dims: [], data: BigInt64Array.of(0n) });
   const queryPositions = unsqueeze(g.op1('Range', [past, total, one]), [1]);
   const keyPositions = unsqueeze(g.op1('Range', [zero, total, one]), [0]);
-  return where(g.op1('Greater', [keyPositions, queryPositions]), MASK_MIN, 0);
+  return where(g.op1('Greater', [keyPositions, queryPositions]), FLOAT32_MIN, 0);
 }
 
 // ---- graphs -----------------------------------------------------------------------------

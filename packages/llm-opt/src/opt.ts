@@ -29,6 +29,7 @@ import {
   cast,
   concat,
   cumsum,
+  FLOAT32_MIN,
   GraphBuildError,
   GraphBuilder,
   gather,
@@ -62,9 +63,6 @@ export const OPT_POSITION_OFFSET = 2;
 
 /** nn.LayerNorm's default; OPT never changes it. */
 const LAYER_NORM_EPS = 1e-5;
-
-/** torch.finfo(float32).min: the reference's fill for masked scores (finite, so a fully masked row stays finite). */
-const MASKED_SCORE = -3.4028234663852886e38;
 
 export interface OptBuildOptions {
   /**
@@ -291,7 +289,7 @@ function attention(
   }
   const headDim = d / config.numAttentionHeads;
   const scores = matmulTransB(query, key, headDim ** -0.5);
-  const probs = softmax(where(allowed, scores, MASKED_SCORE), -1);
+  const probs = softmax(where(allowed, scores, FLOAT32_MIN), -1);
   const context = reshape(transpose(matmul(probs, value), [0, 2, 1, 3]), [0, 0, d]);
   const out = proj('out_proj', context);
   return { out, present: { key, value } };

@@ -42,6 +42,12 @@ export const matmul = (a: Value, b: Value) => a.graph.op1('MatMul', [a, b]);
 export const equal = (a: Value, b: Value) => a.graph.op1('Equal', [a, b]);
 export const less = (a: Value, b: Value) => a.graph.op1('Less', [a, b]);
 
+/**
+ * torch.finfo(torch.float32).min: what the reference adds or fills at masked attention
+ * positions (finite, so a fully masked row stays finite where -inf would give NaN).
+ */
+export const FLOAT32_MIN = -3.4028234663852886e38;
+
 export const sqrt = (x: Value) => x.graph.op1('Sqrt', [x]);
 export const reciprocal = (x: Value) => x.graph.op1('Reciprocal', [x]);
 export const sin = (x: Value) => x.graph.op1('Sin', [x]);

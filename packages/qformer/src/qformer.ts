@@ -16,6 +16,7 @@ import {
   concat,
   type ExpectedDim,
   expand,
+  FLOAT32_MIN,
   GraphBuilder,
   gelu,
   ints,
@@ -245,7 +246,7 @@ export function buildQFormer(
   if (options.imageAttentionMask) {
     // get_extended_attention_mask: (1 - mask) * finfo(float32).min, broadcast over heads and queries
     const mask = g.input(QFORMER_IO.imageAttentionMask, 'int64', io.inputs[1].dims);
-    imageMask = mul(sub(1, cast(unsqueeze(mask, [1, 2]), 'float32')), -3.4028234663852886e38);
+    imageMask = mul(sub(1, cast(unsqueeze(mask, [1, 2]), 'float32')), FLOAT32_MIN);
   }
 
   // query_tokens.expand(batch_size, -1, -1)
