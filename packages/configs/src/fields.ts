@@ -4,7 +4,7 @@
  * dotted path of the field as it is spelled in the JSON, and the value found.
  */
 
-import { Blip2Error } from '@blip2/tensor';
+import { Blip2Error, isObject } from '@blip2/tensor';
 
 /** Stable codes, so callers can branch without parsing messages. */
 export type ConfigErrorCode =
@@ -45,9 +45,7 @@ export class ConfigError extends Blip2Error<ConfigErrorCode> {
 
 export type JsonObject = Record<string, unknown>;
 
-export function isObject(v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+export { isObject };
 
 /** `JSON.stringify` that never throws and stays short, for messages. */
 export function show(v: unknown): string {

@@ -5,6 +5,7 @@
  * Everything is checked before a byte of data is trusted, because graphs point
  * onnxruntime straight at these byte ranges.
  */
+import { isObject } from '@blip2/tensor';
 import { DTYPES, isSafetensorsDType, type SafetensorsDType } from './dtypes.js';
 import { SafetensorsError } from './errors.js';
 import type { ByteReader } from './reader.js';
@@ -70,10 +71,6 @@ export function headerLengthOf(
     );
   }
   return Number(n);
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function isCount(v: unknown): v is number {

@@ -3,6 +3,7 @@
  * Shard names come from a file someone else wrote and end up in file-system paths
  * and URLs, so only a plain file name is accepted.
  */
+import { isObject } from '@blip2/tensor';
 import { SafetensorsError } from './errors.js';
 
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -42,8 +43,6 @@ export function parseShardIndex(text: string, file = INDEX_FILE): ShardIndex {
   } catch (e) {
     throw new SafetensorsError('E_INDEX', file, `not valid JSON (${(e as Error).message})`, { cause: e });
   }
-  const isObject = (v: unknown): v is Record<string, unknown> =>
-    typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!isObject(json) || !isObject(json.weight_map)) {
     throw new SafetensorsError('E_INDEX', file, 'expected a JSON object with a "weight_map" object');
   }
