@@ -3,15 +3,15 @@
  * it: convert to RGB, PIL bicubic resize to a square (aspect ratio not kept), multiply
  * by 1/255, normalize with the CLIP mean/std, channels first, float32.
  */
-import { parseImageProcessorConfig } from '@blip2/configs';
+import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, parseImageProcessorConfig } from '@blip2/configs';
 import { type Tensor, tensor } from '@blip2/tensor';
 import { ProcessorError } from './errors.js';
 import { checkRgb, type RgbImage } from './image.js';
 import { resizeBicubic } from './resize.js';
 
-/** OpenAI CLIP's statistics, which BLIP-2 uses (`OPENAI_CLIP_MEAN`/`STD` in transformers). */
-export const CLIP_MEAN: readonly [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
-export const CLIP_STD: readonly [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+/** OpenAI CLIP's statistics, which BLIP-2 uses (`OPENAI_CLIP_MEAN`/`STD` in transformers): @blip2/configs' defaults. */
+export const CLIP_MEAN: readonly [number, number, number] = OPENAI_CLIP_MEAN;
+export const CLIP_STD: readonly [number, number, number] = OPENAI_CLIP_STD;
 
 export interface ImageProcessorOptions {
   /** output size; BLIP-2 checkpoints use 224 (364 for some), the fixtures 32 and 64 */
