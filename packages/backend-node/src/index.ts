@@ -207,8 +207,10 @@ export class NodeBackend implements Backend {
       ...(o.interOpNumThreads ? { interOpNumThreads: o.interOpNumThreads } : {}),
       extra: {
         session: {
-          // keep mapped weights mapped: pre-packing would copy every MatMul weight
-          disable_prepacking: '1',
+          // keep mapped weights mapped: pre-packing would copy every MatMul weight. Except
+          // for 4-bit weights: MLAS packs MatMulNBits' blocks only when pre-packing, and
+          // without it a 1-row 10240x2560 q4 linear took 142 ms instead of 0.80 ms
+          disable_prepacking: usesOp(graph, 'MatMulNBits') ? '0' : '1',
           ...(folder ? { model_external_initializers_file_folder_path: folder } : {}),
         },
       },
@@ -249,4 +251,9 @@ export function doctor(): DoctorReport {
       return problem ? { name, available: false, problem } : { name, available: true };
     }),
   };
+}
+
+/** Whether a graph's ModelProto names op type `op` (its nodes' op_type strings are plain bytes). */
+function usesOp(graph: BuiltGraph, op: string): boolean {
+  return Buffer.from(graph.bytes.buffer, graph.bytes.byteOffset, graph.bytes.byteLength).includes(op);
 }
