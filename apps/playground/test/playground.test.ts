@@ -22,7 +22,7 @@ const IMAGE = 'COCO_val2014_000000000003.jpg';
 const IMAGE_PATH = join(fixtures.shapesVal, 'images', IMAGE);
 const QUESTION = 'What color is the triangle?';
 /** Files the SDK looks for and does without (a sharded index, the newer processor config). */
-const OPTIONAL_FILES = ['model.safetensors.index.json', 'processor_config.json'];
+const OPTIONAL_FILES = ['model.safetensors.index.json', 'processor_config.json', 'quantization.json'];
 
 interface VqaQuestion {
   image_id: number;
@@ -348,7 +348,7 @@ describe('the playground in headless Chromium (vite build + vite preview)', () =
       expect(await waitForResult(page)).toBe(expectedAnswer);
 
       // Chromium logs every 404 as a console error, and the SDK asks for the optional files a
-      // checkpoint may have; the shapes checkpoint has neither. Any other error fails.
+      // checkpoint may have; the shapes checkpoint has none of them. Any other error fails.
       const probes = OPTIONAL_FILES.map(
         (f) =>
           `Failed to load resource: the server responded with a status of 404 (Not Found) @ ${baseUrl}/models/shapes-blip2-opt/${f}`,
