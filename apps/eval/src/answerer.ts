@@ -10,6 +10,8 @@ export interface GenerationSettings {
   eosTokenIds?: number[];
   /** The side a batch of prompts is padded on (absent: the processor's, OPT left and T5 right). */
   paddingSide?: 'left' | 'right';
+  /** Each prompt's first this many text ids are kept (null: all; absent: the SDK's default, none). */
+  maxPromptTokens?: number | null;
 }
 
 /** One question to answer: the image file and the full prompt (template already applied). */

@@ -39,7 +39,8 @@ const USAGE = `Usage:
                [--image-pattern 'COCO_val2014_{image_id:012d}.jpg'] [--protocol lavis|paper]
                [--prompt 'Question: {} Short answer:'] [--question-preprocess lavis|none]
                [--num-beams N] [--length-penalty X] [--eos-token-ids ID,ID] [--max-new-tokens N]
-               [--min-new-tokens N] [--padding-side left|right] [--batch-size ${DEFAULT_BATCH_SIZE}] [--limit N]
+               [--min-new-tokens N] [--padding-side left|right] [--max-prompt-tokens N|none]
+               [--batch-size ${DEFAULT_BATCH_SIZE}] [--limit N]
                [--shard K/N|auto] [--out results.json] [--resume] [--backend B] [--device D] [--json]
     --shard auto: K/N from a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, JOB_COMPLETIONS) or a
     Slurm array (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT, SLURM_ARRAY_TASK_MIN).
@@ -105,6 +106,7 @@ const NUMERIC = new Set([
   '--num-beams',
   '--max-new-tokens',
   '--min-new-tokens',
+  '--max-prompt-tokens',
   '--length-penalty',
   '--batch-size',
   '--limit',
@@ -174,6 +176,7 @@ async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
     'length-penalty': { type: 'string' },
     'eos-token-ids': { type: 'string' },
     'padding-side': { type: 'string' },
+    'max-prompt-tokens': { type: 'string' },
     'batch-size': { type: 'string' },
     limit: { type: 'string' },
     shard: { type: 'string' },
@@ -261,6 +264,12 @@ function generationFlags(values: Record<string, unknown>): Partial<GenerationSet
   set('lengthPenalty', number(values, 'length-penalty', { integer: false }));
   set('eosTokenIds', tokenIds(values, 'eos-token-ids'));
   set('paddingSide', oneOf(values, 'padding-side', ['left', 'right'] as const));
+  set(
+    'maxPromptTokens',
+    values['max-prompt-tokens'] === 'none'
+      ? null
+      : number(values, 'max-prompt-tokens', { integer: true, min: 1 }),
+  );
   return generation;
 }
 

@@ -89,6 +89,7 @@ class SdkAnswerer implements VqaAnswerer {
           lengthPenalty: settings.lengthPenalty,
           ...(settings.eosTokenIds ? { eosTokenId: settings.eosTokenIds } : {}),
           ...(settings.paddingSide ? { paddingSide: settings.paddingSide } : {}),
+          maxPromptTokens: settings.maxPromptTokens ?? null,
         },
       );
     } catch (e) {

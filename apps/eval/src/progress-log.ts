@@ -26,6 +26,7 @@ export interface CheckedSettings {
   maxNewTokens: number;
   minNewTokens: number;
   paddingSide?: string;
+  maxPromptTokens?: number | null;
   imagePattern: string;
   limit: number | null;
   shard: string | null;

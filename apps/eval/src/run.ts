@@ -143,6 +143,7 @@ async function runClaimed(opts: RunOptions, out: string | undefined): Promise<Ru
       maxNewTokens: preset.maxNewTokens,
       minNewTokens: preset.minNewTokens,
       paddingSide: preset.paddingSide,
+      maxPromptTokens: preset.maxPromptTokens,
       ...opts.generation,
     };
     const promptOf = compilePrompt(prompt);

@@ -69,6 +69,7 @@ describe('runEvaluation', () => {
       maxNewTokens: 10,
       minNewTokens: 1,
       paddingSide: 'left',
+      maxPromptTokens: 32,
     };
     expect(out.settings).toMatchObject(lavis);
     expect(fake.calls[0]![0]!.prompt).toBe('Question: is there a blue triangle? Short answer:');
@@ -85,6 +86,7 @@ describe('runEvaluation', () => {
       lengthPenalty: -1,
       eosTokenIds: [FAKE_TOKEN_IDS.eos.opt],
       paddingSide: 'left',
+      maxPromptTokens: null,
     });
     expect(fake.calls[0]![0]!.prompt).toBe('Question: is there a blue triangle? Answer:');
   });
@@ -97,6 +99,7 @@ describe('runEvaluation', () => {
       maxNewTokens: 4,
       minNewTokens: 2,
       paddingSide: 'right',
+      maxPromptTokens: null,
     } as const;
     for (const [key, value] of Object.entries(overrides)) {
       const fake = new FakeAnswerer('opt');
@@ -445,7 +448,12 @@ describe('vqa-eval CLI (in process)', () => {
     expect(await main(args, cio)).toBe(0);
     const printed = JSON.parse(o.out);
     expect(Object.keys(printed)).toEqual(['accuracy', 'results', 'questions', 'settings', 'timings']);
-    expect(printed.settings).toMatchObject({ protocol: 'lavis', lengthPenalty: -1, batchSize: 6 });
+    expect(printed.settings).toMatchObject({
+      protocol: 'lavis',
+      lengthPenalty: -1,
+      batchSize: 6,
+      maxPromptTokens: 32,
+    });
     expect(Object.keys(printed.accuracy)).toEqual(['overall', 'perAnswerType', 'perQuestionType']);
     expect(printed.questions).toBe(20);
     expect(printed.results).toBe(join(dir, 'r.json'));
@@ -454,7 +462,8 @@ describe('vqa-eval CLI (in process)', () => {
     const flags = io();
     const overridden = [...args.filter((a) => a !== '--json'), '--protocol', 'paper', '--num-beams', '2'];
     overridden.push('--eos-token-ids', '5,6', '--padding-side', 'right', '--min-new-tokens', '0');
-    overridden.push('--max-new-tokens', '3', '--prompt', 'Q: {}', '--question-preprocess', 'none', '--json');
+    overridden.push('--max-new-tokens', '3', '--prompt', 'Q: {}', '--question-preprocess', 'none');
+    overridden.push('--max-prompt-tokens', '7', '--json');
     expect(await main(overridden, flags.io)).toBe(0);
     expect(JSON.parse(flags.o.out).settings).toMatchObject({
       protocol: 'paper',
@@ -466,6 +475,14 @@ describe('vqa-eval CLI (in process)', () => {
       maxNewTokens: 3,
       minNewTokens: 0,
       paddingSide: 'right',
+      maxPromptTokens: 7,
+    });
+    const untruncated = io();
+    const noLimit = [...args.filter((a) => a !== '--json'), '--max-prompt-tokens', 'none', '--json'];
+    expect(await main(noLimit, untruncated.io)).toBe(0);
+    expect(JSON.parse(untruncated.o.out).settings).toMatchObject({
+      protocol: 'lavis',
+      maxPromptTokens: null,
     });
     // the score command agrees with the run
     const s = io();
@@ -518,6 +535,7 @@ describe('vqa-eval CLI (in process)', () => {
         ['run', '--model', 'm', '--padding-side', 'middle'],
         /--padding-side "middle": expected left or right/,
       ],
+      [['run', '--model', 'm', '--max-prompt-tokens', '0'], /--max-prompt-tokens 0: must be >= 1/],
       [['frobnicate'], /unknown command "frobnicate"/],
       [['score', '--bogus'], /Unknown option '--bogus'/],
     ];

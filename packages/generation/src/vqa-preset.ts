@@ -32,6 +32,11 @@ export interface VqaSettings {
   readonly minNewTokens: number;
   /** The side a batch of prompts of different lengths is padded on. */
   readonly paddingSide: 'left' | 'right';
+  /**
+   * Each prompt's text ids (special tokens included, image tokens not) are cut to their first
+   * this many, as LAVIS's `tokenizer(..., truncation=True, max_length=max_txt_len)`; null: none.
+   */
+  readonly maxPromptTokens: number | null;
 }
 
 /**

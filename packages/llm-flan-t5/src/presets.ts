@@ -7,6 +7,8 @@
  * comment records 63.13 val for Flan-T5-XL. Generation stops on the model's `</s>`; prompts are
  * padded on the right (the T5 tokenizer's side). Its `min_length=1` counts the decoder sequence,
  * which starts with `decoder_start_token_id`, so it never masks anything: no minimum of new tokens.
+ * Unlike blip2_opt.py, its `predict_answers` tokenizes the prompts without `truncation` (its
+ * `max_txt_len` of 32 applies to training and `generate` only): no prompt truncation.
  *
  * `paper` is what the BLIP-2 paper states for Flan-T5: the same prompt, 5 beams, length
  * penalty -1, and for what it leaves unsaid LAVIS's code: for Flan-T5 the two protocols agree.
@@ -23,6 +25,7 @@ export const T5_VQA_PRESETS: VqaPresets = {
     maxNewTokens: 10,
     minNewTokens: 0,
     paddingSide: 'right',
+    maxPromptTokens: null,
   },
   paper: {
     prompt: 'Question: {} Short answer:',
@@ -33,5 +36,6 @@ export const T5_VQA_PRESETS: VqaPresets = {
     maxNewTokens: 10,
     minNewTokens: 0,
     paddingSide: 'right',
+    maxPromptTokens: null,
   },
 };

@@ -126,10 +126,16 @@ export class Blip2Processor {
     return out;
   }
 
-  /** `input_ids` / `attention_mask` for prompts, padded to the longest on `paddingSide` (default the processor's). */
+  /**
+   * `input_ids` / `attention_mask` for prompts, padded to the longest on `paddingSide` (default
+   * the processor's). `maxTextTokens` keeps each prompt's first that many text ids (special tokens
+   * included), as transformers' `truncation=True, max_length=N` on the right; the image tokens
+   * come on top, as LAVIS concatenates the query embeddings after tokenizing.
+   */
   encodeText(
     texts: readonly string[],
     paddingSide: 'left' | 'right' = this.paddingSide,
+    maxTextTokens: number | null = null,
   ): { inputIds: Tensor<'int64'>; attentionMask: Tensor<'int64'> } {
     if (texts.length === 0) throw new ProcessorError('E_TEXT', 'text batch is empty');
     if (paddingSide !== 'left' && paddingSide !== 'right') {
@@ -138,7 +144,15 @@ export class Blip2Processor {
         `paddingSide must be 'left' or 'right', got ${describe(paddingSide)}`,
       );
     }
-    const rows = this.tokenizer.encodeBatch(texts).map((e) => e.ids);
+    if (maxTextTokens !== null && !(Number.isInteger(maxTextTokens) && maxTextTokens >= 1)) {
+      throw new ProcessorError(
+        'E_CONFIG',
+        `maxTextTokens must be an integer >= 1 or null, got ${describe(maxTextTokens)}`,
+      );
+    }
+    const rows = this.tokenizer
+      .encodeBatch(texts)
+      .map((e) => (maxTextTokens === null ? e.ids : e.ids.slice(0, maxTextTokens)));
     const longest = rows.reduce((m, r) => Math.max(m, r.length), 0);
     const prefix =
       this.imageTokenId === null ? [] : new Array<number>(this.numQueryTokens).fill(this.imageTokenId);

@@ -104,6 +104,30 @@ for (const [name, dir] of [
       );
     });
 
+    it.each(batches)(
+      '$name: maxTextTokens keeps the first N text ids of each prompt, image tokens apart',
+      (g) => {
+        const prompts = (g.input_ids as number[][]).map((ids) => processor.decode(ids));
+        const n = processor.numQueryTokens;
+        const texts = processor.tokenizer.encodeBatch(prompts).map((e) => e.ids);
+        const keep = Math.max(1, Math.min(...texts.map((t) => t.length)) - 1);
+        const out = processor.encodeText(prompts, 'right', keep);
+        expect(out.inputIds.dims).toEqual([prompts.length, n + keep]);
+        expect(rows(out.inputIds).map((r) => r.slice(n))).toEqual(texts.map((t) => t.slice(0, keep)));
+        expect(rows(out.inputIds).map((r) => r.slice(0, n))).toEqual(
+          rows(processor.encodeText(prompts, 'right').inputIds).map((r) => r.slice(0, n)),
+        );
+        // a limit above every prompt's length changes nothing
+        const longest = Math.max(...texts.map((t) => t.length));
+        expect(rows(processor.encodeText(prompts, 'left', longest).inputIds)).toEqual(
+          rows(processor.encodeText(prompts, 'left').inputIds),
+        );
+        expect(() => processor.encodeText(prompts, 'left', 0)).toThrow(
+          /maxTextTokens must be an integer >= 1 or null, got 0/,
+        );
+      },
+    );
+
     it('batchDecode gives the reference generate texts', () => {
       for (const g of ref.generate) {
         expect(processor.batchDecode(g.new)).toEqual(g.text);

@@ -7,8 +7,13 @@ import { createNodeBackend } from '@blip2/backend-node';
 import type { OPTConfig } from '@blip2/configs';
 import { fixtures } from '@blip2/fixtures';
 import type { Backend } from '@blip2/tensor';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Blip2ForConditionalGeneration, type LanguageModelModule, optModule } from '../src/index.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  type AskOptions,
+  Blip2ForConditionalGeneration,
+  type LanguageModelModule,
+  optModule,
+} from '../src/index.js';
 
 interface Question {
   readonly image_id: number;
@@ -72,8 +77,13 @@ describe.each([
         maxNewTokens: 10,
         minNewTokens: 1,
         paddingSide: 'left',
+        maxPromptTokens: 32,
       });
-      expect(model.vqaSettings('paper')).toMatchObject({ lengthPenalty: -1, eosTokenIds: [eos] });
+      expect(model.vqaSettings('paper')).toMatchObject({
+        lengthPenalty: -1,
+        eosTokenIds: [eos],
+        maxPromptTokens: null,
+      });
     } else {
       const t5 = {
         prompt: 'Question: {} Short answer:',
@@ -84,6 +94,7 @@ describe.each([
         maxNewTokens: 10,
         minNewTokens: 0,
         paddingSide: 'right',
+        maxPromptTokens: null,
       };
       expect(model.vqaSettings('lavis')).toEqual(t5);
       expect(model.vqaSettings('paper')).toEqual(t5);
@@ -91,6 +102,61 @@ describe.each([
     expect(() => model.vqaSettings('lavis2' as never)).toThrow(
       /VQA protocol "lavis2": expected lavis or paper/,
     );
+  });
+
+  it("ask truncates a prompt's text ids as its protocol's tokenizer call does (image tokens apart)", async () => {
+    const q = SAMPLE[0];
+    const long = `${q.question} ${'and is there anything else in the picture '.repeat(4)}?`;
+    const prompt = `Question: ${long} Short answer:`;
+    const short = `Question: ${q.question} Short answer:`;
+    const tokenized = (text: string) => model.processor.tokenizer.encodeBatch([text])[0].ids;
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    const imageTokens: number[] =
+      config.image_token_index === undefined
+        ? []
+        : new Array(config.num_query_tokens).fill(config.image_token_index);
+    // the ids ask feeds the model: what the processor's encodeText returned it
+    const fed = async (question: string, options: AskOptions) => {
+      const spy = vi.spyOn(model.processor, 'encodeText');
+      try {
+        await model.ask(imagePath(q), question, { ...options, ...GREEDY, maxNewTokens: 1 }).catch((e) => {
+          // the tiny OPT's 64 positions hold the query tokens and 32 text ids, no more
+          if (e.code !== 'E_PROMPT_TOO_LONG') throw e;
+        });
+        const { inputIds } = spy.mock.results[0].value as { inputIds: { data: BigInt64Array } };
+        return Array.from(inputIds.data, Number);
+      } finally {
+        spy.mockRestore();
+      }
+    };
+    const full = tokenized(prompt);
+    expect(full.length).toBeGreaterThan(40);
+    if (family === 'opt') {
+      // LAVIS's blip2_opt: truncation=True, max_length=32, the leading </s> counted
+      expect(full[0]).toBe(vocabId(dir, '</s>'));
+      expect(await fed(long, { protocol: 'lavis' })).toEqual([...imageTokens, ...full.slice(0, 32)]);
+      expect(await fed(long, { protocol: 'lavis', maxPromptTokens: 20 })).toEqual([
+        ...imageTokens,
+        ...full.slice(0, 20),
+      ]);
+      expect(await fed(long, { protocol: 'lavis', maxPromptTokens: null })).toEqual([
+        ...imageTokens,
+        ...full,
+      ]);
+      // truncated, the long question is answered; as written it does not fit the tiny OPT
+      expect(typeof (await model.ask(imagePath(q), long, { protocol: 'lavis', ...GREEDY }))).toBe('string');
+      await expect(
+        model.ask(imagePath(q), long, { protocol: 'lavis', maxPromptTokens: null, ...GREEDY }),
+      ).rejects.toMatchObject({ code: 'E_PROMPT_TOO_LONG' });
+    } else {
+      // LAVIS's blip2_t5 predict_answers does not truncate
+      expect(await fed(long, { protocol: 'lavis' })).toEqual([...imageTokens, ...full]);
+    }
+    // the paper states no truncation
+    const paper = { protocol: 'paper', template: 'Question: {} Short answer:' } as const;
+    expect(await fed(long, paper)).toEqual([...imageTokens, ...full]);
+    expect(tokenized(short).length).toBeLessThan(32);
+    expect(await fed(q.question, { protocol: 'lavis' })).toEqual([...imageTokens, ...tokenized(short)]);
   });
 
   it("ask (greedy and transformers' beam recipe) answers as transformers did", async () => {

@@ -532,6 +532,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     images: readonly ImageInput[],
     prompts: readonly string[] | undefined,
     paddingSide?: 'left' | 'right',
+    maxPromptTokens: number | null = null,
   ): Promise<GenerateInputs> {
     const processor = this.processor;
     const index = new Map<ImageInput, number>();
@@ -543,7 +544,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     if (!pixelValues) throw new SdkError('E_IMAGE', 'no image was given');
     const shared = index.size < images.length ? { imageRows } : {};
     if (!prompts) return { pixelValues, ...shared };
-    const { inputIds, attentionMask } = processor.encodeText(prompts, paddingSide);
+    const { inputIds, attentionMask } = processor.encodeText(prompts, paddingSide, maxPromptTokens);
     return { pixelValues, inputIds, attentionMask, ...shared };
   }
 
@@ -571,7 +572,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
   /**
    * Answers a question about an image with a zero-shot VQA protocol of the family (the paper's
    * unless `protocol` says otherwise: prompt, beams, length penalty, lengths, stop tokens,
-   * padding side); any option given wins over the protocol's. The question is used as written.
+   * padding side, prompt truncation); any option given wins over the protocol's. The question is used as written.
    * Arrays answer in one batch: images and questions pair up one to one, and a single
    * image (or question) goes with each of the other side's (the image side then runs once).
    */
@@ -588,10 +589,17 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     question: string | readonly string[],
     options: AskOptions = {},
   ): Promise<string | string[]> {
-    const { protocol, template: givenTemplate, paddingSide: givenSide, ...gen } = options;
+    const {
+      protocol,
+      template: givenTemplate,
+      paddingSide: givenSide,
+      maxPromptTokens: givenMax,
+      ...gen
+    } = options;
     const vqa = this.vqaSettings(protocol);
     const template = givenTemplate ?? vqa.prompt;
     const paddingSide = givenSide ?? vqa.paddingSide;
+    const maxPromptTokens = givenMax === undefined ? vqa.maxPromptTokens : givenMax;
     const manyImages = Array.isArray(image);
     const manyQuestions = Array.isArray(question);
     const questions: readonly unknown[] = manyQuestions ? question : [question];
@@ -615,6 +623,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
       images,
       prompts.map((q) => template.replace('{}', q)),
       paddingSide,
+      maxPromptTokens,
     );
     const texts = this.decode(await this.generate(enc, { ...vqaGenerationOptions(vqa), ...gen }));
     return manyImages || manyQuestions ? texts : texts[0];
@@ -657,6 +666,8 @@ export interface AskOptions extends GenerationOptions {
   readonly template?: string;
   /** side a batch of prompts is padded on (default: the protocol's, OPT left, T5 right) */
   readonly paddingSide?: 'left' | 'right';
+  /** each prompt's first this many text ids are kept, null none (default: the protocol's, 32 for OPT's lavis) */
+  readonly maxPromptTokens?: number | null;
 }
 
 /** The generation options of VQA settings (`model.vqaSettings(protocol)`). */
