@@ -123,7 +123,7 @@ for (const [name, dir] of [
           rows(processor.encodeText(prompts, 'left').inputIds),
         );
         expect(() => processor.encodeText(prompts, 'left', 0)).toThrow(
-          /maxTextTokens must be an integer >= 1 or null, got 0/,
+          /maxTextTokens must be an integer >= 1 or null, got number 0/,
         );
       },
     );
