@@ -53,8 +53,17 @@ function blip2(...args: string[]): Promise<Run> {
 }
 
 function blip2In(cwd: string, ...args: string[]): Promise<Run> {
+  return run(cwd, undefined, args);
+}
+
+function blip2WithInput(input: string, ...args: string[]): Promise<Run> {
+  return run(pkg, input, args);
+}
+
+function run(cwd: string, input: string | undefined, args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], { cwd });
+    child.stdin.end(input);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {
@@ -264,6 +273,53 @@ describe('errors and usage', () => {
     expect(v.code).toBe(1);
     expect(v.stderr).toMatch(/\n\s+at /);
     expect(v.stderr).toContain('[E_SOURCE]');
+  });
+
+  it('--question-file and --prompt-file (or - for standard input) give what --question and --prompt give', async () => {
+    const dir = await tempDir();
+    const questions = join(dir, 'questions.txt');
+    await writeFile(questions, 'What color is the circle?\r\n\nHow many shapes are there?\n');
+    const fromFlags = await blip2(
+      ...['ask', '--model', fixtures.shapesOpt, '--image', image],
+      ...['--question', 'What color is the circle?', '--question', 'How many shapes are there?'],
+    );
+    expect(fromFlags.code).toBe(0);
+    const fromFile = await blip2(
+      'ask',
+      '--model',
+      fixtures.shapesOpt,
+      '--image',
+      image,
+      '--question-file',
+      questions,
+    );
+    expect(fromFile.stderr).toBe('');
+    expect(fromFile.stdout).toBe(fromFlags.stdout);
+
+    const prompt = join(dir, 'prompt.txt');
+    await writeFile(prompt, 'a red\n');
+    const caption = [
+      'caption',
+      '--model',
+      fixtures.shapesCaptioner,
+      '--image',
+      image,
+      '--max-new-tokens',
+      '4',
+    ];
+    const fromPrompt = await blip2(...caption, '--prompt', 'a red');
+    expect(fromPrompt.code).toBe(0);
+    expect((await blip2(...caption, '--prompt-file', prompt)).stdout).toBe(fromPrompt.stdout);
+    const fromStdin = await blip2WithInput('a red\n', ...caption, '--prompt-file', '-');
+    expect(fromStdin.stderr).toBe('');
+    expect(fromStdin.stdout).toBe(fromPrompt.stdout);
+
+    const missing = await blip2(...caption, '--prompt-file', join(dir, 'nope.txt'));
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.split('\n')[0]).toMatch(/--prompt-file .*nope\.txt: no such file/);
+    const folder = await blip2(...caption, '--prompt-file', dir);
+    expect(folder.code).toBe(2);
+    expect(folder.stderr.split('\n')[0]).toMatch(/not a regular file/);
   });
 
   it('a 40 KB command line (onnxruntime-node 1.30 crashes from ~30 KB of argv) runs, in a re-executed child', async () => {

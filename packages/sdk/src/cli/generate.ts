@@ -4,6 +4,7 @@
  * the family's paper protocol unless overridden), but
  * keep the token ids and the time each step took for `--json`.
  */
+import { readFileSync, statSync } from 'node:fs';
 import type { GenerationOptions } from '@blip2/generation';
 import { Blip2ForConditionalGeneration, vqaGenerationOptions } from '../core/models.js';
 import { UsageError } from './errors.js';
@@ -46,7 +47,8 @@ export const CAPTION_USAGE = `usage: blip2 caption --model M --image I [--image 
   images, each line is the image, a tab, and its caption.
   --model M               checkpoint folder, URL or Hugging Face hub id
   --image I               image file (png, jpeg, webp, ...); repeat it, or list images after the options
-  --prompt P              text to continue${SHARED}`;
+  --prompt P              text to continue
+  --prompt-file F         the prompt from file F ('-': standard input), one trailing newline dropped${SHARED}`;
 
 export const ASK_USAGE = `usage: blip2 ask --model M --image I --question Q [--question Q2 ...] [options]
   Answers questions about images with the paper's zero-shot VQA protocol of the
@@ -55,7 +57,8 @@ export const ASK_USAGE = `usage: blip2 ask --model M --image I --question Q [--q
   question and the answer, separated by tabs.
   --model M               checkpoint folder, URL or Hugging Face hub id
   --image I               image file; repeat it, or list images after the options
-  --question Q            the question; repeat it to ask several${SHARED}`;
+  --question Q            the question; repeat it to ask several
+  --question-file F       questions from file F ('-': standard input), one per line, blank lines skipped${SHARED}`;
 
 export interface GenerateResult {
   /** with several images or questions: which pair the line answers */
@@ -135,7 +138,9 @@ export async function captionOrAsk(
 ): Promise<number> {
   const usage = command === 'caption' ? CAPTION_USAGE : ASK_USAGE;
   const extra: OptionSpec =
-    command === 'caption' ? { prompt: { type: 'string' } } : { question: { type: 'string', multiple: true } };
+    command === 'caption'
+      ? { prompt: { type: 'string' }, 'prompt-file': { type: 'string' } }
+      : { question: { type: 'string', multiple: true }, 'question-file': { type: 'string', multiple: true } };
   const { values, positionals } = parse(
     args,
     {
@@ -156,7 +161,16 @@ export async function captionOrAsk(
   const source = required(values, 'model', usage);
   const images = [...list(values, 'image'), ...positionals];
   if (images.length === 0) throw new UsageError('--image is required', usage);
-  const questions = command === 'ask' ? list(values, 'question') : [undefined];
+  if (values.prompt !== undefined && values['prompt-file'] !== undefined)
+    throw new UsageError('give --prompt or --prompt-file, not both', usage);
+  if (typeof values['prompt-file'] === 'string')
+    values.prompt = readTextOption(values['prompt-file'], 'prompt-file', usage).replace(/\r?\n$/, '');
+  const questionLines = list(values, 'question-file').flatMap((f) =>
+    readTextOption(f, 'question-file', usage)
+      .split(/\r?\n/)
+      .filter((line) => line.trim() !== ''),
+  );
+  const questions = command === 'ask' ? [...list(values, 'question'), ...questionLines] : [undefined];
   if (questions.length === 0) throw new UsageError('--question is required', usage);
   if (questions.some((q) => q === '')) throw new UsageError('--question must not be empty', usage);
   const gen = generationOptions(values, usage);
@@ -223,4 +237,38 @@ export async function captionOrAsk(
 
 export function round(ms: number): number {
   return Math.round(ms * 10) / 10;
+}
+
+/** the largest prompt or question file read: far past any model's positions, far short of memory trouble */
+const MAX_TEXT_FILE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The text of `--prompt-file` / `--question-file`: a regular file, or standard input for '-'.
+ * Long prompts come this way rather than on the command line, where onnxruntime-node 1.30
+ * crashes on a huge argv (the CLI re-executes itself then, but a file is the plain way).
+ */
+function readTextOption(path: string, flag: string, usage: string): string {
+  let text: string;
+  try {
+    if (path !== '-') {
+      const stat = statSync(path);
+      if (!stat.isFile()) throw new UsageError(`--${flag} ${path}: not a regular file`, usage);
+      if (stat.size > MAX_TEXT_FILE_BYTES)
+        throw new UsageError(
+          `--${flag} ${path}: ${stat.size} bytes, more than the ${MAX_TEXT_FILE_BYTES} read`,
+          usage,
+        );
+    }
+    text = readFileSync(path === '-' ? 0 : path, 'utf8');
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      `--${flag} ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? (e as Error).message)}`,
+      usage,
+    );
+  }
+  if (text.length > MAX_TEXT_FILE_BYTES)
+    throw new UsageError(`--${flag} ${path}: more than the ${MAX_TEXT_FILE_BYTES} bytes read`, usage);
+  return text;
 }
