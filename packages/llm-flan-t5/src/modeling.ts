@@ -31,7 +31,6 @@ import {
   gelu,
   geluTanh,
   KV_IO,
-  linear,
   matmul,
   matmulTransB,
   mul,
@@ -45,6 +44,7 @@ import {
   unsqueeze,
   type Value,
   type WeightLookup,
+  WeightScope,
   where,
 } from '@blip2/onnx';
 import type { BuiltGraph, GraphIO } from '@blip2/tensor';
@@ -154,29 +154,6 @@ export function t5GraphIO(
   };
 }
 
-/** The language model's weights under its prefix; the graph builder checks each against the shape the config implies. */
-class T5Weights {
-  constructor(
-    readonly g: GraphBuilder,
-    private readonly prefix: string,
-    /** this graph's `linear` layout: weight-first in the batched decoder, Gemm elsewhere */
-    private readonly weightFirst = false,
-  ) {}
-
-  /** nn.Linear without bias (T5 has none) over weight `name` [out, in], in this graph's layout. */
-  linear(x: Value, name: string, shape: readonly number[]): Value {
-    return linear(x, this.get(name, shape), null, { weightFirst: this.weightFirst });
-  }
-
-  has(name: string): boolean {
-    return this.g.hasWeight(this.prefix + name);
-  }
-
-  get(name: string, shape: readonly number[]): Value {
-    return this.g.weight(this.prefix + name, shape);
-  }
-}
-
 // ---- T5LayerNorm ------------------------------------------------------------------
 
 /** RMS norm: no mean subtracted, no bias (the reference's T5LayerNorm). */
@@ -205,15 +182,15 @@ function activation(config: T5Config): (x: Value) => Value {
 }
 
 /** `layer[-1]` of a block: x + DenseReluDense(layer_norm(x)). */
-function layerFF(x: Value, w: T5Weights, at: string, config: T5Config): Value {
+function layerFF(x: Value, w: WeightScope, at: string, config: T5Config): Value {
   const { dModel: D, dFf: F } = config;
   const act = activation(config);
   const h = t5LayerNorm(x, w.get(`${at}.layer_norm.weight`, [D]), config.layerNormEpsilon);
   const ff = `${at}.DenseReluDense`;
   const inner = config.isGatedAct
-    ? mul(act(w.linear(h, `${ff}.wi_0.weight`, [F, D])), w.linear(h, `${ff}.wi_1.weight`, [F, D]))
-    : act(w.linear(h, `${ff}.wi.weight`, [F, D]));
-  return add(x, w.linear(inner, `${ff}.wo.weight`, [D, F]));
+    ? mul(act(w.linear(h, `${ff}.wi_0`, [F, D])), w.linear(h, `${ff}.wi_1`, [F, D]))
+    : act(w.linear(h, `${ff}.wi`, [F, D]));
+  return add(x, w.linear(inner, `${ff}.wo`, [D, F]));
 }
 
 // ---- T5Attention ----------------------------------------------------------------------
@@ -224,7 +201,7 @@ function splitHeads(x: Value, config: T5Config): Value {
 }
 
 /** Keys or values of `states` for one attention: `k` / `v` projection, split into heads. */
-function project(states: Value, w: T5Weights, name: string, config: T5Config): Value {
+function project(states: Value, w: WeightScope, name: string, config: T5Config): Value {
   return splitHeads(w.linear(states, name, [config.numHeads * config.dKv, config.dModel]), config);
 }
 
@@ -237,7 +214,7 @@ function attend(
   key: Value,
   value: Value,
   bias: Value,
-  w: T5Weights,
+  w: WeightScope,
   at: string,
   config: T5Config,
 ): Value {
@@ -246,7 +223,7 @@ function attend(
   const scores = matmulTransB(query, key);
   const weights = softmax(add(scores, bias), -1);
   const context = reshape(transpose(matmul(weights, value), [0, 2, 1, 3]), [0, 0, inner]);
-  return w.linear(context, `${at}.o.weight`, [config.dModel, inner]);
+  return w.linear(context, `${at}.o`, [config.dModel, inner]);
 }
 
 /**
@@ -254,7 +231,7 @@ function attend(
  * [Tq, Tk] (the reference's `compute_bias`). Only the first layer of a stack owns
  * the table; the bias it makes is reused by every layer.
  */
-function computeBias(buckets: Value, w: T5Weights, stack: string, config: T5Config): Value {
+function computeBias(buckets: Value, w: WeightScope, stack: string, config: T5Config): Value {
   const table = w.get(`${stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight`, [
     config.relativeAttentionNumBuckets,
     config.numHeads,
@@ -273,20 +250,20 @@ function paddingMask(mask: Value): Value {
 function layerSelfAttention(
   x: Value,
   bias: Value,
-  w: T5Weights,
+  w: WeightScope,
   at: string,
   config: T5Config,
   past?: { key: Value; value: Value },
 ): { hidden: Value; key: Value; value: Value } {
   const h = t5LayerNorm(x, w.get(`${at}.layer_norm.weight`, [config.dModel]), config.layerNormEpsilon);
   const sa = `${at}.SelfAttention`;
-  let key = project(h, w, `${sa}.k.weight`, config);
-  let value = project(h, w, `${sa}.v.weight`, config);
+  let key = project(h, w, `${sa}.k`, config);
+  let value = project(h, w, `${sa}.v`, config);
   if (past) {
     key = concat([past.key, key], 2);
     value = concat([past.value, value], 2);
   }
-  const query = project(h, w, `${sa}.q.weight`, config);
+  const query = project(h, w, `${sa}.q`, config);
   return { hidden: add(x, attend(query, key, value, bias, w, sa, config)), key, value };
 }
 
@@ -294,7 +271,7 @@ function encoderStack(
   inputsEmbeds: Value,
   attentionMask: Value,
   buckets: Value,
-  w: T5Weights,
+  w: WeightScope,
   config: T5Config,
 ): Value {
   const g = inputsEmbeds.graph;
@@ -319,12 +296,12 @@ function layerCrossAttention(
   key: Value,
   value: Value,
   bias: Value,
-  w: T5Weights,
+  w: WeightScope,
   at: string,
   config: T5Config,
 ): Value {
   const h = t5LayerNorm(x, w.get(`${at}.layer_norm.weight`, [config.dModel]), config.layerNormEpsilon);
-  const query = project(h, w, `${at}.EncDecAttention.q.weight`, config);
+  const query = project(h, w, `${at}.EncDecAttention.q`, config);
   return add(x, attend(query, key, value, bias, w, `${at}.EncDecAttention`, config));
 }
 
@@ -380,7 +357,7 @@ export function buildT5(config: T5Config, weights: WeightLookup, options: T5Buil
 
   // -- embed: the `shared` table (T5 does not scale embeddings)
   const ge = new GraphBuilder('t5.embed', { weights });
-  const we = new T5Weights(ge, prefix);
+  const we = new WeightScope(ge, prefix);
   const ids = ge.input(T5_IO.embed.inputIds, 'int64', io.embed.inputs[0].dims);
   ge.output(
     gather(we.get('shared.weight', [V, D]), ids, 0),
@@ -391,7 +368,7 @@ export function buildT5(config: T5Config, weights: WeightLookup, options: T5Buil
 
   // -- encoder, and the cross-attention keys/values every decoder step reuses
   const gx = new GraphBuilder('t5.encoder', { weights });
-  const wx = new T5Weights(gx, prefix);
+  const wx = new WeightScope(gx, prefix);
   const [embIn, maskIn, bucketsIn] = io.encoder.inputs.map((i) => gx.input(i.name, i.dtype, i.dims));
   const encoderOut = encoderStack(embIn, maskIn, bucketsIn, wx, config);
   gx.output(encoderOut, T5_IO.encoder.lastHiddenState, 'float32', io.encoder.outputs[0].dims);
@@ -399,15 +376,15 @@ export function buildT5(config: T5Config, weights: WeightLookup, options: T5Buil
     const at = `decoder.block.${i}.layer.1.EncDecAttention`;
     gx.scope(at, () => {
       const kvDims = io.encoder.outputs[1 + 2 * i].dims;
-      gx.output(project(encoderOut, wx, `${at}.k.weight`, config), T5_IO.crossKey(i), 'float32', kvDims);
-      gx.output(project(encoderOut, wx, `${at}.v.weight`, config), T5_IO.crossValue(i), 'float32', kvDims);
+      gx.output(project(encoderOut, wx, `${at}.k`, config), T5_IO.crossKey(i), 'float32', kvDims);
+      gx.output(project(encoderOut, wx, `${at}.v`, config), T5_IO.crossValue(i), 'float32', kvDims);
     });
   }
 
   // -- decoder stack + lm_head, in either layout of its matrix products
   const buildDecoder = (graphName: string, weightFirst: boolean): BuiltGraph => {
     const gd = new GraphBuilder(graphName, { weights });
-    const wd = new T5Weights(gd, prefix, weightFirst);
+    const wd = new WeightScope(gd, prefix, { weightFirst });
     const inputs = new Map(io.decoder.inputs.map((i) => [i.name, gd.input(i.name, i.dtype, i.dims)]));
     const input = (name: string) => inputs.get(name) as Value;
     const inputIds = input(T5_IO.decoder.inputIds);
@@ -449,11 +426,11 @@ export function buildT5(config: T5Config, weights: WeightLookup, options: T5Buil
       // the builder would name lm_head alone; say why `shared` cannot stand in
       throw new GraphBuildError(
         'E_MISSING_WEIGHT',
-        `${gd.name}: tie_word_embeddings is false but the checkpoint has no '${prefix}lm_head.weight'`,
-        `${prefix}lm_head.weight`,
+        `${gd.name}: tie_word_embeddings is false but the checkpoint has no '${wd.name('lm_head.weight')}'`,
+        wd.name('lm_head.weight'),
       );
     }
-    const lmHead = config.tieWordEmbeddings ? 'shared.weight' : 'lm_head.weight';
+    const lmHead = config.tieWordEmbeddings ? 'shared' : 'lm_head';
     gd.output(
       wd.linear(sequenceOutput, lmHead, [V, D]),
       T5_IO.decoder.logits,

@@ -39,7 +39,6 @@ import {
   ints,
   KV_IO,
   layerNorm,
-  linear,
   matmul,
   matmulTransB,
   mul,
@@ -53,6 +52,7 @@ import {
   unsqueeze,
   type Value,
   type WeightLookup,
+  WeightScope,
   where,
 } from '@blip2/onnx';
 import type { BuiltGraph, GraphIO } from '@blip2/tensor';
@@ -146,61 +146,20 @@ export function optGraphIO(
   };
 }
 
-// ---- weights ---------------------------------------------------------------------
-
-/** The decoder's weight names under one prefix, as `OPTForCausalLM` stores them. */
-class OptWeights {
-  constructor(
-    private readonly g: GraphBuilder,
-    private readonly prefix: string,
-  ) {}
-
-  private get decoder(): string {
-    return `${this.prefix}model.decoder.`;
-  }
-
-  /** A weight the config says must exist; the graph builder checks it against the shape the config implies. */
-  need(name: string, shape: readonly number[]): Value {
-    return this.g.weight(this.fullName(name), shape);
-  }
-
-  /** Biases exist only with `enable_bias`; layer-norm parameters only with `layer_norm_elementwise_affine`. */
-  optional(enabled: boolean, name: string, shape: readonly number[]): Value | null {
-    return enabled ? this.need(name, shape) : null;
-  }
-
-  has(name: string): boolean {
-    return this.g.hasWeight(this.fullName(name));
-  }
-
-  /** Names under the language model's prefix stay as they are; others are the decoder's. */
-  private fullName(name: string): string {
-    return name.startsWith(this.prefix) ? name : `${this.decoder}${name}`;
-  }
-
-  get lmHead(): string {
-    return `${this.prefix}lm_head.weight`;
-  }
-}
-
 interface Ctx {
   readonly g: GraphBuilder;
-  readonly w: OptWeights;
+  /** the language model's weights (`lm_head.weight`), under the build's prefix */
+  readonly lm: WeightScope;
+  /** `OPTDecoder`'s weights (`model.decoder.`), whose `linear`s are weight-first in the batched step graph */
+  readonly w: WeightScope;
   readonly config: OPTConfig;
-  /** every `linear` weight-first (the batched step graph) */
-  readonly weightFirst: boolean;
-}
-
-/** `linear` in the graph's layout: Gemm for one row, weight-first for the batched step. */
-function dense(c: Ctx, x: Value, weight: Value, bias: Value | null = null): Value {
-  return linear(x, weight, bias, { weightFirst: c.weightFirst });
 }
 
 // ---- embeddings --------------------------------------------------------------------
 
 /** `embed_tokens`: token ids -> [B, T, word_embed_proj_dim]. */
 function embedTokens(c: Ctx, inputIds: Value): Value {
-  const table = c.w.need('embed_tokens.weight', [c.config.vocabSize, c.config.wordEmbedProjDim]);
+  const table = c.w.get('embed_tokens.weight', [c.config.vocabSize, c.config.wordEmbedProjDim]);
   return gather(table, inputIds, 0);
 }
 
@@ -213,7 +172,7 @@ function embedTokens(c: Ctx, inputIds: Value): Value {
  */
 function embedPositions(c: Ctx, attentionMask: Value, newTokens: Value): Value {
   const { g, config } = c;
-  const table = c.w.need('embed_positions.weight', [
+  const table = c.w.get('embed_positions.weight', [
     config.maxPositionEmbeddings + OPT_POSITION_OFFSET,
     config.hiddenSize,
   ]);
@@ -274,12 +233,10 @@ function attention(
   allowed: Value,
   past: KV | null,
 ): { out: Value; present: KV } {
-  const { config, w } = c;
+  const { config } = c;
   const d = config.hiddenSize;
-  const bias = config.enableBias;
-  const p = `layers.${i}.self_attn.`;
-  const proj = (name: string, x: Value) =>
-    dense(c, x, w.need(`${p}${name}.weight`, [d, d]), w.optional(bias, `${p}${name}.bias`, [d]));
+  const w = c.w.at(`layers.${i}.self_attn.`);
+  const proj = (name: string, x: Value) => w.linear(x, name, [d, d], config.enableBias);
   const query = splitHeads(c, proj('q_proj', hidden));
   let key = splitHeads(c, proj('k_proj', hidden));
   let value = splitHeads(c, proj('v_proj', hidden));
@@ -301,8 +258,8 @@ function layerNormNamed(c: Ctx, name: string, x: Value): Value {
   const { config, w, g } = c;
   const d = config.hiddenSize;
   const affine = config.layerNormElementwiseAffine;
-  const weight = affine ? w.need(`${name}.weight`, [d]) : g.constant(onesF32(d), 'ones');
-  return layerNorm(x, weight, affine ? w.need(`${name}.bias`, [d]) : null, LAYER_NORM_EPS);
+  const weight = affine ? w.get(`${name}.weight`, [d]) : g.constant(onesF32(d), 'ones');
+  return layerNorm(x, weight, w.optional(affine, `${name}.bias`, [d]), LAYER_NORM_EPS);
 }
 
 function onesF32(n: number) {
@@ -353,9 +310,9 @@ function decoderLayer(
 
   residual = h;
   if (preLN) h = layerNormNamed(c, `${p}final_layer_norm`, h);
-  h = dense(c, h, w.need(`${p}fc1.weight`, [f, d]), w.optional(config.enableBias, `${p}fc1.bias`, [f]));
+  h = w.linear(h, `${p}fc1`, [f, d], config.enableBias);
   h = activation(c, h);
-  h = dense(c, h, w.need(`${p}fc2.weight`, [d, f]), w.optional(config.enableBias, `${p}fc2.bias`, [d]));
+  h = w.linear(h, `${p}fc2`, [d, f], config.enableBias);
   h = add(residual, h);
   if (!preLN) h = layerNormNamed(c, `${p}final_layer_norm`, h);
   return { hidden: h, present };
@@ -376,7 +333,7 @@ function decoder(
   past: KV[] | null,
   lastPosition = false,
 ): { logits: Value; presents: KV[] } {
-  const { g, config, w } = c;
+  const { g, config, lm, w } = c;
   const d = config.hiddenSize;
   const dw = config.wordEmbedProjDim;
   const projected = dw !== d;
@@ -384,7 +341,7 @@ function decoder(
 
   const positions = embedPositions(c, attentionMask, newTokens);
   // project_in/project_out (no bias) exist only when embed_tokens is narrower than the layers (opt-350m)
-  const embeds = projected ? dense(c, inputsEmbeds, w.need('project_in.weight', [d, dw])) : inputsEmbeds;
+  const embeds = projected ? w.linear(inputsEmbeds, 'project_in', [d, dw]) : inputsEmbeds;
   let hidden = add(embeds, positions);
 
   const allowed = attentionAllowed(c, attentionMask, newTokens);
@@ -400,21 +357,22 @@ function decoder(
   // the reference keeps final_layer_norm only for pre-LN models not converted with _remove_final_layer_norm
   if (config.doLayerNormBefore && !config.removeFinalLayerNorm)
     hidden = layerNormNamed(c, 'final_layer_norm', hidden);
-  if (projected) hidden = dense(c, hidden, w.need('project_out.weight', [dw, d]));
+  if (projected) hidden = w.linear(hidden, 'project_out', [dw, d]);
 
   // lm_head is tied to embed_tokens when the checkpoint leaves it out (tie_word_embeddings)
-  if (!w.has(w.lmHead) && !config.tieWordEmbeddings) {
+  const stored = lm.has('lm_head.weight');
+  if (!stored && !config.tieWordEmbeddings) {
     // the builder would name lm_head alone; say why embed_tokens cannot stand in
     throw new GraphBuildError(
       'E_MISSING_WEIGHT',
-      `${g.name}: the checkpoint has no '${w.lmHead}' and tie_word_embeddings is false`,
-      w.lmHead,
+      `${g.name}: the checkpoint has no '${lm.name('lm_head.weight')}' and tie_word_embeddings is false`,
+      lm.name('lm_head.weight'),
     );
   }
-  const head = w.has(w.lmHead)
-    ? w.need(w.lmHead, [config.vocabSize, dw])
-    : w.need('embed_tokens.weight', [config.vocabSize, dw]);
-  return { logits: dense(c, hidden, head), presents };
+  const logits = stored
+    ? lm.linear(hidden, 'lm_head', [config.vocabSize, dw])
+    : w.linear(hidden, 'embed_tokens', [config.vocabSize, dw]);
+  return { logits, presents };
 }
 
 function outputPresents(g: GraphBuilder, config: OPTConfig, presents: KV[], seq: string): void {
@@ -436,7 +394,8 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
   const io = optGraphIO(config);
   const make = (name: string, weightFirst = false) => {
     const g = new GraphBuilder(name, { weights });
-    return { g, c: { g, w: new OptWeights(g, prefix), config, weightFirst } satisfies Ctx };
+    const lm = new WeightScope(g, prefix, { weightFirst });
+    return { g, c: { g, lm, w: lm.at('model.decoder.'), config } satisfies Ctx };
   };
   const spec = (graph: keyof OptGraphs, name: string) => {
     const found = [...io[graph].inputs, ...io[graph].outputs].find((x) => x.name === name);

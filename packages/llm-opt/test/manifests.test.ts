@@ -1,7 +1,7 @@
 // Real sizes: the blip2-opt-2.7b / -6.7b language models built from the published
 // weight names and shapes alone (graph construction only: no weight file exists).
 import { readFileSync } from 'node:fs';
-import { parseBlip2Config } from '@blip2/configs';
+import { type OPTConfig, parseBlip2Config } from '@blip2/configs';
 import { fixtures } from '@blip2/fixtures';
 import type { StoredDType, WeightLookup } from '@blip2/onnx';
 import { describe, expect, it } from 'vitest';
@@ -81,4 +81,25 @@ describe('real-size OPT graphs from manifests.json', () => {
       );
     });
   }
+});
+
+describe('weight prefix', () => {
+  it("prefix '' reads a plain OPTForCausalLM checkpoint (model.decoder.*, lm_head.weight)", () => {
+    const m = manifests['blip2-opt-2.7b'];
+    const config = parseBlip2Config(m.config).textConfig as OPTConfig;
+    const bare: Manifest = {
+      config: m.config,
+      weights: Object.fromEntries(
+        Object.entries(m.weights)
+          .filter(([n]) => n.startsWith('language_model.'))
+          .map(([n, s]) => [n.slice('language_model.'.length), s]),
+      ),
+    };
+    const graphs = buildOpt(config, fakeWeights(bare), { prefix: '' });
+    expect(includes(graphs.prefill.bytes, 'model.decoder.layers.0.fc1.weight')).toBe(true);
+    expect(includes(graphs.prefill.bytes, 'language_model.')).toBe(false);
+    expect(() => buildOpt(config, fakeWeights(bare))).toThrow(
+      /'language_model\.model\.decoder\.embed_tokens\.weight'/,
+    );
+  });
 });

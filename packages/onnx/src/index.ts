@@ -5,3 +5,4 @@ export * from './ops.js';
 export * from './packed-weights.js';
 export { ProtoWriter } from './proto.js';
 export * from './quantize.js';
+export * from './weight-scope.js';

@@ -14,7 +14,6 @@ import {
   add,
   cast,
   concat,
-  type ExpectedDim,
   expand,
   FLOAT32_MIN,
   GraphBuilder,
@@ -33,6 +32,7 @@ import {
   unsqueeze,
   type Value,
   type WeightLookup,
+  WeightScope,
 } from '@blip2/onnx';
 import type { BuiltGraph, GraphIO } from '@blip2/tensor';
 import { QFormerError } from './errors.js';
@@ -96,38 +96,13 @@ export function qformerIO(
   return { inputs, outputs };
 }
 
-/** The checkpoint's weights under one prefix; the graph builder checks each against the shape the config implies. */
-class Weights {
-  constructor(
-    private readonly g: GraphBuilder,
-    readonly prefix: string,
-  ) {}
-
-  at(sub: string): Weights {
-    return new Weights(this.g, this.prefix + sub);
-  }
-
-  shape(name: string, expected: readonly ExpectedDim[]): readonly number[] {
-    return this.g.weightShape(this.prefix + name, expected);
-  }
-
-  get(name: string, shape: readonly ExpectedDim[]): Value {
-    return this.g.weight(this.prefix + name, shape);
-  }
-
-  /** A torch Linear `[out, in]` with its bias. */
-  linear(x: Value, name: string, out: number, inp: number): Value {
-    return linear(x, this.get(`${name}.weight`, [out, inp]), this.get(`${name}.bias`, [out]));
-  }
-}
-
 /**
  * Blip2QFormerMultiHeadAttention: BERT attention; keys and values come from the
  * image embeddings in a cross-attention layer, from the queries otherwise.
  * `attentionMask` is the additive [B, 1, 1, T] mask, or null when nothing is masked.
  */
 function multiHeadAttention(
-  w: Weights,
+  w: WeightScope,
   config: Blip2QFormerConfig,
   hiddenStates: Value,
   keyValueStates: Value,
@@ -138,9 +113,9 @@ function multiHeadAttention(
   const headSize = D / H;
   // transpose_for_scores: [B, T, D] -> [B, H, T, hd]
   const heads = (x: Value, perm: number[]) => transpose(reshape(x, [0, 0, H, headSize]), perm);
-  const query = heads(w.linear(hiddenStates, 'query', D, D), [0, 2, 1, 3]);
-  const keyT = heads(w.linear(keyValueStates, 'key', D, kvWidth), [0, 2, 3, 1]);
-  const value = heads(w.linear(keyValueStates, 'value', D, kvWidth), [0, 2, 1, 3]);
+  const query = heads(w.linear(hiddenStates, 'query', [D, D], true), [0, 2, 1, 3]);
+  const keyT = heads(w.linear(keyValueStates, 'key', [D, kvWidth], true), [0, 2, 3, 1]);
+  const value = heads(w.linear(keyValueStates, 'value', [D, kvWidth], true), [0, 2, 1, 3]);
   let scores = mul(matmul(query, keyT), 1 / Math.sqrt(headSize));
   if (attentionMask) scores = add(scores, attentionMask);
   const context = matmul(softmax(scores, -1), value);
@@ -149,14 +124,14 @@ function multiHeadAttention(
 
 /** Blip2QFormerSelfOutput / Blip2QFormerOutput: dense, then LayerNorm over the residual sum. */
 function denseAddNorm(
-  w: Weights,
+  w: WeightScope,
   config: Blip2QFormerConfig,
   hiddenStates: Value,
   inputTensor: Value,
   inWidth: number,
 ): Value {
   const D = config.hiddenSize;
-  const h = w.linear(hiddenStates, 'dense', D, inWidth);
+  const h = w.linear(hiddenStates, 'dense', [D, inWidth], true);
   return layerNorm(
     add(h, inputTensor),
     w.get('LayerNorm.weight', [D]),
@@ -167,7 +142,7 @@ function denseAddNorm(
 
 /** Blip2QFormerAttention: multi-head attention plus its output block. */
 function attentionBlock(
-  w: Weights,
+  w: WeightScope,
   config: Blip2QFormerConfig,
   hiddenStates: Value,
   keyValueStates: Value,
@@ -187,7 +162,7 @@ function attentionBlock(
 
 /** Blip2QFormerLayer, query path: self-attention, cross-attention where the layer has it, the query FFN. */
 function qformerLayer(
-  w: Weights,
+  w: WeightScope,
   config: Blip2QFormerConfig,
   layerIdx: number,
   hiddenStates: Value,
@@ -209,7 +184,7 @@ function qformerLayer(
   }
   // feed_forward_chunk_query: intermediate_query (dense + GELU), output_query
   const intermediate = gelu(
-    w.at('intermediate_query.').linear(attentionOutput, 'dense', config.intermediateSize, D),
+    w.at('intermediate_query.').linear(attentionOutput, 'dense', [config.intermediateSize, D], true),
   );
   return denseAddNorm(w.at('output_query.'), config, intermediate, attentionOutput, config.intermediateSize);
 }
@@ -234,9 +209,9 @@ export function buildQFormer(
     );
   }
   const g = new GraphBuilder(options.name ?? 'qformer', { weights });
-  const w = new Weights(g, options.prefix ?? 'qformer.');
-  const root = new Weights(g, '');
-  const projection = new Weights(g, options.languageProjectionPrefix ?? 'language_projection.');
+  const w = new WeightScope(g, options.prefix ?? 'qformer.');
+  const root = new WeightScope(g, '');
+  const projection = new WeightScope(g, options.languageProjectionPrefix ?? 'language_projection.');
   const withProjection = options.languageProjection ?? true;
   const projectionWidth = withProjection ? projection.shape('weight', ['text_hidden_size', D])[0] : undefined;
   const io = qformerIO(config, options, projectionWidth);

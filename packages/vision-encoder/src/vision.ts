@@ -8,7 +8,6 @@ import {
   add,
   concat,
   conv2d,
-  type ExpectedDim,
   expand,
   GraphBuildError,
   GraphBuilder,
@@ -27,6 +26,7 @@ import {
   transpose,
   type Value,
   type WeightLookup,
+  WeightScope,
 } from '@blip2/onnx';
 import { type BuiltGraph, float32, type GraphIO } from '@blip2/tensor';
 import { VisionEncoderError } from './errors.js';
@@ -84,32 +84,8 @@ export function numPatches(config: Blip2VisionConfig): number {
   return side * side;
 }
 
-/** The checkpoint's weights under one prefix; the graph builder checks each against the shape the config implies. */
-class Weights {
-  constructor(
-    private readonly g: GraphBuilder,
-    private readonly prefix: string,
-  ) {}
-
-  has(name: string): boolean {
-    return this.g.hasWeight(this.prefix + name);
-  }
-
-  fullName(name: string): string {
-    return this.prefix + name;
-  }
-
-  shape(name: string, expected: readonly ExpectedDim[]): readonly number[] {
-    return this.g.weightShape(this.prefix + name, expected);
-  }
-
-  get(name: string, shape: readonly ExpectedDim[]): Value {
-    return this.g.weight(this.prefix + name, shape);
-  }
-}
-
 /** Blip2VisionEmbeddings: patch embedding (a strided Conv), class token, absolute position embeddings. */
-function embeddings(g: GraphBuilder, w: Weights, config: Blip2VisionConfig, pixelValues: Value): Value {
+function embeddings(g: GraphBuilder, w: WeightScope, config: Blip2VisionConfig, pixelValues: Value): Value {
   const { hiddenSize: D, patchSize: P } = config;
   const tokens = 1 + numPatches(config);
   const kernel = w.get('patch_embedding.weight', [D, 3, P, P]);
@@ -127,8 +103,8 @@ function embeddings(g: GraphBuilder, w: Weights, config: Blip2VisionConfig, pixe
   if (stored[1] < tokens) {
     throw new GraphBuildError(
       'E_WEIGHT_SHAPE',
-      `${g.name}: weight '${w.fullName(posName)}' has shape [${stored}], needs [1,${atLeast},${D}] for image_size ${config.imageSize} / patch_size ${P}`,
-      w.fullName(posName),
+      `${g.name}: weight '${w.name(posName)}' has shape [${stored}], needs [1,${atLeast},${D}] for image_size ${config.imageSize} / patch_size ${P}`,
+      w.name(posName),
     );
   }
   let position = w.get(posName, stored);
@@ -143,7 +119,7 @@ function embeddings(g: GraphBuilder, w: Weights, config: Blip2VisionConfig, pixe
  */
 function attention(
   g: GraphBuilder,
-  w: Weights,
+  w: WeightScope,
   config: Blip2VisionConfig,
   hiddenStates: Value,
   zeros: () => Value,
@@ -159,8 +135,8 @@ function attention(
     // two layouts could hold the bias: the builder's own message would name only one
     throw new GraphBuildError(
       'E_MISSING_WEIGHT',
-      `${g.name}: qkv_bias is true but the checkpoint has neither '${w.fullName('qkv.bias')}' nor '${w.fullName('q_bias')}' / 'v_bias'`,
-      w.fullName('qkv.bias'),
+      `${g.name}: qkv_bias is true but the checkpoint has neither '${w.name('qkv.bias')}' nor '${w.name('q_bias')}' / 'v_bias'`,
+      w.name('qkv.bias'),
     );
   }
   // mixed_qkv.reshape(bsz, tgt_len, 3, num_heads, head_dim): split without copying the weight
@@ -171,31 +147,30 @@ function attention(
   const scale = headDim ** -0.5;
   const attentionProbs = softmax(mul(matmul(query, keyT), scale), -1);
   const context = reshape(transpose(matmul(attentionProbs, value), [0, 2, 1, 3]), [0, 0, D]);
-  return linear(context, w.get('projection.weight', [D, D]), w.get('projection.bias', [D]));
+  return w.linear(context, 'projection', [D, D], true);
 }
 
 /** Blip2MLP: fc1, GELU, fc2. */
-function mlp(w: Weights, config: Blip2VisionConfig, hiddenStates: Value): Value {
+function mlp(w: WeightScope, config: Blip2VisionConfig, hiddenStates: Value): Value {
   const { hiddenSize: D, intermediateSize: I } = config;
-  const h = gelu(linear(hiddenStates, w.get('fc1.weight', [I, D]), w.get('fc1.bias', [I])));
-  return linear(h, w.get('fc2.weight', [D, I]), w.get('fc2.bias', [D]));
+  const h = gelu(w.linear(hiddenStates, 'fc1', [I, D], true));
+  return w.linear(h, 'fc2', [D, I], true);
 }
 
 /** Blip2EncoderLayer: pre-LN attention and MLP, each with a residual. */
 function encoderLayer(
   g: GraphBuilder,
-  prefix: string,
+  w: WeightScope,
   config: Blip2VisionConfig,
   hiddenStates: Value,
   zeros: () => Value,
 ): Value {
   const D = config.hiddenSize;
   const eps = config.layerNormEps;
-  const w = new Weights(g, prefix);
   const ln1 = layerNorm(hiddenStates, w.get('layer_norm1.weight', [D]), w.get('layer_norm1.bias', [D]), eps);
-  const h = add(hiddenStates, attention(g, new Weights(g, `${prefix}self_attn.`), config, ln1, zeros));
+  const h = add(hiddenStates, attention(g, w.at('self_attn.'), config, ln1, zeros));
   const ln2 = layerNorm(h, w.get('layer_norm2.weight', [D]), w.get('layer_norm2.bias', [D]), eps);
-  return add(h, mlp(new Weights(g, `${prefix}mlp.`), config, ln2));
+  return add(h, mlp(w.at('mlp.'), config, ln2));
 }
 
 /**
@@ -207,7 +182,6 @@ export function buildVisionModel(
   weights: WeightLookup,
   options: VisionModelOptions = {},
 ): BuiltGraph {
-  const prefix = options.prefix ?? 'vision_model.';
   const { hiddenSize: D, imageSize: S, layerNormEps: eps } = config;
   if (config.imageSize % config.patchSize !== 0) {
     // the Conv would drop the remainder silently, and position embeddings would not line up
@@ -223,6 +197,7 @@ export function buildVisionModel(
     );
   }
   const g = new GraphBuilder(options.name ?? 'vision_model', { weights });
+  const root = new WeightScope(g, options.prefix ?? 'vision_model.');
   const io = visionModelIO(config, options);
   const tokenDims = io.outputs[0].dims;
   const pixelValues = g.input(VISION_MODEL_IO.pixelValues, 'float32', io.inputs[0].dims);
@@ -233,18 +208,16 @@ export function buildVisionModel(
     return zerosValue;
   };
 
-  let hiddenStates = g.scope('embeddings', () =>
-    embeddings(g, new Weights(g, `${prefix}embeddings.`), config, pixelValues),
-  );
+  let hiddenStates = g.scope('embeddings', () => embeddings(g, root.at('embeddings.'), config, pixelValues));
   const all: Value[] = [hiddenStates];
   for (let i = 0; i < config.numHiddenLayers; i++) {
-    const layerPrefix = `${prefix}encoder.layers.${i}.`;
+    const layer = root.at(`encoder.layers.${i}.`);
     const input = hiddenStates;
-    hiddenStates = g.scope(`layers.${i}`, () => encoderLayer(g, layerPrefix, config, input, zeros));
+    hiddenStates = g.scope(`layers.${i}`, () => encoderLayer(g, layer, config, input, zeros));
     all.push(hiddenStates);
   }
 
-  const post = new Weights(g, `${prefix}post_layernorm.`);
+  const post = root.at('post_layernorm.');
   const postW = post.get('weight', [D]);
   const postB = post.get('bias', [D]);
   const lastHiddenState = layerNorm(hiddenStates, postW, postB, eps);
