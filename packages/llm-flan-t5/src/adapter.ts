@@ -101,11 +101,6 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
     });
   }
 
-  /** The decoder's present.* outputs: the self-attention cache the next run is fed. */
-  static presentOutputs(numDecoderLayers: number): string[] {
-    return KV_IO.presents(numDecoderLayers);
-  }
-
   /**
    * Loads the three graphs of `buildT5` on `backend`, asking it to keep the encoder's
    * cross-attention keys/values and the decoder's self-attention cache on its device

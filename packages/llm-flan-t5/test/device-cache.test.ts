@@ -9,93 +9,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
+import { FakeDeviceBackend } from '@blip2/fixtures';
 import { generate, generationOptionsFromConfig, mergeQueryEmbeds } from '@blip2/generation';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
-import {
-  type AnyTensor,
-  type Backend,
-  type BuiltGraph,
-  type DeviceTensor,
-  int64,
-  isDeviceTensor,
-  type LoadOptions,
-  reshape,
-  type Session,
-  type Tensor,
-} from '@blip2/tensor';
+import { int64, reshape } from '@blip2/tensor';
 import { describe, expect, it } from 'vitest';
 import { buildT5, T5Adapter } from '../src/index.js';
 import { readReference, tinyT5 } from './helpers.js';
-
-class FakeDeviceTensor implements DeviceTensor {
-  readonly location = 'gpu-buffer' as const;
-  disposed = false;
-  constructor(readonly handle: Tensor) {}
-  get dtype() {
-    return this.handle.dtype;
-  }
-  get dims() {
-    return this.handle.dims;
-  }
-  async download() {
-    return this.handle;
-  }
-  dispose() {
-    this.disposed = true;
-  }
-}
-
-class FakeDeviceBackend implements Backend {
-  readonly name = 'fake:gpu';
-  readonly capabilities = {
-    batchedLinears: 'gemm',
-    sharedWeights: false,
-    deviceOutputs: true,
-    computeDtypes: ['float32'],
-  } as const;
-  readonly made: FakeDeviceTensor[] = [];
-  /** per session: feeds that arrived as device tensors */
-  readonly deviceFeeds: Record<string, number> = {};
-  readonly runs: Record<string, number> = {};
-  private readonly cpu = createNodeBackend();
-
-  async load(graph: BuiltGraph, options: LoadOptions = {}): Promise<Session> {
-    const inner = await this.cpu.load(graph, options);
-    const keep = new Set(options.keepOnDevice ?? []);
-    // the reorder graph is loaded once per input signature, under one name: counts add up
-    this.deviceFeeds[graph.name] ??= 0;
-    this.runs[graph.name] ??= 0;
-    const unwrap = (feeds: Readonly<Record<string, AnyTensor>>) => {
-      this.runs[graph.name]++;
-      return Object.fromEntries(
-        Object.entries(feeds).map(([k, t]) => {
-          if (!isDeviceTensor(t)) return [k, t];
-          if (!(t instanceof FakeDeviceTensor) || t.disposed)
-            throw new Error(`${graph.name}: bad device feed ${k}`);
-          this.deviceFeeds[graph.name]++;
-          return [k, t.handle];
-        }),
-      );
-    };
-    return {
-      name: inner.name,
-      inputNames: inner.inputNames,
-      outputNames: inner.outputNames,
-      run: (feeds, outputs) => inner.run(unwrap(feeds), outputs),
-      runOnDevice: async (feeds, outputs) => {
-        const out: Record<string, AnyTensor> = await inner.run(unwrap(feeds), outputs);
-        for (const k of Object.keys(out)) {
-          if (!keep.has(k)) continue;
-          const t = new FakeDeviceTensor(out[k] as Tensor);
-          this.made.push(t);
-          out[k] = t;
-        }
-        return out;
-      },
-      release: () => inner.release(),
-    };
-  }
-}
 
 const { dir, blip2, config, reference } = tinyT5();
 const ref = await readReference(dir);
@@ -106,7 +26,7 @@ describe('T5 adapter with the cross-attention and self-attention caches on a dev
     it(`${name}: the fixture's tokens, every cache feed from the device, every buffer freed`, async () => {
       const record = reference.generate.find((r) => r.name === name);
       if (!record) throw new Error(`no record ${name}`);
-      const backend = new FakeDeviceBackend();
+      const backend = new FakeDeviceBackend(createNodeBackend());
       const weights = await openWeightsFromDir(dir);
       const adapter = await T5Adapter.load(config, buildT5(config, weights), backend);
       // which reorders beam search asked for: those keeping every beam in place move nothing

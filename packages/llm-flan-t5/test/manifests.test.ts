@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseBlip2Config, type T5Config } from '@blip2/configs';
-import { fixtures } from '@blip2/fixtures';
-import { GraphBuildError, type WeightLookup } from '@blip2/onnx';
+import { fixtures, shapeOnlyWeights } from '@blip2/fixtures';
+import { GraphBuildError } from '@blip2/onnx';
 import { describe, expect, it } from 'vitest';
 import { buildT5, T5_IO, T5Error, t5GraphIO } from '../src/index.js';
 
@@ -11,38 +11,13 @@ interface Manifest {
 }
 const manifests = JSON.parse(readFileSync(fixtures.manifests, 'utf8')) as Record<string, Manifest>;
 
-/** Names and shapes from the manifest, fake byte ranges: enough to build a graph, never to run it. */
-function fakeWeights(shapes: Record<string, number[]>): WeightLookup & { used: Set<string> } {
-  const used = new Set<string>();
-  let offset = 0;
-  const infos = new Map(
-    Object.entries(shapes).map(([name, shape]) => {
-      const byteLength = 2 * shape.reduce((a, b) => a * b, 1);
-      const info = { name, dtype: 'BF16' as const, shape, file: 'model.safetensors', offset, byteLength };
-      offset += byteLength;
-      return [name, info];
-    }),
-  );
-  return {
-    used,
-    has: (name) => infos.has(name),
-    get: (name) => {
-      const info = infos.get(name);
-      if (!info) throw new Error(`fake checkpoint has no '${name}'`);
-      used.add(name);
-      return info;
-    },
-    fileOf: () => ({ name: 'model.safetensors', uri: '/checkpoint/model.safetensors' }),
-  };
-}
-
 describe('published Flan-T5 variants build from their manifests (graph construction only)', () => {
   for (const variant of ['blip2-flan-t5-xl', 'blip2-flan-t5-xxl']) {
     it(variant, () => {
       const m = manifests[variant];
       const config = parseBlip2Config(m.config, `manifests.json#${variant}`).textConfig as T5Config;
       expect(config.modelType).toBe('t5');
-      const weights = fakeWeights(m.weights);
+      const weights = shapeOnlyWeights(m.weights, 'BF16');
       const graphs = buildT5(config, weights);
       const L = config.numDecoderLayers;
       // the graphs carry exactly the documented inputs and outputs, in order
@@ -61,7 +36,7 @@ describe('published Flan-T5 variants build from their manifests (graph construct
       expect(graphs.decoder.outputs[1].dims).toEqual(['batch', config.numHeads, 'total', config.dKv]);
       for (const g of Object.values(graphs)) {
         expect(g.externalData).toEqual([
-          { location: 'model.safetensors', uri: '/checkpoint/model.safetensors', size: undefined },
+          { location: 'model.safetensors', uri: '/nonexistent/model.safetensors', size: expect.any(Number) },
         ]);
       }
       // every language-model weight is used except the copies of `shared` (and lm_head when tied)
@@ -83,7 +58,7 @@ describe('published Flan-T5 variants build from their manifests (graph construct
     const missing = { ...m.weights };
     delete missing['language_model.decoder.block.3.layer.1.EncDecAttention.v.weight'];
     const v = 'language_model.decoder.block.3.layer.1.EncDecAttention.v.weight';
-    expect(() => buildT5(config, fakeWeights(missing))).toThrow(
+    expect(() => buildT5(config, shapeOnlyWeights(missing, 'BF16'))).toThrow(
       expect.objectContaining({
         name: 'GraphBuildError',
         code: 'E_MISSING_WEIGHT',
@@ -91,7 +66,7 @@ describe('published Flan-T5 variants build from their manifests (graph construct
         message: `t5.encoder: checkpoint has no weight '${v}' (expected shape [2048,2048])`,
       }),
     );
-    expect(() => buildT5({ ...config, dFf: 4096 }, fakeWeights(m.weights))).toThrow(
+    expect(() => buildT5({ ...config, dFf: 4096 }, shapeOnlyWeights(m.weights, 'BF16'))).toThrow(
       expect.objectContaining({
         name: 'GraphBuildError',
         code: 'E_WEIGHT_SHAPE',
@@ -101,16 +76,18 @@ describe('published Flan-T5 variants build from their manifests (graph construct
         ),
       }),
     );
-    expect(() => buildT5({ ...config, denseActFn: 'swish' }, fakeWeights(m.weights))).toThrow(
+    expect(() => buildT5({ ...config, denseActFn: 'swish' }, shapeOnlyWeights(m.weights, 'BF16'))).toThrow(
       expect.objectContaining({ code: 'E_ACTIVATION', message: expect.stringContaining("'swish'") }),
     );
-    expect(() => buildT5({ ...config, denseActFn: 'swish' }, fakeWeights(m.weights))).toThrow(T5Error);
-    expect(() => buildT5({ ...config, tieWordEmbeddings: false }, fakeWeights(missing))).toThrow(
+    expect(() => buildT5({ ...config, denseActFn: 'swish' }, shapeOnlyWeights(m.weights, 'BF16'))).toThrow(
+      T5Error,
+    );
+    expect(() => buildT5({ ...config, tieWordEmbeddings: false }, shapeOnlyWeights(missing, 'BF16'))).toThrow(
       GraphBuildError,
     );
     const noHead = { ...m.weights };
     delete noHead['language_model.lm_head.weight'];
-    expect(() => buildT5({ ...config, tieWordEmbeddings: false }, fakeWeights(noHead))).toThrow(
+    expect(() => buildT5({ ...config, tieWordEmbeddings: false }, shapeOnlyWeights(noHead, 'BF16'))).toThrow(
       expect.objectContaining({
         name: 'GraphBuildError',
         code: 'E_MISSING_WEIGHT',
@@ -118,7 +95,7 @@ describe('published Flan-T5 variants build from their manifests (graph construct
         message: expect.stringMatching(/tie_word_embeddings is false .*lm_head\.weight/),
       }),
     );
-    expect(() => buildT5({ ...config, numHeads: 0 }, fakeWeights(m.weights))).toThrow(
+    expect(() => buildT5({ ...config, numHeads: 0 }, shapeOnlyWeights(m.weights, 'BF16'))).toThrow(
       expect.objectContaining({ code: 'E_CONFIG', message: expect.stringContaining('numHeads') }),
     );
   });
@@ -131,7 +108,7 @@ describe('published Flan-T5 variants build from their manifests (graph construct
         .filter(([n]) => n.startsWith('language_model.'))
         .map(([n, s]) => [n.slice('language_model.'.length), s]),
     );
-    expect(() => buildT5(config, fakeWeights(bare), { prefix: '' })).not.toThrow();
-    expect(() => buildT5(config, fakeWeights(bare))).toThrow(/'language_model\.shared\.weight'/);
+    expect(() => buildT5(config, shapeOnlyWeights(bare, 'BF16'), { prefix: '' })).not.toThrow();
+    expect(() => buildT5(config, shapeOnlyWeights(bare, 'BF16'))).toThrow(/'language_model\.shared\.weight'/);
   });
 });

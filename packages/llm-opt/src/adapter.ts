@@ -87,11 +87,6 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     else if (backend && forward) this.forwardSession = new LazySession(() => backend.load(forward));
   }
 
-  /** The present.* outputs of a prefill or step graph: the cache the next step is fed. */
-  static cacheOutputs(numLayers: number): string[] {
-    return KV_IO.presents(numLayers);
-  }
-
   /**
    * Loads the graphs of `buildOpt` on `backend`, asking it to keep the key/value cache on
    * its device between steps (a no-op where outputs already live with compute).

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
 import { fixtures } from '@blip2/fixtures';
 import { generate, generationOptionsFromConfig, mergeQueryEmbeds } from '@blip2/generation';
+import { KV_IO } from '@blip2/onnx';
 import {
   type AnyTensor,
   type Backend,
@@ -102,7 +103,7 @@ describe('the weight-first step graph (stepBatched)', () => {
 
   it('gives each row of a 3-row step the logits and cache the batch-1 step graph gives that row', async () => {
     const backend = createNodeBackend();
-    const keepOnDevice = OptAdapter.cacheOutputs(tiny.config.numHiddenLayers);
+    const keepOnDevice = KV_IO.presents(tiny.config.numHiddenLayers);
     const step = await backend.load(graphs.step, { keepOnDevice });
     const batched = await backend.load(graphs.stepBatched, { keepOnDevice });
     // three rows: case0's prompt, left padded in row 1, a different last token in row 2

@@ -9,94 +9,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
-import { fixtures } from '@blip2/fixtures';
+import { FakeDeviceBackend, fixtures } from '@blip2/fixtures';
 import { generate, generationOptionsFromConfig, mergeQueryEmbeds } from '@blip2/generation';
-import { buildRowGather, DeviceRowGather } from '@blip2/onnx';
-import {
-  type AnyTensor,
-  type Backend,
-  type BuiltGraph,
-  type DeviceTensor,
-  float32,
-  gather,
-  int64,
-  isDeviceTensor,
-  type LoadOptions,
-  type Session,
-  type Tensor,
-} from '@blip2/tensor';
+import { buildRowGather, DeviceRowGather, KV_IO } from '@blip2/onnx';
+import { type Backend, float32, gather, int64 } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildOpt, OptAdapter, OptError } from '../src/index.js';
 import { type GenerateRecord, ids, ones, openTiny, type Tiny } from './tiny.js';
-
-/** A device tensor of the fake device: the handle is the CPU tensor, readable only here. */
-class FakeDeviceTensor implements DeviceTensor {
-  readonly location = 'gpu-buffer' as const;
-  disposed = false;
-  constructor(readonly handle: Tensor) {}
-  get dtype() {
-    return this.handle.dtype;
-  }
-  get dims() {
-    return this.handle.dims;
-  }
-  async download() {
-    return this.handle;
-  }
-  dispose() {
-    this.disposed = true;
-  }
-}
-
-class FakeDeviceBackend implements Backend {
-  readonly name = 'fake:gpu';
-  readonly capabilities = {
-    batchedLinears: 'gemm',
-    sharedWeights: false,
-    deviceOutputs: true,
-    computeDtypes: ['float32'],
-  } as const;
-  readonly made: FakeDeviceTensor[] = [];
-  readonly loads: { graph: string; keepOnDevice: readonly string[] }[] = [];
-  /** per session: feeds that arrived as device tensors / as CPU tensors for a kept input */
-  readonly feeds: Record<string, { device: number; cpu: number }> = {};
-  private readonly cpu = createNodeBackend();
-
-  async load(graph: BuiltGraph, options: LoadOptions = {}): Promise<Session> {
-    const inner = await this.cpu.load(graph, options);
-    const keep = new Set(options.keepOnDevice ?? []);
-    this.loads.push({ graph: graph.name, keepOnDevice: [...keep] });
-    const counts = { device: 0, cpu: 0 };
-    this.feeds[graph.name] = counts;
-    const unwrap = (feeds: Readonly<Record<string, AnyTensor>>) =>
-      Object.fromEntries(
-        Object.entries(feeds).map(([k, t]) => {
-          if (!isDeviceTensor(t)) return [k, t];
-          if (!(t instanceof FakeDeviceTensor) || t.disposed)
-            throw new Error(`${graph.name}: bad device feed ${k}`);
-          counts.device++;
-          return [k, t.handle];
-        }),
-      );
-    return {
-      name: inner.name,
-      inputNames: inner.inputNames,
-      outputNames: inner.outputNames,
-      run: (feeds, outputs) => inner.run(unwrap(feeds), outputs),
-      runOnDevice: async (feeds, outputs) => {
-        const out: Record<string, AnyTensor> = await inner.run(unwrap(feeds), outputs);
-        for (const k of Object.keys(out)) {
-          if (!keep.has(k)) continue;
-          const t = new FakeDeviceTensor(out[k] as Tensor);
-          this.made.push(t);
-          out[k] = t;
-        }
-        return out;
-      },
-      release: () => inner.release(),
-    };
-  }
-}
 
 let tiny: Tiny;
 beforeAll(async () => {
@@ -116,7 +35,7 @@ describe('OPT adapter with the KV cache on a device', () => {
     it(`${name}: the fixture's tokens, every past fed from the device, every buffer freed`, async () => {
       const rec = records.find((r) => r.name === name);
       if (!rec) throw new Error(`no record ${name}`);
-      const backend = new FakeDeviceBackend();
+      const backend = new FakeDeviceBackend(createNodeBackend());
       const adapter = await OptAdapter.load(tiny.config, buildOpt(tiny.config, tiny.weights), backend);
       try {
         const index = Number(name.match(/^case(\d+)\//)?.[1]);
@@ -140,15 +59,15 @@ describe('OPT adapter with the KV cache on a device', () => {
         );
         expect(out.sequences).toEqual(rec.new);
 
-        const present = OptAdapter.cacheOutputs(tiny.config.numHiddenLayers);
+        const present = KV_IO.presents(tiny.config.numHiddenLayers);
         expect(backend.loads.find((l) => l.graph === 'opt.step')?.keepOnDevice).toEqual(present);
         expect(backend.loads.find((l) => l.graph === 'opt.prefill')?.keepOnDevice).toEqual(present);
         expect(backend.loads.find((l) => l.graph === 'opt.embed')?.keepOnDevice).toEqual([]);
         const steps = rec.new[0].length - 1;
-        expect(backend.feeds['opt.step'].device).toBe(steps * present.length);
+        expect(backend.deviceFeeds['opt.step']).toBe(steps * present.length);
         const beams = Number(rec.kwargs.num_beams ?? 1);
         // beam search: expanding to beams and every step's choice ran on the device, once per reorder
-        expect(backend.feeds['opt.reorder']?.device ?? 0).toBe(beams > 1 ? (steps + 1) * present.length : 0);
+        expect(backend.deviceFeeds['opt.reorder'] ?? 0).toBe(beams > 1 ? (steps + 1) * present.length : 0);
         expect(backend.made.length).toBeGreaterThan(0);
         expect(backend.made.filter((t) => !t.disposed)).toHaveLength(0);
       } finally {
@@ -158,7 +77,7 @@ describe('OPT adapter with the KV cache on a device', () => {
   }
 
   it('reorderCache refuses rows the cache does not have, and a device cache without a backend', async () => {
-    const backend = new FakeDeviceBackend();
+    const backend = new FakeDeviceBackend(createNodeBackend());
     const graphs = buildOpt(tiny.config, tiny.weights);
     const loaded = await OptAdapter.load(tiny.config, graphs, backend);
     const prompt = tiny.json.cases[0].input_ids;
@@ -181,7 +100,7 @@ describe('OPT adapter with the KV cache on a device', () => {
   });
 
   it('reorderCache keeps a cache whose rows all stay in place, running nothing and freeing nothing', async () => {
-    const backend = new FakeDeviceBackend();
+    const backend = new FakeDeviceBackend(createNodeBackend());
     const loaded = await OptAdapter.load(tiny.config, buildOpt(tiny.config, tiny.weights), backend);
     const prompt = tiny.json.cases[0].input_ids;
     const { cache } = await loaded.prefill(await loaded.embed(ids([prompt, prompt])), ones(2, prompt.length));
@@ -191,7 +110,7 @@ describe('OPT adapter with the KV cache on a device', () => {
     const swapped = await loaded.reorderCache(cache, [1, 0]);
     expect(swapped).not.toBe(cache);
     // one run of the reorder graph, fed every layer's keys and values from the device
-    expect(backend.feeds['opt.reorder'].device).toBe(2 * tiny.config.numHiddenLayers);
+    expect(backend.deviceFeeds['opt.reorder']).toBe(2 * tiny.config.numHiddenLayers);
     await loaded.releaseCache(swapped);
     await loaded.release();
   });

@@ -2,8 +2,7 @@
 // weight names and shapes alone (graph construction only: no weight file exists).
 import { readFileSync } from 'node:fs';
 import { type OPTConfig, parseBlip2Config } from '@blip2/configs';
-import { fixtures } from '@blip2/fixtures';
-import type { StoredDType, WeightLookup } from '@blip2/onnx';
+import { fixtures, shapeOnlyWeights } from '@blip2/fixtures';
 import { describe, expect, it } from 'vitest';
 import { buildOpt, OPT_IO, optGraphIO } from '../src/index.js';
 
@@ -12,29 +11,6 @@ interface Manifest {
   weights: Record<string, number[]>;
 }
 const manifests = JSON.parse(readFileSync(fixtures.manifests, 'utf8')) as Record<string, Manifest>;
-
-/** A lookup over the manifest's names and shapes with made-up offsets into one float16 file. */
-function fakeWeights(manifest: Manifest): WeightLookup {
-  const infos = new Map<
-    string,
-    { name: string; dtype: StoredDType; shape: number[]; file: string; offset: number; byteLength: number }
-  >();
-  let offset = 8;
-  for (const [name, shape] of Object.entries(manifest.weights)) {
-    const byteLength = 2 * shape.reduce((a, b) => a * b, 1);
-    infos.set(name, { name, dtype: 'F16', shape, file: 'model.safetensors', offset, byteLength });
-    offset += byteLength;
-  }
-  return {
-    has: (n) => infos.has(n),
-    get: (n) => {
-      const info = infos.get(n);
-      if (!info) throw new Error(`no ${n}`);
-      return info;
-    },
-    fileOf: () => ({ name: 'model.safetensors', uri: '/nonexistent/model.safetensors', size: offset }),
-  };
-}
 
 function includes(bytes: Uint8Array, text: string): boolean {
   return Buffer.from(bytes).includes(Buffer.from(text));
@@ -51,7 +27,7 @@ describe('real-size OPT graphs from manifests.json', () => {
       if (config.modelType !== 'opt') throw new Error(`${variant} is not OPT`);
       expect(config.hiddenSize).toBe(hidden);
       const started = performance.now();
-      const graphs = buildOpt(config, fakeWeights(manifest));
+      const graphs = buildOpt(config, shapeOnlyWeights(manifest.weights));
       const ms = performance.now() - started;
       const io = optGraphIO(config);
       for (const name of ['embed', 'prefill', 'step'] as const) {
@@ -95,10 +71,10 @@ describe('weight prefix', () => {
           .map(([n, s]) => [n.slice('language_model.'.length), s]),
       ),
     };
-    const graphs = buildOpt(config, fakeWeights(bare), { prefix: '' });
+    const graphs = buildOpt(config, shapeOnlyWeights(bare.weights), { prefix: '' });
     expect(includes(graphs.prefill.bytes, 'model.decoder.layers.0.fc1.weight')).toBe(true);
     expect(includes(graphs.prefill.bytes, 'language_model.')).toBe(false);
-    expect(() => buildOpt(config, fakeWeights(bare))).toThrow(
+    expect(() => buildOpt(config, shapeOnlyWeights(bare.weights))).toThrow(
       /'language_model\.model\.decoder\.embed_tokens\.weight'/,
     );
   });

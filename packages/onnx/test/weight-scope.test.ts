@@ -1,44 +1,20 @@
 // WeightScope: the one prefix helper the model packages read their checkpoints through.
 // The numbers of `linear` are checked in linear.test.ts and by every model's parity test;
 // here: the names it reads, the errors it gives, and the layout a scope passes on.
-import { describe, expect, it } from 'vitest';
-import { GraphBuilder, type StoredDType, type WeightLookup, WeightScope } from '../src/index.js';
 
-/** Names and shapes only, made-up offsets into one float32 file (the graphs reference weights, never read them). */
-function lookup(shapes: Record<string, number[]>): WeightLookup {
-  let offset = 8;
-  const infos = new Map(
-    Object.entries(shapes).map(([name, shape]) => {
-      const byteLength = 4 * shape.reduce((a, b) => a * b, 1);
-      const info = {
-        name,
-        dtype: 'F32' as StoredDType,
-        shape,
-        file: 'model.safetensors',
-        offset,
-        byteLength,
-      };
-      offset += byteLength;
-      return [name, info];
-    }),
-  );
-  return {
-    has: (n) => infos.has(n),
-    get: (n) => {
-      const info = infos.get(n);
-      if (!info) throw new Error(`no ${n}`);
-      return info;
-    },
-    fileOf: () => ({ name: 'model.safetensors', uri: '/nonexistent/model.safetensors', size: offset }),
-  };
-}
+import { shapeOnlyWeights } from '@blip2/fixtures';
+import { describe, expect, it } from 'vitest';
+import { GraphBuilder, WeightScope } from '../src/index.js';
 
 const layer = 'vision_model.encoder.layers.3.';
-const weights = lookup({
-  [`${layer}mlp.fc1.weight`]: [6, 4],
-  [`${layer}mlp.fc1.bias`]: [6],
-  [`${layer}mlp.fc2.weight`]: [4, 6],
-});
+const weights = shapeOnlyWeights(
+  {
+    [`${layer}mlp.fc1.weight`]: [6, 4],
+    [`${layer}mlp.fc1.bias`]: [6],
+    [`${layer}mlp.fc2.weight`]: [4, 6],
+  },
+  'F32',
+);
 
 function ops(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('latin1');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
 import { type Blip2Config, parseBlip2Config } from '@blip2/configs';
 import { loadBlip2Config } from '@blip2/configs/node';
-import { fixtures, safetensorsEntries } from '@blip2/fixtures';
+import { fixtures, safetensorsEntries, shapeOnlyWeights } from '@blip2/fixtures';
 import { GraphBuildError, type WeightLookup } from '@blip2/onnx';
 import { serializeSafetensors, type WeightIndex } from '@blip2/safetensors';
 import { openWeightsFromDir, openWeightsFromFile } from '@blip2/safetensors/node';
@@ -241,28 +241,11 @@ describe('real size from manifests.json (graph construction only)', () => {
     string,
     { config: unknown; weights: Record<string, number[]> }
   >;
-  const fakeLookup = (shapes: Record<string, number[]>): WeightLookup => ({
-    has: (n) => n in shapes,
-    get: (n) => {
-      const shape = shapes[n];
-      if (!shape) throw new Error(`no ${n}`);
-      return {
-        name: n,
-        dtype: 'F32',
-        shape,
-        file: 'model.safetensors',
-        offset: 0,
-        byteLength: 4 * shape.reduce((a, b) => a * b, 1),
-      };
-    },
-    fileOf: () => ({ name: 'model.safetensors', uri: '/nonexistent/model.safetensors' }),
-  });
-
   for (const variant of Object.keys(manifests)) {
     it(`builds ${variant}'s Q-Former and projection`, () => {
       const m = manifests[variant];
       const config = parseBlip2Config(m.config, `manifests.json#${variant}`);
-      const graph = qformerFor(config, fakeLookup(m.weights));
+      const graph = qformerFor(config, shapeOnlyWeights(m.weights, 'F32'));
       const textWidth =
         config.textConfig.modelType === 'opt' ? config.textConfig.hiddenSize : config.textConfig.dModel;
       expect(graph.outputs).toEqual(

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
 import { type Blip2VisionConfig, parseBlip2Config } from '@blip2/configs';
-import { fixtures, type StoreAs, safetensorsEntries } from '@blip2/fixtures';
+import { fixtures, type StoreAs, safetensorsEntries, shapeOnlyWeights } from '@blip2/fixtures';
 import { GraphBuildError, type WeightLookup } from '@blip2/onnx';
 import { serializeSafetensors, type WeightIndex } from '@blip2/safetensors';
 import { openWeightsFromDir, openWeightsFromFile } from '@blip2/safetensors/node';
@@ -368,33 +368,12 @@ describe('real size from manifests.json (graph construction only)', () => {
     { config: unknown; weights: Record<string, number[]> }
   >;
 
-  function fakeLookup(shapes: Record<string, number[]>): WeightLookup {
-    let offset = 0;
-    const infos = new Map(
-      Object.entries(shapes).map(([name, shape]) => {
-        const byteLength = 2 * shape.reduce((a, b) => a * b, 1);
-        const info = { name, dtype: 'F16' as const, shape, file: 'model.safetensors', offset, byteLength };
-        offset += byteLength;
-        return [name, info];
-      }),
-    );
-    return {
-      has: (n) => infos.has(n),
-      get: (n) => {
-        const i = infos.get(n);
-        if (!i) throw new Error(`no ${n}`);
-        return i;
-      },
-      fileOf: () => ({ name: 'model.safetensors', uri: '/nonexistent/model.safetensors' }),
-    };
-  }
-
   for (const variant of Object.keys(manifests)) {
     it(`builds ${variant}'s ViT-g with every layer's hidden states, in both bias layouts`, () => {
       const m = manifests[variant];
       const vision = parseBlip2Config(m.config, `manifests.json#${variant}`).visionConfig;
       expect(vision.numHiddenLayers).toBe(39);
-      const graph = buildVisionModel(vision, fakeLookup(m.weights), { outputHiddenStates: true });
+      const graph = buildVisionModel(vision, shapeOnlyWeights(m.weights), { outputHiddenStates: true });
       expect(graph.inputs).toEqual(visionModelIO(vision).inputs);
       expect(graph.outputs).toEqual(visionModelIO(vision, { outputHiddenStates: true }).outputs);
       expect(graph.outputs[0].dims).toEqual(['batch', 257, 1408]);
@@ -407,7 +386,7 @@ describe('real size from manifests.json (graph construction only)', () => {
           v4[n.replace('qkv.bias', 'v_bias')] = [s[0] / 3];
         } else v4[n] = s;
       }
-      expect(buildVisionModel(vision, fakeLookup(v4)).outputs.length).toBe(2);
+      expect(buildVisionModel(vision, shapeOnlyWeights(v4)).outputs.length).toBe(2);
     });
   }
 });
