@@ -20,7 +20,7 @@
  * Per step the work is O(beams x vocab) over typed arrays plus O(beams x length) to
  * copy the chosen sequences.
  */
-import { logSoftmax } from '@blip2/tensor';
+import { logSoftmax, topk } from '@blip2/tensor';
 import { GenerationError } from './errors.js';
 import { applyProcessors } from './logits-process.js';
 import { createRng, type Rng } from './rng.js';
@@ -63,8 +63,9 @@ export async function beamSearch(ctx: SearchContext): Promise<SearchResult> {
   const candIndex = new Int32Array(keep);
   const candHits = new Uint8Array(keep);
   const masked = new Float32Array(keep);
-  const pickValues = new Float32Array(beams + keep);
+  const pickValues = new Float32Array(beams);
   const pickIndex = new Int32Array(beams);
+  const pick = { values: pickValues, indices: pickIndex };
   const merged = new Float32Array(beams + keep);
   const sampleScratch = rng ? new Float64Array(beams * vocab) : undefined;
 
@@ -91,7 +92,7 @@ export async function beamSearch(ctx: SearchContext): Promise<SearchResult> {
       // c. the K best (or K sampled) continuations over this row's beams x vocab
       const flat = scores.subarray(b * beams * vocab, (b + 1) * beams * vocab);
       if (rng) sampleWithoutReplacement(flat, keep, rng, sampleScratch!, candScores, candIndex);
-      else topk(flat, keep, candScores, candIndex);
+      else topk(flat, keep, { values: candScores, indices: candIndex });
       const candBeam = (k: number) => b * beams + Math.floor(candIndex[k] / vocab);
       const candToken = (k: number) => candIndex[k] % vocab;
       const candSequence = (k: number) => [...running[candBeam(k)], candToken(k)];
@@ -104,7 +105,7 @@ export async function beamSearch(ctx: SearchContext): Promise<SearchResult> {
 
       // e. the best unfinished candidates run on
       for (let k = 0; k < keep; k++) masked[k] = f32(candScores[k] + candHits[k] * BAD);
-      topk(masked, beams, pickValues, pickIndex);
+      topk(masked, beams, pick);
       for (let j = 0; j < beams; j++) {
         const k = pickIndex[j];
         nextRunning.push(candSequence(k));
@@ -124,7 +125,7 @@ export async function beamSearch(ctx: SearchContext): Promise<SearchResult> {
         if (!justFinished) s = f32(s + BAD);
         merged[beams + k] = s;
       }
-      topk(merged, beams, pickValues, pickIndex);
+      topk(merged, beams, pick);
       for (let j = 0; j < beams; j++) {
         const m = pickIndex[j];
         const slot = b * beams + j;
@@ -198,26 +199,6 @@ function collect(ctx: SearchContext, finished: number[][], finishedScores: Float
     ctx.emit({ step, tokens: sequences.map((s) => s[o.promptLength + step]) });
   }
   return { sequences, sequencesScores };
-}
-
-/**
- * The k largest values of `values` with their indices, largest first, into the
- * output arrays; on equal values the lower index comes first. O(n k) with k small.
- */
-export function topk(values: Float32Array, k: number, outValues: Float32Array, outIndex: Int32Array): void {
-  let size = 0;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (size === k && !(v > outValues[k - 1])) continue;
-    let pos = size < k ? size++ : k - 1;
-    while (pos > 0 && v > outValues[pos - 1]) {
-      outValues[pos] = outValues[pos - 1];
-      outIndex[pos] = outIndex[pos - 1];
-      pos--;
-    }
-    outValues[pos] = v;
-    outIndex[pos] = i;
-  }
 }
 
 /** `k` draws without replacement from softmax(values) (torch.multinomial(..., replacement=False)), in draw order. */

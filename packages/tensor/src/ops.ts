@@ -48,24 +48,35 @@ export function softmax(row: ArrayLike<number>): Float32Array {
   return out;
 }
 
+/** `topk`'s result: values and their indices in the row, largest first. */
+export interface TopK {
+  readonly values: Float32Array;
+  readonly indices: Int32Array;
+}
+
 /**
- * The k largest values with their indices, largest first; ties keep the lower
- * index first (torch.topk on CPU returns them in that order for sorted=True).
+ * The k largest values of `row` with their indices, largest first; equal values keep
+ * the lower index first (torch.topk on CPU returns them in that order for sorted=True).
+ * O(n k): k is small (beams x 2). Writes into `out` when given (beam search reuses its
+ * buffers every step; they must hold min(k, n)), else into new arrays.
  */
-export function topk(row: ArrayLike<number>, k: number): { values: number[]; indices: number[] } {
-  const n = row.length;
-  k = Math.min(k, n);
-  const idx: number[] = [];
-  // keep a sorted list of k best: O(n k), k is small (beams * 2)
-  for (let i = 0; i < n; i++) {
+export function topk(row: ArrayLike<number>, k: number, out?: TopK): TopK {
+  k = Math.min(k, row.length);
+  const { values, indices } = out ?? { values: new Float32Array(k), indices: new Int32Array(k) };
+  let size = 0;
+  for (let i = 0; i < row.length; i++) {
     const v = row[i];
-    if (idx.length === k && !(v > row[idx[k - 1]])) continue;
-    let pos = idx.length === k ? k - 1 : idx.length;
-    while (pos > 0 && v > row[idx[pos - 1]]) pos--;
-    idx.splice(pos, 0, i);
-    if (idx.length > k) idx.pop();
+    if (size === k && !(v > values[k - 1])) continue;
+    let pos = size < k ? size++ : k - 1;
+    while (pos > 0 && v > values[pos - 1]) {
+      values[pos] = values[pos - 1];
+      indices[pos] = indices[pos - 1];
+      pos--;
+    }
+    values[pos] = v;
+    indices[pos] = i;
   }
-  return { values: idx.map((i) => row[i]), indices: idx };
+  return { values, indices };
 }
 
 function outer(dims: readonly number[], axis: number): { before: number; after: number } {

@@ -78,8 +78,14 @@ describe('scoring helpers', () => {
     expect(Array.from(softmax([1000, 1000])).map((v) => v.toFixed(6))).toEqual(['0.500000', '0.500000']);
   });
   it('topk is sorted, lower index first on ties', () => {
-    expect(topk([0.1, 0.5, 0.3, 0.5, 0.2], 3)).toEqual({ values: [0.5, 0.5, 0.3], indices: [1, 3, 2] });
-    expect(topk([1, 2], 5).indices).toEqual([1, 0]);
+    const best = topk([0.1, 0.5, 0.3, 0.5, 0.2], 3);
+    expect([...best.values]).toEqual([0.5, 0.5, 0.3].map(Math.fround));
+    expect([...best.indices]).toEqual([1, 3, 2]);
+    expect([...topk([1, 2], 5).indices]).toEqual([1, 0]);
+    // into the caller's buffers, as beam search reuses them every step
+    const out = { values: new Float32Array(2), indices: new Int32Array(2) };
+    expect(topk(Float32Array.of(4, 9, 9, 1), 2, out)).toEqual(out);
+    expect([...out.indices]).toEqual([1, 2]);
   });
 });
 
