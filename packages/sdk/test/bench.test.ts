@@ -34,6 +34,7 @@ function capture() {
 const KEYS = [
   'creation',
   'memoryCreation',
+  'disk',
   'image1',
   'image8',
   'prefill',
@@ -68,12 +69,41 @@ describe('blip2 bench --small', () => {
       }
       expect(f.ratio).toBeCloseTo(f.value / f.limit, 10);
       expect(f.limitFrom.length).toBeGreaterThan(0);
+      expect(f.load).toBeGreaterThanOrEqual(0);
     }
+    // a float32 checkpoint on disk is its own float32 size, plus its header
+    const disk = report.figures.find((f) => f.key === 'disk');
+    expect(disk?.ratio).toBeGreaterThanOrEqual(1);
+    expect(disk?.ratio).toBeLessThan(1.1);
     // the answer generates at least one token (LAVIS: 1 to 10)
     expect(report.figures.find((f) => f.key === 'answer')?.name).toMatch(
       /\(5 beams, ([1-9]|10) new tokens\)/,
     );
     expect(c.err()).toMatch(/^bench: /m);
+  });
+
+  it('measures only the --figures asked, one run per dtype, a quantized dtype from its cached copy', async () => {
+    const cache = mkdtempSync(join(tmpdir(), 'blip2-bench-cache-'));
+    try {
+      const c = capture();
+      const args = ['bench', '--small', '--json', '--peer', 'none', '--repeats', '1', '--figures', 'steps'];
+      const code = await main([...args, '--dtype', 'fp32,q8', '--cache-dir', cache], c.io);
+      expect(code, c.err()).toBe(0);
+      const report = JSON.parse(c.out()) as BenchReport;
+      const always = ['creation', 'memoryCreation', 'disk'];
+      const steps = [...always, 'step20', 'step100', 'positionRatio', 'memoryEnd'];
+      expect(report.figures.map((f) => `${f.dtype}:${f.key}`)).toEqual([
+        ...steps.map((k) => `fp32:${k}`),
+        ...steps.map((k) => `q8:${k}`),
+      ]);
+      const disk = (d: string) => report.figures.find((f) => f.dtype === d && f.key === 'disk');
+      // q8's linear weights are one byte each (the tiny model's float tables keep a large share)
+      expect(disk('q8')?.value).toBeLessThan(0.7 * (disk('fp32')?.value ?? 0));
+      expect(disk('q8')?.limitFrom).toContain(cache);
+      expect(readdirSync(join(cache, 'quantized')).length).toBe(1);
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
   });
 
   it('never writes random weights into a folder that holds something else', async () => {
@@ -94,6 +124,8 @@ describe('blip2 bench --small', () => {
       ['--positions', '20,x'],
       ['--stored', 'F8'],
       ['--variant', 'blip2-opt-99b', '--peer', 'none'],
+      ['--small', '--figures', 'steps,speed'],
+      ['--small', '--dtype', 'fp32,q3'],
     ]) {
       const c = capture();
       expect(await main(['bench', ...args], c.io)).toBe(2);

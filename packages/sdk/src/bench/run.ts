@@ -9,6 +9,7 @@
  * End-to-end figures are limited by the sum of their parts' limits.
  */
 import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname } from 'node:path';
 import { createNodeBackend, doctor, type NodeDevice } from '@blip2/backend-node';
 import type { Blip2Config } from '@blip2/configs';
 import type { StepOutput } from '@blip2/generation';
@@ -38,7 +39,13 @@ export interface Figure {
   readonly target?: number;
   /** PyTorch eager on the same shapes, per its dtype, in `unit` */
   readonly peer?: Readonly<Record<string, number>>;
+  /** the 1-minute load average when the figure was taken (the machine is shared) */
+  readonly load: number;
 }
+
+/** Figures a run may skip (`--figures`), to keep a real-size run to minutes; creation, memory and disk are always taken. */
+export const FIGURE_GROUPS = ['image', 'prefill', 'steps', 'beam', 'answer', 'caption'] as const;
+export type FigureGroup = (typeof FIGURE_GROUPS)[number];
 
 export interface Machine {
   readonly cpu: string;
@@ -56,7 +63,12 @@ export interface Machine {
 
 export interface BenchSettings {
   readonly dir: string;
+  /** `q4`, or one per module as the CLI's --dtype (`vision=q8,qformer=q8,language_model=q4`) */
   readonly dtype: string;
+  /** which figures to take (default: all) */
+  readonly figures?: ReadonlySet<FigureGroup>;
+  /** where a plain checkpoint is quantized for a dtype other than fp32 (default: the SDK's cache) */
+  readonly cacheDir?: string;
   readonly device: NodeDevice;
   /** timed repeats per figure (after a warm-up) */
   readonly repeats: number;
@@ -144,6 +156,9 @@ function textShape(config: Blip2Config): TextShape {
 
 const MB = 1e6;
 
+/** Bytes per element of the float dtypes a checkpoint stores (for its size in float32). */
+const FLOAT_BYTES: Readonly<Record<string, number>> = { F32: 4, F16: 2, BF16: 2 };
+
 /** One cache position's float32 keys and values over every layer, for `rows` rows. */
 function cacheBytes(s: TextShape, rows: number, length: number): number {
   return 2 * s.layers * rows * length * s.hidden * 4;
@@ -156,9 +171,11 @@ export async function runBench(
   const loadStart = loadavg()[0];
   const backend = createNodeBackend({ device: settings.device });
   const weights = await openWeightsFromDir(settings.dir);
+  let loaded: WeightIndex | undefined;
   const figures: Figure[] = [];
-  const add = (f: Omit<Figure, 'ratio' | 'dtype'>) => {
-    const figure = { ...f, dtype, ratio: f.value / f.limit };
+  const wanted = (group: FigureGroup) => settings.figures?.has(group) ?? true;
+  const add = (f: Omit<Figure, 'ratio' | 'dtype' | 'load'>) => {
+    const figure = { ...f, dtype, ratio: f.value / f.limit, load: loadavg()[0] };
     figures.push(figure);
     log(
       `${f.name}: ${f.value.toFixed(2)} ${f.unit} (limit ${f.limit.toFixed(2)}, ${figure.ratio.toFixed(2)}x)`,
@@ -177,6 +194,7 @@ export async function runBench(
       device: settings.device,
       // a plain checkpoint in another dtype is quantized into the cache once, then reused
       ...(dtype === 'fp32' ? {} : { dtype: parseDTypeFlag(dtype) }),
+      ...(settings.cacheDir ? { cacheDir: settings.cacheDir } : {}),
       onWarning: log,
     });
     const tCreate = now() - t;
@@ -203,13 +221,31 @@ export async function runBench(
       limitFrom: 'the graphs protobuf bytes (weights stay mapped, not copied)',
     });
 
-    const readNames = stepWeights(config, weights);
-    const stepBytes = readNames.reduce((a, n) => a + weights.get(n).byteLength, 0);
+    // what the sessions read: the checkpoint itself, or its quantized copy in the cache
+    const loadedDir = dirname(model.weightFiles[0].uri);
+    if (loadedDir !== dirname(weights.files[0].uri)) loaded = await openWeightsFromDir(loadedDir);
+    const read = loaded ?? weights;
+    const diskBytes = read.files.reduce((a, f) => a + f.size, 0);
+    const float32Bytes = [...weights.tensors.values()].reduce((a, info) => {
+      const width = FLOAT_BYTES[info.dtype];
+      return a + (width ? (info.byteLength / width) * 4 : info.byteLength);
+    }, 0);
+    add({
+      key: 'disk',
+      name: 'weights on disk',
+      value: diskBytes / MB,
+      unit: 'MB',
+      limit: float32Bytes / MB,
+      limitFrom: `the checkpoint in float32 (ratio: the fraction of it${loaded ? `; ${loadedDir}` : ''})`,
+    });
+
+    const readNames = stepWeights(config, read);
+    const stepBytes = readNames.reduce((a, n) => a + read.get(n).byteLength, 0);
     // a quantized checkpoint's step reads packed weights; its float tables show the same bandwidth
-    const floats = floatMatrices(weights, readNames);
-    const bandwidthNames = floats.length ? floats : floatMatrices(weights, [...weights.tensors.keys()]);
+    const floats = floatMatrices(read, readNames);
+    const bandwidthNames = floats.length ? floats : floatMatrices(read, [...read.tensors.keys()]);
     // measured again before each decode figure: on a shared machine the load moves within a run
-    const measureBandwidth = () => readBandwidth(backend, weights, bandwidthNames);
+    const measureBandwidth = () => readBandwidth(backend, read, bandwidthNames);
     let bandwidth = await measureBandwidth();
     const firstBandwidth = bandwidth;
     log(
@@ -232,6 +268,8 @@ export async function runBench(
         config.visionConfig.intermediateSize,
       );
       const pixels = float32([batch, 3, S, S], noise(batch * 3 * S * S));
+      imageLimits[batch] = (imageFlop / rate) * 1000;
+      if (!wanted('image')) continue;
       const times: number[] = [];
       // a large batch is long and its rate steady: one run; batch 1 gets a warm-up and repeats
       const runs = batch === 1 ? repeats + 1 : 1;
@@ -242,7 +280,6 @@ export async function runBench(
         if (batch === 1 && r === 0) continue;
         times.push(now() - t);
       }
-      imageLimits[batch] = (imageFlop / rate) * 1000;
       add({
         key: `image${batch}`,
         name: `image side per image, batch ${batch}`,
@@ -280,7 +317,7 @@ export async function runBench(
     const prefillLimit = (prefillFlop / prefillRate) * 1000;
 
     let prefilled: StepOutput<unknown> | undefined;
-    if (lm.kind === 'decoder-only') {
+    if (lm.kind === 'decoder-only' && wanted('prefill')) {
       const times: number[] = [];
       for (let r = 0; r <= repeats; r++) {
         log(`prefill [1, ${promptLength}]: run ${r + 1}/${repeats + 1}`);
@@ -336,7 +373,7 @@ export async function runBench(
     };
 
     const greedyAt: Record<number, number> = {};
-    for (const position of settings.positions) {
+    for (const position of wanted('steps') ? settings.positions : []) {
       log(`decode step, batch 1, position ${position}`);
       bandwidth = await measureBandwidth();
       greedyAt[position] = await stepAt(1, position);
@@ -351,7 +388,7 @@ export async function runBench(
       });
     }
     const [first, last] = [settings.positions[0], settings.positions[settings.positions.length - 1]];
-    if (last !== first) {
+    if (wanted('steps') && last !== first) {
       add({
         key: 'positionRatio',
         name: `decode step, position ${last} / position ${first}`,
@@ -362,27 +399,29 @@ export async function runBench(
         target: 1.3,
       });
     }
-    log(`${settings.beams}-beam step at position ${promptLength}, and the greedy step there`);
-    bandwidth = await measureBandwidth();
-    const greedyPrompt = await stepAt(1, promptLength);
-    const beamStep = await stepAt(settings.beams, promptLength);
-    add({
-      key: 'beam',
-      name: `${settings.beams}-beam step (step + cache reorder), position ${promptLength}`,
-      value: beamStep,
-      unit: 'ms',
-      limit: stepLimit(settings.beams, promptLength),
-      limitFrom: `the weights once + ${settings.beams} rows of cache at ${(bandwidth / 1e9).toFixed(1)} GB/s`,
-    });
-    add({
-      key: 'beamRatio',
-      name: `${settings.beams}-beam step / greedy step, position ${promptLength}`,
-      value: beamStep / greedyPrompt,
-      unit: 'x',
-      limit: stepLimit(settings.beams, promptLength) / stepLimit(1, promptLength),
-      limitFrom: 'the ratio of their limits (the weights are read once per step whatever the rows)',
-      target: 1.3,
-    });
+    if (wanted('beam')) {
+      log(`${settings.beams}-beam step at position ${promptLength}, and the greedy step there`);
+      bandwidth = await measureBandwidth();
+      const greedyPrompt = await stepAt(1, promptLength);
+      const beamStep = await stepAt(settings.beams, promptLength);
+      add({
+        key: 'beam',
+        name: `${settings.beams}-beam step (step + cache reorder), position ${promptLength}`,
+        value: beamStep,
+        unit: 'ms',
+        limit: stepLimit(settings.beams, promptLength),
+        limitFrom: `the weights once + ${settings.beams} rows of cache at ${(bandwidth / 1e9).toFixed(1)} GB/s`,
+      });
+      add({
+        key: 'beamRatio',
+        name: `${settings.beams}-beam step / greedy step, position ${promptLength}`,
+        value: beamStep / greedyPrompt,
+        unit: 'x',
+        limit: stepLimit(settings.beams, promptLength) / stepLimit(1, promptLength),
+        limitFrom: 'the ratio of their limits (the weights are read once per step whatever the rows)',
+        target: 1.3,
+      });
+    }
 
     // ---- end to end: what a user runs ---------------------------------------------------
     const processor = model.processor;
@@ -399,43 +438,51 @@ export async function runBench(
       }
       return { ms: median(times), tokens };
     };
-    const answer = await endToEnd('answer (LAVIS recipe)', async () => {
-      const { pixelValues } = await processor.process({ images: [settings.image] });
-      const vqa = model.vqaSettings('paper');
-      const text = processor.encodeText([vqa.prompt.replace('{}', question)]);
-      if (!pixelValues) throw new SdkError('E_IMAGE', `${settings.image}: no image`);
-      return model.generate({ pixelValues, ...text }, vqaGenerationOptions(vqa));
-    });
-    // decoder-only sequences hold the new tokens; encoder-decoder ones start with the decoder start token
-    const answerNew = answer.tokens - (lm.kind === 'decoder-only' ? 0 : 1);
-    add({
-      key: 'answer',
-      name: `answer, LAVIS recipe (${settings.beams} beams, ${answerNew} new tokens), end to end`,
-      value: answer.ms,
-      unit: 'ms',
-      limit:
-        imageLimits[1] + prefillLimit + Math.max(0, answerNew - 1) * stepLimit(settings.beams, promptLength),
-      limitFrom: 'image side + one prefill (beams share it) + the beam steps, at their limits',
-    });
-    const caption = await endToEnd(`caption (${settings.captionTokens} tokens, greedy)`, async () => {
-      const { pixelValues } = await processor.process({ images: [settings.image] });
-      if (!pixelValues) throw new SdkError('E_IMAGE', `${settings.image}: no image`);
-      return model.generate(
-        { pixelValues },
-        { maxNewTokens: settings.captionTokens, minNewTokens: settings.captionTokens, numBeams: 1 },
-      );
-    });
-    add({
-      key: 'caption',
-      name: `caption, ${settings.captionTokens} tokens greedy, end to end`,
-      value: caption.ms,
-      unit: 'ms',
-      limit:
-        imageLimits[1] +
-        prefillLimit +
-        (settings.captionTokens - 1) * stepLimit(1, Q + settings.captionTokens),
-      limitFrom: 'image side + prefill + the steps, at their limits',
-    });
+    // LAVIS generates 1 to 10 tokens; the peer composes its answer from this count
+    let answerNew = 1;
+    if (wanted('answer')) {
+      const answer = await endToEnd('answer (LAVIS recipe)', async () => {
+        const { pixelValues } = await processor.process({ images: [settings.image] });
+        const vqa = model.vqaSettings('paper');
+        const text = processor.encodeText([vqa.prompt.replace('{}', question)]);
+        if (!pixelValues) throw new SdkError('E_IMAGE', `${settings.image}: no image`);
+        return model.generate({ pixelValues, ...text }, vqaGenerationOptions(vqa));
+      });
+      // decoder-only sequences hold the new tokens; encoder-decoder ones start with the decoder start token
+      answerNew = answer.tokens - (lm.kind === 'decoder-only' ? 0 : 1);
+      add({
+        key: 'answer',
+        name: `answer, LAVIS recipe (${settings.beams} beams, ${answerNew} new tokens), end to end`,
+        value: answer.ms,
+        unit: 'ms',
+        limit:
+          imageLimits[1] +
+          prefillLimit +
+          Math.max(0, answerNew - 1) * stepLimit(settings.beams, promptLength),
+        limitFrom: 'image side + one prefill (beams share it) + the beam steps, at their limits',
+      });
+    }
+    if (wanted('caption')) {
+      const caption = await endToEnd(`caption (${settings.captionTokens} tokens, greedy)`, async () => {
+        const { pixelValues } = await processor.process({ images: [settings.image] });
+        if (!pixelValues) throw new SdkError('E_IMAGE', `${settings.image}: no image`);
+        return model.generate(
+          { pixelValues },
+          { maxNewTokens: settings.captionTokens, minNewTokens: settings.captionTokens, numBeams: 1 },
+        );
+      });
+      add({
+        key: 'caption',
+        name: `caption, ${settings.captionTokens} tokens greedy, end to end`,
+        value: caption.ms,
+        unit: 'ms',
+        limit:
+          imageLimits[1] +
+          prefillLimit +
+          (settings.captionTokens - 1) * stepLimit(1, Q + settings.captionTokens),
+        limitFrom: 'image side + prefill + the steps, at their limits',
+      });
+    }
 
     const memEnd = memory();
     add({
@@ -443,7 +490,7 @@ export async function runBench(
       name: 'memory after the runs (anonymous + file pages proportional share)',
       value: (memEnd.anon + memEnd.pssFile) / MB,
       unit: 'MB',
-      limit: weights.files.reduce((a, f) => a + f.size, 0) / MB,
+      limit: diskBytes / MB,
       limitFrom: 'the weight files, each page in memory once',
     });
     await model.dispose();
@@ -474,6 +521,7 @@ export async function runBench(
       },
     };
   } finally {
+    await loaded?.close();
     await weights.close();
   }
 }

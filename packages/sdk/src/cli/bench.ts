@@ -10,7 +10,8 @@ import { join, resolve } from 'node:path';
 import type { NodeDevice } from '@blip2/backend-node';
 import { type Manifest, type StoredDType, writeRandomCheckpoint } from '../bench/checkpoint.js';
 import { findTorch, type PeerResult, runPeer } from '../bench/peer.js';
-import { type Figure, type Machine, runBench } from '../bench/run.js';
+import { FIGURE_GROUPS, type Figure, type FigureGroup, type Machine, runBench } from '../bench/run.js';
+import { parseDTypeFlag } from '../core/dtype.js';
 import { UsageError } from './errors.js';
 import type { Io } from './io.js';
 import { COMMON, parse } from './options.js';
@@ -25,13 +26,19 @@ export const BENCH_USAGE = `usage: blip2 bench [options]
   --variant V             layout from manifests.json (default blip2-opt-2.7b)
   --small                 the tiny OPT fixture instead (seconds; checks the bench, not speed)
   --model DIR             an existing checkpoint folder instead (e.g. a blip2 export); nothing is written
-  --dtype D[,D...]        compute dtypes to measure, one run each (default fp32)
+  --dtype D[,D...]        dtypes to measure, one run each, in this order (default fp32); repeat the
+                          option for per-module dtypes (--dtype vision=q8,qformer=q8,language_model=q4)
+  --figures F[,F...]      only these of image,prefill,steps,beam,answer,caption (creation, memory
+                          and size on disk are always measured)
+  --cache-dir DIR         where a plain checkpoint is quantized for a dtype other than fp32, once
+                          (default: the SDK's cache)
   --device D              cpu (default) | cuda | ... (onnxruntime-node providers)
   --weights-dir DIR       where the random checkpoint lives (written when absent, kept)
   --keep                  keep the temporary folder of a run without --weights-dir
   --stored F32|F16        the stored dtype of the random weights (default F32)
   --repeats N             timed runs per figure after a warm-up (default 2)
   --positions P,P         decode positions (default 20,200)
+  --batches B,B           images per image-side batch (default 1,8; the end-to-end limits need 1)
   --peer none|D[,D]       PyTorch dtypes (default float32,bfloat16 when torch imports)
   --peer-all              also PyTorch float32 at image batch 8 (minutes)
   --python P              the python with torch (default: python3, then /usr/bin/python3)
@@ -44,13 +51,16 @@ const OPTIONS = {
   variant: { type: 'string' },
   small: { type: 'boolean' },
   model: { type: 'string' },
-  dtype: { type: 'string' },
+  dtype: { type: 'string', multiple: true },
+  figures: { type: 'string' },
+  'cache-dir': { type: 'string' },
   device: { type: 'string' },
   'weights-dir': { type: 'string' },
   keep: { type: 'boolean' },
   stored: { type: 'string' },
   repeats: { type: 'string' },
   positions: { type: 'string' },
+  batches: { type: 'string' },
   peer: { type: 'string' },
   'peer-all': { type: 'boolean' },
   manifests: { type: 'string' },
@@ -85,7 +95,30 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
   const log = (m: string) => io.stderr.write(`bench: ${m}\n`);
   const small = values.small === true;
   const variant = (values.variant as string | undefined) ?? 'blip2-opt-2.7b';
-  const dtypes = ((values.dtype as string | undefined) ?? 'fp32').split(',').map((s) => s.trim());
+  const dtypes = ((values.dtype as string[] | undefined) ?? ['fp32']).flatMap((d) =>
+    // one module=dtype list is one run; a plain list is one run per dtype
+    d.includes('=') ? [d] : d.split(',').map((s) => s.trim()),
+  );
+  for (const d of dtypes) {
+    try {
+      parseDTypeFlag(d);
+    } catch (e) {
+      throw new UsageError((e as Error).message, BENCH_USAGE);
+    }
+  }
+  const figureGroups = values.figures
+    ? new Set(
+        (values.figures as string).split(',').map((f) => {
+          const group = f.trim();
+          if (!(FIGURE_GROUPS as readonly string[]).includes(group))
+            throw new UsageError(
+              `--figures: '${group}' is not one of ${FIGURE_GROUPS.join(', ')}`,
+              BENCH_USAGE,
+            );
+          return group as FigureGroup;
+        }),
+      )
+    : undefined;
   const device = ((values.device as string | undefined) ?? 'cpu') as NodeDevice;
   const stored = ((values.stored as string | undefined) ?? 'F32') as StoredDType;
   if (stored !== 'F32' && stored !== 'F16')
@@ -95,6 +128,7 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
     (values.positions as string | undefined) ?? (small ? '20,100' : '20,200'),
     'positions',
   );
+  const batches = positiveInts((values.batches as string | undefined) ?? '1,8', 'batches');
   const fixtures = (): string => findInCheckout(FIXTURES, 'manifests.json', IN_CHECKOUT);
   const image = resolve(
     (values.image as string | undefined) ?? join(fixtures(), 'images', 'coco_500x375.jpg'),
@@ -143,11 +177,13 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
       const run = await runBench({
         dir,
         dtype,
+        ...(figureGroups ? { figures: figureGroups } : {}),
+        ...(values['cache-dir'] ? { cacheDir: resolve(values['cache-dir'] as string) } : {}),
         device,
         repeats,
         positions,
         beams: 5,
-        batches: [1, 8],
+        batches,
         captionTokens: 30,
         image,
         log,
@@ -219,6 +255,7 @@ export function formatReport(report: BenchReport): string {
     'limit',
     'ratio',
     'target',
+    'load',
     ...peerDtypes.map((d) => `PyTorch ${d} (speed-up)`),
   ];
   const rows = report.figures.map((f) => [
@@ -228,6 +265,7 @@ export function formatReport(report: BenchReport): string {
     `${number(f.limit, f.unit)}${f.unit === 'x' ? '' : ` ${f.unit}`}`,
     `${f.ratio.toFixed(2)}x`,
     f.target === undefined ? '' : `<= ${f.target.toFixed(2)}x`,
+    f.load.toFixed(1),
     ...peerDtypes.map((d) => {
       const p = f.peer?.[d];
       if (p === undefined) return '';

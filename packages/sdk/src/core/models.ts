@@ -17,6 +17,7 @@ import {
 } from '@blip2/generation';
 import type { Blip2Processor, RawImage } from '@blip2/processor';
 import { QFORMER_IO } from '@blip2/qformer';
+import type { WeightFile } from '@blip2/safetensors';
 import {
   type BuiltGraph,
   concat,
@@ -76,6 +77,13 @@ abstract class Loaded {
   /** Which backend runs the graphs, e.g. 'node:cpu'. */
   get backendName(): string {
     return this.parts.backend.name;
+  }
+  /**
+   * The weight files the sessions read (for a plain checkpoint loaded in another
+   * dtype, the quantized copy in the cache): what the model costs on disk.
+   */
+  get weightFiles(): readonly WeightFile[] {
+    return this.parts.weights.files;
   }
   async dispose(): Promise<void> {
     await releaseParts(this.parts);
