@@ -9,6 +9,8 @@
  * A decoder run of one row (greedy batch 1) uses the `decoder` graph; a run of
  * several rows (beams, batches) uses `decoderBatched`, the same decoder
  * multiplying weight-first, when the adapter has it (`T5LoadOptions.batchedStep`).
+ * Beam search's reorder of a CPU self-attention cache copies nothing: the cache
+ * remembers the rows (`beamIdx`) and the next run is `decoderReorder`, which gathers them.
  */
 import type { T5Config } from '@blip2/configs';
 import type { LanguageModelAdapter, StepOutput } from '@blip2/generation';
@@ -43,6 +45,12 @@ export interface T5Cache {
   readonly sourceRows: readonly number[];
   /** per decoder layer [key, value], float32 [B, H, steps, dKv] (on the device when kept there) */
   readonly selfKeyValues: readonly KeyValue[];
+  /**
+   * A reorder left to the next decoder run: row i of this cache's self-attention is row
+   * beamIdx[i] of `selfKeyValues` (which keep the rows they had), gathered in the
+   * decoder graph. Absent: `selfKeyValues` hold the B rows in order.
+   */
+  readonly beamIdx?: readonly number[];
   /** decoder tokens fed so far (the start token included) */
   readonly steps: number;
 }
@@ -56,7 +64,12 @@ export interface T5Sessions {
   readonly decoder: Session;
   /** `decoder` multiplying weight-first, for runs of several rows; without it every run uses `decoder` */
   readonly decoderBatched?: Session;
+  /** `decoderBatched` after a reorder (`beam_idx`); without it, reorders copy the self-attention cache */
+  readonly decoderReorder?: Session;
 }
+
+/** Graphs an adapter loads on first use, when its sessions do not include them. */
+export type T5LazyGraphs = Partial<Pick<T5Graphs, 'decoderBatched' | 'decoderReorder'>>;
 
 /** `batchedStep`: when the weight-first decoder graph is loaded (see @blip2/onnx's `KvLoadOptions`). */
 export type T5LoadOptions = KvLoadOptions;
@@ -78,14 +91,15 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
 
   /**
    * `backend` is the one the sessions run on: beam search reorders a device cache with a
-   * graph loaded there. `decoderBatched` (with `backend`) is the weight-first decoder graph
-   * to load on the first run of several rows, when `sessions` has no such session.
+   * graph loaded there. `lazy` (with `backend`) holds graphs to load on first use when
+   * `sessions` has no such session: `decoderBatched` on the first run of several rows,
+   * `decoderReorder` on the first run after a reorder.
    */
   constructor(
     readonly config: T5Config,
     private readonly sessions: T5Sessions,
     backend?: Backend,
-    decoderBatched?: BuiltGraph,
+    lazy: T5LazyGraphs = {},
   ) {
     this.decoderStartTokenId = config.decoderStartTokenId;
     this.vocabSize = config.vocabSize;
@@ -95,7 +109,8 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
       vocabSize: config.vocabSize,
       error: (code, message) => new T5Error(code, message),
       step: sessions.decoder,
-      batched: sessions.decoderBatched ?? decoderBatched,
+      batched: sessions.decoderBatched ?? lazy.decoderBatched,
+      reorder: sessions.decoderReorder ?? lazy.decoderReorder,
       backend,
       keepOnDevice: KV_IO.presents(config.numDecoderLayers),
     });
@@ -120,15 +135,20 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
       backend.load(graphs.encoder, { keepOnDevice: cross }),
       KvAdapterCore.loadSteps(
         backend,
-        { step: graphs.decoder, batched: graphs.decoderBatched },
+        { step: graphs.decoder, batched: graphs.decoderBatched, reorder: graphs.decoderReorder },
         present,
         options,
       ),
     ]);
-    const { step: decoder, batched } = steps;
-    const decoderBatched = batched && 'run' in batched ? batched : undefined;
-    const lazy = batched && !('run' in batched) ? batched : undefined;
-    return new T5Adapter(config, { embed, encoder, decoder, decoderBatched }, backend, lazy);
+    const { step: decoder, batched, reorder } = steps;
+    const loaded = (s: Session | BuiltGraph | undefined) => (s && 'run' in s ? s : undefined);
+    const graph = (s: Session | BuiltGraph | undefined) => (s && !('run' in s) ? s : undefined);
+    return new T5Adapter(
+      config,
+      { embed, encoder, decoder, decoderBatched: loaded(batched), decoderReorder: loaded(reorder) },
+      backend,
+      { decoderBatched: graph(batched), decoderReorder: graph(reorder) },
+    );
   }
 
   /** Releases the sessions (and the batched decoder and reorder graphs, if runs loaded them). */
@@ -270,8 +290,8 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
       feeds[T5_IO.crossKey(i)] = k;
       feeds[T5_IO.crossValue(i)] = v;
     });
-    const decoder = await this.core.stepSession(B * T);
-    const out = await decoder.runOnDevice(feeds);
+    const { session: decoder, feeds: stepFeeds } = await this.core.stepFor(B * T, cache.beamIdx);
+    const out = await decoder.runOnDevice({ ...feeds, ...stepFeeds });
     const selfKeyValues = cache.selfKeyValues.map(
       (_, i): KeyValue => [
         this.core.cacheOutput(out, T5_IO.presentKey(i), decoder.name),
@@ -281,7 +301,8 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
     const logits = this.core.output(out, T5_IO.decoder.logits, decoder.name);
     // the new cache replaces the old one's self-attention part (generation's contract); the encoder side is shared
     disposeAll(cache.selfKeyValues);
-    return { logits, cache: { ...cache, selfKeyValues, steps: cache.steps + T } };
+    const { beamIdx: _gathered, ...rest } = cache;
+    return { logits, cache: { ...rest, selfKeyValues, steps: cache.steps + T } };
   }
 
   async reorderCache(cache: T5Cache, rows: readonly number[]): Promise<T5Cache> {
@@ -289,20 +310,31 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
     const sourceRows = rows.map((r) => cache.sourceRows[r]);
     const same =
       sourceRows.length === cache.sourceRows.length && sourceRows.every((s, i) => s === cache.sourceRows[i]);
-    // the batch changed shape (beams expanded) or rows moved across batch rows: move the encoder side once
-    const moving = same ? cache.selfKeyValues : [...cache.selfKeyValues, ...cache.crossKeyValues];
-    const moved = await this.gatherRows(moving, rows);
-    const selfKeyValues = moved.slice(0, cache.selfKeyValues.length);
-    disposeAll(cache.selfKeyValues);
-    if (same) return { ...cache, selfKeyValues };
-    disposeAll(cache.crossKeyValues);
+    const beamIdx = KvAdapterCore.composeRows(cache.beamIdx, rows);
+    const deferred = this.core.defersReorder(rows.length, cache.selfKeyValues.flat());
+    if (same && deferred) return { ...cache, beamIdx };
+    // what moves now: the self-attention rows unless the next decoder run gathers them; the
+    // encoder side once the batch changed shape (beams expanded) or rows moved across batch rows
+    const self = deferred ? [] : cache.selfKeyValues;
+    const cross = same ? [] : cache.crossKeyValues;
+    let moved: KeyValue[];
+    if (cache.beamIdx) {
+      moved = [...(await this.gatherRows(self, beamIdx)), ...(await this.gatherRows(cross, rows))];
+    } else moved = await this.gatherRows([...self, ...cross], rows); // one run of a device reorder graph
+    const { beamIdx: _pending, ...rest } = cache;
+    const selfPart = deferred
+      ? { selfKeyValues: cache.selfKeyValues, beamIdx }
+      : { selfKeyValues: moved.slice(0, self.length) };
+    disposeAll(self);
+    if (same) return { ...rest, ...selfPart };
+    disposeAll(cross);
     return {
-      ...cache,
+      ...rest,
       encoderLastHiddenState: gather(cache.encoderLastHiddenState, 0, rows),
       encoderAttentionMask: gather(cache.encoderAttentionMask, 0, rows),
-      crossKeyValues: moved.slice(cache.selfKeyValues.length),
+      crossKeyValues: moved.slice(self.length),
       sourceRows,
-      selfKeyValues,
+      ...selfPart,
     };
   }
 

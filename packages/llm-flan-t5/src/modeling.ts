@@ -16,7 +16,11 @@
  *   [out, in] weights, `decoderBatched` weight-first (`linear`'s `weightFirst`,
  *   y^T = W x^T). Same numbers; with weights mapped in place (pre-packing off)
  *   Gemm re-packs every weight on every run from 2 rows up, so steps of several
- *   rows (beams, batches) run the second, one-row steps the first.
+ *   rows (beams, batches) run the second, one-row steps the first;
+ * - `decoderReorder` is `decoderBatched` that first picks (and repeats) rows of the
+ *   self-attention cache by `beam_idx`: beam search's reorder (the reference's
+ *   `_reorder_cache`) inside the step instead of a copy in JavaScript. The
+ *   cross-attention cache is not reordered: a batch row's beams share it.
  */
 import type { T5Config } from '@blip2/configs';
 import {
@@ -65,6 +69,8 @@ export interface T5Graphs {
   readonly decoder: BuiltGraph;
   /** `decoder` with weight-first matrix products: same inputs, outputs and numbers, faster from 2 rows up */
   readonly decoderBatched: BuiltGraph;
+  /** `decoderBatched` whose self-attention past is of `past_batch` rows, of which `beam_idx` picks the batch's */
+  readonly decoderReorder: BuiltGraph;
 }
 
 /** Graph input/output names, in one place for the adapter and the SDK. */
@@ -89,6 +95,14 @@ export const T5_IO = {
     positionBuckets: 'position_buckets',
     logits: 'logits',
   },
+  /** `decoderBatched`'s names, and int64 [batch] `beam_idx`: the self-attention past's row each row continues */
+  decoderReorder: {
+    inputIds: 'input_ids',
+    encoderAttentionMask: 'encoder_attention_mask',
+    positionBuckets: 'position_buckets',
+    beamIdx: KV_IO.beamIdx,
+    logits: 'logits',
+  },
   /** decoder layer `i`'s cross-attention keys/values: encoder output, decoder input */
   crossKey: (i: number) => `cross.${i}.key`,
   crossValue: (i: number) => `cross.${i}.value`,
@@ -108,10 +122,10 @@ export function t5GraphIO(
 ): Record<keyof T5Graphs, { inputs: GraphIO[]; outputs: GraphIO[] }> {
   const { dModel: D, numHeads: H, dKv, vocabSize: V, numDecoderLayers: L } = config;
   const io = T5_IO;
-  const kv = (name: string, len: string): GraphIO => ({
+  const kv = (name: string, len: string, batch = 'batch'): GraphIO => ({
     name,
     dtype: 'float32',
-    dims: ['batch', H, len, dKv],
+    dims: [batch, H, len, dKv],
   });
   const cross = Array.from({ length: L }, (_, i) => [
     kv(io.crossKey(i), 'source'),
@@ -151,6 +165,18 @@ export function t5GraphIO(
     },
     decoder,
     decoderBatched: decoder,
+    decoderReorder: {
+      inputs: [
+        ...decoder.inputs.slice(0, 3),
+        { name: io.decoderReorder.beamIdx, dtype: 'int64' as const, dims: ['batch'] },
+        ...Array.from({ length: L }, (_, i) => [
+          kv(io.pastKey(i), 'past', 'past_batch'),
+          kv(io.pastValue(i), 'past', 'past_batch'),
+        ]).flat(),
+        ...cross,
+      ],
+      outputs: decoder.outputs,
+    },
   };
 }
 
@@ -382,11 +408,17 @@ export function buildT5(config: T5Config, weights: WeightLookup, options: T5Buil
   }
 
   // -- decoder stack + lm_head, in either layout of its matrix products
-  const buildDecoder = (graphName: string, weightFirst: boolean): BuiltGraph => {
+  const buildDecoder = (
+    graph: 'decoder' | 'decoderBatched' | 'decoderReorder',
+    graphName: string,
+  ): BuiltGraph => {
     const gd = new GraphBuilder(graphName, { weights });
-    const wd = new WeightScope(gd, prefix, { weightFirst });
-    const inputs = new Map(io.decoder.inputs.map((i) => [i.name, gd.input(i.name, i.dtype, i.dims)]));
+    const wd = new WeightScope(gd, prefix, { weightFirst: graph !== 'decoder' });
+    const inputs = new Map(io[graph].inputs.map((i) => [i.name, gd.input(i.name, i.dtype, i.dims)]));
     const input = (name: string) => inputs.get(name) as Value;
+    // the self-attention rows each beam continues, before the new key/value is appended
+    const beamIdx = inputs.get(KV_IO.beamIdx);
+    const pastInput = (name: string) => (beamIdx ? gather(input(name), beamIdx, 0) : input(name));
     const inputIds = input(T5_IO.decoder.inputIds);
     const selfBias = add(
       computeBias(input(T5_IO.decoder.positionBuckets), wd, 'decoder', config),
@@ -399,7 +431,7 @@ export function buildT5(config: T5Config, weights: WeightLookup, options: T5Buil
     for (let i = 0; i < L; i++) {
       const at = `decoder.block.${i}`;
       x = gd.scope(at, () => {
-        const past = { key: input(T5_IO.pastKey(i)), value: input(T5_IO.pastValue(i)) };
+        const past = { key: pastInput(T5_IO.pastKey(i)), value: pastInput(T5_IO.pastValue(i)) };
         const sa = layerSelfAttention(x, selfBias, wd, `${at}.layer.0`, config, past);
         presents.push(sa.key, sa.value);
         const ca = layerCrossAttention(
@@ -448,7 +480,8 @@ export function buildT5(config: T5Config, weights: WeightLookup, options: T5Buil
   return {
     embed: ge.build(),
     encoder: gx.build(),
-    decoder: buildDecoder('t5.decoder', false),
-    decoderBatched: buildDecoder('t5.decoder_batched', true),
+    decoder: buildDecoder('decoder', 't5.decoder'),
+    decoderBatched: buildDecoder('decoderBatched', 't5.decoder_batched'),
+    decoderReorder: buildDecoder('decoderReorder', 't5.decoder_reorder'),
   };
 }

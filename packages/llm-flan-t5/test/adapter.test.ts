@@ -80,7 +80,9 @@ describe('T5Adapter', () => {
     // the encoder side is shared by a batch row's beams: not moved, not copied
     expect(moved.crossKeyValues).toBe(s1.cache.crossKeyValues);
     expect(moved.encoderAttentionMask).toBe(s1.cache.encoderAttentionMask);
-    expect(moved.selfKeyValues[0][0]).not.toBe(s1.cache.selfKeyValues[0][0]);
+    // nor the self-attention cache: the next decoder run gathers its rows (`beam_idx`)
+    expect(moved.selfKeyValues).toBe(s1.cache.selfKeyValues);
+    expect(moved.beamIdx).toEqual(within);
     const s2 = await adapter.step(int64([6, 1], new Array(6).fill(3)), moved);
 
     // each reordered row continues the beam it was taken from: compare with that row run alone
@@ -103,6 +105,13 @@ describe('T5Adapter', () => {
       Array.from(across.encoderAttentionMask.data.subarray(r * 31, (r + 1) * 31), Number);
     expect(maskRow(0)).toEqual(Array.from({ length: 31 }, (_, t) => (t < 12 ? 1 : 0)));
     expect(maskRow(1)).toEqual(new Array(31).fill(1));
+    // the self-attention rows are left to the next run, which gathers rows 3 and 0 of the six
+    expect(across.selfKeyValues).toBe(s2.cache.selfKeyValues);
+    expect(across.beamIdx).toEqual([3, 0]);
+    const next = await adapter.step(int64([2, 1], [8, 8]), across);
+    const all = await adapter.step(int64([6, 1], new Array(6).fill(8)), s2.cache);
+    expect(maxAbsDiff(row(next.logits, 0), row(all.logits, 3))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(row(next.logits, 1), row(all.logits, 0))).toBeLessThan(1e-5);
   });
 
   it('rejects bad inputs with typed errors that name the value', async () => {

@@ -9,6 +9,8 @@
  * A step of one row (greedy, batch 1) runs the `step` graph; a step of several
  * rows (beams, batches) runs `stepBatched`, the same step multiplying
  * weight-first, when the adapter has it (see `OptLoadOptions.batchedStep`).
+ * Beam search's reorder of a CPU cache copies nothing: the cache remembers the
+ * rows (`beamIdx`) and the next step runs `stepReorder`, which gathers them.
  */
 import type { OPTConfig } from '@blip2/configs';
 import type { LanguageModelAdapter, StepOutput } from '@blip2/generation';
@@ -34,6 +36,12 @@ export interface OptCache {
   readonly values: readonly AnyTensor<'float32'>[];
   /** int64 [B, L]: the prompt's mask followed by a 1 per generated token */
   readonly attentionMask: Tensor<'int64'>;
+  /**
+   * A reorder left to the next step: row i of this cache is row beamIdx[i] of `keys`
+   * and `values` (which keep the rows they had), and the step gathers them in its
+   * graph. Absent: `keys` and `values` hold the B rows in order.
+   */
+  readonly beamIdx?: readonly number[];
 }
 
 export interface OptSessions {
@@ -44,7 +52,12 @@ export interface OptSessions {
   readonly step: Session;
   /** `step` multiplying weight-first, for steps of several rows; without it every step runs `step` */
   readonly stepBatched?: Session;
+  /** `stepBatched` after a reorder (`beam_idx`); without it, reorders copy the cache */
+  readonly stepReorder?: Session;
 }
+
+/** Graphs an adapter loads on first use, when its sessions do not include them. */
+export type OptLazyGraphs = Partial<Pick<OptGraphs, 'stepBatched' | 'stepReorder' | 'forward'>>;
 
 /** `batchedStep`: when the weight-first step graph is loaded (see @blip2/onnx's `KvLoadOptions`). */
 export type OptLoadOptions = KvLoadOptions;
@@ -60,16 +73,15 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
 
   /**
    * `backend` is the one the sessions run on: beam search reorders a device cache with a
-   * graph loaded there. `stepBatched` (with `backend`) is the weight-first step graph to
-   * load on the first step of several rows, when `sessions` has no such session;
-   * `forward` likewise, loaded on the first `forward` call.
+   * graph loaded there. `lazy` (with `backend`) holds graphs to load on first use when
+   * `sessions` has no such session: `stepBatched` on the first step of several rows,
+   * `stepReorder` on the first step after a reorder, `forward` on the first `forward` call.
    */
   constructor(
     readonly config: OPTConfig,
     private readonly sessions: OptSessions,
     backend?: Backend,
-    stepBatched?: BuiltGraph,
-    forward?: BuiltGraph,
+    lazy: OptLazyGraphs = {},
   ) {
     this.vocabSize = config.vocabSize;
     this.maxPositions = config.maxPositionEmbeddings;
@@ -79,12 +91,16 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       vocabSize: config.vocabSize,
       error: (code, message) => new OptError(code, message),
       step: sessions.step,
-      batched: sessions.stepBatched ?? stepBatched,
+      batched: sessions.stepBatched ?? lazy.stepBatched,
+      reorder: sessions.stepReorder ?? lazy.stepReorder,
       backend,
       keepOnDevice: KV_IO.presents(config.numHiddenLayers),
     });
     if (sessions.forward) this.forwardSession = LazySession.of(sessions.forward);
-    else if (backend && forward) this.forwardSession = new LazySession(() => backend.load(forward));
+    else if (backend && lazy.forward) {
+      const forward = lazy.forward;
+      this.forwardSession = new LazySession(() => backend.load(forward));
+    }
   }
 
   /**
@@ -103,15 +119,20 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       backend.load(graphs.prefill, { keepOnDevice }),
       KvAdapterCore.loadSteps(
         backend,
-        { step: graphs.step, batched: graphs.stepBatched },
+        { step: graphs.step, batched: graphs.stepBatched, reorder: graphs.stepReorder },
         keepOnDevice,
         options,
       ),
     ]);
-    const { step, batched } = steps;
-    const stepBatched = batched && 'run' in batched ? batched : undefined;
-    const lazy = batched && !('run' in batched) ? batched : undefined;
-    return new OptAdapter(config, { embed, prefill, step, stepBatched }, backend, lazy, graphs.forward);
+    const { step, batched, reorder } = steps;
+    const loaded = (s: Session | BuiltGraph | undefined) => (s && 'run' in s ? s : undefined);
+    const graph = (s: Session | BuiltGraph | undefined) => (s && !('run' in s) ? s : undefined);
+    return new OptAdapter(
+      config,
+      { embed, prefill, step, stepBatched: loaded(batched), stepReorder: loaded(reorder) },
+      backend,
+      { stepBatched: graph(batched), stepReorder: graph(reorder), forward: graphs.forward },
+    );
   }
 
   async embed(inputIds: Tensor<'int64'>): Promise<Tensor<'float32'>> {
@@ -200,8 +221,8 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       feeds[OPT_IO.pastKey(i)] = cache.keys[i];
       feeds[OPT_IO.pastValue(i)] = cache.values[i];
     }
-    const session = await this.core.stepSession(b * s);
-    const out = await session.runOnDevice(feeds);
+    const { session, feeds: stepFeeds } = await this.core.stepFor(b * s, cache.beamIdx);
+    const out = await session.runOnDevice({ ...feeds, ...stepFeeds });
     const next = {
       logits: this.core.output(out, OPT_IO.step.logits, session.name),
       cache: this.cacheFrom(out, attentionMask, session.name),
@@ -214,12 +235,13 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
   async reorderCache(cache: OptCache, rows: readonly number[]): Promise<OptCache> {
     if (this.core.keepsRows(rows, cache.attentionMask.dims[0])) return cache;
     const layers = this.config.numHiddenLayers;
-    const moved = await this.core.gatherRows([...cache.keys, ...cache.values], rows);
-    const next = {
-      keys: moved.slice(0, layers),
-      values: moved.slice(layers),
-      attentionMask: gather(cache.attentionMask, 0, rows),
-    };
+    const held = [...cache.keys, ...cache.values];
+    const attentionMask = gather(cache.attentionMask, 0, rows);
+    const beamIdx = KvAdapterCore.composeRows(cache.beamIdx, rows);
+    // the next step gathers the rows inside its graph: nothing moves, nothing is freed
+    if (this.core.defersReorder(rows.length, held)) return { ...cache, attentionMask, beamIdx };
+    const moved = await this.core.gatherRows(held, beamIdx);
+    const next = { keys: moved.slice(0, layers), values: moved.slice(layers), attentionMask };
     await this.releaseCache(cache);
     return next;
   }

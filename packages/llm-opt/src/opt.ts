@@ -11,6 +11,9 @@
  * - `step`:    input_ids + attention_mask + past keys/values -> logits + present keys/values
  * - `stepBatched`: the same step with every matrix product written weight-first
  *   (`linear`'s `weightFirst`), for steps of several rows (beams, batches)
+ * - `stepReorder`: `stepBatched` that first picks (and repeats) rows of the past by
+ *   `beam_idx`: beam search's cache reorder (transformers' `_reorder_cache`) inside the
+ *   step, where onnxruntime's Gather copies the rows, instead of a copy in JavaScript
  *
  * Prefill and step are the same decoder; the step graph only adds the past
  * keys/values and embeds its ids itself (one session run per generated token).
@@ -82,6 +85,8 @@ export interface OptGraphs {
   readonly step: BuiltGraph;
   /** `step` with weight-first matrix products: same inputs, outputs and numbers, faster from 2 rows up */
   readonly stepBatched: BuiltGraph;
+  /** `stepBatched` whose past is of `past_batch` rows, of which `beam_idx` picks the batch's */
+  readonly stepReorder: BuiltGraph;
 }
 
 /** Names of the graphs' inputs and outputs: the contract the adapter (and an SDK) wires against. */
@@ -92,6 +97,13 @@ export const OPT_IO = {
   step: { inputIds: 'input_ids', attentionMask: 'attention_mask', logits: 'logits' },
   /** the same names as `step` (the graph differs only in how it multiplies) */
   stepBatched: { inputIds: 'input_ids', attentionMask: 'attention_mask', logits: 'logits' },
+  /** `stepBatched`'s names, and int64 [batch] `beam_idx`: the past's row each row continues */
+  stepReorder: {
+    inputIds: 'input_ids',
+    attentionMask: 'attention_mask',
+    beamIdx: KV_IO.beamIdx,
+    logits: 'logits',
+  },
   /** step-graph inputs, [batch, num_heads, past_sequence, head_dim] */
   pastKey: KV_IO.pastKey,
   pastValue: KV_IO.pastValue,
@@ -106,10 +118,15 @@ export function optGraphIO(
 ): Record<keyof OptGraphs, { inputs: GraphIO[]; outputs: GraphIO[] }> {
   const { wordEmbedProjDim: dw, vocabSize: v, numAttentionHeads: h } = config;
   const dh = config.hiddenSize / h;
-  const kvIO = (seq: string, key: (i: number) => string, value: (i: number) => string): GraphIO[] =>
+  const kvIO = (
+    seq: string,
+    key: (i: number) => string,
+    value: (i: number) => string,
+    batch = 'batch',
+  ): GraphIO[] =>
     Array.from({ length: config.numHiddenLayers }, (_, i) => [
-      { name: key(i), dtype: 'float32' as const, dims: ['batch', h, seq, dh] },
-      { name: value(i), dtype: 'float32' as const, dims: ['batch', h, seq, dh] },
+      { name: key(i), dtype: 'float32' as const, dims: [batch, h, seq, dh] },
+      { name: value(i), dtype: 'float32' as const, dims: [batch, h, seq, dh] },
     ]).flat();
   const presents = (seq: string) => kvIO(seq, OPT_IO.presentKey, OPT_IO.presentValue);
   const pasts = kvIO('past_sequence', OPT_IO.pastKey, OPT_IO.pastValue);
@@ -143,6 +160,14 @@ export function optGraphIO(
     },
     step,
     stepBatched: step,
+    stepReorder: {
+      inputs: [
+        ...step.inputs.slice(0, 2),
+        { name: OPT_IO.stepReorder.beamIdx, dtype: 'int64', dims: ['batch'] },
+        ...kvIO('past_sequence', OPT_IO.pastKey, OPT_IO.pastValue, 'past_batch'),
+      ],
+      outputs: step.outputs,
+    },
   };
 }
 
@@ -419,17 +444,21 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
     return p.g.build();
   };
 
-  // step, and the same step multiplying weight-first for several rows
-  const buildStep = (graph: 'step' | 'stepBatched', name: string, weightFirst: boolean): BuiltGraph => {
-    const s = make(name, weightFirst);
+  // step, the same step multiplying weight-first for several rows, and that one after beam search's reorder
+  const buildStep = (graph: 'step' | 'stepBatched' | 'stepReorder', name: string): BuiltGraph => {
+    const s = make(name, graph !== 'step');
     const stepIds = s.g.input('input_ids', 'int64', spec(graph, 'input_ids').dims);
     const stepMask = s.g.input('attention_mask', 'int64', spec(graph, 'attention_mask').dims);
+    const beamIdx =
+      graph === 'stepReorder' ? s.g.input(KV_IO.beamIdx, 'int64', spec(graph, KV_IO.beamIdx).dims) : null;
+    // the rows each beam continues, before the new key/value is appended (Concat copies them anyway)
+    const pastInput = (name: string) => {
+      const x = s.g.input(name, 'float32', spec(graph, name).dims);
+      return beamIdx ? gather(x, beamIdx, 0) : x;
+    };
     const past: KV[] = [];
     for (let i = 0; i < config.numHiddenLayers; i++) {
-      past.push({
-        key: s.g.input(OPT_IO.pastKey(i), 'float32', spec(graph, OPT_IO.pastKey(i)).dims),
-        value: s.g.input(OPT_IO.pastValue(i), 'float32', spec(graph, OPT_IO.pastValue(i)).dims),
-      });
+      past.push({ key: pastInput(OPT_IO.pastKey(i)), value: pastInput(OPT_IO.pastValue(i)) });
     }
     const st = decoder(s.c, embedTokens(s.c, stepIds), stepMask, past);
     s.g.output(st.logits, 'logits', 'float32', spec(graph, 'logits').dims);
@@ -441,7 +470,8 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
     embed: e.g.build(),
     prefill: buildPrompt('prefill', 'opt.prefill'),
     forward: buildPrompt('forward', 'opt.forward'),
-    step: buildStep('step', 'opt.step', false),
-    stepBatched: buildStep('stepBatched', 'opt.step_batched', true),
+    step: buildStep('step', 'opt.step'),
+    stepBatched: buildStep('stepBatched', 'opt.step_batched'),
+    stepReorder: buildStep('stepReorder', 'opt.step_reorder'),
   };
 }

@@ -164,6 +164,75 @@ describe('the weight-first step graph (stepBatched)', () => {
   });
 });
 
+describe('the reorder step graph (stepReorder): beam search reorders inside the step', () => {
+  it('is the batched step with beam_idx, over a past of its own number of rows', () => {
+    expect(graphs.stepReorder.name).toBe('opt.step_reorder');
+    const names = (io: readonly { name: string; dims: readonly (string | number)[] }[]) =>
+      io.map((x) => `${x.name}[${x.dims}]`);
+    expect(names(graphs.stepReorder.inputs).slice(0, 4)).toEqual([
+      'input_ids[batch,sequence]',
+      'attention_mask[batch,total_sequence]',
+      'beam_idx[batch]',
+      `past_key_values.0.key[past_batch,${tiny.config.numAttentionHeads},past_sequence,${tiny.config.hiddenSize / tiny.config.numAttentionHeads}]`,
+    ]);
+    expect(graphs.stepReorder.outputs).toEqual(graphs.stepBatched.outputs);
+  });
+
+  it('gives what the batched step gives on the rows gathered beforehand, exactly', async () => {
+    const backend = createNodeBackend();
+    const batched = await backend.load(graphs.stepBatched);
+    const reorder = await backend.load(graphs.stepReorder);
+    const { inputsEmbeds } = await case0();
+    const t = inputsEmbeds.dims[1];
+    const mask = int64([2, t], [...new Array(t).fill(1), 0, ...new Array(t - 1).fill(1)]);
+    const { cache } = await tiny.adapter.prefill(concat([inputsEmbeds, inputsEmbeds], 0), mask);
+    // two rows expanded to three beams, one repeated: the shape changes as beam expansion does
+    const rows = [1, 0, 1];
+    const common = {
+      [OPT_IO.step.inputIds]: ids([[5], [17], [400]]),
+      [OPT_IO.step.attentionMask]: concat(
+        [gather(cache.attentionMask, 0, rows), int64([3, 1], [1, 1, 1])],
+        1,
+      ),
+    };
+    const gathered: Record<string, AnyTensor> = { ...common };
+    const inPlace: Record<string, AnyTensor> = { ...common, [OPT_IO.stepReorder.beamIdx]: int64([3], rows) };
+    for (let i = 0; i < tiny.config.numHiddenLayers; i++) {
+      const [k, v] = [cache.keys[i], cache.values[i]] as Tensor<'float32'>[];
+      gathered[OPT_IO.pastKey(i)] = gather(k, 0, rows);
+      gathered[OPT_IO.pastValue(i)] = gather(v, 0, rows);
+      inPlace[OPT_IO.pastKey(i)] = k;
+      inPlace[OPT_IO.pastValue(i)] = v;
+    }
+    const want = await batched.run(gathered);
+    const got = await reorder.run(inPlace);
+    for (const name of batched.outputNames) {
+      expect(maxAbsDiff(got[name] as Tensor<'float32'>, want[name] as Tensor<'float32'>), name).toBe(0);
+    }
+    await Promise.all([batched.release(), reorder.release()]);
+  });
+
+  it('reorderCache copies nothing: the cache keeps its tensors and remembers the rows, composed', async () => {
+    const counting = countingBackend();
+    const adapter = await OptAdapter.load(tiny.config, graphs, counting.backend);
+    const { inputsEmbeds, attentionMask } = await case0();
+    const { cache } = await adapter.prefill(inputsEmbeds, attentionMask);
+    const beams = await adapter.reorderCache(cache, [0, 0, 0]);
+    expect(beams.keys).toBe(cache.keys);
+    expect(beams.beamIdx).toEqual([0, 0, 0]);
+    expect(beams.attentionMask.dims).toEqual([3, attentionMask.dims[1]]);
+    const s1 = await adapter.step(ids([[5], [17], [400]]), beams);
+    expect(s1.cache.beamIdx).toBeUndefined();
+    expect(s1.cache.keys[0].dims[0]).toBe(3);
+    const twice = await adapter.reorderCache(await adapter.reorderCache(s1.cache, [2, 2, 0]), [1, 2, 0]);
+    expect(twice.keys).toBe(s1.cache.keys);
+    expect(twice.beamIdx).toEqual([2, 0, 2]);
+    // nothing ran for the reorders: only the steps' graphs
+    expect(counting.runs.map((r) => r.graph)).toEqual(['opt.prefill', 'opt.step_reorder']);
+    await adapter.release();
+  });
+});
+
 describe('OptAdapter picks the step graph by the rows a step multiplies', () => {
   async function run(rec: GenerateRecord, options?: OptLoadOptions) {
     const counting = countingBackend();
@@ -190,13 +259,15 @@ describe('OptAdapter picks the step graph by the rows a step multiplies', () => 
     expect(runsOf('opt.step').every((r) => r.rows === 1)).toBe(true);
   });
 
-  it('beam search: every step on `stepBatched`, loaded once on the first beam step', async () => {
+  it('beam search: every step on `stepReorder`, loaded once on the first beam step', async () => {
     const rec = record('case0/beam4');
     const { loadsAtLoad, loads, runsOf } = await run(rec);
-    expect(loadsAtLoad).not.toContain('opt.step_batched');
-    expect(loads.filter((n) => n === 'opt.step_batched')).toHaveLength(1);
+    expect(loadsAtLoad).not.toContain('opt.step_reorder');
+    expect(loads.filter((n) => n === 'opt.step_reorder')).toHaveLength(1);
+    // a step whose beams all kept their rows runs it too, rather than load the plain batched step
+    expect(loads).not.toContain('opt.step_batched');
     expect(runsOf('opt.step')).toEqual([]);
-    const steps = runsOf('opt.step_batched');
+    const steps = runsOf('opt.step_reorder');
     // the prefill gives the first token; every later token is one batched step of 4 beams
     expect(steps.length).toBeGreaterThanOrEqual(1);
     expect(steps.length).toBeLessThanOrEqual(Math.max(...rec.new.map((s) => s.length)) - 1);
@@ -207,10 +278,13 @@ describe('OptAdapter picks the step graph by the rows a step multiplies', () => 
     const rec = record('case0/beam5_lavis');
     const eager = await run(rec, { batchedStep: 'eager' });
     expect(eager.loadsAtLoad).toContain('opt.step_batched');
+    expect(eager.loadsAtLoad).toContain('opt.step_reorder');
     expect(eager.runsOf('opt.step')).toEqual([]);
-    expect(eager.runsOf('opt.step_batched').length).toBeGreaterThan(0);
+    const beamSteps = eager.runsOf('opt.step_reorder').length + eager.runsOf('opt.step_batched').length;
+    expect(eager.runsOf('opt.step_reorder').length).toBeGreaterThan(0);
     const never = await run(rec, { batchedStep: 'never' });
     expect(never.loads).not.toContain('opt.step_batched');
-    expect(never.runsOf('opt.step').length).toBe(eager.runsOf('opt.step_batched').length);
+    expect(never.loads).not.toContain('opt.step_reorder');
+    expect(never.runsOf('opt.step').length).toBe(beamSteps);
   });
 });

@@ -2,15 +2,17 @@
  * What every key/value-cache language model adapter does the same way, whatever its
  * family: one set of cache I/O names, checks of the ids it is fed and of the outputs
  * its sessions return, the choice of a weight-first graph for steps of several rows
- * (and its release), and beam search's cache reorder (identity shortcut, rows moved on
- * the device where the cache lives there). A family adapter (OPT, T5) keeps only what
- * differs: its graphs, its cache layout, its masks and positions.
+ * (and its release), and beam search's cache reorder: identity shortcut; on the CPU,
+ * left to the next step, whose graph gathers the past rows by `beam_idx` (nothing is
+ * copied in JavaScript); on a device, rows moved there. A family adapter (OPT, T5) keeps
+ * only what differs: its graphs, its cache layout, its masks and positions.
  */
 import {
   type AnyTensor,
   type Backend,
   type BuiltGraph,
   gather,
+  int64,
   isDeviceTensor,
   LazySession,
   type LoadOptions,
@@ -25,6 +27,11 @@ export const KV_IO = {
   pastValue: (layer: number) => `past_key_values.${layer}.value`,
   presentKey: (layer: number) => `present.${layer}.key`,
   presentValue: (layer: number) => `present.${layer}.value`,
+  /**
+   * int64 [batch]: the reorder step's input, row i of the past it attends to is row
+   * beam_idx[i] of the past it is fed (transformers' `_reorder_cache` `beam_idx`)
+   */
+  beamIdx: 'beam_idx',
   /** the present.* outputs of `numLayers` layers: what the next step is fed, kept on the device */
   presents: (numLayers: number): string[] =>
     Array.from({ length: numLayers }, (_, i) => [KV_IO.presentKey(i), KV_IO.presentValue(i)]).flat(),
@@ -70,6 +77,12 @@ export interface KvAdapterCoreInit {
   /** the weight-first step, loaded already, or loaded from this graph on the first step of several rows */
   readonly batched?: Session | BuiltGraph;
   /**
+   * The weight-first step that first gathers its past rows by `beam_idx`: loaded already,
+   * or loaded from this graph on the first reorder left to a step. Without it, every
+   * reorder copies the cache (on the CPU, or on the device where it lives).
+   */
+  readonly reorder?: Session | BuiltGraph;
+  /**
    * The backend the sessions run on: reorders a device cache there and loads a lazy
    * batched step. Without it, caches must be on the CPU.
    */
@@ -82,18 +95,22 @@ export class KvAdapterCore {
   readonly vocabSize: number;
   private readonly step: Session;
   private readonly batched: LazySession | undefined;
+  private readonly reorder: LazySession | undefined;
   private readonly deviceGather: DeviceRowGather | undefined;
 
   constructor(private readonly init: KvAdapterCoreInit) {
     this.vocabSize = init.vocabSize;
     this.step = init.step;
-    const { batched, backend } = init;
+    const { backend } = init;
     this.deviceGather = backend && new DeviceRowGather(backend, init.family);
-    if (batched && 'run' in batched) this.batched = LazySession.of(batched);
-    else if (batched && backend) {
+    const lazy = (graph: Session | BuiltGraph | undefined): LazySession | undefined => {
+      if (graph && 'run' in graph) return LazySession.of(graph);
+      if (!graph || !backend) return undefined;
       const options: LoadOptions = { keepOnDevice: init.keepOnDevice ?? [] };
-      this.batched = new LazySession(() => backend.load(batched, options));
-    }
+      return new LazySession(() => backend.load(graph, options));
+    };
+    this.batched = lazy(init.batched);
+    this.reorder = lazy(init.reorder);
   }
 
   /**
@@ -103,26 +120,57 @@ export class KvAdapterCore {
    */
   static async loadSteps(
     backend: Backend,
-    graphs: { readonly step: BuiltGraph; readonly batched: BuiltGraph },
+    graphs: { readonly step: BuiltGraph; readonly batched: BuiltGraph; readonly reorder: BuiltGraph },
     keepOnDevice: readonly string[],
     options: KvLoadOptions = {},
-  ): Promise<{ step: Session; batched?: Session | BuiltGraph }> {
+  ): Promise<{ step: Session; batched?: Session | BuiltGraph; reorder?: Session | BuiltGraph }> {
     const choice = batchedStepFor(backend, options);
-    const [step, batched] = await Promise.all([
-      backend.load(graphs.step, { keepOnDevice }),
-      choice === 'eager' ? backend.load(graphs.batched, { keepOnDevice }) : undefined,
-    ]);
-    if (batched) return { step, batched };
-    return choice === 'lazy' ? { step, batched: graphs.batched } : { step };
+    if (choice === 'never') return { step: await backend.load(graphs.step, { keepOnDevice }) };
+    if (choice === 'lazy') {
+      const step = await backend.load(graphs.step, { keepOnDevice });
+      return { step, batched: graphs.batched, reorder: graphs.reorder };
+    }
+    const [step, batched, reorder] = await Promise.all(
+      [graphs.step, graphs.batched, graphs.reorder].map((g) => backend.load(g, { keepOnDevice })),
+    );
+    return { step, batched, reorder };
   }
 
   /**
    * The step session for `rows` = batch x new tokens, the rows each matrix product
-   * multiplies: the Gemm step for one, the weight-first one (if any) for more.
+   * multiplies, and the feeds it takes beyond the family's: the Gemm step for one row,
+   * the weight-first one (if any) for more. `beamIdx` is a reorder `reorderCache` left to
+   * this step (see `defersReorder`): the reorder step runs, fed it as `beam_idx`.
    */
-  async stepSession(rows: number): Promise<Session> {
-    if (rows <= 1 || !this.batched) return this.step;
-    return this.batched.get();
+  async stepFor(
+    rows: number,
+    beamIdx?: readonly number[],
+  ): Promise<{ session: Session; feeds: Record<string, AnyTensor> }> {
+    const beams = (idx: readonly number[]) => ({ [KV_IO.beamIdx]: int64([idx.length], idx) });
+    if (beamIdx) {
+      if (!this.reorder)
+        throw this.init.error('E_CACHE', 'internal: a reorder was left to a step that cannot gather');
+      return { session: await this.reorder.get(), feeds: beams(beamIdx) };
+    }
+    if (rows <= 1 || !this.batched) return { session: this.step, feeds: {} };
+    // beam search loaded the reorder step: a step whose beams all kept their rows runs it
+    // too (one Gather of the cache in onnxruntime) rather than create a second
+    // weight-first session in the middle of a generation (for 4-bit weights, another
+    // pre-packed copy of them)
+    if (this.reorder?.loaded && !this.batched.loaded) {
+      return { session: await this.reorder.get(), feeds: beams(Array.from({ length: rows }, (_, i) => i)) };
+    }
+    return { session: await this.batched.get(), feeds: {} };
+  }
+
+  /**
+   * Whether a reorder to `rows` rows of a cache holding `tensors` can be left to the next
+   * step, which gathers the past rows inside its graph: that step multiplies several
+   * rows (the weight-first graphs have a reorder twin) and the cache is on the CPU (a
+   * device cache is moved on its device, by one Gather graph).
+   */
+  defersReorder(rows: number, tensors: readonly AnyTensor[]): boolean {
+    return rows > 1 && this.reorder !== undefined && !tensors.some(isDeviceTensor);
   }
 
   /** `ids` is int64 [batch, sequence] of ids inside the vocabulary. */
@@ -182,6 +230,14 @@ export class KvAdapterCore {
     return rows.length === n && rows.every((r, i) => r === i);
   }
 
+  /**
+   * Beam search's `rows` of a cache whose own reorder `pending` was left to the next
+   * step (row i of the cache is row pending[i] of its tensors): the rows of the tensors.
+   */
+  static composeRows(pending: readonly number[] | undefined, rows: readonly number[]): number[] {
+    return pending ? rows.map((r) => pending[r]) : [...rows];
+  }
+
   /** `rows` (axis 0) of every tensor: on the device for tensors that live there, else on the CPU. */
   async gatherRows(
     tensors: readonly AnyTensor<'float32'>[],
@@ -199,6 +255,11 @@ export class KvAdapterCore {
 
   /** Releases the step sessions, and the batched step and reorder graphs if steps loaded them. */
   async release(): Promise<void> {
-    await Promise.all([this.step.release(), this.batched?.release(), this.deviceGather?.release()]);
+    await Promise.all([
+      this.step.release(),
+      this.batched?.release(),
+      this.reorder?.release(),
+      this.deviceGather?.release(),
+    ]);
   }
 }

@@ -66,7 +66,8 @@ const graph = (name: string): BuiltGraph => ({
   outputs: [],
   externalData: [],
 });
-const graphs = { step: graph('x.step'), batched: graph('x.stepBatched') };
+const graphs = { step: graph('x.step'), batched: graph('x.stepBatched'), reorder: graph('x.stepReorder') };
+const name = async (f: Promise<{ session: { name: string } }>) => (await f).session.name;
 
 function core(init: Partial<ConstructorParameters<typeof KvAdapterCore>[0]> = {}): KvAdapterCore {
   return new KvAdapterCore({
@@ -95,24 +96,57 @@ describe('KvAdapterCore', () => {
     const steps = await KvAdapterCore.loadSteps(backend, graphs, KV_IO.presents(2));
     expect(loads).toEqual(['x.step']);
     const c = core({ ...steps, backend });
-    expect((await c.stepSession(1)).name).toBe('x.step');
+    expect(await name(c.stepFor(1))).toBe('x.step');
     expect(loads).toEqual(['x.step']);
-    expect((await c.stepSession(5)).name).toBe('x.stepBatched');
-    expect((await c.stepSession(3)).name).toBe('x.stepBatched');
+    expect(await name(c.stepFor(5))).toBe('x.stepBatched');
+    expect(await name(c.stepFor(3))).toBe('x.stepBatched');
     expect(loads).toEqual(['x.step', 'x.stepBatched']);
     await c.release();
     expect(released.sort()).toEqual(['x.step', 'x.stepBatched']);
   });
 
+  it('leaves a CPU reorder of several rows to the reorder step, fed beam_idx; it serves later identity steps', async () => {
+    const { backend, loads } = recordingBackend(CPU);
+    const c = core({ ...(await KvAdapterCore.loadSteps(backend, graphs, [])), backend });
+    const cpu = [float32([2, 3], [1, 2, 3, 4, 5, 6])];
+    expect(c.defersReorder(3, cpu)).toBe(true);
+    // one row runs the Gemm step, which has no beam_idx: that reorder is a copy
+    expect(c.defersReorder(1, cpu)).toBe(false);
+    const { session, feeds } = await c.stepFor(3, [1, 1, 0]);
+    expect(session.name).toBe('x.stepReorder');
+    expect(feeds[KV_IO.beamIdx]).toEqual(int64([3], [1, 1, 0]));
+    // the reorder step is loaded and the plain batched one is not: rows that stay in place run it too
+    const identity = await c.stepFor(3);
+    expect(identity.session.name).toBe('x.stepReorder');
+    expect(identity.feeds[KV_IO.beamIdx]).toEqual(int64([3], [0, 1, 2]));
+    expect(loads).toEqual(['x.step', 'x.stepReorder']);
+    // composed reorders: rows of rows
+    expect(KvAdapterCore.composeRows([2, 0, 2], [1, 1, 0])).toEqual([0, 0, 2]);
+    expect(KvAdapterCore.composeRows(undefined, [1, 0])).toEqual([1, 0]);
+    // without a reorder graph ('never'), or for a cache on a device, the reorder is a copy
+    const web = recordingBackend(WEB);
+    const never = core({ ...(await KvAdapterCore.loadSteps(web.backend, graphs, [])), backend: web.backend });
+    expect(never.defersReorder(3, cpu)).toBe(false);
+    const onDevice = {
+      dtype: 'float32',
+      dims: [2, 3],
+      location: 'gpu-buffer',
+    } as unknown as DeviceTensor<'float32'>;
+    expect(c.defersReorder(3, [onDevice])).toBe(false);
+    await c.release();
+    await never.release();
+  });
+
   it("'eager' loads both at once; 'never' (the web default) runs every step on the Gemm step", async () => {
     const eager = recordingBackend(WEB);
     const e = await KvAdapterCore.loadSteps(eager.backend, graphs, [], { batchedStep: 'eager' });
-    expect(eager.loads.sort()).toEqual(['x.step', 'x.stepBatched']);
-    expect((await core({ ...e, backend: eager.backend }).stepSession(4)).name).toBe('x.stepBatched');
+    expect(eager.loads.sort()).toEqual(['x.step', 'x.stepBatched', 'x.stepReorder']);
+    expect(await name(core({ ...e, backend: eager.backend }).stepFor(4))).toBe('x.stepBatched');
     const never = recordingBackend(WEB);
     const n = await KvAdapterCore.loadSteps(never.backend, graphs, []);
     expect(n.batched).toBeUndefined();
-    expect((await core({ ...n, backend: never.backend }).stepSession(4)).name).toBe('x.step');
+    expect(n.reorder).toBeUndefined();
+    expect(await name(core({ ...n, backend: never.backend }).stepFor(4))).toBe('x.step');
     expect(never.loads).toEqual(['x.step']);
   });
 

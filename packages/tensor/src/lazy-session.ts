@@ -17,6 +17,11 @@ export class LazySession {
     return lazy;
   }
 
+  /** Whether a `get` has started loading the session (or it was given loaded). */
+  get loaded(): boolean {
+    return this.loading !== undefined;
+  }
+
   get(): Promise<Session> {
     if (!this.loading) {
       const loading = this.load();
