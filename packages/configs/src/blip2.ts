@@ -3,7 +3,7 @@
  * image encoder, the Q-Former, and the language model it feeds, read from a
  * checkpoint's `config.json` in either the transformers 4.x or 5.x spelling.
  */
-import { ConfigError, checkHeads, Fields, show } from './fields.js';
+import { CONFIG_LIMITS, ConfigError, checkHeads, Fields, show } from './fields.js';
 import { type OPTConfig, parseOPTConfig } from './opt.js';
 import { parseT5Config, type T5Config } from './t5.js';
 
@@ -87,19 +87,24 @@ export interface Blip2Config {
 }
 
 export function parseVisionConfig(f: Fields): Blip2VisionConfig {
-  const hiddenSize = f.size('hidden_size', 1408);
-  const numAttentionHeads = f.size('num_attention_heads', 16);
+  const hiddenSize = f.size('hidden_size', 1408, CONFIG_LIMITS.width);
+  const numAttentionHeads = f.size('num_attention_heads', 16, CONFIG_LIMITS.heads);
   // Blip2Attention raises when `embed_dim` does not split into heads
   checkHeads(f, 'num_attention_heads', 'hidden_size', numAttentionHeads, hiddenSize);
-  const imageSize = f.size('image_size', 224);
-  const patchSize = f.size('patch_size', 14);
+  const imageSize = f.size('image_size', 224, CONFIG_LIMITS.imageSize);
+  const patchSize = f.size('patch_size', 14, CONFIG_LIMITS.imageSize);
   if (patchSize > imageSize)
     throw f.fieldError('patch_size', `(${patchSize}) exceeds image_size (${imageSize})`);
+  // the stride-patch_size convolution would drop the last pixels of each row and column
+  // while the position table counts (image_size // patch_size) ** 2 patches
+  if (imageSize % patchSize !== 0) {
+    throw f.fieldError('patch_size', `(${patchSize}) does not divide image_size (${imageSize})`);
+  }
   return {
     modelType: 'blip_2_vision_model',
     hiddenSize,
-    intermediateSize: f.size('intermediate_size', 6144),
-    numHiddenLayers: f.size('num_hidden_layers', 39),
+    intermediateSize: f.size('intermediate_size', 6144, CONFIG_LIMITS.width),
+    numHiddenLayers: f.size('num_hidden_layers', 39, CONFIG_LIMITS.layers),
     numAttentionHeads,
     imageSize,
     patchSize,
@@ -112,26 +117,27 @@ export function parseVisionConfig(f: Fields): Blip2VisionConfig {
 }
 
 export function parseQFormerConfig(f: Fields): Blip2QFormerConfig {
-  const hiddenSize = f.size('hidden_size', 768);
-  const numAttentionHeads = f.size('num_attention_heads', 12);
+  const hiddenSize = f.size('hidden_size', 768, CONFIG_LIMITS.width);
+  const numAttentionHeads = f.size('num_attention_heads', 12, CONFIG_LIMITS.heads);
   checkHeads(f, 'num_attention_heads', 'hidden_size', numAttentionHeads, hiddenSize);
+  const vocabSize = f.size('vocab_size', 30522, CONFIG_LIMITS.vocab);
   return {
     modelType: 'blip_2_qformer',
-    vocabSize: f.size('vocab_size', 30522),
+    vocabSize,
     hiddenSize,
-    numHiddenLayers: f.size('num_hidden_layers', 12),
+    numHiddenLayers: f.size('num_hidden_layers', 12, CONFIG_LIMITS.layers),
     numAttentionHeads,
-    intermediateSize: f.size('intermediate_size', 3072),
+    intermediateSize: f.size('intermediate_size', 3072, CONFIG_LIMITS.width),
     hiddenAct: f.string('hidden_act', 'gelu'),
     hiddenDropoutProb: f.fraction('hidden_dropout_prob', 0.1),
     attentionProbsDropoutProb: f.fraction('attention_probs_dropout_prob', 0.1),
-    maxPositionEmbeddings: f.size('max_position_embeddings', 512),
+    maxPositionEmbeddings: f.size('max_position_embeddings', 512, CONFIG_LIMITS.positions),
     initializerRange: f.number('initializer_range', 0.02),
     layerNormEps: f.positive('layer_norm_eps', 1e-12),
-    padTokenId: f.index('pad_token_id', 0),
+    padTokenId: f.tokenId('pad_token_id', 0, vocabSize, f.path('vocab_size')),
     positionEmbeddingType: f.string('position_embedding_type', 'absolute'),
-    crossAttentionFrequency: f.size('cross_attention_frequency', 2),
-    encoderHiddenSize: f.size('encoder_hidden_size', 1408),
+    crossAttentionFrequency: f.size('cross_attention_frequency', 2, CONFIG_LIMITS.layers),
+    encoderHiddenSize: f.size('encoder_hidden_size', 1408, CONFIG_LIMITS.width),
     useQformerTextInput: f.bool('use_qformer_text_input', false),
   };
 }
@@ -179,11 +185,11 @@ function assemble(
   extra: Blip2ConfigExtra,
 ): Blip2Config {
   const { numQueryTokens = 32, imageTokenIndex } = extra;
-  if (!Number.isInteger(numQueryTokens) || numQueryTokens < 1) {
+  if (!Number.isInteger(numQueryTokens) || numQueryTokens < 1 || numQueryTokens > CONFIG_LIMITS.queryTokens) {
     throw new ConfigError(
       'E_CONFIG_FIELD',
       file,
-      `num_query_tokens must be a positive integer, got ${show(numQueryTokens)}`,
+      `num_query_tokens must be an integer in [1, ${CONFIG_LIMITS.queryTokens}], got ${show(numQueryTokens)}`,
       'num_query_tokens',
     );
   }
@@ -260,8 +266,8 @@ export function parseBlip2Config(json: unknown, file = 'config.json'): Blip2Conf
     parseQFormerConfig(qformer),
     parseTextConfig(f.sub('text_config')),
     {
-      numQueryTokens: f.size('num_query_tokens', 32),
-      imageTextHiddenSize: f.size('image_text_hidden_size', 256),
+      numQueryTokens: f.size('num_query_tokens', 32, CONFIG_LIMITS.queryTokens),
+      imageTextHiddenSize: f.size('image_text_hidden_size', 256, CONFIG_LIMITS.width),
       imageTokenIndex,
       initializerFactor: f.number('initializer_factor', 1.0),
       initializerRange: f.number('initializer_range', 0.02),

@@ -45,11 +45,37 @@ export class ConfigError extends Blip2Error<ConfigErrorCode> {
 
 export type JsonObject = Record<string, unknown>;
 
+/**
+ * Upper bounds of config values, so a hostile or mistyped number (`1e15`, `2 ** 40`) is
+ * refused where it is read instead of reaching a shape, a typed array or a loop. Each is
+ * far above every published model (noted), so no real checkpoint comes near one.
+ */
+export const CONFIG_LIMITS = {
+  /** any integer field: int32, the widest dimension or id every onnxruntime input takes */
+  int: 2 ** 31 - 1,
+  /** a layer width (hidden_size, intermediate_size, ffn_dim, d_model, d_ff, d_kv): OPT-175B's ffn_dim is 49152 */
+  width: 65536,
+  /** layers of one stack: OPT-175B has 96 */
+  layers: 1024,
+  /** attention heads of one layer: OPT-175B has 96 */
+  heads: 1024,
+  /** vocabulary rows: 2^24, the largest count whose ids float32 holds exactly (published: 50272) */
+  vocab: 2 ** 24,
+  /** learned or bucketed positions: OPT has 2048 */
+  positions: 2 ** 20,
+  /** side of the ViT's square input in pixels (published: 224 and 364); the processor's size too */
+  imageSize: 4096,
+  /** learned Q-Former queries (published: 32) */
+  queryTokens: 4096,
+} as const;
+
 export { isObject };
 
 /** `JSON.stringify` that never throws and stays short, for messages. */
 export function show(v: unknown): string {
   if (v === undefined) return 'undefined';
+  // JSON.stringify spells them null; `1e999` in a file parses to Infinity
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   let s: string;
   try {
     s = JSON.stringify(v) ?? String(v);
@@ -155,21 +181,43 @@ export class Fields {
     const v = this.raw(name);
     if (v === undefined) return dflt;
     if (typeof v !== 'number' || !Number.isInteger(v)) throw this.typeError(name, 'an integer');
+    if (Math.abs(v) > CONFIG_LIMITS.int) {
+      throw this.fieldError(name, `must be within ±${CONFIG_LIMITS.int} (int32), got ${v}`);
+    }
     return v;
   }
 
-  /** An integer >= 1 (sizes, counts of layers and heads). */
-  size(name: string, dflt: number): number {
+  /** An integer in [1, max] (sizes, counts of layers and heads). */
+  size(name: string, dflt: number, max: number = CONFIG_LIMITS.int): number {
     const v = this.int(name, dflt);
-    if (v < 1) throw this.fieldError(name, `must be a positive integer, got ${v}`);
+    if (v < 1 || v > max) throw this.fieldError(name, `must be an integer in [1, ${max}], got ${v}`);
     return v;
   }
 
-  /** An integer >= 0 (token ids, counts that may be zero). */
+  /** An integer >= 0 (counts that may be zero). */
   index(name: string, dflt: number): number {
     const v = this.int(name, dflt);
     if (v < 0) throw this.fieldError(name, `must be a non-negative integer, got ${v}`);
     return v;
+  }
+
+  /**
+   * A token id: an integer in [0, vocabSize), where the embedding has a row for it
+   * (`vocabField` names the size in the message, e.g. 'text_config.vocab_size').
+   */
+  tokenId(name: string, dflt: number, vocabSize: number, vocabField: string): number {
+    const v = this.int(name, dflt);
+    if (v < 0 || v >= vocabSize) {
+      throw this.fieldError(
+        name,
+        `(${v}) is not a token id of ${vocabField} (${vocabSize}): must be in [0, ${vocabSize - 1}]`,
+      );
+    }
+    return v;
+  }
+
+  optionalTokenId(name: string, vocabSize: number, vocabField: string): number | undefined {
+    return this.has(name) ? this.tokenId(name, 0, vocabSize, vocabField) : undefined;
   }
 
   optionalIndex(name: string): number | undefined {

@@ -2,7 +2,7 @@
  * OPT's configuration (transformers' `configuration_opt.py`): the decoder-only
  * language model of blip2-opt-*. Defaults are the reference's `OPTConfig()`.
  */
-import { checkHeads, type Fields } from './fields.js';
+import { CONFIG_LIMITS, checkHeads, type Fields } from './fields.js';
 
 export interface OPTConfig {
   readonly modelType: 'opt';
@@ -44,19 +44,22 @@ export interface OPTConfig {
 }
 
 export function parseOPTConfig(f: Fields): OPTConfig {
-  const hiddenSize = f.size('hidden_size', 768);
-  const numAttentionHeads = f.size('num_attention_heads', 12);
+  const hiddenSize = f.size('hidden_size', 768, CONFIG_LIMITS.width);
+  const numAttentionHeads = f.size('num_attention_heads', 12, CONFIG_LIMITS.heads);
   // OPTAttention raises when the heads do not split the width evenly
   checkHeads(f, 'num_attention_heads', 'hidden_size', numAttentionHeads, hiddenSize);
   // the reference: `word_embed_proj_dim if word_embed_proj_dim is not None else hidden_size`
-  const wordEmbedProjDim = f.size('word_embed_proj_dim', hiddenSize);
+  const wordEmbedProjDim = f.size('word_embed_proj_dim', hiddenSize, CONFIG_LIMITS.width);
+  const vocabSize = f.size('vocab_size', 50272, CONFIG_LIMITS.vocab);
+  // special tokens index embed_tokens: an id past its rows is a Gather out of range at run time
+  const tokenId = (name: string, dflt: number) => f.tokenId(name, dflt, vocabSize, f.path('vocab_size'));
   return {
     modelType: 'opt',
-    vocabSize: f.size('vocab_size', 50272),
+    vocabSize,
     hiddenSize,
-    numHiddenLayers: f.size('num_hidden_layers', 12),
-    ffnDim: f.size('ffn_dim', 3072),
-    maxPositionEmbeddings: f.size('max_position_embeddings', 2048),
+    numHiddenLayers: f.size('num_hidden_layers', 12, CONFIG_LIMITS.layers),
+    ffnDim: f.size('ffn_dim', 3072, CONFIG_LIMITS.width),
+    maxPositionEmbeddings: f.size('max_position_embeddings', 2048, CONFIG_LIMITS.positions),
     doLayerNormBefore: f.bool('do_layer_norm_before', true),
     removeFinalLayerNorm: f.bool('_remove_final_layer_norm', false),
     wordEmbedProjDim,
@@ -67,9 +70,9 @@ export function parseOPTConfig(f: Fields): OPTConfig {
     layerdrop: f.fraction('layerdrop', 0.0),
     initStd: f.number('init_std', 0.02),
     useCache: f.bool('use_cache', true),
-    padTokenId: f.index('pad_token_id', 1),
-    bosTokenId: f.index('bos_token_id', 2),
-    eosTokenId: f.index('eos_token_id', 2),
+    padTokenId: tokenId('pad_token_id', 1),
+    bosTokenId: tokenId('bos_token_id', 2),
+    eosTokenId: tokenId('eos_token_id', 2),
     enableBias: f.bool('enable_bias', true),
     layerNormElementwiseAffine: f.bool('layer_norm_elementwise_affine', true),
     tieWordEmbeddings: f.bool('tie_word_embeddings', true),

@@ -6,7 +6,7 @@
  * - transformers 5.x `processor_config.json`: the processor's own fields
  *   (`num_query_tokens`) with the image processor nested under `image_processor`.
  */
-import { ConfigError, Fields, isObject, show } from './fields.js';
+import { CONFIG_LIMITS, ConfigError, Fields, isObject, show } from './fields.js';
 
 /** OpenAI CLIP's normalization, BlipImageProcessor's default. */
 export const OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
@@ -49,7 +49,7 @@ function parseSize(f: Fields): { height: number; width: number } {
   if (v === undefined) return { height: 384, width: 384 };
   // get_size_dict(size, default_to_square=True): an int means a square
   if (typeof v === 'number') {
-    const s = f.size('size', 0);
+    const s = f.size('size', 0, CONFIG_LIMITS.imageSize);
     return { height: s, width: s };
   }
   if (!isObject(v)) throw f.typeError('size', 'an integer or {"height", "width"}');
@@ -62,7 +62,11 @@ function parseSize(f: Fields): { height: number; width: number } {
       f.path('size'),
     );
   }
-  return { height: s.size('height', 0), width: s.size('width', 0) };
+  // the resize target is allocated per image before the model sees it
+  return {
+    height: s.size('height', 0, CONFIG_LIMITS.imageSize),
+    width: s.size('width', 0, CONFIG_LIMITS.imageSize),
+  };
 }
 
 function parseImageProcessor(
@@ -88,7 +92,9 @@ function parseImageProcessor(
     imageMean: f.numbers('image_mean', OPENAI_CLIP_MEAN, [1, 3]),
     imageStd,
     doConvertRgb: f.bool('do_convert_rgb', true),
-    numQueryTokens: top.has('num_query_tokens') ? top.size('num_query_tokens', 0) : undefined,
+    numQueryTokens: top.has('num_query_tokens')
+      ? top.size('num_query_tokens', 0, CONFIG_LIMITS.queryTokens)
+      : undefined,
     processorClass: top.optionalString('processor_class'),
   };
 }

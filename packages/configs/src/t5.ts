@@ -2,7 +2,7 @@
  * T5's configuration (transformers' `configuration_t5.py`): the encoder-decoder
  * language model of blip2-flan-t5-*. Defaults are the reference's `T5Config()`.
  */
-import type { Fields } from './fields.js';
+import { CONFIG_LIMITS, type Fields } from './fields.js';
 
 export interface T5Config {
   readonly modelType: 't5';
@@ -59,7 +59,7 @@ export interface T5Config {
 }
 
 export function parseT5Config(f: Fields): T5Config {
-  const numLayers = f.size('num_layers', 6);
+  const numLayers = f.size('num_layers', 6, CONFIG_LIMITS.layers);
   const feedForwardProj = f.string('feed_forward_proj', 'relu');
   const actInfo = feedForwardProj.split('-');
   // the reference accepts exactly `{ACT_FN}` or `gated-{ACT_FN}`
@@ -74,19 +74,37 @@ export function parseT5Config(f: Fields): T5Config {
   // field, so a stored dense_act_fn / is_gated_act overrides what was derived
   const derivedActFn = feedForwardProj === 'gated-gelu' ? 'gelu_new' : actInfo[actInfo.length - 1];
   const tieWordEmbeddings = f.bool('tie_word_embeddings', true);
-  const padTokenId = f.index('pad_token_id', 0);
-  const bosTokenId = f.optionalIndex('bos_token_id');
+  const vocabSize = f.size('vocab_size', 32128, CONFIG_LIMITS.vocab);
+  // special tokens index `shared`: an id past its rows is a Gather out of range at run time
+  const vocabField = f.path('vocab_size');
+  const padTokenId = f.tokenId('pad_token_id', 0, vocabSize, vocabField);
+  const bosTokenId = f.optionalTokenId('bos_token_id', vocabSize, vocabField);
+  const numBuckets = f.size('relative_attention_num_buckets', 32, CONFIG_LIMITS.positions);
+  // the encoder halves the buckets per direction and keeps half of those exact
+  // (max_exact = num_buckets // 4): fewer than 4 leaves no exact bucket and the
+  // logarithmic ones divide by log(max_distance / 0)
+  if (numBuckets < 4) {
+    throw f.fieldError('relative_attention_num_buckets', `must be at least 4, got ${numBuckets}`);
+  }
+  const maxDistance = f.size('relative_attention_max_distance', 128, CONFIG_LIMITS.positions);
+  // the decoder's logarithmic buckets divide by log(max_distance / (num_buckets // 2))
+  if (maxDistance <= Math.floor(numBuckets / 2)) {
+    throw f.fieldError(
+      'relative_attention_max_distance',
+      `(${maxDistance}) must exceed relative_attention_num_buckets // 2 (${Math.floor(numBuckets / 2)})`,
+    );
+  }
   return {
     modelType: 't5',
-    vocabSize: f.size('vocab_size', 32128),
-    dModel: f.size('d_model', 512),
-    dKv: f.size('d_kv', 64),
-    dFf: f.size('d_ff', 2048),
+    vocabSize,
+    dModel: f.size('d_model', 512, CONFIG_LIMITS.width),
+    dKv: f.size('d_kv', 64, CONFIG_LIMITS.width),
+    dFf: f.size('d_ff', 2048, CONFIG_LIMITS.width),
     numLayers,
-    numDecoderLayers: f.size('num_decoder_layers', numLayers),
-    numHeads: f.size('num_heads', 8),
-    relativeAttentionNumBuckets: f.size('relative_attention_num_buckets', 32),
-    relativeAttentionMaxDistance: f.size('relative_attention_max_distance', 128),
+    numDecoderLayers: f.size('num_decoder_layers', numLayers, CONFIG_LIMITS.layers),
+    numHeads: f.size('num_heads', 8, CONFIG_LIMITS.heads),
+    relativeAttentionNumBuckets: numBuckets,
+    relativeAttentionMaxDistance: maxDistance,
     dropoutRate: f.fraction('dropout_rate', 0.1),
     layerNormEpsilon: f.positive('layer_norm_epsilon', 1e-6),
     initializerFactor: f.number('initializer_factor', 1.0),
@@ -96,9 +114,9 @@ export function parseT5Config(f: Fields): T5Config {
     isEncoderDecoder: f.bool('is_encoder_decoder', true),
     useCache: f.bool('use_cache', true),
     padTokenId,
-    eosTokenId: f.index('eos_token_id', 1),
+    eosTokenId: f.tokenId('eos_token_id', 1, vocabSize, vocabField),
     bosTokenId,
-    decoderStartTokenId: f.index('decoder_start_token_id', bosTokenId ?? padTokenId),
+    decoderStartTokenId: f.tokenId('decoder_start_token_id', bosTokenId ?? padTokenId, vocabSize, vocabField),
     classifierDropout: f.fraction('classifier_dropout', 0.0),
     tieWordEmbeddings,
     scaleDecoderOutputs: f.bool('scale_decoder_outputs', tieWordEmbeddings),

@@ -236,7 +236,7 @@ describe('validation errors name the file, the field and the value', () => {
     const j = tiny();
     j.text_config.num_hidden_layers = 0;
     expect(thrown(() => parseBlip2Config(j)).message).toBe(
-      'config.json: text_config.num_hidden_layers must be a positive integer, got 0',
+      'config.json: text_config.num_hidden_layers must be an integer in [1, 1024], got 0',
     );
     const d = tiny();
     d.qformer_config.hidden_dropout_prob = 1.5;

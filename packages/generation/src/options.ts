@@ -378,20 +378,31 @@ const CONFIG_KEYS: Record<string, keyof GenerationOptions> = {
   bos_token_id: 'bosTokenId',
 };
 
-const NUMBER_KEYS = new Set(['length_penalty', 'temperature', 'top_p', 'repetition_penalty']);
-const INT_KEYS = new Set([
-  'max_new_tokens',
-  'max_length',
-  'min_new_tokens',
-  'min_length',
-  'num_beams',
-  'top_k',
-  'num_return_sequences',
-  'no_repeat_ngram_size',
-  'forced_bos_token_id',
-  'pad_token_id',
-  'bos_token_id',
-]);
+/** The numbers' allowed ranges, checked where the file is read so the message names it. */
+const NUMBER_KEYS: Record<string, { readonly ok: (v: number) => boolean; readonly range: string }> = {
+  length_penalty: { ok: () => true, range: 'a finite number' },
+  // 0 is common in files that do not sample (the option is only read when sampling)
+  temperature: { ok: (v) => v >= 0, range: '>= 0' },
+  top_p: { ok: (v) => v > 0 && v <= 1, range: 'in (0, 1]' },
+  repetition_penalty: { ok: (v) => v > 0, range: '> 0' },
+};
+/** int32, as @blip2/configs' CONFIG_LIMITS.int: a larger count or id reaches no tensor whole */
+const MAX_INT = 2 ** 31 - 1;
+/** The integers' smallest allowed values (the largest is MAX_INT). */
+const INT_KEYS: Record<string, number> = {
+  max_new_tokens: 0,
+  max_length: 0,
+  min_new_tokens: 0,
+  min_length: 0,
+  num_beams: 1,
+  top_k: 0,
+  num_return_sequences: 1,
+  no_repeat_ngram_size: 0,
+  forced_bos_token_id: 0,
+  pad_token_id: 0,
+  bos_token_id: 0,
+};
+const isId = (v: unknown): boolean => isInt(v) && v >= 0 && v <= MAX_INT;
 
 /**
  * Options from a generation_config.json object (or generate kwargs in snake_case).
@@ -413,23 +424,27 @@ export function generationOptionsFromConfig(
     const bad = (what: string): never => {
       throw new GenerationError(
         'E_CONFIG',
-        `${source}: ${key} must be ${what}, got ${JSON.stringify(value)}`,
+        `${source}: ${key} must be ${what}, got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`,
       );
     };
-    if (INT_KEYS.has(key)) {
+    const min = INT_KEYS[key];
+    const number = NUMBER_KEYS[key];
+    if (min !== undefined) {
       if (!isInt(value)) bad('an integer');
-    } else if (NUMBER_KEYS.has(key)) {
+      if (value < min || value > MAX_INT) bad(`an integer in [${min}, ${MAX_INT}]`);
+    } else if (number !== undefined) {
       if (typeof value !== 'number' || !Number.isFinite(value)) bad('a number');
+      if (!number.ok(value)) bad(number.range);
     } else if (key === 'do_sample') {
       if (typeof value !== 'boolean') bad('true or false');
     } else if (key === 'early_stopping') {
       if (value !== true && value !== false && value !== 'never') bad('true, false or "never"');
     } else if (key === 'eos_token_id' || key === 'forced_eos_token_id') {
-      if (!isInt(value) && !(Array.isArray(value) && value.length > 0 && value.every(isInt)))
-        bad('an id or a list of ids');
+      if (!isId(value) && !(Array.isArray(value) && value.length > 0 && value.every(isId)))
+        bad(`an id or a list of ids in [0, ${MAX_INT}]`);
     } else if (key === 'bad_words_ids') {
-      if (!Array.isArray(value) || !value.every((s) => Array.isArray(s) && s.every(isInt)))
-        bad('a list of id lists');
+      if (!Array.isArray(value) || !value.every((s) => Array.isArray(s) && s.every(isId)))
+        bad(`a list of id lists (ids in [0, ${MAX_INT}])`);
     }
     if (key === 'max_length' && value === DEFAULT_MAX_LENGTH) continue;
     out[option] = value;

@@ -164,4 +164,46 @@ describe('generation_config.json', () => {
     expect(bad({ early_stopping: 'yes' })).toThrow(/early_stopping/);
     expect(bad({ top_p: 'x' })).toThrow(GenerationError);
   });
+  // each out of range value is refused where the file is read, naming the file, the key and the range
+  const CORPUS: [object, string][] = [
+    [{ num_beams: 0 }, 'num_beams must be an integer in [1, 2147483647], got 0'],
+    [{ num_beams: 2 ** 40 }, 'num_beams must be an integer in [1, 2147483647], got 1099511627776'],
+    [{ num_return_sequences: -2 }, 'num_return_sequences must be an integer in [1, 2147483647], got -2'],
+    [{ max_new_tokens: -1 }, 'max_new_tokens must be an integer in [0, 2147483647], got -1'],
+    [{ max_length: 1e15 }, 'max_length must be an integer in [0, 2147483647], got 1000000000000000'],
+    [{ top_k: -5 }, 'top_k must be an integer in [0, 2147483647], got -5'],
+    [{ top_p: 0 }, 'top_p must be in (0, 1], got 0'],
+    [{ top_p: 1.5 }, 'top_p must be in (0, 1], got 1.5'],
+    [{ temperature: -1 }, 'temperature must be >= 0, got -1'],
+    [{ repetition_penalty: 0 }, 'repetition_penalty must be > 0, got 0'],
+    [{ pad_token_id: -1 }, 'pad_token_id must be an integer in [0, 2147483647], got -1'],
+    [{ eos_token_id: [1, -2] }, 'eos_token_id must be an id or a list of ids in [0, 2147483647], got [1,-2]'],
+    [{ bad_words_ids: [[2 ** 33]] }, 'bad_words_ids must be a list of id lists (ids in [0, 2147483647])'],
+    [{ num_beams: 4.5 }, 'num_beams must be an integer, got 4.5'],
+  ];
+  for (const [config, says] of CORPUS) {
+    it(`refuses ${JSON.stringify(config)}`, () => {
+      let e: unknown;
+      try {
+        generationOptionsFromConfig(config, 'x/generation_config.json');
+      } catch (err) {
+        e = err;
+      }
+      expect(e).toBeInstanceOf(GenerationError);
+      expect((e as GenerationError).code).toBe('E_CONFIG');
+      expect((e as GenerationError).message).toContain(`x/generation_config.json: ${says}`);
+    });
+  }
+  it('1e999 (Infinity once parsed) is named as such', () => {
+    const config = JSON.parse('{"temperature": 1e999}');
+    expect(() => generationOptionsFromConfig(config, 'g.json')).toThrow(
+      'g.json: temperature must be a number, got Infinity',
+    );
+  });
+  it('a temperature of 0 is kept: files that do not sample store it', () => {
+    expect(generationOptionsFromConfig({ temperature: 0, do_sample: false })).toEqual({
+      temperature: 0,
+      doSample: false,
+    });
+  });
 });

@@ -233,7 +233,7 @@ describe('bad input gives typed errors', () => {
     expect(() => imageOptionsFromConfig({ size: { height: -1, width: 3 } })).toThrow(
       expect.objectContaining({
         code: 'E_CONFIG_FIELD',
-        message: 'preprocessor_config.json: size.height must be a positive integer, got -1',
+        message: 'preprocessor_config.json: size.height must be an integer in [1, 4096], got -1',
       }),
     );
     expect(() => imageOptionsFromConfig({ image_mean: [1, 2] })).toThrow(

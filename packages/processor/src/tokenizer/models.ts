@@ -22,6 +22,16 @@ export interface Model {
 type Json = Record<string, unknown>;
 
 /**
+ * Token ids stop below 2^24: past it float32 no longer holds every integer, and no
+ * vocabulary a config may declare (@blip2/configs' CONFIG_LIMITS.vocab) reaches it.
+ */
+export const MAX_TOKEN_ID = 2 ** 24;
+
+export function isTokenId(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < MAX_TOKEN_ID;
+}
+
+/**
  * Byte-pair encoding (Sennrich et al.): start from single characters and repeatedly apply
  * the lowest-ranked merge present, leftmost first, as the reference's priority queue does.
  */
@@ -60,6 +70,29 @@ export class BPE implements Model {
         'tokenizer.json model (BPE): "vocab" object and "merges" array are required',
       );
     }
+    if (Array.isArray(o.vocab)) {
+      throw new ProcessorError(
+        'E_TOKENIZER_JSON',
+        'tokenizer.json model (BPE): "vocab" must be an object of token -> id, got an array',
+      );
+    }
+    for (const [token, id] of Object.entries(o.vocab as Json)) {
+      if (!isTokenId(id)) {
+        throw new ProcessorError(
+          'E_TOKENIZER_JSON',
+          `tokenizer.json model (BPE): vocab[${JSON.stringify(token.slice(0, 40))}] must be an id in [0, ${MAX_TOKEN_ID - 1}], got ${JSON.stringify(id)}`,
+        );
+      }
+    }
+    o.merges.forEach((m: unknown, i: number) => {
+      const pair = Array.isArray(m) && m.length === 2 && m.every((x) => typeof x === 'string');
+      if (typeof m !== 'string' && !pair) {
+        throw new ProcessorError(
+          'E_TOKENIZER_JSON',
+          `tokenizer.json model (BPE): merges[${i}] must be "a b" or ["a", "b"], got ${JSON.stringify(m)?.slice(0, 40)}`,
+        );
+      }
+    });
     if (o.dropout !== null && o.dropout !== undefined && o.dropout !== 0) {
       throw new ProcessorError(
         'E_TOKENIZER_JSON',
@@ -238,8 +271,27 @@ export class Unigram implements Model {
         'E_TOKENIZER_JSON',
         'tokenizer.json model (Unigram): "vocab" must be an array of [piece, score]',
       );
+    if (o.vocab.length > MAX_TOKEN_ID) {
+      throw new ProcessorError(
+        'E_TOKENIZER_JSON',
+        `tokenizer.json model (Unigram): ${o.vocab.length} pieces, above the ${MAX_TOKEN_ID} ids float32 holds exactly`,
+      );
+    }
+    o.vocab.forEach((entry: unknown, i: number) => {
+      if (
+        !Array.isArray(entry) ||
+        typeof entry[0] !== 'string' ||
+        typeof entry[1] !== 'number' ||
+        !Number.isFinite(entry[1])
+      ) {
+        throw new ProcessorError(
+          'E_TOKENIZER_JSON',
+          `tokenizer.json model (Unigram): vocab[${i}] must be [piece, finite score], got ${JSON.stringify(entry)?.slice(0, 40)}`,
+        );
+      }
+    });
     const unkId = typeof o.unk_id === 'number' ? o.unk_id : null;
-    if (unkId !== null && (unkId < 0 || unkId >= o.vocab.length)) {
+    if (unkId !== null && !(Number.isInteger(unkId) && unkId >= 0 && unkId < o.vocab.length)) {
       throw new ProcessorError(
         'E_TOKENIZER_JSON',
         `tokenizer.json model (Unigram): unk_id ${unkId} is outside the vocabulary of ${o.vocab.length}`,

@@ -6,7 +6,7 @@
  */
 import { describe, ProcessorError } from '../errors.js';
 import { type Decoder, decoderFromJson } from './decoders.js';
-import { type Model, modelFromJson } from './models.js';
+import { isTokenId, MAX_TOKEN_ID, type Model, modelFromJson } from './models.js';
 import { NormalizedString } from './normalized.js';
 import { type Normalizer, normalizerFromJson } from './normalizers.js';
 import { type PostProcessor, postProcessorFromJson } from './post-processors.js';
@@ -45,6 +45,29 @@ export interface DecodeOptions {
 }
 
 type Json = Record<string, unknown>;
+
+/**
+ * tokenizer_config.json's fields this tokenizer reads, checked by type so a broken file is
+ * named rather than silently ignored: named tokens (`pad_token`, ...) are a string or an
+ * AddedToken object `{"content": ...}` (or null: none), `clean_up_tokenization_spaces` a boolean.
+ */
+function checkTokenizerConfig(config: Json): void {
+  for (const [k, v] of Object.entries(config)) {
+    if (!k.endsWith('_token') || v === null || typeof v === 'string') continue;
+    if (typeof v === 'object' && !Array.isArray(v) && typeof (v as Json).content === 'string') continue;
+    throw new ProcessorError(
+      'E_TOKENIZER_JSON',
+      `tokenizer_config.json: ${k} must be a token string or {"content": "..."}, got ${describe(v)}`,
+    );
+  }
+  const clean = config.clean_up_tokenization_spaces;
+  if (clean !== undefined && clean !== null && typeof clean !== 'boolean') {
+    throw new ProcessorError(
+      'E_TOKENIZER_JSON',
+      `tokenizer_config.json: clean_up_tokenization_spaces must be true or false, got ${describe(clean)}`,
+    );
+  }
+}
 
 const WHITESPACE = /^\p{White_Space}$/u;
 const WORD = /^[\p{L}\p{N}\p{M}_]$/u;
@@ -104,6 +127,12 @@ export class Tokenizer {
           `tokenizer.json: added_tokens[${i}] needs a numeric "id" and a non-empty "content"`,
         );
       }
+      if (!isTokenId(o.id)) {
+        throw new ProcessorError(
+          'E_TOKENIZER_JSON',
+          `tokenizer.json: added_tokens[${i}].id must be an integer in [0, ${MAX_TOKEN_ID - 1}], got ${String(o.id)}`,
+        );
+      }
       return {
         id: o.id,
         content: o.content,
@@ -115,12 +144,13 @@ export class Tokenizer {
       };
     });
     const config = tokenizerConfigJson ?? {};
-    if (typeof config !== 'object' || config === null) {
+    if (typeof config !== 'object' || config === null || Array.isArray(config)) {
       throw new ProcessorError(
         'E_TOKENIZER_JSON',
         `tokenizer_config.json: expected a JSON object, got ${describe(config)}`,
       );
     }
+    checkTokenizerConfig(config as Json);
     return new Tokenizer(
       modelFromJson(j.model),
       normalizerFromJson(j.normalizer),
