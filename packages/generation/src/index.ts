@@ -1,5 +1,5 @@
+export { closest, unknownOptionMessage } from '@blip2/tensor';
 export type { LanguageModelAdapter, StepOutput } from './adapter.js';
-export { closest } from './did-you-mean.js';
 export { GenerationError, type GenerationErrorCode } from './errors.js';
 export { type GenerationInputs, type GenerationOutput, generate } from './generate.js';
 export {

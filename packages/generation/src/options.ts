@@ -3,7 +3,7 @@
  * defaults, validation, and the reading of a checkpoint's generation_config.json.
  */
 
-import { closest } from './did-you-mean.js';
+import { unknownOptionMessage } from '@blip2/tensor';
 import { GenerationError, type GenerationErrorCode } from './errors.js';
 
 export interface TokenEvent {
@@ -177,14 +177,8 @@ export function checkOptionNames(
 ): void {
   if (typeof options !== 'object' || options === null)
     fail('E_OPTION', `${where} must be an object, got ${options === null ? 'null' : typeof options}`);
-  for (const name of Object.keys(options)) {
-    if (known.includes(name)) continue;
-    const near = closest(name, known);
-    fail(
-      'E_OPTION',
-      `unknown option ${JSON.stringify(name)} in ${where}${near ? ` (did you mean '${near}'?)` : ''}`,
-    );
-  }
+  const unknown = unknownOptionMessage(options, known, where);
+  if (unknown) fail('E_OPTION', unknown);
 }
 
 export const GENERATION_OPTION_NAMES: readonly string[] = OPTION_NAMES;
@@ -413,9 +407,18 @@ const isId = (v: unknown): boolean => isInt(v) && v >= 0 && v <= MAX_INT;
 export function generationOptionsFromConfig(
   config: unknown,
   source = 'generation_config.json',
+  /**
+   * 'ignore' (files: generation_config.json holds output_*, use_cache, ...) or 'refuse'
+   * (settings a caller typed, e.g. a pipeline's kwargs: `max_new_token` named, with the closest key)
+   */
+  unknownKeys: 'ignore' | 'refuse' = 'ignore',
 ): GenerationOptions {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new GenerationError('E_CONFIG', `${source}: expected a JSON object, got ${JSON.stringify(config)}`);
+  }
+  if (unknownKeys === 'refuse') {
+    const unknown = unknownOptionMessage(config, Object.keys(CONFIG_KEYS), source);
+    if (unknown) throw new GenerationError('E_OPTION', unknown);
   }
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(config)) {

@@ -12,7 +12,7 @@
  */
 import { int64, type Tensor } from '@blip2/tensor';
 import { decodeImageBrowser } from './decode-browser.js';
-import { describe, ProcessorError } from './errors.js';
+import { checkOptionNames, describe, ProcessorError } from './errors.js';
 import type { RgbImage } from './image.js';
 import type { ImageProcessor } from './image-processor.js';
 import { pushAll } from './tokenizer/arrays.js';
@@ -47,6 +47,16 @@ export interface Blip2Call {
   text?: string | readonly string[];
 }
 
+const BLIP2_PROCESSOR_OPTION_NAMES = Object.keys({
+  imageProcessor: true,
+  tokenizer: true,
+  numQueryTokens: true,
+  imageTokenId: true,
+  paddingSide: true,
+  decodeImage: true,
+} satisfies Record<keyof Blip2ProcessorOptions, true>);
+const BLIP2_CALL_NAMES = Object.keys({ images: true, text: true } satisfies Record<keyof Blip2Call, true>);
+
 export class Blip2Processor {
   readonly imageProcessor: ImageProcessor;
   readonly tokenizer: Tokenizer;
@@ -57,6 +67,7 @@ export class Blip2Processor {
   private readonly decodeImage: ImageDecoder;
 
   constructor(options: Blip2ProcessorOptions) {
+    checkOptionNames(options, BLIP2_PROCESSOR_OPTION_NAMES, 'Blip2Processor options');
     const { numQueryTokens, tokenizer } = options;
     if (!Number.isInteger(numQueryTokens) || numQueryTokens < 0) {
       throw new ProcessorError(
@@ -97,7 +108,9 @@ export class Blip2Processor {
   }
 
   /** Images and/or text -> tensors. A single image or string makes a batch of one. */
-  async process({ images, text }: Blip2Call): Promise<Blip2Inputs> {
+  async process(call: Blip2Call): Promise<Blip2Inputs> {
+    checkOptionNames(call, BLIP2_CALL_NAMES, 'Blip2Processor.process input');
+    const { images, text } = call ?? {};
     const out: Blip2Inputs = {};
     if (images !== undefined) {
       const list = Array.isArray(images) ? images : [images];

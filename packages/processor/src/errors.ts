@@ -1,4 +1,4 @@
-import { Blip2Error } from '@blip2/tensor';
+import { Blip2Error, unknownOptionMessage } from '@blip2/tensor';
 
 /**
  * Every bad input surfaces as a `ProcessorError` with a stable `code`, so callers can
@@ -17,7 +17,8 @@ export type ProcessorErrorCode =
   | 'E_TEXT' // text of the wrong type
   | 'E_TOKEN_ID' // an id outside the vocabulary
   | 'E_BATCH' // images and texts that cannot be paired
-  | 'E_DEPENDENCY'; // an optional peer dependency (sharp) is not installed
+  | 'E_DEPENDENCY' // an optional peer dependency (sharp) is not installed
+  | 'E_OPTION'; // an options object holding a name the call does not take (a typo)
 
 export class ProcessorError extends Blip2Error<ProcessorErrorCode> {
   static override readonly marker: symbol = Symbol.for('blip2.error.ProcessorError');
@@ -25,6 +26,15 @@ export class ProcessorError extends Blip2Error<ProcessorErrorCode> {
     super(code, message, options);
     this.name = 'ProcessorError';
   }
+}
+
+/** Refuses an options object with a name outside `known`, suggesting the closest (E_OPTION). */
+export function checkOptionNames(options: unknown, known: readonly string[], where: string): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw new ProcessorError('E_OPTION', `${where} must be an object, got ${describe(options)}`);
+  const unknown = unknownOptionMessage(options, known, where);
+  if (unknown) throw new ProcessorError('E_OPTION', unknown);
 }
 
 /** A short, printable description of any value, for error messages. */

@@ -5,7 +5,7 @@
  */
 import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, parseImageProcessorConfig } from '@blip2/configs';
 import { type Tensor, tensor } from '@blip2/tensor';
-import { ProcessorError } from './errors.js';
+import { checkOptionNames, ProcessorError } from './errors.js';
 import { checkRgb, type RgbImage } from './image.js';
 import { resizeBicubic } from './resize.js';
 
@@ -87,6 +87,7 @@ export class ImageProcessor {
   readonly options: ImageProcessorOptions;
 
   constructor(options: Partial<ImageProcessorOptions> = {}) {
+    checkOptionNames(options, Object.keys(DEFAULT_IMAGE_PROCESSOR_OPTIONS), 'ImageProcessor options');
     const o = { ...DEFAULT_IMAGE_PROCESSOR_OPTIONS, ...options };
     if (!isSizeInt(o.size?.height) || !isSizeInt(o.size?.width)) {
       throw new ProcessorError(

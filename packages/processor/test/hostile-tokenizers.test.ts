@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixtures } from '@blip2/fixtures';
 import { describe, expect, it } from 'vitest';
-import { ProcessorError, Tokenizer } from '../src/index.js';
+import { Blip2Processor, ImageProcessor, ProcessorError, Tokenizer } from '../src/index.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the corpus edits arbitrary paths of parsed JSON
 type Json = Record<string, any>;
@@ -205,5 +205,56 @@ describe('broken tokenizer_config.json files', () => {
     const j = optConfig();
     j.mask_token = null;
     expect(Tokenizer.fromJSON(bpe(), j).specialTokens.mask_token).toBeUndefined();
+  });
+});
+
+describe('unknown option names, refused with the closest known one', () => {
+  const tok = () => Tokenizer.fromJSON(bpe(), optConfig());
+  const CASES: [string, () => unknown, string][] = [
+    [
+      'encode',
+      () => tok().encode('a', null, { addSpecialToken: false } as never),
+      `unknown option "addSpecialToken" in encode options (did you mean 'addSpecialTokens'?)`,
+    ],
+    [
+      'decode',
+      () => tok().decode([4], { skip_special_tokens: true } as never),
+      `unknown option "skip_special_tokens" in decode options (did you mean 'skipSpecialTokens'?)`,
+    ],
+    [
+      'ImageProcessor',
+      () => new ImageProcessor({ imageMeans: [0, 0, 0] } as never),
+      `unknown option "imageMeans" in ImageProcessor options (did you mean 'imageMean'?)`,
+    ],
+    [
+      'Blip2Processor',
+      () =>
+        new Blip2Processor({
+          imageProcessor: new ImageProcessor(),
+          tokenizer: tok(),
+          numQueryTokens: 5,
+          paddingSlide: 'left',
+        } as never),
+      `unknown option "paddingSlide" in Blip2Processor options (did you mean 'paddingSide'?)`,
+    ],
+  ];
+  for (const [name, run, says] of CASES) {
+    it(name, () => {
+      const e = refusal(run);
+      expect(e.code).toBe('E_OPTION');
+      expect(e.message).toBe(says);
+    });
+  }
+  it('Blip2Processor.process', async () => {
+    const processor = new Blip2Processor({
+      imageProcessor: new ImageProcessor(),
+      tokenizer: tok(),
+      numQueryTokens: 5,
+    });
+    const e = await processor.process({ image: 'x.png', text: 'a' } as never).catch((err) => err);
+    expect(e).toBeInstanceOf(ProcessorError);
+    expect(e.message).toBe(
+      `unknown option "image" in Blip2Processor.process input (did you mean 'images'?)`,
+    );
   });
 });

@@ -21,6 +21,7 @@ import {
 import { decodeImageBrowser, type RgbImage } from '@blip2/processor';
 import { HttpByteReader, openWeights, SafetensorsError, type WeightIndex } from '@blip2/safetensors';
 import type { Backend } from '@blip2/tensor';
+import { BACKEND_CHOICE_NAMES, checkSourceOptions, SOURCE_OPTION_NAMES } from './core/option-names.js';
 import type { BackendChoice, ModelFiles, Platform, SourceOptions } from './core/platform.js';
 import { SdkError } from './errors.js';
 import type { ProgressCallback } from './sources/progress.js';
@@ -225,7 +226,13 @@ function forwardProgress(cb: ProgressCallback | undefined): ((p: WeightProgress)
 }
 
 /** A backend for the choice: a given instance, or onnxruntime-web (default WebGPU when an adapter exists, else wasm). */
-export async function createBackend(choice: BackendChoice & SourceOptions): Promise<Backend> {
+export async function createBackend(choice: BackendChoice & SourceOptions = {}): Promise<Backend> {
+  checkSourceOptions(choice, [...BACKEND_CHOICE_NAMES, ...SOURCE_OPTION_NAMES], 'createBackend options');
+  return backendFor(choice);
+}
+
+/** createBackend once the names are known good (fromPretrained hands over all of its options). */
+async function backendFor(choice: BackendChoice & SourceOptions): Promise<Backend> {
   const { backend = 'web', device, fallback } = choice;
   if (typeof backend === 'object' && backend !== null) return backend;
   if (backend === 'node') {
@@ -292,7 +299,7 @@ export const browserPlatform: Platform = {
     else sourceHeaders.delete(base);
     return urlFiles(base, { headers, signal: options.signal, ...(urlOf ? { urlOf } : {}) });
   },
-  createBackend,
+  createBackend: backendFor,
   decodeImage: decodeImageFromBrowser,
 };
 

@@ -9,6 +9,7 @@ import type { NodeDevice } from '@blip2/backend-node';
 import { decodeImageNode } from '@blip2/processor/node';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
 import type { Backend } from '@blip2/tensor';
+import { BACKEND_CHOICE_NAMES, checkOptionNames } from './core/option-names.js';
 import type { BackendChoice, ModelFiles, Platform, SourceOptions } from './core/platform.js';
 import { SdkError } from './errors.js';
 import { quantizeIntoCache } from './export.js';
@@ -91,7 +92,13 @@ export async function loadBackendNode(): Promise<typeof import('@blip2/backend-n
  * The Node platform's backend for a choice: a given Backend instance, onnxruntime-node
  * ('node', the default) or onnxruntime-web ('web', wasm in Node).
  */
-export async function createBackend(choice: BackendChoice): Promise<Backend> {
+export async function createBackend(choice: BackendChoice = {}): Promise<Backend> {
+  checkOptionNames(choice, BACKEND_CHOICE_NAMES, 'createBackend options');
+  return backendFor(choice);
+}
+
+/** createBackend once the names are known good (fromPretrained hands over all of its options). */
+async function backendFor(choice: BackendChoice): Promise<Backend> {
   const { backend = 'node', device, fallback } = choice;
   if (typeof backend === 'object') return backend;
   if (backend === 'node') {
@@ -140,7 +147,7 @@ export const nodePlatform: Platform = {
     const resolved = await resolveModel(source, options);
     return folderFiles(resolved.dir);
   },
-  createBackend,
+  createBackend: backendFor,
   quantizeWeights: quantizeIntoCache,
   decodeImage: decodeImageNode,
 };

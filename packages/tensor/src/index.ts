@@ -1,5 +1,6 @@
 export type * from './backend.js';
 export * from './device.js';
+export { closest, unknownOptionMessage } from './did-you-mean.js';
 export * from './errors.js';
 export * from './feeds.js';
 export { isObject } from './json.js';

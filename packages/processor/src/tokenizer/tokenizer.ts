@@ -4,7 +4,7 @@
  * the post-processor adds special tokens. Offsets are counted in code points of the input
  * text, as Python reports them. Pure TypeScript, so Node and browsers give the same ids.
  */
-import { describe, ProcessorError } from '../errors.js';
+import { checkOptionNames, describe, ProcessorError } from '../errors.js';
 import { type Decoder, decoderFromJson } from './decoders.js';
 import { isTokenId, MAX_TOKEN_ID, type Model, modelFromJson } from './models.js';
 import { NormalizedString } from './normalized.js';
@@ -45,6 +45,15 @@ export interface DecodeOptions {
 }
 
 type Json = Record<string, unknown>;
+
+const ENCODE_OPTION_NAMES = Object.keys({ addSpecialTokens: true } satisfies Record<
+  keyof EncodeOptions,
+  true
+>);
+const DECODE_OPTION_NAMES = Object.keys({
+  skipSpecialTokens: true,
+  cleanUpTokenizationSpaces: true,
+} satisfies Record<keyof DecodeOptions, true>);
 
 /**
  * tokenizer_config.json's fields this tokenizer reads, checked by type so a broken file is
@@ -183,6 +192,7 @@ export class Tokenizer {
   }
 
   encode(text: string, pair?: string | null, options: EncodeOptions = {}): Encoding {
+    checkOptionNames(options, ENCODE_OPTION_NAMES, 'encode options');
     checkText(text, 'text');
     if (pair !== undefined && pair !== null) checkText(pair, 'text pair');
     const a = this.encodeSequence(text, 0);
@@ -202,6 +212,7 @@ export class Tokenizer {
   }
 
   decode(ids: readonly (number | bigint)[], options: DecodeOptions = {}): string {
+    checkOptionNames(options, DECODE_OPTION_NAMES, 'decode options');
     const skip = options.skipSpecialTokens ?? false;
     const tokens: string[] = [];
     for (const raw of ids) {

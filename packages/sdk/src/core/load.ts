@@ -28,6 +28,7 @@ import { SdkError } from '../errors.js';
 import type { ProgressCallback } from '../sources/progress.js';
 import { type DTypeOption, describeDTypes, planQuantization, resolveDTypes, sameDTypes } from './dtype.js';
 import { type LanguageModelModule, moduleFor } from './families.js';
+import { checkFromPretrainedOptions } from './option-names.js';
 import { type BackendChoice, type ModelFiles, platform, type SourceOptions } from './platform.js';
 import { type Blip2Processor, loadProcessor } from './processor.js';
 import { type RecordingLookup, recordUse, unusedWeights } from './weights.js';
@@ -124,6 +125,8 @@ export async function loadParts(
   parts: readonly Part[],
   options: FromPretrainedOptions = {},
 ): Promise<LoadedParts> {
+  // before any file is fetched: a misspelt option would otherwise be ignored
+  checkFromPretrainedOptions(options, 'fromPretrained options');
   const p = platform();
   const files = await p.openSource(source, options);
   const rawConfig = await files.readJson('config.json');

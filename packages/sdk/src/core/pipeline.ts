@@ -12,6 +12,7 @@ import type { LoadProgress } from '../sources/progress.js';
 import { type DTypeOption, resolveDTypes } from './dtype.js';
 import type { FromPretrainedOptions } from './load.js';
 import { Blip2ForConditionalGeneration, type ImageInput } from './models.js';
+import { checkFromPretrainedOptions, FROM_PRETRAINED_OPTION_NAMES } from './option-names.js';
 
 export type PipelineTask = 'image-to-text' | 'visual-question-answering';
 const TASKS: readonly PipelineTask[] = ['image-to-text', 'visual-question-answering'];
@@ -44,6 +45,12 @@ export interface PretrainedPipelineOptions
   /** transformers.js's spelling of `cacheDir` */
   readonly cache_dir?: string;
 }
+
+/** fromPretrained's names with transformers.js's spellings for progress and the cache. */
+const PIPELINE_OPTION_NAMES: readonly string[] = [
+  ...FROM_PRETRAINED_OPTION_NAMES.filter((n) => n !== 'onProgress' && n !== 'backend'),
+  ...(['progress_callback', 'cache_dir'] satisfies (keyof PretrainedPipelineOptions)[]),
+];
 
 /** Generation settings as transformers.js passes them: generation_config.json's snake_case keys. */
 export type GenerateKwargs = Readonly<Record<string, unknown>>;
@@ -112,7 +119,7 @@ function progressEvents(name: string, emit: (info: ProgressInfo) => void) {
 
 function generationKwargs(options: GenerateKwargs | undefined): GenerationOptions {
   if (options === undefined) return {};
-  return generationOptionsFromConfig(options, 'pipeline generation options');
+  return generationOptionsFromConfig(options, 'pipeline generation options', 'refuse');
 }
 
 /**
@@ -142,6 +149,14 @@ export async function pipeline(
       `pipeline task must be ${TASKS.map((t) => `'${t}'`).join(' or ')} (BLIP-2 captions and answers), got ${JSON.stringify(task)}`,
     );
   }
+  if (options !== null && typeof options === 'object' && 'onProgress' in options) {
+    // fromPretrained's name, which no spelling distance leads from
+    throw new SdkError(
+      'E_OPTIONS',
+      `unknown option "onProgress" in pipeline options (did you mean 'progress_callback'? pipeline takes transformers.js's names)`,
+    );
+  }
+  checkFromPretrainedOptions(options, 'pipeline options', PIPELINE_OPTION_NAMES);
   const { device, dtype = 'auto', progress_callback, cache_dir, ...rest } = options;
   // checked before anything loads: an unknown name or module is E_DTYPE naming it
   if (dtype !== 'auto') resolveDTypes(dtype);

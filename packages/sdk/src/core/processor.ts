@@ -12,11 +12,13 @@ import {
   Tokenizer,
 } from '@blip2/processor';
 import { SdkError } from '../errors.js';
+import { checkSourceOptions, SOURCE_OPTION_NAMES } from './option-names.js';
 import { type ModelFiles, platform, type SourceOptions } from './platform.js';
 
 export class Blip2Processor extends BaseBlip2Processor {
   /** A folder, an http(s) URL or a hub id, as `Blip2ForConditionalGeneration.fromPretrained` takes. */
   static async fromPretrained(source: string, options: SourceOptions = {}): Promise<Blip2Processor> {
+    checkSourceOptions(options, SOURCE_OPTION_NAMES, 'Blip2Processor.fromPretrained options');
     const p = platform();
     const files = await p.openSource(source, options);
     return loadProcessor(files, await files.readJson('config.json'), p.decodeImage);

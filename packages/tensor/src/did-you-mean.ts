@@ -35,3 +35,22 @@ export function closest(word: string, names: readonly string[]): string | undefi
   }
   return best;
 }
+
+/**
+ * The message refusing the first name of `options` outside `known`, with the closest
+ * known one suggested (`unknown option "numBeems" in generation options (did you mean
+ * 'numBeams'?)`), or undefined when every name is known. Each package throws it in its
+ * own error class, so the refusal carries that package's stable code.
+ */
+export function unknownOptionMessage(
+  options: object,
+  known: readonly string[],
+  where: string,
+): string | undefined {
+  for (const name of Object.keys(options)) {
+    if (known.includes(name)) continue;
+    const near = closest(name, known);
+    return `unknown option ${JSON.stringify(name)} in ${where}${near ? ` (did you mean '${near}'?)` : ''}`;
+  }
+  return undefined;
+}
