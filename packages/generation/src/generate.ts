@@ -8,6 +8,7 @@ import { beamSearch } from './beam-search.js';
 import { GenerationError } from './errors.js';
 import { buildLogitsProcessors } from './logits-process.js';
 import {
+  checkInputLength,
   checkStepMemory,
   type GenerationOptions,
   type ResolvedOptions,
@@ -113,6 +114,7 @@ export function planGeneration(
       `the prompt has ${length} positions but the model has only ${adapter.maxPositions} (maxPositions)`,
     );
   }
+  checkInputLength(adapter, length, options);
   let prompts: number[][];
   if (!decoderOnly) {
     const start = adapter.decoderStartTokenId;

@@ -29,8 +29,10 @@ export {
 } from './module.js';
 export {
   checkGenerationOptions,
+  checkInputLength,
   checkOptionNames,
   checkStepMemory,
+  DEFAULT_MAX_INPUT_TOKENS,
   DEFAULT_MAX_LENGTH,
   DEFAULT_STEP_MEMORY_BYTES,
   GENERATION_OPTION_NAMES,

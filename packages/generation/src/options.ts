@@ -21,6 +21,14 @@ export interface GenerationOptions {
    * Default DEFAULT_STEP_MEMORY_BYTES (2 GiB).
    */
   stepMemoryBytes?: number;
+  /**
+   * Encoder-decoder models with relative positions (T5): the longest encoder input (query
+   * tokens + prompt ids) accepted. Such a model has no position table to bound it, and each
+   * encoder layer's attention scores take heads x length^2 x 4 bytes per row, so the cap is
+   * what keeps memory bounded. Default DEFAULT_MAX_INPUT_TOKENS (2048); decoder-only models
+   * are bounded by their positions (`maxPositions`) instead.
+   */
+  maxInputTokens?: number;
   /** New tokens to generate at most; wins over `maxLength`. */
   maxNewTokens?: number;
   /** Longest total sequence (prompt ids + new tokens; for encoder-decoder the decoder sequence). Default 20 new tokens. */
@@ -141,6 +149,7 @@ export interface LengthContext {
 /** Every option `generate` reads: anything else is a typo to refuse by name (`numBeems`). */
 const OPTION_NAMES = Object.keys({
   stepMemoryBytes: true,
+  maxInputTokens: true,
   maxNewTokens: true,
   maxLength: true,
   minNewTokens: true,
@@ -188,6 +197,7 @@ export function checkGenerationOptions(options: GenerationOptions): void {
   const numBeams = options.numBeams ?? 1;
   checkInt('numBeams', numBeams, 1, 'E_NUM_BEAMS');
   checkInt('maxNewTokens', options.maxNewTokens, 0, 'E_MAX_NEW_TOKENS');
+  checkInt('maxInputTokens', options.maxInputTokens, 1);
   checkInt('maxLength', options.maxLength, 0, 'E_MAX_LENGTH');
   checkInt('minNewTokens', options.minNewTokens, 0);
   checkInt('minLength', options.minLength, 0);
@@ -240,6 +250,35 @@ export function checkGenerationOptions(options: GenerationOptions): void {
  * position table); decoder-only without prompt ids counts an explicit `maxLength`
  * / `minLength` over the embeddings too.
  */
+/**
+ * The default of `maxInputTokens`: 2048 tokens, 4x the 512 Flan-T5 was trained on and 64x
+ * LAVIS's 32 prompt ids. One encoder layer's attention scores for one row are then
+ * heads x 2048^2 x 4 bytes: 512 MiB for Flan-T5-XL (32 heads), 1 GiB for XXL (64 heads);
+ * the 10K-token prompt that once took 5.9 GB is refused (docs/reliability.md).
+ */
+export const DEFAULT_MAX_INPUT_TOKENS = 2048;
+
+/**
+ * Refuses an encoder input longer than `maxInputTokens` for a model with relative positions
+ * (no `maxPositions`), before any session runs: `length` counts every position the encoder
+ * attends over (the query embeddings and the prompt ids).
+ */
+export function checkInputLength(
+  adapter: { readonly kind: 'decoder-only' | 'encoder-decoder'; readonly maxPositions?: number },
+  length: number,
+  options: Pick<GenerationOptions, 'maxInputTokens'>,
+): void {
+  if (adapter.kind !== 'encoder-decoder' || adapter.maxPositions !== undefined) return;
+  const max = options.maxInputTokens ?? DEFAULT_MAX_INPUT_TOKENS;
+  checkInt('maxInputTokens', max, 1);
+  if (length > max) {
+    fail(
+      'E_PROMPT_TOO_LONG',
+      `the encoder input has ${length} tokens, above maxInputTokens (${max}): a relative-position model has no position table to bound it and its attention memory grows with the square of the length; shorten the prompt or raise maxInputTokens`,
+    );
+  }
+}
+
 /** The default of `stepMemoryBytes`. */
 export const DEFAULT_STEP_MEMORY_BYTES = 2 * 1024 ** 3;
 

@@ -8,6 +8,7 @@ export {
   presetNames,
 } from '@blip2/configs';
 export {
+  DEFAULT_MAX_INPUT_TOKENS,
   GenerationError,
   type GenerationOptions,
   type GenerationOutput,

@@ -31,6 +31,7 @@ ${DTYPE_HELP}
   --num-beams N           beam search with N beams
   --max-new-tokens N      generate at most N tokens
   --min-new-tokens N      no end of sequence before N tokens
+  --max-input-tokens N    T5: refuse encoder inputs (queries + prompt) over N tokens (default 2048)
   --length-penalty X      beam scores divided by length ** X
   --repetition-penalty X  penalize tokens already in the sequence
   --do-sample             sample instead of searching (with --temperature, --top-k, --top-p)

@@ -40,6 +40,7 @@ const GENERATION_FLAGS = {
   'num-beams': { key: 'numBeams', kind: 'integer' },
   'max-new-tokens': { key: 'maxNewTokens', kind: 'integer' },
   'min-new-tokens': { key: 'minNewTokens', kind: 'integer' },
+  'max-input-tokens': { key: 'maxInputTokens', kind: 'integer' },
   'length-penalty': { key: 'lengthPenalty', kind: 'number' },
   'repetition-penalty': { key: 'repetitionPenalty', kind: 'number' },
   'do-sample': { key: 'doSample', kind: 'boolean' },

@@ -5,6 +5,7 @@
  */
 import type { Blip2Config } from '@blip2/configs';
 import {
+  checkInputLength,
   type GenerationOptions,
   type GenerationOutput,
   mergeQueryEmbeds,
@@ -497,11 +498,12 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
    * tokens and BOS, as transformers does.
    */
   async generate(inputs: GenerateInputs, options: GenerationOptions = {}): Promise<GenerationOutput> {
-    const prepared = await this.prepare(inputs);
-    return runGeneration(this.adapter, prepared, { ...this.parts.generationDefaults, ...options });
+    const merged = { ...this.parts.generationDefaults, ...options };
+    const prepared = await this.prepare(inputs, merged);
+    return runGeneration(this.adapter, prepared, merged);
   }
 
-  private async prepare(inputs: GenerateInputs) {
+  private async prepare(inputs: GenerateInputs, options: GenerationOptions) {
     checkPixels(inputs.pixelValues, this.config);
     const images = inputs.pixelValues.dims[0];
     const rows = inputs.imageRows ?? Array.from({ length: images }, (_, i) => i);
@@ -523,6 +525,10 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     }
     if (inputIds.dims[0] !== b) throw new SdkError('E_INPUT', `${b} images but ${inputIds.dims[0]} prompts`);
     const attentionMask = inputs.attentionMask ?? ones(inputIds.dims);
+    // before any session runs: T5's encoder attends over the query embeddings (prepended,
+    // or in place of the image tokens) and the prompt, with memory square in the length
+    const prepended = this.config.imageTokenIndex === undefined ? this.config.numQueryTokens : 0;
+    checkInputLength(this.adapter, inputIds.dims[1] + prepended, options);
     // the image side runs once per distinct image; prompt rows share its query embeddings
     const { languageModelInputs } = await this.getLanguageModelInputs(inputs.pixelValues);
     const queryEmbeds = inputs.imageRows ? gather(languageModelInputs, 0, rows) : languageModelInputs;
@@ -645,8 +651,9 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
   async *stream(image: ImageInput, options: PipelineOptions = {}): AsyncGenerator<string, string, void> {
     const { prompt, ...gen } = options;
     const enc = await this.encode([image], prompt === undefined ? undefined : [prompt]);
-    const prepared = await this.prepare(enc);
-    const s = streamGenerate(this.adapter, prepared, { ...this.parts.generationDefaults, ...gen });
+    const merged = { ...this.parts.generationDefaults, ...gen };
+    const prepared = await this.prepare(enc, merged);
+    const s = streamGenerate(this.adapter, prepared, merged);
     const ids: number[] = [];
     let shown = '';
     const eos = new Set([gen.eosTokenId ?? this.parts.generationDefaults.eosTokenId ?? []].flat());
