@@ -253,8 +253,6 @@ describe('unknown option names, refused with the closest known one', () => {
     });
     const e = await processor.process({ image: 'x.png', text: 'a' } as never).catch((err) => err);
     expect(e).toBeInstanceOf(ProcessorError);
-    expect(e.message).toBe(
-      `unknown option "image" in Blip2Processor.process input (did you mean 'images'?)`,
-    );
+    expect(e.message).toBe(`unknown option "image" in Blip2Processor.process input (did you mean 'images'?)`);
   });
 });
