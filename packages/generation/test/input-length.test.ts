@@ -12,7 +12,7 @@ import {
 } from '../src/index.js';
 import { bigramLogits, ToyLm, toyInputs } from './helpers/toy-lm.js';
 
-const fn = bigramLogits(6, { 1: 2, 2: 3, 3: 5 }, 5);
+const fn = bigramLogits(6, 7);
 const row = (n: number) => Array.from({ length: n }, () => 1);
 
 describe('maxInputTokens', () => {
