@@ -127,6 +127,10 @@ export class WebBackend implements Backend {
       sharedWeights: false,
       deviceOutputs: device === 'webgpu',
       computeDtypes: ['float32'],
+      // no WebGPU kernel; the wasm kernel onnxruntime places such nodes on inside a WebGPU
+      // session gave wrong Q-Former numbers (0.26 off, tiny fixture, Chromium): q8 linears
+      // take their DequantizeLinear + MatMul form there (@blip2/onnx PACKED_OPS)
+      ...(device === 'webgpu' ? { DynamicQuantizeMatMul: false } : {}),
     };
     this.weights = new WeightFileCache({
       ...(options.fetch ? { fetch: options.fetch } : {}),

@@ -114,6 +114,8 @@ export interface WeightLookup {
   noteUse?(name: string, role: 'linear' | 'other'): void;
   /** The graphs will run where float16 kernels exist: see GraphBuilderOptions.float16Compute. */
   readonly float16Compute?: boolean;
+  /** Contrib ops the backend cannot run: see GraphBuilderOptions.lackingOps. */
+  readonly lackingOps?: readonly string[];
 }
 
 // onnx.proto TensorProto.DataType
@@ -161,6 +163,7 @@ const ARITY: Record<string, [number, number]> = {
   Gemm: [2, 3],
   Sqrt: [1, 1],
   Reciprocal: [1, 1],
+  DequantizeLinear: [2, 3],
   // rotary position embeddings (LLaMA-like families) take sin and cos of position x frequency
   Sin: [1, 1],
   Cos: [1, 1],
@@ -242,6 +245,11 @@ export interface GraphBuilderOptions {
    * widening it to a float32 copy.
    */
   readonly float16Compute?: boolean;
+  /**
+   * Contrib ops the backend lacks (`capabilities[op] === false`): `linear` then takes
+   * the packed format's other form (quantize.ts' PACKED_OPS).
+   */
+  readonly lackingOps?: readonly string[];
 }
 
 /** A `linear` weight as `linear` may multiply by it, beyond a float32 value. */
@@ -287,6 +295,11 @@ export class GraphBuilder {
   /** Whether `linear` may multiply in float16 (the provider has float16 kernels). */
   get float16Compute(): boolean {
     return this.options.float16Compute ?? this.options.weights?.float16Compute ?? false;
+  }
+
+  /** Whether the backend lacks contrib op `op` (PACKED_OPS names the form used instead). */
+  lacks(op: string): boolean {
+    return (this.options.lackingOps ?? this.options.weights?.lackingOps ?? []).includes(op);
   }
 
   /**
@@ -581,6 +594,14 @@ export class GraphBuilder {
       }
       const nb = Math.ceil(k / blockSize);
       const scaleType: StoredDType = packed.format === 'q4f16' ? 'F16' : 'F32';
+      const zeroPoints = packed.zeroPoints
+        ? tensor('zero_points', packed.zeroPoints, ['U8'], [n, Math.ceil(nb / 2)])
+        : null;
+      // onnxruntime-web's WebGPU kernel reads the zero points as 32-bit words and reshapes their
+      // dims to words from the last axis: [N, 22] (ViT-g's K = 1408) cannot be, while the same
+      // bytes as MatMulNBits' spec form [N * 22] can (when a multiple of 4, as every BLIP-2 width is)
+      const zpBytes = n * Math.ceil(nb / 2);
+      if (zeroPoints && zpBytes % 4 === 0) this.inits.get(zeroPoints.name)!.dims = [zpBytes];
       rec = {
         kind: 'packed',
         format: packed.format,
@@ -588,9 +609,7 @@ export class GraphBuilder {
         blockSize,
         data: tensor('data', packed.data, ['U8'], [n, nb, blockSize / 2]),
         scales: tensor('scales', packed.scales, [scaleType], [n, nb]),
-        zeroPoints: packed.zeroPoints
-          ? tensor('zero_points', packed.zeroPoints, ['U8'], [n, Math.ceil(nb / 2)])
-          : null,
+        zeroPoints,
       };
     }
     this.options.weights?.noteUse?.(name, 'linear');

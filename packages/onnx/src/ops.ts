@@ -5,7 +5,7 @@
  */
 import { type DType, float32, int64 } from '@blip2/tensor';
 import { GraphBuildError, type LinearWeight, MS_DOMAIN, onnxType, Value } from './graph.js';
-import { Q4_ACCURACY_LEVEL } from './quantize.js';
+import { PACKED_OPS, Q4_ACCURACY_LEVEL } from './quantize.js';
 
 type Operand = Value | number;
 
@@ -155,7 +155,8 @@ export interface LinearOptions {
  * torch.nn.Linear: x @ W^T + b with W stored [out, in] as in the checkpoint, in the
  * op the weight's format runs fastest (quantize.ts' WEIGHT_FORMATS picks the format):
  * - packed q4 / q4f16: com.microsoft.MatMulNBits (N-D input, accuracy_level 4);
- * - packed q8: com.microsoft.DynamicQuantizeMatMul (uint8 activations x int8 weights);
+ * - packed q8: com.microsoft.DynamicQuantizeMatMul (uint8 activations x int8 weights), or
+ *   DequantizeLinear + MatMul where the backend lacks it (PACKED_OPS);
  * - float16 on a provider with float16 kernels: Gemm in float16 over the weight in place;
  * - float32 (or half widened to float32): Gemm(transB=1), or weight-first (below).
  * The float transpose is Gemm's `transB` attribute, never a Transpose node: ORT would
@@ -198,6 +199,12 @@ function packedLinear(x: Value, w: LinearWeight & { kind: 'packed' }, bias: Valu
   const g = x.graph;
   const [n, k] = w.dims;
   if (w.format === 'q8') {
+    if (g.lacks(PACKED_OPS.q8.op)) {
+      // int8 [K, N] x scale [N] (axis 1, no zero point: symmetric) -> float32 [K, N]
+      const weight = g.op1('DequantizeLinear', [w.data, w.scales], { axis: 1 });
+      const y = matmul(x, weight);
+      return bias ? add(y, bias) : y;
+    }
     // no zero point: the int8 weights are symmetric
     return g.op1(
       'DynamicQuantizeMatMul',

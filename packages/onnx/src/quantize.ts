@@ -52,6 +52,25 @@ export const WEIGHT_FORMATS: Readonly<Record<ModelDType, Readonly<Record<WeightR
   q4f16: { linear: 'q4f16', other: 'fp16' },
 };
 
+/**
+ * The contrib op `linear` multiplies each packed format with, and the form it takes
+ * where a backend lacks that op (its `capabilities` say `{ [op]: false }`):
+ * - q8: `DequantizeLinear` (standard ONNX, per output channel) to float32, then
+ *   `MatMul`: every provider runs both, at the cost of dequantizing per run.
+ *   onnxruntime-web's WebGPU provider has no DynamicQuantizeMatMul kernel; the
+ *   wasm fallback it places such nodes on gave the tiny Q-Former logits 0.26 off
+ *   (measured in Chromium, issue 14), so that backend declares the op lacking.
+ * - q4, q4f16: none (the 4-bit blocks have no standard op); such a backend refuses
+ *   them (`E_DTYPE`).
+ */
+export const PACKED_OPS: Readonly<
+  Record<'q8' | 'q4' | 'q4f16', { readonly op: string; readonly fallback?: 'DequantizeLinear' }>
+> = {
+  q8: { op: 'DynamicQuantizeMatMul', fallback: 'DequantizeLinear' },
+  q4: { op: 'MatMulNBits' },
+  q4f16: { op: 'MatMulNBits' },
+};
+
 /** MatMulNBits' block along K: 32 is the size onnxruntime's quantizer and kernels favour. */
 export const Q4_BLOCK_SIZE = 32;
 
@@ -64,8 +83,18 @@ export interface PackedQ4 {
   readonly data: Uint8Array;
   /** [N, n_blocks] */
   readonly scales: Float32Array;
-  /** [N, ceil(n_blocks / 2)] */
-  readonly zeroPoints: Uint8Array;
+  /** [N, ceil(n_blocks / 2)]; absent for a symmetric packing (MatMulNBits' default zero point, 8) */
+  readonly zeroPoints?: Uint8Array;
+}
+
+/**
+ * Whether a [N, K] weight is packed with zero points. onnxruntime-web's WebGPU kernel
+ * reads them as 32-bit words, so their N * ceil(n_blocks / 2) bytes must be a multiple
+ * of 4 (every BLIP-2 width is); a weight whose are not (the fixtures' odd widths, e.g.
+ * N = 37) is packed symmetric instead, without zero points, and runs on every provider.
+ */
+export function q4HasZeroPoints(n: number, k: number, blockSize = Q4_BLOCK_SIZE): boolean {
+  return (n * Math.ceil(q4Blocks(k, blockSize) / 2)) % 4 === 0;
 }
 
 /** Blocks along K of one row. */
@@ -78,14 +107,20 @@ export function q4Blocks(k: number, blockSize = Q4_BLOCK_SIZE): number {
  * Each block's range includes 0 (so zero stays exact) and is split into 15 steps.
  * A K that is not a multiple of the block pads the last block with zeros.
  */
-export function quantizeQ4(weight: Float32Array, n: number, k: number, blockSize = Q4_BLOCK_SIZE): PackedQ4 {
+export function quantizeQ4(
+  weight: Float32Array,
+  n: number,
+  k: number,
+  blockSize = Q4_BLOCK_SIZE,
+  symmetric = !q4HasZeroPoints(n, k, blockSize),
+): PackedQ4 {
   checkSize(weight, n, k);
   const nb = q4Blocks(k, blockSize);
   const blob = blockSize / 2;
   const zpRow = Math.ceil(nb / 2);
   const data = new Uint8Array(n * nb * blob);
   const scales = new Float32Array(n * nb);
-  const zeroPoints = new Uint8Array(n * zpRow);
+  const zeroPoints = symmetric ? undefined : new Uint8Array(n * zpRow);
   for (let row = 0; row < n; row++) {
     for (let b = 0; b < nb; b++) {
       const start = row * k + b * blockSize;
@@ -97,11 +132,12 @@ export function quantizeQ4(weight: Float32Array, n: number, k: number, blockSize
         if (v < lo) lo = v;
         if (v > hi) hi = v;
       }
-      const scale = (hi - lo) / 15;
+      // symmetric: [-7, 7] steps around the implicit zero point 8
+      const scale = symmetric ? Math.max(hi, -lo) / 7 : (hi - lo) / 15;
       const inv = scale === 0 ? 0 : 1 / scale;
-      const zp = scale === 0 ? 0 : clamp(Math.round(-lo * inv), 0, 15);
+      const zp = symmetric ? 8 : scale === 0 ? 0 : clamp(Math.round(-lo * inv), 0, 15);
       scales[row * nb + b] = scale;
-      zeroPoints[row * zpRow + (b >> 1)] |= b & 1 ? zp << 4 : zp;
+      if (zeroPoints) zeroPoints[row * zpRow + (b >> 1)] |= b & 1 ? zp << 4 : zp;
       const out = (row * nb + b) * blob;
       for (let i = 0; i < blockSize; i++) {
         const q = i < len ? clamp(Math.round(weight[start + i] * inv) + zp, 0, 15) : zp;
@@ -124,7 +160,7 @@ export function dequantizeQ4(p: PackedQ4, n: number, k: number, blockSize = Q4_B
       const i = j % blockSize;
       const byte = p.data[(row * nb + b) * blob + (i >> 1)];
       const q = i & 1 ? byte >> 4 : byte & 15;
-      const zpByte = p.zeroPoints[row * zpRow + (b >> 1)];
+      const zpByte = p.zeroPoints ? p.zeroPoints[row * zpRow + (b >> 1)] : 0x88;
       const zp = b & 1 ? zpByte >> 4 : zpByte & 15;
       out[row * k + j] = (q - zp) * p.scales[row * nb + b];
     }

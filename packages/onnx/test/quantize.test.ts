@@ -16,6 +16,7 @@ import {
   type PackedEntry,
   QUANTIZATION_FORMAT,
   type QuantizationManifest,
+  q4HasZeroPoints,
   quantizeQ4,
   quantizeQ8,
   toFloat16,
@@ -72,14 +73,19 @@ async function checkpoint(
         : ({ dtype: 'F32', shape: [n, nb], data: bytes(p.scales) } as const);
     tensors['fc.weight.q4'] = { dtype: 'U8', shape: [n, nb, 16], data: p.data };
     tensors['fc.weight.q4_scales'] = scales;
-    tensors['fc.weight.q4_zero_points'] = { dtype: 'U8', shape: [n, Math.ceil(nb / 2)], data: p.zeroPoints };
+    if (p.zeroPoints)
+      tensors['fc.weight.q4_zero_points'] = {
+        dtype: 'U8',
+        shape: [n, Math.ceil(nb / 2)],
+        data: p.zeroPoints,
+      };
     packed['fc.weight'] = {
       format,
       shape: [n, k],
       block_size: 32,
       data: 'fc.weight.q4',
       scales: 'fc.weight.q4_scales',
-      zero_points: 'fc.weight.q4_zero_points',
+      ...(p.zeroPoints ? { zero_points: 'fc.weight.q4_zero_points' } : {}),
     };
     deq = dequantizeQ4(format === 'q4f16' ? { ...p, scales: fromFloat16(toFloat16(p.scales)) } : p, n, k);
   }
@@ -126,10 +132,27 @@ describe('packers', () => {
     const [n, k] = [7, 80]; // 2.5 blocks per row: the last one padded
     const w = Float32Array.from({ length: n * k }, rand);
     w[5] = 0;
-    const p = quantizeQ4(w, n, k);
+    const p = quantizeQ4(w, n, k, 32, false);
     expect(p.data.length).toBe(n * 3 * 16);
     expect(p.scales.length).toBe(n * 3);
-    expect(p.zeroPoints.length).toBe(n * 2);
+    expect(p.zeroPoints?.length).toBe(n * 2);
+    const d = dequantizeQ4(p, n, k);
+    expect(d[5]).toBe(0);
+    for (let i = 0; i < n * k; i++) {
+      const scale = p.scales[Math.floor(i / k) * 3 + Math.floor((i % k) / 32)];
+      expect(Math.abs(d[i] - w[i])).toBeLessThanOrEqual(scale / 2 + 1e-7);
+    }
+  });
+
+  it('q4 without zero points (N * ceil(n_blocks / 2) bytes not whole 32-bit words) is symmetric around 8', () => {
+    const rand = seeded(4);
+    const [n, k] = [7, 80];
+    expect(q4HasZeroPoints(n, k)).toBe(false);
+    expect(q4HasZeroPoints(8, k)).toBe(true);
+    const w = Float32Array.from({ length: n * k }, rand);
+    w[5] = 0;
+    const p = quantizeQ4(w, n, k);
+    expect(p.zeroPoints).toBeUndefined();
     const d = dequantizeQ4(p, n, k);
     expect(d[5]).toBe(0);
     for (let i = 0; i < n * k; i++) {
@@ -163,13 +186,17 @@ describe('linear over packed weights, on onnxruntime-node', () => {
   // a wrong layout is off by the size of the weights themselves (~1)
   const TOLERANCE: Record<Format, number> = { q4: 0.02, q4f16: 0.03, q8: 0.03, fp16: 0.01 };
   for (const format of ['q4', 'q4f16', 'q8', 'fp16'] as const) {
-    for (const k of [64, 80]) {
-      it(`${format}, K=${k}: x deq(W)^T + b at 1 and 6 rows`, async () => {
-        const rand = seeded(k);
-        const n = 24;
+    // N = 23 at K = 64: 23 zero-point bytes, so q4 packs it symmetric without them
+    for (const [n, k] of [
+      [24, 64],
+      [24, 80],
+      [23, 64],
+    ] as const) {
+      it(`${format}, N=${n}, K=${k}: x deq(W)^T + b at 1 and 6 rows`, async () => {
+        const rand = seeded(k + n);
         const w = Float32Array.from({ length: n * k }, rand);
         const b = Float32Array.from({ length: n }, rand);
-        const { lookup, deq } = await checkpoint(format, w, b, n, k, `${format}-${k}.safetensors`);
+        const { lookup, deq } = await checkpoint(format, w, b, n, k, `${format}-${n}-${k}.safetensors`);
         const g = new GraphBuilder(`${format}-linear`, {
           weights: lookup,
           float16Compute: format === 'fp16',

@@ -16,6 +16,7 @@ import {
   Q4_BLOCK_SIZE,
   QUANTIZATION_FORMAT,
   type QuantizationManifest,
+  q4HasZeroPoints,
   quantizeQ4,
   quantizeQ8,
   toFloat16,
@@ -179,14 +180,15 @@ export function planQuantization(
     }
     // q4 / q4f16: the three tensors of MatMulNBits, packed once when the first is written
     const nb = Math.ceil(k / Q4_BLOCK_SIZE);
-    let rest: { scales: Uint8Array; zeroPoints: Uint8Array } | undefined;
+    const withZeroPoints = q4HasZeroPoints(n, k, Q4_BLOCK_SIZE);
+    let rest: { scales: Uint8Array; zeroPoints?: Uint8Array } | undefined;
     weights[name] = {
       format,
       shape: [n, k],
       block_size: Q4_BLOCK_SIZE,
       data: `${name}.q4`,
       scales: `${name}.q4_scales`,
-      zero_points: `${name}.q4_zero_points`,
+      ...(withZeroPoints ? { zero_points: `${name}.q4_zero_points` } : {}),
     };
     tensors.push(
       {
@@ -194,7 +196,7 @@ export function planQuantization(
         dtype: 'U8',
         shape: [n, nb, Q4_BLOCK_SIZE / 2],
         bytes: async () => {
-          const p = quantizeQ4(await index.readFloat32(name), n, k, Q4_BLOCK_SIZE);
+          const p = quantizeQ4(await index.readFloat32(name), n, k, Q4_BLOCK_SIZE, !withZeroPoints);
           rest = {
             scales: format === 'q4f16' ? asBytes(toFloat16(p.scales)) : asBytes(p.scales),
             zeroPoints: p.zeroPoints,
@@ -206,19 +208,25 @@ export function planQuantization(
         name: `${name}.q4_scales`,
         dtype: format === 'q4f16' ? 'F16' : 'F32',
         shape: [n, nb],
-        bytes: async () => taken(rest, name).scales,
+        bytes: async () => {
+          const { scales } = taken(rest, name);
+          if (!withZeroPoints) rest = undefined;
+          return scales;
+        },
       },
-      {
+    );
+    if (withZeroPoints) {
+      tensors.push({
         name: `${name}.q4_zero_points`,
         dtype: 'U8',
         shape: [n, Math.ceil(nb / 2)],
         bytes: async () => {
-          const zp = taken(rest, name).zeroPoints;
+          const zp = taken(rest?.zeroPoints, name);
           rest = undefined;
           return zp;
         },
-      },
-    );
+      });
+    }
   }
   const manifest: QuantizationManifest = {
     format: QUANTIZATION_FORMAT,

@@ -14,6 +14,7 @@ import {
   GraphBuildError,
   type KvLoadOptions,
   MODULES,
+  PACKED_OPS,
   parseQuantizationManifest,
   QUANTIZATION_FILE,
   type QuantizationManifest,
@@ -304,25 +305,18 @@ function buildGraphs(
 }
 
 /**
- * The contrib op each quantized dtype needs. A backend that lacks one says so in its
- * open `capabilities` record under the op's name (`{ DynamicQuantizeMatMul: false }`);
- * absent means supported (onnxruntime places an op its provider lacks on the CPU).
+ * A dtype whose op the backend says it lacks (its open `capabilities` record,
+ * `{ MatMulNBits: false }`) and that has no other form (PACKED_OPS) is refused before
+ * anything loads; absent means supported.
  */
-const DTYPE_OPS: Readonly<Record<string, string>> = {
-  q8: 'DynamicQuantizeMatMul',
-  q4: 'MatMulNBits',
-  q4f16: 'MatMulNBits',
-};
-
-/** A dtype whose op the backend says it lacks is refused before anything loads. */
 function checkBackendRuns(backend: Backend, dtypes: Readonly<Record<string, string>>): void {
   const caps = backend.capabilities;
   for (const [mod, d] of Object.entries(dtypes)) {
-    const op = DTYPE_OPS[d];
-    if (op && caps[op] === false) {
+    const form = PACKED_OPS[d as keyof typeof PACKED_OPS];
+    if (form && caps[form.op] === false && !form.fallback) {
       throw new SdkError(
         'E_DTYPE',
-        `dtype '${d}' (${mod}) runs com.microsoft.${op}, which backend '${backend.name}' cannot run; use fp32 or fp16 there`,
+        `dtype '${d}' (${mod}) runs com.microsoft.${form.op}, which backend '${backend.name}' cannot run; use fp32, fp16 or q8 there`,
       );
     }
   }
@@ -335,9 +329,17 @@ function lookupFor(
   backend: Backend,
 ): WeightLookup {
   const lookup = manifest ? withPackedWeights(base, manifest) : base;
-  return backend.capabilities.computeDtypes.includes('float16')
-    ? { ...lookup, float16Compute: true }
-    : lookup;
+  const caps = backend.capabilities;
+  const lackingOps = Object.values(PACKED_OPS)
+    .map((f) => f.op)
+    .filter((op) => caps[op] === false);
+  const float16Compute = caps.computeDtypes.includes('float16');
+  if (!float16Compute && lackingOps.length === 0) return lookup;
+  return {
+    ...lookup,
+    ...(float16Compute ? { float16Compute } : {}),
+    ...(lackingOps.length ? { lackingOps } : {}),
+  };
 }
 
 /**
