@@ -46,7 +46,7 @@ interface Exported {
   readonly model: Model;
   readonly dtype: DType;
   readonly server: ModelServer;
-  readonly request: Omit<ExportCaseRequest, 'device'>;
+  readonly request: Omit<ExportCaseRequest, 'device' | 'modelUrl'>;
   /** what transformers computed for the case (float32) */
   readonly reference: PlainTensor;
   /** what onnxruntime-node computes over the same folder, by the form q8 linears take */
