@@ -3,8 +3,9 @@
  * `v2_mscoco_val2014_annotations.json`, results `[{question_id, answer}]`), with errors that
  * name the file and the field at fault, and mapping questions to their image files.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { readJsonFileSync } from '@blip2/configs/node';
 import { VqaEvalError } from './errors.js';
 import type { VqaAnnotation, VqaAnswer, VqaResult } from './vqa-eval.js';
 
@@ -15,17 +16,10 @@ export interface VqaQuestion {
 }
 
 export function readJson(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new VqaEvalError('E_READ', `cannot read ${path}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new VqaEvalError('E_JSON', `${path} is not valid JSON: ${(e as Error).message}`);
-  }
+  return readJsonFileSync(path, {
+    fail: (fault, file, reason, cause) =>
+      new VqaEvalError(fault === 'invalid' ? 'E_JSON' : 'E_READ', `${file}: ${reason}`, { cause }),
+  });
 }
 
 function fieldError(file: string, field: string, expected: string, value: unknown): VqaEvalError {

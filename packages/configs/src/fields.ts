@@ -5,6 +5,7 @@
  */
 
 import { Blip2Error, isObject } from '@blip2/tensor';
+import { type JsonFail, parseJson } from './json.js';
 
 /** Stable codes, so callers can branch without parsing messages. */
 export type ConfigErrorCode =
@@ -85,14 +86,19 @@ export function show(v: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
+/** How @blip2/configs reports a JSON file it cannot use: E_CONFIG_FILE, or E_CONFIG_JSON when it is not JSON. */
+export const configJsonFail: JsonFail = (fault, file, reason, cause) =>
+  new ConfigError(fault === 'invalid' ? 'E_CONFIG_JSON' : 'E_CONFIG_FILE', file, reason, undefined, {
+    cause,
+  });
+
 /** Parses JSON text, reporting the file when it is not JSON or not an object. */
 export function parseJsonObject(text: string, file: string): JsonObject {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError('E_CONFIG_JSON', file, `not valid JSON (${(e as Error).message})`);
-  }
+  return jsonObject(parseJson(text, file, configJsonFail), file);
+}
+
+/** `v`, parsed from `file`, as a JSON object: anything else is E_CONFIG_JSON. */
+export function jsonObject(v: unknown, file: string): JsonObject {
   if (!isObject(v)) throw new ConfigError('E_CONFIG_JSON', file, `expected a JSON object, got ${show(v)}`);
   return v;
 }

@@ -24,6 +24,7 @@ export {
   generationDefaultsFromModelConfig,
   type ModelGenerationDefaults,
 } from './generation.js';
+export { type JsonFail, type JsonFault, parseJson } from './json.js';
 export type { OPTConfig } from './opt.js';
 export { getPreset, type PresetName, presetNames, presets } from './presets.js';
 export {

@@ -2,21 +2,58 @@
  * Node loaders: read a checkpoint folder's JSON files and parse them. Errors name
  * the full path of the file at fault.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Blip2Config, parseBlip2Config } from './blip2.js';
-import { ConfigError, type JsonObject, parseJsonObject } from './fields.js';
+import { ConfigError, configJsonFail, type JsonObject, jsonObject } from './fields.js';
+import { type JsonFail, parseJson } from './json.js';
 import { type ImageProcessorConfig, parseImageProcessorConfig } from './processor.js';
 
-async function readJson(path: string): Promise<JsonObject | undefined> {
+export interface ReadJsonOptions {
+  /** an absent file gives `undefined` instead of `fail('missing', ...)` */
+  readonly optional?: boolean;
+  /** the package's typed error (default: ConfigError E_CONFIG_FILE / E_CONFIG_JSON) */
+  readonly fail?: JsonFail;
+}
+
+/** The parsed JSON of the file at `path`, or `undefined` when it is absent and `optional`. */
+export async function readJsonFile(path: string, options: ReadJsonOptions = {}): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new ConfigError('E_CONFIG_FILE', path, `cannot read (${(e as Error).message})`);
+    return unread(path, e, options);
   }
-  return parseJsonObject(text, path);
+  return parseJson(text, path, options.fail ?? configJsonFail);
+}
+
+/** `readJsonFile` for synchronous callers. */
+export function readJsonFileSync(path: string, options: ReadJsonOptions = {}): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    return unread(path, e, options);
+  }
+  return parseJson(text, path, options.fail ?? configJsonFail);
+}
+
+function unread(
+  path: string,
+  e: unknown,
+  { optional = false, fail = configJsonFail }: ReadJsonOptions,
+): undefined {
+  const absent = (e as NodeJS.ErrnoException).code === 'ENOENT';
+  if (absent && optional) return undefined;
+  throw absent
+    ? fail('missing', path, 'no such file', e)
+    : fail('unreadable', path, `cannot read (${(e as Error).message})`, e);
+}
+
+async function readJson(path: string): Promise<JsonObject | undefined> {
+  const json = await readJsonFile(path, { optional: true });
+  return json === undefined ? undefined : jsonObject(json, path);
 }
 
 function missing(dir: string, names: string[]): ConfigError {

@@ -18,12 +18,13 @@ import {
   type WebDevice,
   type WeightProgress,
 } from '@blip2/backend-web';
+import { parseJson } from '@blip2/configs';
 import { decodeImageBrowser, type RgbImage } from '@blip2/processor';
 import { HttpByteReader, openWeights, SafetensorsError, type WeightIndex } from '@blip2/safetensors';
 import type { Backend } from '@blip2/tensor';
 import { BACKEND_CHOICE_NAMES, checkSourceOptions, SOURCE_OPTION_NAMES } from './core/option-names.js';
 import type { BackendChoice, ModelFiles, Platform, SourceOptions } from './core/platform.js';
-import { SdkError } from './errors.js';
+import { SdkError, sdkJsonFail } from './errors.js';
 import type { ProgressCallback } from './sources/progress.js';
 
 /** The same `org/name[@revision]` shape the Node entry accepts. */
@@ -126,12 +127,7 @@ export function urlFiles(
         await res.body?.cancel().catch(() => {});
         throw httpError(url, res.status, res.statusText, name);
       }
-      const text = await res.text();
-      try {
-        return JSON.parse(text);
-      } catch (e) {
-        throw new SdkError('E_INPUT', `${url} is not valid JSON: ${(e as Error).message}`, { cause: e });
-      }
+      return parseJson(await res.text(), url, sdkJsonFail);
     },
     async openWeights(): Promise<WeightIndex> {
       try {

@@ -1,3 +1,4 @@
+import type { JsonFail } from '@blip2/configs';
 import { Blip2Error } from '@blip2/tensor';
 
 /**
@@ -43,3 +44,7 @@ export class SdkError extends Blip2Error<SdkErrorCode> {
     this.name = 'SdkError';
   }
 }
+
+/** How the SDK reports a JSON file it cannot use: E_MISSING_FILE when absent or unreadable, E_INPUT when not JSON. */
+export const sdkJsonFail: JsonFail = (fault, file, reason, cause) =>
+  new SdkError(fault === 'invalid' ? 'E_INPUT' : 'E_MISSING_FILE', `${file}: ${reason}`, { cause });

@@ -3,44 +3,32 @@
  * cache when remote), graphs run on onnxruntime-node unless another backend is
  * asked for, and images decode through sharp.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NodeDevice } from '@blip2/backend-node';
+import { readJsonFile } from '@blip2/configs/node';
 import { decodeImageNode } from '@blip2/processor/node';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
 import type { Backend } from '@blip2/tensor';
 import { BACKEND_CHOICE_NAMES, checkOptionNames } from './core/option-names.js';
 import type { BackendChoice, ModelFiles, Platform, SourceOptions } from './core/platform.js';
-import { SdkError } from './errors.js';
+import { SdkError, sdkJsonFail } from './errors.js';
 import { quantizeIntoCache } from './export.js';
 import { resolveModel } from './sources/resolve.js';
 
 export function folderFiles(dir: string): ModelFiles {
   return {
     location: dir,
-    async readJson(name: string, optional = false) {
-      const path = join(dir, name);
-      let text: string;
-      try {
-        text = await readFile(path, 'utf8');
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-          if (optional) return undefined;
-          throw new SdkError(
-            'E_MISSING_FILE',
-            `${path}: no such file (a BLIP-2 checkpoint folder needs ${name})`,
-          );
-        }
-        throw new SdkError('E_MISSING_FILE', `${path}: cannot read (${(e as Error).message})`, {
-          cause: e,
-        });
-      }
-      try {
-        return JSON.parse(text);
-      } catch (e) {
-        throw new SdkError('E_INPUT', `${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
-      }
-    },
+    readJson: (name: string, optional = false) =>
+      readJsonFile(join(dir, name), {
+        optional,
+        fail: (fault, file, reason, cause) =>
+          sdkJsonFail(
+            fault,
+            file,
+            fault === 'missing' ? `${reason} (a BLIP-2 checkpoint folder needs ${name})` : reason,
+            cause,
+          ),
+      }),
     openWeights: () => openWeightsFromDir(dir),
   };
 }

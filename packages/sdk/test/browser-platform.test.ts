@@ -109,7 +109,7 @@ describe('urlFiles', () => {
     });
     await expect(urlFiles(`${odd.url}/broken/`).readJson('config.json')).rejects.toMatchObject({
       code: 'E_INPUT',
-      message: expect.stringContaining(`${odd.url}/broken/config.json is not valid JSON`),
+      message: expect.stringContaining(`${odd.url}/broken/config.json: not valid JSON`),
     });
   });
 

@@ -1,21 +1,11 @@
 /** Reading a fixture folder's files, with errors that name the file at fault. */
-import { readFile } from 'node:fs/promises';
+import { readJsonFile } from '@blip2/configs/node';
 import { openWeights, SafetensorsError, SINGLE_FILE, type WeightIndex } from '@blip2/safetensors';
 import { FileByteReader } from '@blip2/safetensors/node';
-import { SdkError } from '../errors.js';
+import { sdkJsonFail } from '../errors.js';
 
 export async function readJson<T>(path: string): Promise<T> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new SdkError('E_MISSING_FILE', `${path}: cannot read (${(e as Error).message})`, { cause: e });
-  }
-  try {
-    return JSON.parse(text) as T;
-  } catch (e) {
-    throw new SdkError('E_INPUT', `${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
-  }
+  return (await readJsonFile(path, { fail: sdkJsonFail })) as T;
 }
 
 /**
