@@ -22,7 +22,8 @@ export type GenerationErrorCode =
   | 'E_NO_CANDIDATES' // every token was masked out: nothing to sample
   | 'E_CONFIG' // generation_config.json is malformed
   | 'E_IMAGE_TOKENS' // a prompt row's <image> tokens do not match the query embeddings
-  | 'E_ABORTED';
+  | 'E_ABORTED'
+  | 'E_NAN_LOGITS'; // the language model's logits hold NaN or Infinity (broken weights or inputs)
 
 export class GenerationError extends Blip2Error<GenerationErrorCode> {
   static override readonly marker: symbol = Symbol.for('blip2.error.GenerationError');

@@ -4,7 +4,7 @@
  * hand back the last position's logits as one Float32Array [rows, vocab] that the
  * processors may change in place.
  */
-import { int64, type Tensor } from '@blip2/tensor';
+import { firstNonFinite, int64, type Tensor } from '@blip2/tensor';
 import type { LanguageModelAdapter } from './adapter.js';
 import { GenerationError } from './errors.js';
 
@@ -18,6 +18,9 @@ export class ModelRunner<Cache> {
     private readonly adapter: LanguageModelAdapter<Cache>,
     private readonly signal: AbortSignal | undefined,
   ) {}
+
+  /** steps run so far (0 during the prefill), for messages */
+  private steps = 0;
 
   get vocabSize(): number {
     return this.adapter.vocabSize;
@@ -54,6 +57,7 @@ export class ModelRunner<Cache> {
     this.checkAborted();
     const out = await this.adapter.step(int64([tokens.length, 1], tokens), this.cache as Cache);
     this.cache = out.cache;
+    this.steps++;
     this.takeLogits(out.logits, tokens.length, 'step');
     this.checkAborted();
   }
@@ -87,6 +91,15 @@ export class ModelRunner<Cache> {
     for (let r = 0; r < rows; r++) {
       const start = (r * t + t - 1) * v;
       scores.set(logits.data.subarray(start, start + v), r * v);
+    }
+    // argmax and softmax of NaN scores pick an arbitrary token (often EOS: an empty
+    // answer that looks like one); one pass over rows x vocab, small beside the step
+    const bad = firstNonFinite(scores);
+    if (bad >= 0) {
+      throw new GenerationError(
+        'E_NAN_LOGITS',
+        `the language model's logits hold ${scores[bad]} (${where === 'prefill' ? 'prefill' : `step ${this.steps}`}, row ${Math.floor(bad / v)}, token ${bad % v}): its weights or its inputs hold NaN or Infinity, so no answer is returned`,
+      );
     }
     this.scores = scores;
     this.rows = rows;

@@ -30,6 +30,7 @@ export type SdkErrorCode =
   | 'E_INPUT'
   | 'E_IMAGE'
   | 'E_PROMPT_TOO_LONG'
+  | 'E_NAN' // a part's output holds NaN or Infinity; the message names the weight at fault
   | 'E_OPTIONS'
   | 'E_BACKEND'
   | 'E_BENCH'; // blip2 bench: its peer or its folders

@@ -188,3 +188,16 @@ export function maxAbsDiff(a: Tensor, b: Tensor): number {
   }
   return m;
 }
+
+/**
+ * Index of the first NaN or ±Infinity in `data`, or -1: the check that a model's output
+ * (or a weight) holds numbers at all. `x - x` is 0 for every finite x and NaN otherwise,
+ * one subtraction per element.
+ */
+export function firstNonFinite(data: ArrayLike<number>): number {
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i];
+    if (x - x !== 0) return i;
+  }
+  return -1;
+}

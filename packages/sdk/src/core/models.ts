@@ -6,6 +6,7 @@
 import type { Blip2Config } from '@blip2/configs';
 import {
   checkInputLength,
+  GenerationError,
   type GenerationOptions,
   type GenerationOutput,
   mergeQueryEmbeds,
@@ -22,6 +23,7 @@ import type { WeightFile } from '@blip2/safetensors';
 import {
   type BuiltGraph,
   concat,
+  firstNonFinite,
   gather,
   int64,
   lastAxisRow,
@@ -32,6 +34,7 @@ import {
 import { buildVisionModel, VISION_MODEL_IO } from '@blip2/vision-encoder';
 import { SdkError } from '../errors.js';
 import { type FromPretrainedOptions, type LoadedParts, loadParts, type Part, releaseParts } from './load.js';
+import { nonFiniteError } from './weights.js';
 
 export interface VisionOutputs {
   /** float32 [B, 1 + patches, Dv] after post_layernorm */
@@ -265,7 +268,13 @@ export class Blip2Model extends Loaded {
     qformerOutputs: QFormerOutputs;
   }> {
     const visionOutputs = await visionForward(this.parts, pixelValues, {});
+    // NaN weights give NaN outputs, never an error from the runtime: caught here, per part,
+    // before the language model turns them into an empty answer that looks like one
+    if (firstNonFinite(visionOutputs.lastHiddenState.data) >= 0)
+      throw await nonFiniteError(this.parts.weights, 'vision encoder', 'last hidden state');
     const q = await qformerForward(this.parts, visionOutputs.lastHiddenState);
+    if (firstNonFinite(q.queryEmbeds.data) >= 0)
+      throw await nonFiniteError(this.parts.weights, 'Q-Former', 'query embeddings');
     return {
       languageModelInputs: q.queryEmbeds,
       visionOutputs,
@@ -500,7 +509,14 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
   async generate(inputs: GenerateInputs, options: GenerationOptions = {}): Promise<GenerationOutput> {
     const merged = { ...this.parts.generationDefaults, ...options };
     const prepared = await this.prepare(inputs, merged);
-    return runGeneration(this.adapter, prepared, merged);
+    return runGeneration(this.adapter, prepared, merged).catch((e) => this.nameNonFinite(e));
+  }
+
+  /** generate's E_NAN_LOGITS as E_NAN naming the language-model weight at fault; other errors as they are. */
+  private async nameNonFinite(e: unknown): Promise<never> {
+    if (e instanceof GenerationError && e.code === 'E_NAN_LOGITS')
+      throw await nonFiniteError(this.parts.weights, 'language model', 'logits', e);
+    throw e;
   }
 
   private async prepare(inputs: GenerateInputs, options: GenerationOptions) {
@@ -657,19 +673,23 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     const ids: number[] = [];
     let shown = '';
     const eos = new Set([gen.eosTokenId ?? this.parts.generationDefaults.eosTokenId ?? []].flat());
-    for await (const event of s) {
-      const token = event.tokens[0];
-      if (eos.has(token)) continue;
-      ids.push(token);
-      const text = this.processor.decode(ids, { skipSpecialTokens: true });
-      // a byte-level BPE piece may end inside a character: wait for the rest
-      if (text.endsWith('\uFFFD')) continue;
-      if (text.length > shown.length) {
-        yield text.slice(shown.length);
-        shown = text;
+    try {
+      for await (const event of s) {
+        const token = event.tokens[0];
+        if (eos.has(token)) continue;
+        ids.push(token);
+        const text = this.processor.decode(ids, { skipSpecialTokens: true });
+        // a byte-level BPE piece may end inside a character: wait for the rest
+        if (text.endsWith('\uFFFD')) continue;
+        if (text.length > shown.length) {
+          yield text.slice(shown.length);
+          shown = text;
+        }
       }
+      await s.result;
+    } catch (e) {
+      await this.nameNonFinite(e);
     }
-    await s.result;
     return shown.trim();
   }
 }
