@@ -2,7 +2,7 @@ import { defineConfig } from 'tsup';
 
 export default defineConfig([
   {
-    entry: ['src/index.ts', 'src/browser.ts', 'src/files.ts'],
+    entry: ['src/index.ts', 'src/browser.ts', 'src/files.ts', 'src/argv.ts'],
     format: ['esm', 'cjs'],
     dts: true,
     sourcemap: true,

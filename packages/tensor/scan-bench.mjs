@@ -1,4 +1,5 @@
 import { firstNonFinite } from './dist/index.js';
+
 const a = new Float32Array(64 * 1024 * 1024); // 256 MiB
 for (let i = 0; i < a.length; i++) a[i] = (i % 1000) / 1000;
 for (let rep = 0; rep < 4; rep++) {

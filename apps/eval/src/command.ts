@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { VQA_PROTOCOLS } from '@blip2/generation';
+import { readTextArgument } from '@blip2/sdk/argv';
 import type { GenerationSettings, VqaAnswerer } from './answerer.js';
 import { runCaptions } from './captions.js';
 import {
@@ -37,7 +38,7 @@ export interface CliIo {
 const USAGE = `Usage:
   vqa-eval run --model M --questions Q.json [--annotations A.json] --images DIR
                [--image-pattern 'COCO_val2014_{image_id:012d}.jpg'] [--protocol lavis|paper]
-               [--prompt 'Question: {} Short answer:'] [--question-preprocess lavis|none]
+               [--prompt 'Question: {} Short answer:' | --prompt-file F] [--question-preprocess lavis|none]
                [--num-beams N] [--length-penalty X] [--eos-token-ids ID,ID] [--max-new-tokens N]
                [--min-new-tokens N] [--padding-side left|right] [--max-prompt-tokens N|none]
                [--batch-size ${DEFAULT_BATCH_SIZE}] [--limit N]
@@ -47,7 +48,7 @@ const USAGE = `Usage:
     --protocol: the settings' defaults, per language-model family: lavis (default; LAVIS's
     code) or paper (the BLIP-2 paper's text); each flag after it overrides one setting.
     Without --annotations (test-dev) the results are written, not scored.
-  vqa-eval captions --model M --captions C.json --images DIR [--image-pattern P] [--prompt TEXT]
+  vqa-eval captions --model M --captions C.json --images DIR [--image-pattern P] [--prompt TEXT | --prompt-file F]
                [--num-beams 1] [--max-new-tokens 20] [--min-new-tokens 0] [--length-penalty 1]
                [--batch-size ${DEFAULT_BATCH_SIZE}] [--limit N] [--out caption_results.json] [--resume]
                [--backend B] [--device D] [--json]
@@ -134,6 +135,20 @@ function parse<const O extends NonNullable<ParseArgsConfig['options']>>(
   }
 }
 
+/**
+ * `--prompt P` or `--prompt-file F` ('-': standard input; one trailing newline dropped), so a
+ * long prompt need not go on the command line.
+ */
+function promptOf(values: Record<string, unknown>): { prompt?: string } {
+  const file = values['prompt-file'];
+  if (typeof file !== 'string') return typeof values.prompt === 'string' ? { prompt: values.prompt } : {};
+  if (values.prompt !== undefined)
+    throw new VqaEvalError('E_ARGS', 'give --prompt or --prompt-file, not both');
+  const read = readTextArgument(file, 'prompt-file');
+  if ('problem' in read) throw new VqaEvalError('E_ARGS', read.problem);
+  return { prompt: read.text.replace(/\r?\n$/, '') };
+}
+
 function required(values: Record<string, unknown>, name: string): string {
   const v = values[name];
   if (typeof v !== 'string' || v === '') throw new VqaEvalError('E_ARGS', `--${name} is required`);
@@ -169,6 +184,7 @@ async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
     'image-pattern': { type: 'string' },
     protocol: { type: 'string' },
     prompt: { type: 'string' },
+    'prompt-file': { type: 'string' },
     'question-preprocess': { type: 'string' },
     'num-beams': { type: 'string' },
     'max-new-tokens': { type: 'string' },
@@ -211,7 +227,7 @@ async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
     imagesDir: required(values, 'images'),
     imagePattern: values['image-pattern'] ?? DEFAULT_IMAGE_PATTERN,
     protocol,
-    ...(values.prompt !== undefined ? { prompt: values.prompt } : {}),
+    ...promptOf(values),
     ...(preprocess !== undefined ? { questionPreprocess: preprocess } : {}),
     generation,
     batchSize: number(values, 'batch-size', { integer: true, min: 1 }) ?? DEFAULT_BATCH_SIZE,
@@ -280,6 +296,7 @@ async function captionsCommand(args: readonly string[], io: CliIo): Promise<numb
     images: { type: 'string' },
     'image-pattern': { type: 'string' },
     prompt: { type: 'string' },
+    'prompt-file': { type: 'string' },
     'num-beams': { type: 'string' },
     'max-new-tokens': { type: 'string' },
     'min-new-tokens': { type: 'string' },
@@ -308,7 +325,7 @@ async function captionsCommand(args: readonly string[], io: CliIo): Promise<numb
     captionsPath,
     imagesDir,
     imagePattern: values['image-pattern'] ?? DEFAULT_IMAGE_PATTERN,
-    ...(values.prompt !== undefined ? { prompt: values.prompt } : {}),
+    ...promptOf(values),
     generation,
     batchSize,
     ...(limit !== undefined ? { limit } : {}),

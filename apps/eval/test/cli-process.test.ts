@@ -3,7 +3,7 @@
  * SIGINT, then resumed, it must write the same results file as an uninterrupted run.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'tsup';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +27,7 @@ beforeAll(async () => {
     silent: true,
     config: false,
     // bundled into a temp folder with no node_modules: the static workspace imports go in
-    noExternal: [/^@blip2\/sdk\/files$/, '@blip2/generation'],
+    noExternal: [/^@blip2\/sdk\/(files|argv)$/, '@blip2/generation'],
   });
   cli = join(outDir, 'cli.js');
   return () => rmSync(outDir, { recursive: true, force: true });
@@ -92,6 +92,41 @@ async function whenAnswered(out: string, atLeast: number): Promise<void> {
 }
 
 describe('vqa-eval executable', () => {
+  it('a 40 KB prompt (onnxruntime-node 1.30 segfaults from ~30 KB of argv) runs in a re-executed child with a short command line; --prompt-file reads it from a file', async () => {
+    const dir = tempDir();
+    const prompt = `Question: {} ${'and what else? '.repeat(2800)}Short answer:`;
+    expect(Buffer.byteLength(prompt)).toBeGreaterThan(40_000);
+    const record = join(dir, 'seen.json');
+    const inline = await finished(
+      start(join(dir, 'inline.json'), ['--prompt', prompt, '--limit', '3'], 0, { VQA_TEST_RECORD: record }),
+    );
+    expect(inline.stderr).not.toMatch(/\n\s+at /);
+    expect(inline.code).toBe(0);
+    const seen = JSON.parse(readFileSync(record, 'utf8'));
+    expect(seen.argvBytes).toBeLessThan(8 * 1024);
+    expect(seen.prompt.length).toBeGreaterThan(40_000);
+
+    const file = join(dir, 'prompt.txt');
+    writeFileSync(file, `${prompt}\n`);
+    const fromFile = await finished(start(join(dir, 'file.json'), ['--prompt-file', file, '--limit', '3']));
+    expect(fromFile.code).toBe(0);
+    const answers = (p: string) => JSON.parse(readFileSync(p, 'utf8'));
+    expect(answers(join(dir, 'file.json'))).toEqual(answers(join(dir, 'inline.json')));
+
+    for (const [bad, says] of [
+      [join(dir, 'nope.txt'), /--prompt-file .*nope\.txt: no such file/],
+      [dir, /--prompt-file .*: not a regular file/],
+    ] as const) {
+      const r = await finished(start(join(dir, 'bad.json'), ['--prompt-file', bad]));
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(says);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    const both = await finished(start(join(dir, 'both.json'), ['--prompt', 'Q {}', '--prompt-file', file]));
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/give --prompt or --prompt-file, not both/);
+  });
+
   it('killed with SIGKILL half way and resumed, gives the uninterrupted results file', async () => {
     const dir = tempDir();
     const full = join(dir, 'full.json');

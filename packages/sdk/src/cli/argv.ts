@@ -6,11 +6,42 @@
  * with a short one, passing the file in $BLIP2_ARGV_FILE; the child reads and deletes it.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const ARGV_FILE_ENV = 'BLIP2_ARGV_FILE';
+
+/** The largest prompt or question file read: far past any model's positions, far short of memory trouble. */
+export const MAX_TEXT_FILE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The text of a `--prompt-file` / `--question-file` argument ('-': standard input), so long
+ * text never has to go on the command line; or the problem in words, for the command to
+ * report as its usage error: a missing file, a folder or FIFO (not a regular file), too large.
+ */
+export function readTextArgument(path: string, flag: string): { text: string } | { problem: string } {
+  let text: string;
+  try {
+    if (path !== '-') {
+      const stat = statSync(path);
+      if (!stat.isFile()) return { problem: `--${flag} ${path}: not a regular file` };
+      if (stat.size > MAX_TEXT_FILE_BYTES)
+        return {
+          problem: `--${flag} ${path}: ${stat.size} bytes, more than the ${MAX_TEXT_FILE_BYTES} read`,
+        };
+    }
+    text = readFileSync(path === '-' ? 0 : path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return {
+      problem: `--${flag} ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? (e as Error).message)}`,
+    };
+  }
+  if (text.length > MAX_TEXT_FILE_BYTES)
+    return { problem: `--${flag} ${path}: more than the ${MAX_TEXT_FILE_BYTES} bytes read` };
+  return { text };
+}
 
 /** Well under the ~30 KB where the crash starts. */
 export const MAX_INLINE_ARGV_BYTES = 8 * 1024;
@@ -19,7 +50,11 @@ export const MAX_INLINE_ARGV_BYTES = 8 * 1024;
  * The arguments to run with, or undefined when this process handed them to a child (then the
  * child's exit becomes this process's).
  */
-export function argvOrReexec(argv: readonly string[] = process.argv.slice(2)): string[] | undefined {
+export function argvOrReexec(
+  argv: readonly string[] = process.argv.slice(2),
+  /** the command's name, in the one message this prints */
+  command = 'blip2',
+): string[] | undefined {
   const file = process.env[ARGV_FILE_ENV];
   if (file) {
     delete process.env[ARGV_FILE_ENV];
@@ -57,7 +92,7 @@ export function argvOrReexec(argv: readonly string[] = process.argv.slice(2)): s
   child.on('error', (e) => {
     rmSync(dir, { recursive: true, force: true });
     process.stderr.write(
-      `blip2: cannot run ${process.execPath} again for a long command line: ${e.message}\n`,
+      `${command}: cannot run ${process.execPath} again for a long command line: ${e.message}\n`,
     );
     process.exit(1);
   });

@@ -4,9 +4,9 @@
  * the family's paper protocol unless overridden), but
  * keep the token ids and the time each step took for `--json`.
  */
-import { readFileSync, statSync } from 'node:fs';
 import type { GenerationOptions } from '@blip2/generation';
 import { Blip2ForConditionalGeneration, vqaGenerationOptions } from '../core/models.js';
+import { readTextArgument } from './argv.js';
 import { UsageError } from './errors.js';
 import type { Io } from './io.js';
 import {
@@ -240,36 +240,8 @@ export function round(ms: number): number {
   return Math.round(ms * 10) / 10;
 }
 
-/** the largest prompt or question file read: far past any model's positions, far short of memory trouble */
-const MAX_TEXT_FILE_BYTES = 16 * 1024 * 1024;
-
-/**
- * The text of `--prompt-file` / `--question-file`: a regular file, or standard input for '-'.
- * Long prompts come this way rather than on the command line, where onnxruntime-node 1.30
- * crashes on a huge argv (the CLI re-executes itself then, but a file is the plain way).
- */
 function readTextOption(path: string, flag: string, usage: string): string {
-  let text: string;
-  try {
-    if (path !== '-') {
-      const stat = statSync(path);
-      if (!stat.isFile()) throw new UsageError(`--${flag} ${path}: not a regular file`, usage);
-      if (stat.size > MAX_TEXT_FILE_BYTES)
-        throw new UsageError(
-          `--${flag} ${path}: ${stat.size} bytes, more than the ${MAX_TEXT_FILE_BYTES} read`,
-          usage,
-        );
-    }
-    text = readFileSync(path === '-' ? 0 : path, 'utf8');
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(
-      `--${flag} ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? (e as Error).message)}`,
-      usage,
-    );
-  }
-  if (text.length > MAX_TEXT_FILE_BYTES)
-    throw new UsageError(`--${flag} ${path}: more than the ${MAX_TEXT_FILE_BYTES} bytes read`, usage);
-  return text;
+  const read = readTextArgument(path, flag);
+  if ('problem' in read) throw new UsageError(read.problem, usage);
+  return read.text;
 }
