@@ -11,6 +11,14 @@
  * weight-first, when the adapter has it (see `OptLoadOptions.batchedStep`).
  * Beam search's reorder of a CPU cache copies nothing: the cache remembers the
  * rows (`beamIdx`) and the next step runs `stepReorder`, which gathers them.
+ *
+ * A backend that copies the weights into every session (`sharedWeights: false`,
+ * onnxruntime-web) would hold the decoder twice, prefill's and step's: 2 x 1.7 GB for
+ * an int4 blip2-opt-2.7b, past wasm's 4 GiB. There the adapter loads only `embed` and
+ * `decoder`, and runs both through the decoder: the prompt over a past of one masked
+ * position of zeros (a left pad: its scores are masked to zero weight and OPT's
+ * positions count only attended tokens, so the numbers are the prefill's), each step
+ * over the embeddings of its ids.
  */
 import type { OPTConfig } from '@blip2/configs';
 import type { LanguageModelAdapter, StepOutput } from '@blip2/generation';
@@ -54,6 +62,11 @@ export interface OptSessions {
   readonly stepBatched?: Session;
   /** `stepBatched` after a reorder (`beam_idx`); without it, reorders copy the cache */
   readonly stepReorder?: Session;
+  /**
+   * The `decoder` graph: when given, `prefill` and `step` both run it (and `prefill` /
+   * `step` above are this same session), see the class comment.
+   */
+  readonly decoder?: Session;
 }
 
 /** Graphs an adapter loads on first use, when its sessions do not include them. */
@@ -114,6 +127,15 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     options: OptLoadOptions = {},
   ): Promise<OptAdapter> {
     const keepOnDevice = KV_IO.presents(config.numHiddenLayers);
+    if (!backend.capabilities.sharedWeights) {
+      const [embed, decoder] = await Promise.all([
+        backend.load(graphs.embed),
+        backend.load(graphs.decoder, { keepOnDevice }),
+      ]);
+      return new OptAdapter(config, { embed, prefill: decoder, step: decoder, decoder }, backend, {
+        forward: graphs.forward,
+      });
+    }
     const [embed, prefill, steps] = await Promise.all([
       backend.load(graphs.embed),
       backend.load(graphs.prefill, { keepOnDevice }),
@@ -146,6 +168,7 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     attentionMask: Tensor<'int64'>,
   ): Promise<StepOutput<OptCache>> {
     this.checkPrompt(inputsEmbeds, attentionMask);
+    if (this.sessions.decoder) return this.decode(inputsEmbeds, attentionMask, this.padPast(attentionMask));
     const out = await this.sessions.prefill.runOnDevice({
       [OPT_IO.prefill.inputsEmbeds]: inputsEmbeds,
       [OPT_IO.prefill.attentionMask]: attentionMask,
@@ -153,6 +176,39 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     return {
       logits: this.core.output(out, OPT_IO.prefill.logits, this.sessions.prefill.name),
       cache: this.cacheFrom(out, attentionMask, this.sessions.prefill.name),
+    };
+  }
+
+  /** A past of one masked position of zeros before the prompt (a left pad), for the decoder graph. */
+  private padPast(attentionMask: Tensor<'int64'>): OptCache {
+    const [b] = attentionMask.dims;
+    const h = this.config.numAttentionHeads;
+    const dh = this.config.hiddenSize / h;
+    const zeros = () => tensor('float32', [b, h, 1, dh], new Float32Array(b * h * dh));
+    const layers = Array.from({ length: this.config.numHiddenLayers }, zeros);
+    return { keys: layers, values: layers, attentionMask: tensor('int64', [b, 1], new BigInt64Array(b)) };
+  }
+
+  /** The decoder graph over `past`: the new tokens' embeddings, their mask appended to the past's. */
+  private async decode(
+    inputsEmbeds: Tensor<'float32'>,
+    newMask: Tensor<'int64'>,
+    past: OptCache,
+  ): Promise<StepOutput<OptCache>> {
+    const session = this.sessions.decoder as Session;
+    const attentionMask = concat([past.attentionMask, newMask], 1);
+    const feeds: Record<string, AnyTensor> = {
+      [OPT_IO.decoder.inputsEmbeds]: inputsEmbeds,
+      [OPT_IO.decoder.attentionMask]: attentionMask,
+    };
+    for (let i = 0; i < this.config.numHiddenLayers; i++) {
+      feeds[OPT_IO.pastKey(i)] = past.keys[i];
+      feeds[OPT_IO.pastValue(i)] = past.values[i];
+    }
+    const out = await session.runOnDevice(feeds);
+    return {
+      logits: this.core.output(out, OPT_IO.decoder.logits, session.name),
+      cache: this.cacheFrom(out, attentionMask, session.name),
     };
   }
 
@@ -213,6 +269,11 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
         `the sequence would reach ${longest} tokens; max_position_embeddings is ${this.maxPositions}`,
       );
     }
+    if (this.sessions.decoder) {
+      const next = await this.decode(await this.embed(tokenIds), ones, cache);
+      await this.releaseCache(cache);
+      return next;
+    }
     const feeds: Record<string, AnyTensor> = {
       [OPT_IO.step.inputIds]: tokenIds,
       [OPT_IO.step.attentionMask]: attentionMask,
@@ -256,7 +317,8 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
   async release(): Promise<void> {
     await Promise.all([
       this.sessions.embed.release(),
-      this.sessions.prefill.release(),
+      // with the decoder graph, prefill is the step session, which the core releases
+      this.sessions.decoder ? undefined : this.sessions.prefill.release(),
       this.forwardSession?.release(),
       this.core.release(),
     ]);

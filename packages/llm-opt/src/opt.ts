@@ -87,6 +87,12 @@ export interface OptGraphs {
   readonly stepBatched: BuiltGraph;
   /** `stepBatched` whose past is of `past_batch` rows, of which `beam_idx` picks the batch's */
   readonly stepReorder: BuiltGraph;
+  /**
+   * Prefill and step in one graph: embeddings of the new tokens over a past, the last
+   * position's logits. For backends that copy the weights into every session
+   * (onnxruntime-web): one copy of the decoder instead of two (see OptAdapter).
+   */
+  readonly decoder: BuiltGraph;
 }
 
 /** Names of the graphs' inputs and outputs: the contract the adapter (and an SDK) wires against. */
@@ -104,6 +110,7 @@ export const OPT_IO = {
     beamIdx: KV_IO.beamIdx,
     logits: 'logits',
   },
+  decoder: { inputsEmbeds: 'inputs_embeds', attentionMask: 'attention_mask', logits: 'logits' },
   /** step-graph inputs, [batch, num_heads, past_sequence, head_dim] */
   pastKey: KV_IO.pastKey,
   pastValue: KV_IO.pastValue,
@@ -167,6 +174,10 @@ export function optGraphIO(
         ...kvIO('past_sequence', OPT_IO.pastKey, OPT_IO.pastValue, 'past_batch'),
       ],
       outputs: step.outputs,
+    },
+    decoder: {
+      inputs: [prompt[0], ...step.inputs.slice(1)],
+      outputs: [{ name: 'logits', dtype: 'float32', dims: ['batch', 1, v] }, ...presents('total_sequence')],
     },
   };
 }
@@ -445,9 +456,12 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
   };
 
   // step, the same step multiplying weight-first for several rows, and that one after beam search's reorder
-  const buildStep = (graph: 'step' | 'stepBatched' | 'stepReorder', name: string): BuiltGraph => {
-    const s = make(name, graph !== 'step');
-    const stepIds = s.g.input('input_ids', 'int64', spec(graph, 'input_ids').dims);
+  const buildStep = (graph: 'step' | 'stepBatched' | 'stepReorder' | 'decoder', name: string): BuiltGraph => {
+    const s = make(name, graph === 'stepBatched' || graph === 'stepReorder');
+    const fromEmbeds = graph === 'decoder';
+    const newTokens = fromEmbeds
+      ? s.g.input('inputs_embeds', 'float32', spec(graph, 'inputs_embeds').dims)
+      : embedTokens(s.c, s.g.input('input_ids', 'int64', spec(graph, 'input_ids').dims));
     const stepMask = s.g.input('attention_mask', 'int64', spec(graph, 'attention_mask').dims);
     const beamIdx =
       graph === 'stepReorder' ? s.g.input(KV_IO.beamIdx, 'int64', spec(graph, KV_IO.beamIdx).dims) : null;
@@ -460,7 +474,7 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
     for (let i = 0; i < config.numHiddenLayers; i++) {
       past.push({ key: pastInput(OPT_IO.pastKey(i)), value: pastInput(OPT_IO.pastValue(i)) });
     }
-    const st = decoder(s.c, embedTokens(s.c, stepIds), stepMask, past);
+    const st = decoder(s.c, newTokens, stepMask, past, fromEmbeds);
     s.g.output(st.logits, 'logits', 'float32', spec(graph, 'logits').dims);
     outputPresents(s.g, config, st.presents, 'total_sequence');
     return s.g.build();
@@ -473,5 +487,6 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
     step: buildStep('step', 'opt.step'),
     stepBatched: buildStep('stepBatched', 'opt.step_batched'),
     stepReorder: buildStep('stepReorder', 'opt.step_reorder'),
+    decoder: buildStep('decoder', 'opt.decoder'),
   };
 }

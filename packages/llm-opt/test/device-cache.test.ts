@@ -30,6 +30,8 @@ const records = (
 ).generate;
 const generationConfig = JSON.parse(readFileSync(join(fixtures.tinyOpt, 'generation_config.json'), 'utf8'));
 
+const beamsOf = (rec: GenerateRecord) => Number(rec.kwargs.num_beams ?? 1);
+
 describe('OPT adapter with the KV cache on a device', () => {
   for (const name of ['case0/greedy', 'case0/beam4', 'case1/beam5_lavis']) {
     it(`${name}: the fixture's tokens, every past fed from the device, every buffer freed`, async () => {
@@ -60,12 +62,17 @@ describe('OPT adapter with the KV cache on a device', () => {
         expect(out.sequences).toEqual(rec.new);
 
         const present = KV_IO.presents(tiny.config.numHiddenLayers);
-        expect(backend.loads.find((l) => l.graph === 'opt.step')?.keepOnDevice).toEqual(present);
-        expect(backend.loads.find((l) => l.graph === 'opt.prefill')?.keepOnDevice).toEqual(present);
+        // the backend copies weights into each session, as onnxruntime-web does: prefill and
+        // steps run one decoder graph (the prompt's past is one masked position on the CPU)
+        expect(backend.capabilities.sharedWeights).toBe(false);
+        expect(backend.loads.map((l) => l.graph).sort()).toEqual(
+          beamsOf(rec) > 1 ? ['opt.decoder', 'opt.embed', 'opt.reorder'] : ['opt.decoder', 'opt.embed'],
+        );
+        expect(backend.loads.find((l) => l.graph === 'opt.decoder')?.keepOnDevice).toEqual(present);
         expect(backend.loads.find((l) => l.graph === 'opt.embed')?.keepOnDevice).toEqual([]);
         const steps = rec.new[0].length - 1;
-        expect(backend.deviceFeeds['opt.step']).toBe(steps * present.length);
-        const beams = Number(rec.kwargs.num_beams ?? 1);
+        expect(backend.deviceFeeds['opt.decoder']).toBe(steps * present.length);
+        const beams = beamsOf(rec);
         // beam search: expanding to beams and every step's choice ran on the device, once per reorder
         expect(backend.deviceFeeds['opt.reorder'] ?? 0).toBe(beams > 1 ? (steps + 1) * present.length : 0);
         expect(backend.made.length).toBeGreaterThan(0);

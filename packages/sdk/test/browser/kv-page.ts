@@ -34,6 +34,10 @@ export interface SessionStats {
   cpuOutputs: Record<string, number>;
   /** wall time of every run, ms (feeds uploaded and outputs read back included) */
   ms: number[];
+  /** the runs of one new token (decoding steps; the rest are prompts), their device feeds and times */
+  stepRuns: number;
+  stepDeviceFeeds: number;
+  stepMs: number[];
 }
 
 export interface KvRequest {
@@ -87,11 +91,26 @@ class CountingBackend implements Backend {
       deviceOutputs: {},
       cpuOutputs: {},
       ms: [],
+      stepRuns: 0,
+      stepDeviceFeeds: 0,
+      stepMs: [],
     };
     this.sessions[graph.name] = stats;
+    // OPT's decoder graph runs prompts and steps: a step is a run of one new token
+    const isStep = (feeds: Readonly<Record<string, AnyTensor>>) =>
+      (feeds.input_ids ?? feeds.inputs_embeds)?.dims[1] === 1;
     const countFeeds = (feeds: Readonly<Record<string, AnyTensor>>) => {
+      const onDevice = Object.values(feeds).filter(isDeviceTensor).length;
       stats.runs++;
-      stats.deviceFeeds += Object.values(feeds).filter(isDeviceTensor).length;
+      stats.deviceFeeds += onDevice;
+      if (isStep(feeds)) {
+        stats.stepRuns++;
+        stats.stepDeviceFeeds += onDevice;
+      }
+    };
+    const timed = (feeds: Readonly<Record<string, AnyTensor>>, ms: number) => {
+      stats.ms.push(ms);
+      if (isStep(feeds)) stats.stepMs.push(ms);
     };
     const countOutput = (name: string, t: AnyTensor) => {
       const where = isDeviceTensor(t) ? stats.deviceOutputs : stats.cpuOutputs;
@@ -106,7 +125,7 @@ class CountingBackend implements Backend {
         countFeeds(feeds);
         const start = performance.now();
         const out = await session.run(feeds, outputs);
-        stats.ms.push(performance.now() - start);
+        timed(feeds, performance.now() - start);
         for (const [k, t] of Object.entries(out)) countOutput(k, t);
         return out;
       },
@@ -114,7 +133,7 @@ class CountingBackend implements Backend {
         countFeeds(feeds);
         const start = performance.now();
         const out = await session.runOnDevice(feeds, outputs);
-        stats.ms.push(performance.now() - start);
+        timed(feeds, performance.now() - start);
         for (const [k, t] of Object.entries(out)) countOutput(k, t);
         return out;
       },
