@@ -18,6 +18,10 @@ const ortDist = dirname(
   createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.jsep.wasm'),
 );
 
+// A folder of your own (e.g. one written by `blip2 export --dtype q4`), served at /models/local/:
+// BLIP2_PLAYGROUND_MODEL=path/to/folder pnpm --filter @blip2/playground dev
+const LOCAL_MODEL = process.env.BLIP2_PLAYGROUND_MODEL;
+
 export default defineConfig({
   // 'mpa': an unknown path is a 404, not index.html, so a wrong model URL says "not found"
   appType: 'mpa',
@@ -47,6 +51,7 @@ export default defineConfig({
       },
       { url: '/models/shapes-blip2-opt/', dir: join(SHAPES, 'shapes-blip2-opt') },
       { url: '/models/shapes-blip2-t5/', dir: join(SHAPES, 'shapes-blip2-t5') },
+      ...(LOCAL_MODEL ? [{ url: '/models/local/', dir: LOCAL_MODEL }] : []),
       { url: SAMPLES_URL, dir: join(SHAPES, 'val', 'images'), files: SAMPLE_IMAGES },
       { url: ORT_URL, dir: ortDist, files: ORT_FILES },
     ]),

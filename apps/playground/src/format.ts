@@ -150,3 +150,15 @@ export function describeError(error: unknown): { code: string; message: string }
   }
   return { code: 'Error', message: String(error) };
 }
+
+/**
+ * The weight formats a model runs in, for the status line: `q4` when every module has
+ * the same (an exported folder: `blip2 export --dtype q4`), else per module.
+ */
+export function describeWeights(dtypes: Readonly<Record<string, string>>): string {
+  const formats = new Set(Object.values(dtypes));
+  if (formats.size === 1) return [...formats][0];
+  return Object.entries(dtypes)
+    .map(([module, d]) => `${module} ${d}`)
+    .join(', ');
+}

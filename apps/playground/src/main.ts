@@ -11,7 +11,14 @@ import {
   type LoadProgress,
   webDoctor,
 } from '@blip2/sdk/browser';
-import { decodingOptions, describeError, formatMs, LoadMeter, PlaygroundError } from './format.js';
+import {
+  decodingOptions,
+  describeError,
+  describeWeights,
+  formatMs,
+  LoadMeter,
+  PlaygroundError,
+} from './format.js';
 import {
   MODEL_PRESETS,
   ORT_FILES,
@@ -236,7 +243,7 @@ async function loadModel(): Promise<void> {
   await previous?.model.dispose();
   ui.progress.value = meter.done();
   ui.loadStatus.textContent =
-    `Loaded ${source} on ${model.backendName} in ${formatMs(performance.now() - start)}; ` +
+    `Loaded ${source} on ${model.backendName} in ${formatMs(performance.now() - start)} (weights ${describeWeights(model.dtypes)}); ` +
     `questions are asked as “${model.vqaSettings().prompt}”.` +
     (warnings.length ? ` Warnings: ${warnings.join('; ')}` : '');
 }

@@ -3,6 +3,7 @@ import {
   decodingOptions,
   describeError,
   describeProgress,
+  describeWeights,
   LoadMeter,
   PlaygroundError,
 } from '../src/format.js';
@@ -115,5 +116,14 @@ describe('LoadMeter', () => {
       overallTotal: 2,
     } as const;
     expect(meter.model(event).fraction).toBeCloseTo(0.4, 12);
+  });
+});
+
+describe('describeWeights', () => {
+  it('one format for an export in one dtype, else each module', () => {
+    expect(describeWeights({ vision: 'q4', qformer: 'q4', language_model: 'q4' })).toBe('q4');
+    expect(describeWeights({ vision: 'q8', qformer: 'fp32', language_model: 'q4' })).toBe(
+      'vision q8, qformer fp32, language_model q4',
+    );
   });
 });

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, u
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixtures } from '@blip2/fixtures';
-import { Blip2ForConditionalGeneration } from '@blip2/sdk';
+import { Blip2ForConditionalGeneration, exportModel } from '@blip2/sdk';
 import { CHROMIUM, launchChromium } from '@blip2/test-browser';
 import type { BrowserContext, Page } from 'playwright-core';
 import { build, type PreviewServer, preview } from 'vite';
@@ -63,6 +63,9 @@ let expectedAnswer: string;
 let nodeCaption: string;
 /** the embedded default's caption and answer of IMAGE on onnxruntime-node */
 let captioner: { caption: string; answer: string };
+/** a q8 export of the embedded default, served at /models/local/, and its caption and answer on onnxruntime-node */
+let exportDir: string;
+let exported: { caption: string; answer: string };
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (set BLIP2_CHROMIUM)`);
@@ -82,6 +85,17 @@ beforeAll(async () => {
     };
   } finally {
     await embedded.dispose();
+  }
+
+  // `blip2 export` of the embedded default, mounted by vite.config.ts as the user's own folder
+  exportDir = join(mkdtempSync(join(tmpdir(), 'blip2-playground-export-')), 'captioner-q8');
+  await exportModel(fixtures.shapesCaptioner, exportDir, { dtype: 'q8' });
+  process.env.BLIP2_PLAYGROUND_MODEL = exportDir;
+  const q8 = await Blip2ForConditionalGeneration.fromPretrained(exportDir);
+  try {
+    exported = { caption: await q8.caption(IMAGE_PATH), answer: await q8.ask(IMAGE_PATH, QUESTION) };
+  } finally {
+    await q8.dispose();
   }
 
   outDir = mkdtempSync(join(tmpdir(), 'blip2-playground-dist-'));
@@ -108,6 +122,8 @@ afterAll(async () => {
   await browser?.close();
   await server?.close();
   if (outDir) rmSync(outDir, { recursive: true, force: true });
+  if (exportDir) rmSync(join(exportDir, '..'), { recursive: true, force: true });
+  delete process.env.BLIP2_PLAYGROUND_MODEL;
 });
 
 /** A fresh tab on the playground, with its console errors and uncaught exceptions collected. */
@@ -352,6 +368,36 @@ describe('the playground in headless Chromium (vite build + vite preview)', () =
       const probes = OPTIONAL_FILES.map(
         (f) =>
           `Failed to load resource: the server responded with a status of 404 (Not Found) @ ${baseUrl}/models/shapes-blip2-opt/${f}`,
+      );
+      expect(errors.filter((e) => !probes.includes(e))).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('loads a q8 export of the captioner from the served folder (BLIP2_PLAYGROUND_MODEL): its formats shown, caption and answer as onnxruntime-node gives for it', async () => {
+    const { page, errors } = await openPlayground();
+    try {
+      await loadModel(page, '/models/local/');
+      expect(await page.locator('#error').isHidden()).toBe(true);
+      expect(await page.locator('#load-status').textContent()).toMatch(
+        /^Loaded \/models\/local\/ on web:wasm in [^;]* \(weights q8\); /,
+      );
+      await page.click(`button.sample[title="${IMAGE}"]`);
+      await expect.poll(() => page.locator('#image-status').textContent()).toBe(`Image: ${IMAGE}`);
+      await page.click('#caption');
+      const caption = await waitForResult(page);
+      console.log(
+        `playground q8 export: caption ${JSON.stringify(caption)} (node ${JSON.stringify(exported.caption)})`,
+      );
+      expect(caption).toBe(exported.caption);
+      await page.fill('#question', QUESTION);
+      await page.click('#ask');
+      expect(await waitForResult(page)).toBe(exported.answer);
+      // an export is one model.safetensors and its quantization.json: the other optional files are 404s
+      const probes = ['model.safetensors.index.json', 'processor_config.json'].map(
+        (f) =>
+          `Failed to load resource: the server responded with a status of 404 (Not Found) @ ${baseUrl}/models/local/${f}`,
       );
       expect(errors.filter((e) => !probes.includes(e))).toEqual([]);
     } finally {

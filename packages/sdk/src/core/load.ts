@@ -14,6 +14,8 @@ import {
   GraphBuildError,
   type KvLoadOptions,
   MODULES,
+  type ModelDType,
+  type ModuleName,
   PACKED_OPS,
   parseQuantizationManifest,
   QUANTIZATION_FILE,
@@ -68,6 +70,8 @@ export interface LoadedParts {
     readonly adapter: Awaited<ReturnType<LanguageModelModule['load']>>;
   };
   readonly processor?: Blip2Processor;
+  /** The weight format each module runs in: the export's (quantization.json), else what was asked (fp32 by default). */
+  readonly dtypes: Readonly<Record<ModuleName, ModelDType>>;
   readonly generationDefaults: GenerationOptions;
   /** where each token default came from (`generation_config.json`, `config.json text_config.eos_token_id`, ...) */
   readonly generationSources: GenerationSources;
@@ -256,6 +260,7 @@ export async function loadParts(
       sessions,
       languageModel,
       processor,
+      dtypes: manifest?.dtype ?? dtypes,
       generationDefaults: generation.defaults,
       generationSources: generation.sources,
       rawConfig,

@@ -17,6 +17,7 @@ import {
   type VqaProtocol,
   type VqaSettings,
 } from '@blip2/generation';
+import type { ModelDType, ModuleName } from '@blip2/onnx';
 import type { Blip2Processor, RawImage } from '@blip2/processor';
 import { QFORMER_IO } from '@blip2/qformer';
 import type { WeightFile } from '@blip2/safetensors';
@@ -77,6 +78,10 @@ abstract class Loaded {
   /** The ONNX graphs built for this model by name ('vision', 'qformer', 'lm.step', ...), e.g. to save or inspect them. */
   get graphs(): ReadonlyMap<string, BuiltGraph> {
     return this.parts.graphs;
+  }
+  /** The weight format of each module, e.g. `{ vision: 'q4', qformer: 'q4', language_model: 'q4' }` for a q4 export. */
+  get dtypes(): Readonly<Record<ModuleName, ModelDType>> {
+    return this.parts.dtypes;
   }
   /** Which backend runs the graphs, e.g. 'node:cpu'. */
   get backendName(): string {
