@@ -4,8 +4,22 @@
  * checkpoint's `config.json` in either the transformers 4.x or 5.x spelling.
  */
 import { CONFIG_LIMITS, ConfigError, checkHeads, Fields, show } from './fields.js';
-import { type OPTConfig, parseOPTConfig } from './opt.js';
-import { parseT5Config, type T5Config } from './t5.js';
+import { OPT_TEXT_CONFIG, type OPTConfig } from './opt.js';
+import { T5_TEXT_CONFIG, type T5Config } from './t5.js';
+import {
+  familyOf,
+  type LanguageModelConfig,
+  registeredTextModelTypes,
+  registerTextConfig,
+  type TextConfigFamily,
+  textConfigFamily,
+} from './text-config.js';
+
+// The published checkpoints' families are readable without a language-model package, so
+// presets, `inspect` and generation defaults parse them in a browser bundle without onnx;
+// their modules (@blip2/llm-opt, @blip2/llm-flan-t5) register these same readers.
+registerTextConfig(OPT_TEXT_CONFIG);
+registerTextConfig(T5_TEXT_CONFIG);
 
 export interface Blip2VisionConfig {
   readonly modelType: 'blip_2_vision_model';
@@ -49,10 +63,8 @@ export interface Blip2QFormerConfig {
   readonly useQformerTextInput: boolean;
 }
 
+/** The text configs of the published checkpoints' families (any registered family's config is a `LanguageModelConfig`). */
 export type TextConfig = OPTConfig | T5Config;
-
-/** The language models this library implements, by their `model_type`. */
-export const SUPPORTED_TEXT_MODEL_TYPES = ['opt', 't5'] as const;
 
 /**
  * BLIP-2 heads whose checkpoints hold no language model (the image-text retrieval ones:
@@ -64,12 +76,12 @@ export const UNSUPPORTED_ARCHITECTURES = [
   'Blip2VisionModelWithProjection',
 ] as const;
 
-export interface Blip2Config {
+export interface Blip2Config<Text extends LanguageModelConfig = LanguageModelConfig> {
   readonly modelType: 'blip-2';
   readonly visionConfig: Blip2VisionConfig;
   readonly qformerConfig: Blip2QFormerConfig;
-  /** discriminated on `modelType` */
-  readonly textConfig: TextConfig;
+  /** parsed by the family registered for `text_config.model_type` (an `OPTConfig`, a `T5Config`, ...) */
+  readonly textConfig: Text;
   /** learned queries, hence image tokens per image (32 in every published checkpoint) */
   readonly numQueryTokens: number;
   readonly imageTextHiddenSize: number;
@@ -81,7 +93,7 @@ export interface Blip2Config {
   readonly imageTokenIndex: number | undefined;
   readonly initializerFactor: number;
   readonly initializerRange: number;
-  /** OPT: the query embeddings prefix the decoder input; T5: the encoder input */
+  /** the family's `kind`: decoder-only (OPT) models take the query embeddings before the prompt, encoder-decoder (T5) ones in the encoder */
   readonly useDecoderOnlyLanguageModel: boolean;
   readonly isEncoderDecoder: boolean;
 }
@@ -142,17 +154,18 @@ export function parseQFormerConfig(f: Fields): Blip2QFormerConfig {
   };
 }
 
-function parseTextConfig(f: Fields): TextConfig {
-  // the reference builds an OPTConfig when `text_config` names no model type
-  const modelType = f.string('model_type', 'opt');
-  if (modelType === 'opt') return parseOPTConfig(f);
-  if (modelType === 't5') return parseT5Config(f);
-  throw new ConfigError(
-    'E_MODEL_TYPE',
-    f.file,
-    `${f.path('model_type')} ${show(modelType)} is not supported (supported: ${SUPPORTED_TEXT_MODEL_TYPES.map((t) => `'${t}'`).join(', ')})`,
-    f.path('model_type'),
-  );
+/** `text_config` read by its family; a family that forgets to carry its `model_type` gets it named. */
+function parseTextConfig(f: Fields, family: TextConfigFamily): LanguageModelConfig {
+  const config = family.parseConfig(f.obj, f.file);
+  if (config.modelType !== family.modelType) {
+    throw new ConfigError(
+      'E_MODEL_TYPE',
+      f.file,
+      `the '${family.modelType}' text config reader returned a config of model type ${show(config.modelType)}`,
+      f.path('model_type'),
+    );
+  }
+  return config;
 }
 
 function checkSubType(f: Fields, expected: string): void {
@@ -177,13 +190,14 @@ export interface Blip2ConfigExtra {
 }
 
 /** The checks across sub-configs, shared by the parser and the constructor. */
-function assemble(
+function assemble<Text extends LanguageModelConfig>(
   file: string,
   visionConfig: Blip2VisionConfig,
   qformerConfig: Blip2QFormerConfig,
-  textConfig: TextConfig,
+  textConfig: Text,
+  family: TextConfigFamily,
   extra: Blip2ConfigExtra,
-): Blip2Config {
+): Blip2Config<Text> {
   const { numQueryTokens = 32, imageTokenIndex } = extra;
   if (!Number.isInteger(numQueryTokens) || numQueryTokens < 1 || numQueryTokens > CONFIG_LIMITS.queryTokens) {
     throw new ConfigError(
@@ -201,18 +215,8 @@ function assemble(
       'image_token_index',
     );
   }
-  if (textConfig.modelType === 'opt' && textConfig.wordEmbedProjDim !== textConfig.hiddenSize) {
-    // language_projection emits hidden_size features that take the place of word
-    // embeddings, which are word_embed_proj_dim wide: transformers 4.x fails at the
-    // concatenation and 5.x scatters mismatched rows without a word
-    throw new ConfigError(
-      'E_CONFIG_FIELD',
-      file,
-      `text_config.word_embed_proj_dim (${textConfig.wordEmbedProjDim}) differs from text_config.hidden_size (${textConfig.hiddenSize}): BLIP-2 projects its queries to hidden_size and places them among the word embeddings, so the two must be equal (an OPT-350m-like language model with project_in/project_out cannot be used)`,
-      'text_config.word_embed_proj_dim',
-    );
-  }
-  const decoderOnly = textConfig.modelType === 'opt';
+  family.checkForBlip2?.(textConfig, file);
+  const decoderOnly = family.kind === 'decoder-only';
   return {
     modelType: 'blip-2',
     visionConfig,
@@ -231,9 +235,15 @@ function assemble(
 
 /**
  * Parses a BLIP-2 `config.json` (its parsed JSON). Absent fields take the
- * reference's defaults; `file` names the source in error messages.
+ * reference's defaults; `file` names the source in error messages. `text_config` goes to
+ * the family registered for its `model_type`, or to `options.textConfig` when that is the
+ * family it names (a module passed to `fromPretrained` without being registered).
  */
-export function parseBlip2Config(json: unknown, file = 'config.json'): Blip2Config {
+export function parseBlip2Config(
+  json: unknown,
+  file = 'config.json',
+  options: { readonly textConfig?: TextConfigFamily } = {},
+): Blip2Config {
   const f = Fields.of(json, file);
   const modelType = f.raw('model_type');
   if (modelType !== 'blip-2') {
@@ -260,11 +270,14 @@ export function parseBlip2Config(json: unknown, file = 'config.json'): Blip2Conf
       `(${show(f.raw('image_token_id'))}) disagrees with image_token_index (${show(f.raw('image_token_index'))})`,
     );
   }
+  const text = f.sub('text_config');
+  const family = familyOf(text, options.textConfig);
   const config = assemble(
     file,
     parseVisionConfig(vision),
     parseQFormerConfig(qformer),
-    parseTextConfig(f.sub('text_config')),
+    parseTextConfig(text, family),
+    family,
     {
       numQueryTokens: f.size('num_query_tokens', 32, CONFIG_LIMITS.queryTokens),
       imageTextHiddenSize: f.size('image_text_hidden_size', 256, CONFIG_LIMITS.width),
@@ -309,19 +322,25 @@ function checkArchitectures(f: Fields): void {
  * a config from three parsed sub-configs (a type and a value share the name).
  */
 export const Blip2Config = {
-  fromVisionQformerTextConfigs(
+  fromVisionQformerTextConfigs<Text extends LanguageModelConfig>(
     visionConfig: Blip2VisionConfig,
     qformerConfig: Blip2QFormerConfig,
-    textConfig: TextConfig,
+    textConfig: Text,
     extra: Blip2ConfigExtra = {},
-  ): Blip2Config {
-    return assemble(
-      'Blip2Config.fromVisionQformerTextConfigs',
-      visionConfig,
-      qformerConfig,
-      textConfig,
-      extra,
-    );
+  ): Blip2Config<Text> {
+    const file = 'Blip2Config.fromVisionQformerTextConfigs';
+    const family = textConfigFamily(textConfig.modelType);
+    if (!family) {
+      throw new ConfigError(
+        'E_MODEL_TYPE',
+        file,
+        `textConfig.modelType ${show(textConfig.modelType)} is not supported (supported: ${registeredTextModelTypes()
+          .map((t) => `'${t}'`)
+          .join(', ')})`,
+        'text_config.model_type',
+      );
+    }
+    return assemble(file, visionConfig, qformerConfig, textConfig, family, extra);
   },
 };
 
@@ -342,10 +361,9 @@ export function parseBlip2QFormerConfig(
   return parseQFormerConfig(Fields.of(json, file, prefix));
 }
 
-export function parseTextConfigJson(
-  json: unknown,
-  file = 'config.json',
-  prefix = 'text_config.',
-): TextConfig {
-  return parseTextConfig(Fields.of(json, file, prefix));
+/** A `text_config` object on its own, read by the family its `model_type` names (`TextConfig` for the built-in ones). */
+export function parseTextConfigJson(json: unknown, file = 'config.json'): TextConfig {
+  const f = Fields.of(json, file, 'text_config.');
+  // a registered family's config is a LanguageModelConfig; the published families' are TextConfigs
+  return parseTextConfig(f, familyOf(f)) as TextConfig;
 }

@@ -9,6 +9,7 @@
  */
 import type { Blip2Config } from './blip2.js';
 import { Fields } from './fields.js';
+import { textConfigFamily } from './text-config.js';
 
 /** The token fields `from_model_config` reads for BLIP-2, in generation_config.json's spelling. */
 export const GENERATION_TOKEN_FIELDS = [
@@ -32,7 +33,8 @@ function materialised(config: Blip2Config, name: GenerationTokenField): number |
   if (name === 'bos_token_id') return t.bosTokenId;
   if (name === 'eos_token_id') return t.eosTokenId;
   if (name === 'pad_token_id') return t.padTokenId;
-  // neither OPTConfig nor T5Config has a default start token: only a stored one counts
+  // a start token is the encoder-decoder generate's business, not a config class default
+  // (neither OPTConfig nor T5Config has one): only a stored one counts
   return undefined;
 }
 
@@ -49,7 +51,8 @@ export function generationDefaultsFromModelConfig(
   const text = top.sub('text_config');
   const out: Partial<Record<GenerationTokenField, number | number[]>> = {};
   const sources: Partial<Record<GenerationTokenField, string>> = {};
-  const className = config.textConfig.modelType === 'opt' ? 'OPTConfig' : 'T5Config';
+  const className =
+    textConfigFamily(config.textConfig.modelType)?.configClass ?? `${config.textConfig.modelType} config`;
   for (const name of GENERATION_TOKEN_FIELDS) {
     let value: number | number[] | undefined;
     if (top.has(name)) {

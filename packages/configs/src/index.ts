@@ -12,12 +12,11 @@ export {
   parseBlip2QFormerConfig,
   parseBlip2VisionConfig,
   parseTextConfigJson,
-  SUPPORTED_TEXT_MODEL_TYPES,
   type TextConfig,
   UNSUPPORTED_ARCHITECTURES,
 } from './blip2.js';
 export { DERIVED_FIELDS, type DerivedField, type StoredFieldRule } from './derived.js';
-export { CONFIG_LIMITS, ConfigError, type ConfigErrorCode, parseJsonObject } from './fields.js';
+export { CONFIG_LIMITS, ConfigError, type ConfigErrorCode, checkHeads, Fields, parseJsonObject } from './fields.js';
 export {
   GENERATION_TOKEN_FIELDS,
   type GenerationTokenField,
@@ -25,7 +24,7 @@ export {
   type ModelGenerationDefaults,
 } from './generation.js';
 export { type JsonFail, type JsonFault, parseJson } from './json.js';
-export type { OPTConfig } from './opt.js';
+export { OPT_TEXT_CONFIG, type OPTConfig } from './opt.js';
 export { getPreset, type PresetName, presetNames, presets } from './presets.js';
 export {
   type ImageProcessorConfig,
@@ -35,4 +34,13 @@ export {
   type PilResample,
   parseImageProcessorConfig,
 } from './processor.js';
-export type { T5Config } from './t5.js';
+export { T5_TEXT_CONFIG, type T5Config } from './t5.js';
+export {
+  DEFAULT_TEXT_MODEL_TYPE,
+  type LanguageModelConfig,
+  registeredTextModelTypes,
+  registerTextConfig,
+  type TextConfigFamily,
+  textConfigFamily,
+  textConfigFields,
+} from './text-config.js';

@@ -2,7 +2,8 @@
  * OPT's configuration (transformers' `configuration_opt.py`): the decoder-only
  * language model of blip2-opt-*. Defaults are the reference's `OPTConfig()`.
  */
-import { CONFIG_LIMITS, checkHeads, type Fields } from './fields.js';
+import { CONFIG_LIMITS, ConfigError, checkHeads, type Fields } from './fields.js';
+import { type TextConfigFamily, textConfigFields } from './text-config.js';
 
 export interface OPTConfig {
   readonly modelType: 'opt';
@@ -21,7 +22,7 @@ export interface OPTConfig {
   readonly removeFinalLayerNorm: boolean;
   /**
    * width of `embed_tokens`; `project_in`/`project_out` exist when it differs from
-   * `hiddenSize` (OPT-350m), which a BLIP-2 config refuses (see `parseBlip2Config`)
+   * `hiddenSize` (OPT-350m), which a BLIP-2 config refuses (`OPT_TEXT_CONFIG.checkForBlip2`)
    */
   readonly wordEmbedProjDim: number;
   readonly dropout: number;
@@ -78,3 +79,24 @@ export function parseOPTConfig(f: Fields): OPTConfig {
     tieWordEmbeddings: f.bool('tie_word_embeddings', true),
   };
 }
+
+/** OPT's `text_config` reader for @blip2/configs' registry (and @blip2/llm-opt's module). */
+export const OPT_TEXT_CONFIG: TextConfigFamily<OPTConfig> = {
+  modelType: 'opt',
+  kind: 'decoder-only',
+  paddingSide: 'left',
+  configClass: 'OPTConfig',
+  parseConfig: (textConfig, file) => parseOPTConfig(textConfigFields(textConfig, file)),
+  checkForBlip2(config, file) {
+    if (config.wordEmbedProjDim === config.hiddenSize) return;
+    // language_projection emits hidden_size features that take the place of word
+    // embeddings, which are word_embed_proj_dim wide: transformers 4.x fails at the
+    // concatenation and 5.x scatters mismatched rows without a word
+    throw new ConfigError(
+      'E_CONFIG_FIELD',
+      file,
+      `text_config.word_embed_proj_dim (${config.wordEmbedProjDim}) differs from text_config.hidden_size (${config.hiddenSize}): BLIP-2 projects its queries to hidden_size and places them among the word embeddings, so the two must be equal (an OPT-350m-like language model with project_in/project_out cannot be used)`,
+      'text_config.word_embed_proj_dim',
+    );
+  },
+};

@@ -3,6 +3,7 @@
  * language model of blip2-flan-t5-*. Defaults are the reference's `T5Config()`.
  */
 import { CONFIG_LIMITS, type Fields } from './fields.js';
+import { type TextConfigFamily, textConfigFields } from './text-config.js';
 
 export interface T5Config {
   readonly modelType: 't5';
@@ -122,3 +123,12 @@ export function parseT5Config(f: Fields): T5Config {
     scaleDecoderOutputs: f.bool('scale_decoder_outputs', tieWordEmbeddings),
   };
 }
+
+/** T5's `text_config` reader for @blip2/configs' registry (and @blip2/llm-flan-t5's module). */
+export const T5_TEXT_CONFIG: TextConfigFamily<T5Config> = {
+  modelType: 't5',
+  kind: 'encoder-decoder',
+  paddingSide: 'right',
+  configClass: 'T5Config',
+  parseConfig: (textConfig, file) => parseT5Config(textConfigFields(textConfig, file)),
+};

@@ -6,6 +6,7 @@
  * branch on a family. A new family is its own package plus one
  * `registerLanguageModel(module)` call (docs/architecture.md shows one).
  */
+import { type LanguageModelConfig, registerTextConfig, type TextConfigFamily } from '@blip2/configs';
 import type { Backend, BuiltGraph, Tensor } from '@blip2/tensor';
 import type { LanguageModelAdapter } from './adapter.js';
 import { GenerationError } from './errors.js';
@@ -33,20 +34,17 @@ export type ModuleWeights = object;
 /** An adapter a module loads: what generation drives, plus the release of its sessions. */
 export type LoadedLanguageModel = LanguageModelAdapter & { release(): Promise<void> };
 
-export interface LanguageModelModule<
-  Config extends { readonly modelType: string } = { readonly modelType: string },
-> {
+/**
+ * The config half (`modelType`, `kind`, `paddingSide`, `configClass`, `parseConfig`, `checkForBlip2`) is
+ * @blip2/configs' `TextConfigFamily`: `parseBlip2Config` hands `text_config` to the
+ * registered module's `parseConfig`.
+ */
+export interface LanguageModelModule<Config extends LanguageModelConfig = LanguageModelConfig>
+  extends TextConfigFamily<Config> {
   /** The version of this spec the module implements: a breaking change of the spec bumps it. */
   readonly specificationVersion: 'v1';
-  /** the `text_config.model_type` it serves, e.g. 'opt' */
-  readonly modelType: string;
-  readonly kind: 'decoder-only' | 'encoder-decoder';
-  /** where the processor pads prompt batches: 'left' for decoder-only models, 'right' for encoder-decoder ones */
-  readonly paddingSide: 'left' | 'right';
   /** the family's zero-shot VQA protocols (prompt, decoding, stop tokens, padding side), LAVIS's and the paper's */
   readonly vqaPresets: VqaPresets;
-  /** `text_config` of a BLIP-2 config.json, validated; errors name `file` and the field at fault. */
-  parseConfig(textConfig: unknown, file: string): Config;
   /** The family's graphs over the checkpoint's weights (`options`: the family's build options). */
   build(config: Config, weights: ModuleWeights, options?: object): Record<string, BuiltGraph>;
   /** The graphs loaded on `backend` behind a generation adapter (`options`: the family's load options, e.g. `batchedStep`). */
@@ -76,18 +74,18 @@ export interface LanguageModelModule<
 const registry = new Map<string, LanguageModelModule>();
 
 /**
- * Makes `module` the one `text_config.model_type === module.modelType` loads with; a later
- * registration of the same type replaces it. One call registers a family everywhere.
+ * Makes `module` the one `text_config.model_type === module.modelType` parses and loads
+ * with (in @blip2/configs' registry too); a later registration of the same type replaces
+ * it. One call registers a family everywhere.
  */
-export function registerLanguageModel<C extends { readonly modelType: string }>(
-  module: LanguageModelModule<C>,
-): void {
+export function registerLanguageModel<C extends LanguageModelConfig>(module: LanguageModelModule<C>): void {
   if (module.specificationVersion !== 'v1') {
     throw new GenerationError(
       'E_ADAPTER',
       `language-model module '${module.modelType}' implements spec ${JSON.stringify(module.specificationVersion)}; this version of @blip2/generation runs 'v1'`,
     );
   }
+  registerTextConfig(module);
   registry.set(module.modelType, module as unknown as LanguageModelModule);
 }
 

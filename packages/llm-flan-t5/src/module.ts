@@ -2,7 +2,7 @@
  * T5 / Flan-T5 as a BLIP-2 language-model module (@blip2/generation's spec): its config,
  * graphs, adapter, VQA presets and what `inspect` shows, registered for `model_type: 't5'`.
  */
-import { parseTextConfigJson, type T5Config } from '@blip2/configs';
+import { T5_TEXT_CONFIG, type T5Config } from '@blip2/configs';
 import type { LanguageModelModule } from '@blip2/generation';
 import type { WeightLookup } from '@blip2/onnx';
 import { T5Adapter, type T5LoadOptions } from './adapter.js';
@@ -12,15 +12,10 @@ import { T5_VQA_PRESETS } from './presets.js';
 
 export const t5Module: LanguageModelModule<T5Config> = {
   specificationVersion: 'v1',
-  modelType: 't5',
-  kind: 'encoder-decoder',
-  paddingSide: 'right',
+  // T5Config's reader (configs/src/t5.ts, transformers' configuration_t5.py): modelType,
+  // kind, paddingSide, configClass and parseConfig
+  ...T5_TEXT_CONFIG,
   vqaPresets: T5_VQA_PRESETS,
-  parseConfig(textConfig, file) {
-    const config = parseTextConfigJson({ model_type: 't5', ...(textConfig as object) }, file);
-    if (config.modelType !== 't5') throw new T5Error('E_CONFIG', `${file}: text_config is not a T5 config`);
-    return config;
-  },
   build: (config, weights, options) => ({
     ...buildT5(config, weights as WeightLookup, options as T5BuildOptions),
   }),

@@ -23,7 +23,7 @@ describe('real-size OPT graphs from manifests.json', () => {
   ] as const) {
     it(`builds ${variant}`, () => {
       const manifest = manifests[variant];
-      const config = parseBlip2Config(manifest.config, `manifests.json ${variant}`).textConfig;
+      const config = parseBlip2Config(manifest.config, `manifests.json ${variant}`).textConfig as OPTConfig;
       if (config.modelType !== 'opt') throw new Error(`${variant} is not OPT`);
       expect(config.hiddenSize).toBe(hidden);
       const started = performance.now();

@@ -42,7 +42,7 @@ export async function openTiny(): Promise<Tiny> {
   const dir = fixtures.tinyOpt;
   const blip2 = parseBlip2Config(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
   if (blip2.textConfig.modelType !== 'opt') throw new Error('tiny-blip2-opt is not an OPT checkpoint');
-  const config = blip2.textConfig;
+  const config = blip2.textConfig as OPTConfig;
   const weights = await openWeightsFromDir(dir);
   // reference.safetensors is a plain safetensors file: open it as if it were a single-file checkpoint
   const reference = await openWeights(

@@ -13,7 +13,7 @@ import { QUANTIZATION_FILE } from '@blip2/onnx';
 import { dtypeBytes, INDEX_FILE, SINGLE_FILE, type WeightIndex } from '@blip2/safetensors';
 import { openWeightsFromDir, writeSafetensorsFile } from '@blip2/safetensors/node';
 import { type DTypeOption, planQuantization, type QuantizationPlan, resolveDTypes } from './core/dtype.js';
-import { LANGUAGE_MODELS } from './core/families.js';
+import { requireModule } from './core/families.js';
 import { weightRoles } from './core/load.js';
 import type { SourceOptions } from './core/platform.js';
 import { SdkError } from './errors.js';
@@ -169,7 +169,7 @@ export async function exportModel(
   }
   const rawConfig = await files.readJson('config.json');
   const config = parseBlip2Config(rawConfig, `${resolved.dir}/config.json`);
-  const module = LANGUAGE_MODELS[config.textConfig.modelType];
+  const module = requireModule(config.textConfig.modelType, `${resolved.dir}/config.json`);
   const weights = await files.openWeights();
   try {
     const roles = weightRoles(config, module, weights);

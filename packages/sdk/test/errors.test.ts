@@ -4,7 +4,7 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError } from '@blip2/configs';
+import { ConfigError, type OPTConfig } from '@blip2/configs';
 import { fixtures } from '@blip2/fixtures';
 import { ProcessorError } from '@blip2/processor';
 import { SafetensorsError, serializeSafetensors, type TensorBytes } from '@blip2/safetensors';
@@ -287,7 +287,7 @@ describe('bad inputs to a loaded model', () => {
   });
 
   it('a prompt longer than the position table', async () => {
-    const max = (model.config.textConfig as { maxPositionEmbeddings: number }).maxPositionEmbeddings;
+    const max = (model.config.textConfig as OPTConfig).maxPositionEmbeddings;
     expect(max).toBe(128);
     const e = await failure(model.ask(IMAGE, 'word '.repeat(200)));
     expect(e).toBeInstanceOf(GenerationError);

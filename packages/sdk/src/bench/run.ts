@@ -11,7 +11,7 @@
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname } from 'node:path';
 import { createNodeBackend, doctor, type NodeDevice } from '@blip2/backend-node';
-import type { Blip2Config } from '@blip2/configs';
+import type { Blip2Config, TextConfig } from '@blip2/configs';
 import type { StepOutput } from '@blip2/generation';
 import type { WeightIndex } from '@blip2/safetensors';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
@@ -99,8 +99,9 @@ export interface Workload {
  * stored form (float, or packed quantized weights with their scales); of the
  * embedding tables it reads one row.
  */
-function stepWeights(config: Blip2Config, weights: WeightIndex): string[] {
+function stepWeights(config: Blip2Config<TextConfig>, weights: WeightIndex): string[] {
   const names = [...weights.tensors.keys()];
+  // transformers' weight names of the two published families (see publishedFamily)
   const layers =
     config.textConfig.modelType === 'opt'
       ? /^language_model\.model\.decoder\.layers\./
@@ -147,7 +148,23 @@ interface TextShape {
   readonly vocab: number;
 }
 
-function textShape(config: Blip2Config): TextShape {
+/**
+ * The bench's FLOP and byte models below are written per published family (OPT's and
+ * T5's layer shapes and weight names), as its peer (./peer.py) runs only those: a
+ * checkpoint of another registered family has no bench, and is refused by name.
+ */
+function publishedFamily(config: Blip2Config, dir: string): Blip2Config<TextConfig> {
+  const type = config.textConfig.modelType;
+  if (type !== 'opt' && type !== 't5') {
+    throw new SdkError(
+      'E_MODEL_TYPE',
+      `${dir}: the bench models OPT and T5 checkpoints; text_config.model_type is '${type}'`,
+    );
+  }
+  return config as Blip2Config<TextConfig>;
+}
+
+function textShape(config: Blip2Config<TextConfig>): TextShape {
   const t = config.textConfig;
   return t.modelType === 'opt'
     ? { layers: t.numHiddenLayers, hidden: t.hiddenSize, ffn: t.ffnDim, vocab: t.vocabSize }
@@ -199,7 +216,7 @@ export async function runBench(
     });
     const tCreate = now() - t;
     const memCreated = memory();
-    const config = model.config;
+    const config = publishedFamily(model.config, settings.dir);
     const shape = textShape(config);
     const graphs = [...model.graphs.values()];
     const sessionCount = graphs.length;

@@ -9,7 +9,7 @@ import type { Sourced } from '@blip2/generation';
 import { buildQFormer } from '@blip2/qformer';
 import { MissingWeightError } from '@blip2/safetensors';
 import { buildVisionModel } from '@blip2/vision-encoder';
-import { moduleFor } from '../core/families.js';
+import { requireModule } from '../core/families.js';
 import { type GenerationSources, generationDefaultsOf } from '../core/load.js';
 import { platform } from '../core/platform.js';
 import { recordUse, unusedWeights } from '../core/weights.js';
@@ -114,13 +114,7 @@ export async function inspectModel(source: string, onProgress?: ProgressCallback
   }
   const rawText = ((rawConfig as { text_config?: unknown }).text_config ?? {}) as Record<string, unknown>;
   const d = generation.defaults;
-  const module = moduleFor(config.textConfig.modelType);
-  if (!module) {
-    throw new SdkError(
-      'E_MODEL_TYPE',
-      `${files.location}/config.json: no language-model module is registered for text_config.model_type '${config.textConfig.modelType}'`,
-    );
-  }
+  const module = requireModule(config.textConfig.modelType, `${files.location}/config.json`);
   const lm = module.summary(config.textConfig, rawText, configFile);
   const decoderStart = lm.decoderStartTokenId;
   const uses: InspectUses = {

@@ -4,9 +4,15 @@
  * adapter, VQA presets, inspect summary); the SDK only registers them. A module
  * passed in (`{ languageModel }`) or registered by another package replaces or adds one.
  */
-import { type LanguageModelModule, languageModelModule, registerLanguageModel } from '@blip2/generation';
+import {
+  type LanguageModelModule,
+  languageModelModule,
+  registeredLanguageModels,
+  registerLanguageModel,
+} from '@blip2/generation';
 import { t5Module } from '@blip2/llm-flan-t5';
 import { optModule } from '@blip2/llm-opt';
+import { SdkError } from '../errors.js';
 
 registerLanguageModel(optModule);
 registerLanguageModel(t5Module);
@@ -23,4 +29,17 @@ export const LANGUAGE_MODELS: Readonly<Record<string, LanguageModelModule>> = {
 /** The module `text_config.model_type` selects (registered by the SDK or by another package). */
 export function moduleFor(modelType: string): LanguageModelModule | undefined {
   return languageModelModule(modelType);
+}
+
+/**
+ * `moduleFor`, or a typed error naming `file` (the config.json) and the registered types:
+ * a `model_type` @blip2/configs reads (`registerTextConfig`) need not have a module.
+ */
+export function requireModule(modelType: string, file: string): LanguageModelModule {
+  const module = languageModelModule(modelType);
+  if (module) return module;
+  throw new SdkError(
+    'E_MODEL_TYPE',
+    `${file}: no language-model module is registered for text_config.model_type '${modelType}' (registered: ${registeredLanguageModels().join(', ')})`,
+  );
 }

@@ -30,7 +30,7 @@ import { buildVisionModel } from '@blip2/vision-encoder';
 import { SdkError } from '../errors.js';
 import type { ProgressCallback } from '../sources/progress.js';
 import { type DTypeOption, describeDTypes, planQuantization, resolveDTypes, sameDTypes } from './dtype.js';
-import { type LanguageModelModule, moduleFor } from './families.js';
+import { type LanguageModelModule, requireModule } from './families.js';
 import { checkFromPretrainedOptions } from './option-names.js';
 import { type BackendChoice, type ModelFiles, platform, type SourceOptions } from './platform.js';
 import { type Blip2Processor, loadProcessor } from './processor.js';
@@ -142,14 +142,11 @@ export async function loadParts(
       `${files.location}/config.json: model_type is ${JSON.stringify(modelType)}; blip2-ts runs 'blip-2' checkpoints (language models: ${registeredLanguageModels().join(', ')})`,
     );
   }
-  const config = parseBlip2Config(rawConfig, `${files.location}/config.json`);
-  const module = options.languageModel ?? moduleFor(config.textConfig.modelType);
-  if (!module) {
-    throw new SdkError(
-      'E_MODEL_TYPE',
-      `${files.location}/config.json: no language-model module is registered for text_config.model_type '${config.textConfig.modelType}' (registered: ${registeredLanguageModels().join(', ')})`,
-    );
-  }
+  const config = parseBlip2Config(rawConfig, `${files.location}/config.json`, {
+    textConfig: options.languageModel,
+  });
+  const module =
+    options.languageModel ?? requireModule(config.textConfig.modelType, `${files.location}/config.json`);
   const manifestJson = await files.readJson(QUANTIZATION_FILE, true);
   let manifest =
     manifestJson === undefined
@@ -247,7 +244,7 @@ export async function loadParts(
     // e.g. the vision model with every hidden state, fetches again)
     backend.clearWeightCache?.();
     const processor = parts.includes('processor')
-      ? await loadProcessor(files, rawConfig, p.decodeImage)
+      ? await loadProcessor(files, config, module.paddingSide, p.decodeImage)
       : undefined;
     const genJson = await files.readJson('generation_config.json', true);
     const generation = generationDefaultsOf(genJson, rawConfig, config, files.location);
