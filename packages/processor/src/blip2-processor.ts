@@ -10,6 +10,7 @@
  * `imageTokenId` is null, no image tokens are inserted and the model prepends the query
  * embeddings to the text embeddings itself.
  */
+import { type Blip2Config, textConfigFamily } from '@blip2/configs';
 import { int64, type Tensor } from '@blip2/tensor';
 import { decodeImageBrowser } from './decode-browser.js';
 import { checkOptionNames, describe, ProcessorError } from './errors.js';
@@ -205,32 +206,30 @@ export class Blip2Processor {
 type Json = Record<string, unknown>;
 
 /**
- * Processor settings from parsed checkpoint JSON: `num_query_tokens` from the processor
- * config (5.x) or the preprocessor config / model config (4.x), `image_token_index` from
- * config.json (absent before transformers 4.47 -> null), padding side from the model type.
+ * Processor settings from the parsed model config (@blip2/configs' `parseBlip2Config`;
+ * undefined for a folder without config.json) and the preprocessor JSON: `num_query_tokens`
+ * from the processor config (5.x) or the preprocessor config / model config (4.x),
+ * `image_token_index` from the model config (absent before transformers 4.47 -> null), and
+ * the padding side of the language-model module (`paddingSide`; by default that of the
+ * family registered for `text_config.model_type`).
  */
 export function processorSettingsFromConfigs(
-  modelConfig: unknown,
+  config: Blip2Config | undefined,
   preprocessorConfig: unknown,
+  paddingSide?: 'left' | 'right',
 ): { numQueryTokens: number; imageTokenId: number | null; paddingSide: 'left' | 'right' } {
-  const m = (modelConfig ?? {}) as Json;
   const p = (preprocessorConfig ?? {}) as Json;
-  const n = p.num_query_tokens ?? m.num_query_tokens;
+  const n = p.num_query_tokens ?? config?.numQueryTokens;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
     throw new ProcessorError(
       'E_CONFIG',
       `num_query_tokens missing or invalid (processor config / config.json): ${describe(n)}`,
     );
   }
-  const imageToken = m.image_token_index ?? m.image_token_id ?? null;
-  if (imageToken !== null && (typeof imageToken !== 'number' || !Number.isInteger(imageToken))) {
-    throw new ProcessorError(
-      'E_CONFIG',
-      `config.json: "image_token_index" must be an integer, got ${describe(imageToken)}`,
-    );
-  }
-  const text = (m.text_config ?? {}) as Json;
-  // decoder-only language models need the prompt flush against generation: pad left
-  const paddingSide = text.is_encoder_decoder === true || text.model_type === 't5' ? 'right' : 'left';
-  return { numQueryTokens: n, imageTokenId: imageToken as number | null, paddingSide };
+  const side =
+    paddingSide ??
+    (config ? textConfigFamily(config.textConfig.modelType)?.paddingSide : undefined) ??
+    // no config.json: the tokenizer's own default, as the reference's processor has
+    'left';
+  return { numQueryTokens: n, imageTokenId: config?.imageTokenIndex ?? null, paddingSide: side };
 }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseBlip2Config } from '@blip2/configs';
 import {
   Blip2Processor,
   type Blip2ProcessorOptions,
@@ -67,8 +68,8 @@ export async function decodeImageNode(input: unknown, what: string): Promise<Rgb
 
 /**
  * A Blip2Processor for a checkpoint folder: tokenizer.json (+ tokenizer_config.json),
- * preprocessor_config.json (4.x) or processor_config.json (5.x), and config.json for
- * `image_token_index` and the language model type (padding side).
+ * preprocessor_config.json (4.x) or processor_config.json (5.x), and config.json (parsed
+ * by @blip2/configs) for `image_token_index` and the language model's padding side.
  */
 export async function loadBlip2Processor(
   folder: string,
@@ -84,8 +85,10 @@ export async function loadBlip2Processor(
       `${folder}: neither processor_config.json nor preprocessor_config.json exists`,
     );
   }
-  const modelConfig = await readJsonFile(join(folder, 'config.json'), true);
-  const settings = processorSettingsFromConfigs(modelConfig, preprocessor);
+  const configPath = join(folder, 'config.json');
+  const modelJson = await readJsonFile(configPath, true);
+  const modelConfig = modelJson === undefined ? undefined : parseBlip2Config(modelJson, configPath);
+  const settings = processorSettingsFromConfigs(modelConfig, preprocessor, overrides.paddingSide);
   return new Blip2Processor({
     imageProcessor: overrides.imageProcessor ?? ImageProcessor.fromPreprocessorConfig(preprocessor),
     tokenizer,

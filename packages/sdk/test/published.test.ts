@@ -6,6 +6,7 @@
 import { cp, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseBlip2Config } from '@blip2/configs';
 import { fixtures } from '@blip2/fixtures';
 import { processorSettingsFromConfigs } from '@blip2/processor';
 import { encodeHeader } from '@blip2/safetensors';
@@ -105,7 +106,10 @@ describe('blip2 inspect on the published checkpoints (real shapes, no weights)',
       const files = (name: string) =>
         readFile(join(fixtures.published, variant, name), 'utf8').then(JSON.parse);
       expect(
-        processorSettingsFromConfigs(await files('config.json'), await files('preprocessor_config.json')),
+        processorSettingsFromConfigs(
+          parseBlip2Config(await files('config.json')),
+          await files('preprocessor_config.json'),
+        ),
       ).toEqual({
         numQueryTokens: 32,
         imageTokenId: legacy ? null : t5 ? 32100 : 50265,

@@ -152,6 +152,8 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
     const given = values['weights-dir'] as string | undefined;
     temporary = given === undefined && values.keep !== true;
     dir = given ? resolve(given) : mkdtempSync(join(tmpdir(), 'blip2-bench-'));
+    // the manifests are the published checkpoints' (OPT or T5), and the fixtures ship one
+    // tokenizer per published family: the folder name is the family's model_type
     const family = (manifest.config.text_config as { model_type: string }).model_type === 't5' ? 't5' : 'opt';
     const folder = await writeRandomCheckpoint(
       dir,

@@ -176,6 +176,7 @@ export async function demo(args: readonly string[], io: Io): Promise<number> {
  * VQA-only model `source`, by question id; empty for any other model.
  */
 function transformersAnswers(shapes: string, source: string): Map<number, string> {
+  // the two shipped demo models, by folder name: their predictions files are named per family
   const family = { 'shapes-blip2-opt': 'opt', 'shapes-blip2-t5': 't5' }[basename(resolve(source))];
   const path = join(shapes, 'val', `hf_predictions_${family}.json`);
   if (!family || !existsSync(path)) return new Map();
