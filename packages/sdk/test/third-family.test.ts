@@ -224,6 +224,13 @@ describe('a third family (Llama) registered with one call', () => {
     expect(report.unexpected).toEqual([]);
   });
 
+  it('docs/architecture.md shows this module as the file has it', async () => {
+    const docs = await readFile(join(import.meta.dirname, '../../../docs/architecture.md'), 'utf8');
+    const shown = /```ts\n(export const llamaModule[\s\S]*?)\n```/.exec(docs)?.[1];
+    expect(shown).toBeDefined();
+    expect(await readFile(join(import.meta.dirname, 'third-family/llama.ts'), 'utf8')).toContain(shown);
+  });
+
   it("the module's own config errors name the field", async () => {
     await writeFile(
       join(dir, 'config.json'),

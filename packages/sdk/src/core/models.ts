@@ -536,7 +536,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     const b = rows.length;
     let inputIds = inputs.inputIds;
     if (!inputIds) {
-      const bos = (this.config.textConfig as { bosTokenId?: number }).bosTokenId;
+      const bos = this.config.textConfig.bosTokenId;
       const imageToken = this.config.imageTokenIndex;
       const row = [
         ...(imageToken === undefined ? [] : new Array(this.config.numQueryTokens).fill(imageToken)),
