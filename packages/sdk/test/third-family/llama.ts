@@ -404,7 +404,8 @@ export class LlamaAdapter {
       feeds[KV_IO.pastKey(i)] = k;
       feeds[KV_IO.pastValue(i)] = cache.values[i];
     });
-    const session = await this.core.stepSession(b * s);
+    // one step graph (no weight-first twin, no reorder step): the core gives it with no extra feeds
+    const { session } = await this.core.stepFor(b * s);
     const out = await session.runOnDevice(feeds);
     const next = {
       logits: this.core.output(out, LLAMA_IO.logits, session.name),
