@@ -16,7 +16,14 @@ export {
   UNSUPPORTED_ARCHITECTURES,
 } from './blip2.js';
 export { DERIVED_FIELDS, type DerivedField, type StoredFieldRule } from './derived.js';
-export { CONFIG_LIMITS, ConfigError, type ConfigErrorCode, checkHeads, Fields, parseJsonObject } from './fields.js';
+export {
+  CONFIG_LIMITS,
+  ConfigError,
+  type ConfigErrorCode,
+  checkHeads,
+  Fields,
+  parseJsonObject,
+} from './fields.js';
 export {
   GENERATION_TOKEN_FIELDS,
   type GenerationTokenField,
