@@ -233,9 +233,14 @@ export function matmulTransB(a: Value, b: Value, alpha = 1): Value {
   return alpha === 1 ? scores : mul(scores, alpha);
 }
 
-/** GELU with the exact erf, as torch's nn.GELU() / ACT2FN['gelu']. */
+/**
+ * GELU with the exact erf, as torch's nn.GELU() / ACT2FN['gelu']. Written
+ * x * 0.5 * (1 + erf(x / sqrt(2))), the form onnxruntime's GeluFusion recognizes:
+ * its CPU provider then runs one com.microsoft.Gelu kernel (the same exact erf)
+ * instead of four passes over the activations.
+ */
 export function gelu(x: Value): Value {
-  return mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
+  return mul(mul(x, 0.5), add(erf(div(x, Math.SQRT2)), 1));
 }
 
 /** GELU's tanh approximation, as ACT2FN['gelu_new'] / 'gelu_pytorch_tanh' (Flan-T5's gated FFN). */
