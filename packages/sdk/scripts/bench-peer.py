@@ -206,10 +206,12 @@ def measure(folder, work, name):
         # logged as measured, so a run stopped part way still shows what it got
         figures[key] = value
         log(f"{name}: {key} = {value:.2f}")
+    # the bench's --figures: the groups to measure (all when absent)
+    wanted = set(work.get("figures") or ["image", "prefill", "steps", "beam", "answer", "caption"])
     log(f"{name}: preparing the weights")
-    image_side = ImageSide(config, w)
+    image_side = ImageSide(config, w) if wanted & {"image", "answer", "caption"} else None
     size = config["vision_config"]["image_size"]
-    for batch in work["batches"]:
+    for batch in work["batches"] if image_side else []:
         if name == "float32" and batch > 1 and not work.get("peerFloat32Batches"):
             continue  # minutes on two cores; `--peer-all` measures it
         pixels = torch.randn(batch, 3, size, size, dtype=dtype)
@@ -222,10 +224,11 @@ def measure(folder, work, name):
     d = config["text_config"]["hidden_size"]
     length = work["promptLength"]
     embeds = torch.randn(1, length, d, dtype=dtype) * 0.1
-    log(f"{name}: prefill")
-    put("prefill", timed(lambda: opt.forward(embeds, None, 0), 2)[-1])
+    if wanted & {"prefill", "caption"}:
+        log(f"{name}: prefill")
+        put("prefill", timed(lambda: opt.forward(embeds, None, 0), 2)[-1])
     token = torch.randn(1, 1, d, dtype=dtype) * 0.1
-    for position in work["positions"]:
+    for position in work["positions"] if "steps" in wanted else []:
         cache = opt.random_cache(1, position, dtype)
         log(f"{name}: step at position {position}")
         put(f"step{position}", median(timed(lambda: opt.forward(token, cache, position), 3)[1:]))
@@ -239,18 +242,23 @@ def measure(folder, work, name):
         # transformers' beam search reorders the cache with index_select each step
         return [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in new]
 
-    log(f"{name}: {beams}-beam step")
-    put("beam", median(timed(beam_step, 3)[1:]))
-    greedy = opt.random_cache(1, length, dtype)
-    put("stepPrompt", median(timed(lambda: opt.forward(token, greedy, length), 3)[1:]))
+    if wanted & {"beam", "answer"}:
+        log(f"{name}: {beams}-beam step")
+        put("beam", median(timed(beam_step, 3)[1:]))
+    if wanted & {"beam", "caption"}:
+        greedy = opt.random_cache(1, length, dtype)
+        put("stepPrompt", median(timed(lambda: opt.forward(token, greedy, length), 3)[1:]))
     if "step" + str(work["positions"][0]) in figures and "step" + str(work["positions"][-1]) in figures:
         put("positionRatio", figures[f"step{work['positions'][-1]}"] / figures[f"step{work['positions'][0]}"])
-    put("beamRatio", figures["beam"] / figures["stepPrompt"])
+    if "beam" in figures and "stepPrompt" in figures:
+        put("beamRatio", figures["beam"] / figures["stepPrompt"])
     # what a user's generate() costs, from the same parts (its Python between calls is small beside them)
-    log(f"{name}: prefill of {beams} rows")
-    beam_prefill = timed(lambda: opt.forward(embeds.expand(beams, -1, -1), None, 0), 1)[-1]
-    put("answer", figures["image1"] + beam_prefill + max(0, work["answerTokens"] - 1) * figures["beam"])
-    put("caption", figures["image1"] + figures["prefill"] + (work["captionTokens"] - 1) * figures["stepPrompt"])
+    if "answer" in wanted:
+        log(f"{name}: prefill of {beams} rows")
+        beam_prefill = timed(lambda: opt.forward(embeds.expand(beams, -1, -1), None, 0), 1)[-1]
+        put("answer", figures["image1"] + beam_prefill + max(0, work["answerTokens"] - 1) * figures["beam"])
+    if "caption" in wanted:
+        put("caption", figures["image1"] + figures["prefill"] + (work["captionTokens"] - 1) * figures["stepPrompt"])
     return figures
 
 

@@ -91,6 +91,8 @@ export interface Workload {
   readonly batches: readonly number[];
   readonly answerTokens: number;
   readonly captionTokens: number;
+  /** the figures asked (all when absent): the peer measures the same */
+  readonly figures?: readonly FigureGroup[];
 }
 
 /**
@@ -535,6 +537,7 @@ export async function runBench(
         batches: settings.batches,
         answerTokens: answerNew,
         captionTokens: settings.captionTokens,
+        ...(settings.figures ? { figures: [...settings.figures] } : {}),
       },
     };
   } finally {
