@@ -5,7 +5,7 @@
  * figures), and the fixed cost of creating a session.
  */
 import { readFileSync } from 'node:fs';
-import { GraphBuilder } from '@blip2/onnx';
+import { GraphBuilder, linear, type WeightLookup } from '@blip2/onnx';
 import type { WeightIndex } from '@blip2/safetensors';
 import { type Backend, float32, int64 } from '@blip2/tensor';
 
@@ -54,6 +54,32 @@ export async function matmulRate(backend: Backend, m: number, k: number, n: numb
     const feeds = { x: float32([m, k], noise(m * k)) };
     const ms = await fastest(4, () => session.run(feeds));
     return (2 * m * k * n) / (ms / 1000);
+  } finally {
+    await session.release();
+  }
+}
+
+/**
+ * FLOP/s of one `linear` of `rows` rows over the checkpoint's own weight `name`, in
+ * whatever form it is stored (float, or packed: the op its dtype multiplies with,
+ * e.g. DynamicQuantizeMatMul for q8), mapped in place as the model's sessions map it:
+ * onnxruntime's rate for one product of the figure's shape and dtype.
+ */
+export async function linearRate(
+  backend: Backend,
+  weights: WeightLookup,
+  name: string,
+  rows: number,
+): Promise<number> {
+  const [n, k] = weights.get(name).shape;
+  const g = new GraphBuilder(`limit.linear_${rows}x${k}x${n}`, { weights });
+  const x = g.input('x', 'float32', [rows, k]);
+  g.output(linear(x, g.weight(name)), 'y', 'float32', [rows, n]);
+  const session = await backend.load(g.build());
+  try {
+    const feeds = { x: float32([rows, k], noise(rows * k)) };
+    const ms = await fastest(4, () => session.run(feeds));
+    return (2 * rows * k * n) / (ms / 1000);
   } finally {
     await session.release();
   }
