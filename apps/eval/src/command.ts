@@ -175,33 +175,48 @@ function number(values: Record<string, unknown>, name: string, opts: { integer: 
   return n;
 }
 
+/** The options `run` and `captions` share: the model, the images, decoding, batching, output. */
+const MODEL_RUN_OPTIONS = {
+  model: { type: 'string' },
+  images: { type: 'string' },
+  'image-pattern': { type: 'string' },
+  prompt: { type: 'string' },
+  'prompt-file': { type: 'string' },
+  'num-beams': { type: 'string' },
+  'max-new-tokens': { type: 'string' },
+  'min-new-tokens': { type: 'string' },
+  'length-penalty': { type: 'string' },
+  'batch-size': { type: 'string' },
+  limit: { type: 'string' },
+  out: { type: 'string' },
+  resume: { type: 'boolean' },
+  backend: { type: 'string' },
+  device: { type: 'string' },
+  json: { type: 'boolean' },
+  'answerer-module': { type: 'string' },
+} as const;
+
+/** The answerer `run` and `captions` load: `--answerer-module`'s, or the SDK's on `--backend`/`--device`. */
+function answererOf(values: Record<string, unknown>, model: string): () => Promise<VqaAnswerer> {
+  const loadOpts: LoadAnswererOptions = { model };
+  if (typeof values.backend === 'string') loadOpts.backend = values.backend;
+  if (typeof values.device === 'string') loadOpts.device = values.device;
+  const modulePath = values['answerer-module'];
+  return () =>
+    typeof modulePath === 'string' ? loadAnswererModule(modulePath, loadOpts) : loadAnswerer(loadOpts);
+}
+
 async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
   const { values } = parse(args, {
-    model: { type: 'string' },
+    ...MODEL_RUN_OPTIONS,
     questions: { type: 'string' },
     annotations: { type: 'string' },
-    images: { type: 'string' },
-    'image-pattern': { type: 'string' },
     protocol: { type: 'string' },
-    prompt: { type: 'string' },
-    'prompt-file': { type: 'string' },
     'question-preprocess': { type: 'string' },
-    'num-beams': { type: 'string' },
-    'max-new-tokens': { type: 'string' },
-    'min-new-tokens': { type: 'string' },
-    'length-penalty': { type: 'string' },
     'eos-token-ids': { type: 'string' },
     'padding-side': { type: 'string' },
     'max-prompt-tokens': { type: 'string' },
-    'batch-size': { type: 'string' },
-    limit: { type: 'string' },
     shard: { type: 'string' },
-    out: { type: 'string' },
-    resume: { type: 'boolean' },
-    backend: { type: 'string' },
-    device: { type: 'string' },
-    json: { type: 'boolean' },
-    'answerer-module': { type: 'string' },
   });
   const model = required(values, 'model');
   const protocol = oneOf(values, 'protocol', VQA_PROTOCOLS) ?? 'lavis';
@@ -215,13 +230,9 @@ async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
         : parseShard(values.shard);
   const out =
     values.out ?? (shard ? `vqa_results.shard-${shard.index}-of-${shard.count}.json` : 'vqa_results.json');
-  const loadOpts: LoadAnswererOptions = { model };
-  if (values.backend !== undefined) loadOpts.backend = values.backend;
-  if (values.device !== undefined) loadOpts.device = values.device;
-  const modulePath = values['answerer-module'];
 
   const outcome = await runEvaluation({
-    answerer: () => (modulePath ? loadAnswererModule(modulePath, loadOpts) : loadAnswerer(loadOpts)),
+    answerer: answererOf(values, model),
     questionsPath: required(values, 'questions'),
     ...(values.annotations !== undefined ? { annotationsPath: required(values, 'annotations') } : {}),
     imagesDir: required(values, 'images'),
@@ -290,38 +301,15 @@ function generationFlags(values: Record<string, unknown>): Partial<GenerationSet
 }
 
 async function captionsCommand(args: readonly string[], io: CliIo): Promise<number> {
-  const { values } = parse(args, {
-    model: { type: 'string' },
-    captions: { type: 'string' },
-    images: { type: 'string' },
-    'image-pattern': { type: 'string' },
-    prompt: { type: 'string' },
-    'prompt-file': { type: 'string' },
-    'num-beams': { type: 'string' },
-    'max-new-tokens': { type: 'string' },
-    'min-new-tokens': { type: 'string' },
-    'length-penalty': { type: 'string' },
-    'batch-size': { type: 'string' },
-    limit: { type: 'string' },
-    out: { type: 'string' },
-    resume: { type: 'boolean' },
-    backend: { type: 'string' },
-    device: { type: 'string' },
-    json: { type: 'boolean' },
-    'answerer-module': { type: 'string' },
-  });
+  const { values } = parse(args, { ...MODEL_RUN_OPTIONS, captions: { type: 'string' } });
   const model = required(values, 'model');
   const captionsPath = required(values, 'captions');
   const imagesDir = required(values, 'images');
   const generation = generationFlags(values);
   const batchSize = number(values, 'batch-size', { integer: true, min: 1 }) ?? DEFAULT_BATCH_SIZE;
   const limit = number(values, 'limit', { integer: true, min: 0 });
-  const loadOpts: LoadAnswererOptions = { model };
-  if (values.backend !== undefined) loadOpts.backend = values.backend;
-  if (values.device !== undefined) loadOpts.device = values.device;
-  const modulePath = values['answerer-module'];
   const outcome = await runCaptions({
-    answerer: () => (modulePath ? loadAnswererModule(modulePath, loadOpts) : loadAnswerer(loadOpts)),
+    answerer: answererOf(values, model),
     captionsPath,
     imagesDir,
     imagePattern: values['image-pattern'] ?? DEFAULT_IMAGE_PATTERN,
