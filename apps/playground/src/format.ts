@@ -5,7 +5,7 @@
  */
 import { Blip2Error, type GenerationOptions, type LoadProgress } from '@blip2/sdk/browser';
 
-export type PlaygroundErrorCode = 'E_OPTIONS' | 'E_INPUT' | 'E_IMAGE_TYPE' | 'E_NOT_READY' | 'E_RUNTIME';
+export type PlaygroundErrorCode = 'E_OPTION' | 'E_INPUT' | 'E_IMAGE_TYPE' | 'E_NOT_READY' | 'E_RUNTIME';
 
 /** A mistake made in the page's own controls (the SDK's errors carry their own codes). */
 export class PlaygroundError extends Blip2Error<PlaygroundErrorCode> {
@@ -29,7 +29,7 @@ function integerField(field: string, raw: string, min: number, max: number): num
   const value = Number(raw.trim());
   if (raw.trim() === '' || !Number.isInteger(value) || value < min || value > max) {
     throw new PlaygroundError(
-      'E_OPTIONS',
+      'E_OPTION',
       `${field} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`,
     );
   }
@@ -45,7 +45,7 @@ export function decodingOptions(controls: DecodingControls): GenerationOptions {
   const { strategy } = controls;
   if (strategy !== 'default' && strategy !== 'greedy' && strategy !== 'beam') {
     throw new PlaygroundError(
-      'E_OPTIONS',
+      'E_OPTION',
       `decoding strategy must be 'default', 'greedy' or 'beam', got ${JSON.stringify(strategy)}`,
     );
   }

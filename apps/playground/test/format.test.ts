@@ -24,7 +24,7 @@ describe('decodingOptions', () => {
         decodingOptions(controls);
       } catch (e) {
         expect(e).toBeInstanceOf(PlaygroundError);
-        expect((e as PlaygroundError).code).toBe('E_OPTIONS');
+        expect((e as PlaygroundError).code).toBe('E_OPTION');
         expect((e as Error).message).toBe(message);
         return;
       }

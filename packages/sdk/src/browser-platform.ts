@@ -233,21 +233,21 @@ async function backendFor(choice: BackendChoice & SourceOptions): Promise<Backen
   if (typeof backend === 'object' && backend !== null) return backend;
   if (backend === 'node') {
     throw new SdkError(
-      'E_OPTIONS',
+      'E_OPTION',
       "backend 'node' (onnxruntime-node) does not run in browsers: use 'web' or import '@blip2/sdk' in Node",
     );
   }
   if (backend !== 'web') {
     throw new SdkError(
-      'E_OPTIONS',
+      'E_OPTION',
       `backend must be 'web' or a Backend instance in the browser, got ${JSON.stringify(backend)}`,
     );
   }
   if (device !== undefined && !WEB_DEVICES.includes(device as WebDevice)) {
-    throw new SdkError('E_OPTIONS', `device '${device}' is not a browser device (${WEB_DEVICES.join(', ')})`);
+    throw new SdkError('E_OPTION', `device '${device}' is not a browser device (${WEB_DEVICES.join(', ')})`);
   }
   if (fallback !== undefined && !['cpu', 'wasm', 'error'].includes(fallback)) {
-    throw new SdkError('E_OPTIONS', `fallback must be 'wasm' or 'error', got ${JSON.stringify(fallback)}`);
+    throw new SdkError('E_OPTION', `fallback must be 'wasm' or 'error', got ${JSON.stringify(fallback)}`);
   }
   let chosen = device as WebDevice | undefined;
   if (chosen === undefined) {

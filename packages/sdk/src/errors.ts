@@ -31,7 +31,7 @@ export type SdkErrorCode =
   | 'E_IMAGE'
   | 'E_PROMPT_TOO_LONG'
   | 'E_NAN' // a part's output holds NaN or Infinity; the message names the weight at fault
-  | 'E_OPTIONS'
+  | 'E_OPTION' // an option has the wrong type or value, or names a backend or device that does not run here (as @blip2/generation's)
   | 'E_BACKEND'
   | 'E_BENCH'; // blip2 bench: its peer or its folders
 

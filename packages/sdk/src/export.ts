@@ -147,23 +147,23 @@ export async function exportModel(
   const outDir = resolve(out);
   if (await exists(outDir)) {
     if (!(await stat(outDir)).isDirectory())
-      throw new SdkError('E_OPTIONS', `export: ${outDir} is a file; --out must be a new or empty folder`);
+      throw new SdkError('E_OPTION', `export: ${outDir} is a file; --out must be a new or empty folder`);
     if ((await readdir(outDir)).length > 0)
-      throw new SdkError('E_OPTIONS', `export: ${outDir} is not empty; --out must be a new or empty folder`);
+      throw new SdkError('E_OPTION', `export: ${outDir} is not empty; --out must be a new or empty folder`);
   }
   const resolved = await resolveModel(source, options);
   const realOut = (await exists(outDir)) ? await realpath(outDir) : outDir;
   const rel = relative(resolved.dir, realOut);
   if (rel === '' || !(rel.startsWith('..') || isAbsolute(rel))) {
     throw new SdkError(
-      'E_OPTIONS',
+      'E_OPTION',
       `export: --out ${outDir} is the source folder or inside it; write elsewhere`,
     );
   }
   const files = folderFiles(resolved.dir);
   if ((await files.readJson(QUANTIZATION_FILE, true)) !== undefined) {
     throw new SdkError(
-      'E_OPTIONS',
+      'E_OPTION',
       `export: ${resolved.dir} is already an export (it has ${QUANTIZATION_FILE}); export the original checkpoint`,
     );
   }

@@ -43,13 +43,13 @@ const WEB_DEVICES: readonly string[] = BACKEND_DEVICES.web;
 
 function positiveInteger(name: string, v: number): number {
   if (!Number.isInteger(v) || v < 1)
-    throw new SdkError('E_OPTIONS', `${name} must be an integer >= 1, got ${v}`);
+    throw new SdkError('E_OPTION', `${name} must be an integer >= 1, got ${v}`);
   return v;
 }
 
 function nonNegativeInteger(name: string, v: number): number {
   if (!Number.isInteger(v) || v < 0)
-    throw new SdkError('E_OPTIONS', `${name} must be an integer >= 0, got ${v}`);
+    throw new SdkError('E_OPTION', `${name} must be an integer >= 0, got ${v}`);
   return v;
 }
 
@@ -92,12 +92,12 @@ async function backendFor(choice: BackendChoice): Promise<Backend> {
   if (backend === 'node') {
     if (device !== undefined && !NODE_DEVICES.includes(device)) {
       throw new SdkError(
-        'E_OPTIONS',
+        'E_OPTION',
         `device '${device}' is not a backend-node device (${NODE_DEVICES.join(', ')})`,
       );
     }
     if (fallback === 'wasm')
-      throw new SdkError('E_OPTIONS', "fallback 'wasm' is for the web backend; use 'cpu' or 'error'");
+      throw new SdkError('E_OPTION', "fallback 'wasm' is for the web backend; use 'cpu' or 'error'");
     const { createNodeBackend } = await loadBackendNode();
     return createNodeBackend({
       device: device as NodeDevice | undefined,
@@ -112,7 +112,7 @@ async function backendFor(choice: BackendChoice): Promise<Backend> {
   if (backend === 'web') {
     if (device !== undefined && !WEB_DEVICES.includes(device)) {
       throw new SdkError(
-        'E_OPTIONS',
+        'E_OPTION',
         `device '${device}' is not a backend-web device (${WEB_DEVICES.join(', ')})`,
       );
     }
@@ -125,7 +125,7 @@ async function backendFor(choice: BackendChoice): Promise<Backend> {
     });
   }
   throw new SdkError(
-    'E_OPTIONS',
+    'E_OPTION',
     `backend must be 'node', 'web' or a Backend instance, got ${JSON.stringify(backend)}`,
   );
 }

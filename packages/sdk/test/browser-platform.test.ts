@@ -133,13 +133,13 @@ describe('urlFiles', () => {
 
 describe('createBackend', () => {
   it('refuses Node backends and devices, and passes a Backend instance through', async () => {
-    await expect(createBackend({ backend: 'node' })).rejects.toMatchObject({ code: 'E_OPTIONS' });
+    await expect(createBackend({ backend: 'node' })).rejects.toMatchObject({ code: 'E_OPTION' });
     await expect(createBackend({ device: 'cuda' })).rejects.toMatchObject({
-      code: 'E_OPTIONS',
+      code: 'E_OPTION',
       message: expect.stringContaining("device 'cuda'"),
     });
     await expect(createBackend({ backend: 'gpu' as never })).rejects.toMatchObject({
-      code: 'E_OPTIONS',
+      code: 'E_OPTION',
     });
     const mine: Backend = {
       name: 'mine',

@@ -209,8 +209,8 @@ describe('@blip2/sdk/browser in headless Chromium', () => {
 
       for (const [source, options, code, text] of [
         ['not a source', {}, 'E_SOURCE', "'not a source'"],
-        ['/local/', { backend: 'node' }, 'E_OPTIONS', "backend 'node'"],
-        ['/local/', { device: 'cuda' }, 'E_OPTIONS', "device 'cuda'"],
+        ['/local/', { backend: 'node' }, 'E_OPTION', "backend 'node'"],
+        ['/local/', { device: 'cuda' }, 'E_OPTION', "device 'cuda'"],
       ] as const) {
         const error = await page.evaluate(([s, o]) => (globalThis as unknown as PageFns).loadError(s, o), [
           source,

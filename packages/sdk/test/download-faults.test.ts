@@ -201,7 +201,7 @@ describe('timeouts', () => {
   it('the timeouts are checked: a bad value is a typed error naming it', async () => {
     await expect(
       resolveModel(`${server.url}/plain`, { cacheDir: fresh(), timeouts: { connectMs: -1 } }),
-    ).rejects.toMatchObject({ code: 'E_OPTIONS', message: expect.stringContaining('timeouts.connectMs') });
+    ).rejects.toMatchObject({ code: 'E_OPTION', message: expect.stringContaining('timeouts.connectMs') });
   });
 });
 

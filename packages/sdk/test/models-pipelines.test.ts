@@ -210,7 +210,7 @@ describe.each([
     });
     expect(byDefault).toBe(await model.ask(imagePath(q), q.question, GREEDY));
     await expect(model.ask(imagePath(q), q.question, { template: 'no placeholder' })).rejects.toMatchObject({
-      code: 'E_OPTIONS',
+      code: 'E_OPTION',
     });
   });
 
@@ -372,7 +372,7 @@ describe('swapping the seams', () => {
     }
     await expect(
       Blip2ForConditionalGeneration.fromPretrained(fixtures.shapesOpt, { threads: 0, onWarning: () => {} }),
-    ).rejects.toMatchObject({ code: 'E_OPTIONS', message: 'threads must be an integer >= 1, got 0' });
+    ).rejects.toMatchObject({ code: 'E_OPTION', message: 'threads must be an integer >= 1, got 0' });
   });
 
   it('a Backend instance passed in loads every graph', async () => {

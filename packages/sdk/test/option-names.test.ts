@@ -15,14 +15,14 @@ import {
   SdkError,
 } from '../src/index.js';
 
-/** The rejection of `run`, which must be an SdkError E_OPTIONS saying `says`. */
+/** The rejection of `run`, which must be an SdkError E_OPTION saying `says`. */
 async function refused(run: () => Promise<unknown>, says: string): Promise<void> {
   const e = await run().then(
     () => undefined,
     (err: unknown) => err,
   );
   expect(e, 'accepted').toBeInstanceOf(SdkError);
-  expect((e as SdkError).code).toBe('E_OPTIONS');
+  expect((e as SdkError).code).toBe('E_OPTION');
   expect((e as SdkError).message).toBe(says);
 }
 

@@ -88,7 +88,7 @@ describe("pipeline('visual-question-answering')", () => {
 describe('pipeline load options and errors', () => {
   it('refuses an unknown task, a dtype it cannot run and a non-string question, with typed errors', async () => {
     await expect(pipeline('image-captioning' as never, fixtures.shapesOpt)).rejects.toMatchObject({
-      code: 'E_OPTIONS',
+      code: 'E_OPTION',
       message: expect.stringContaining("'image-to-text' or 'visual-question-answering'"),
     });
     await expect(

@@ -50,7 +50,7 @@ export async function writeRandomCheckpoint(
     const previous = JSON.parse(readFileSync(done, 'utf8')) as { variant: string; stored: string };
     if (previous.variant !== variant || previous.stored !== stored) {
       throw new SdkError(
-        'E_OPTIONS',
+        'E_OPTION',
         `${dir} holds random weights of ${previous.variant} (${previous.stored}), not of ${variant} (${stored}): give another --weights-dir`,
       );
     }

@@ -485,7 +485,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
       : undefined;
     if (!preset) {
       throw new SdkError(
-        'E_OPTIONS',
+        'E_OPTION',
         `VQA protocol ${JSON.stringify(protocol)}: expected ${VQA_PROTOCOLS.join(' or ')}`,
       );
     }
@@ -497,7 +497,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
       const id = this.processor.tokenizer.encode(stopOn.text, null, { addSpecialTokens: false }).ids[0];
       if (id === undefined) {
         throw new SdkError(
-          'E_OPTIONS',
+          'E_OPTION',
           `VQA protocol ${protocol} stops on ${JSON.stringify(stopOn.text)}, which this checkpoint's tokenizer.json encodes to no token`,
         );
       }
@@ -651,7 +651,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     const prompts = manyQuestions ? (questions as string[]) : images.map(() => question as string);
     if (!template.includes('{}'))
       throw new SdkError(
-        'E_OPTIONS',
+        'E_OPTION',
         `template must contain '{}' where the question goes, got ${JSON.stringify(template)}`,
       );
     const enc = await this.encode(

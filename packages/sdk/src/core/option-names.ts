@@ -53,15 +53,15 @@ export const FROM_PRETRAINED_OPTION_NAMES: readonly string[] = [
   } satisfies Record<Exclude<keyof FromPretrainedOptions, keyof SourceOptions | keyof BackendChoice>, true>),
 ];
 
-/** Refuses `options` that are not an object, or hold a name outside `known` (E_OPTIONS). */
+/** Refuses `options` that are not an object, or hold a name outside `known` (E_OPTION). */
 export function checkOptionNames(options: unknown, known: readonly string[], where: string): void {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     const got = options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options;
-    throw new SdkError('E_OPTIONS', `${where} must be an object, got ${got}`);
+    throw new SdkError('E_OPTION', `${where} must be an object, got ${got}`);
   }
   const unknown = unknownOptionMessage(options, known, where);
-  if (unknown) throw new SdkError('E_OPTIONS', unknown);
+  if (unknown) throw new SdkError('E_OPTION', unknown);
 }
 
 /** The source options' names, and those of `timeouts` inside them. */

@@ -145,14 +145,14 @@ export async function pipeline(
 ): Promise<ImageToTextPipeline | VisualQuestionAnsweringPipeline> {
   if (!TASKS.includes(task)) {
     throw new SdkError(
-      'E_OPTIONS',
+      'E_OPTION',
       `pipeline task must be ${TASKS.map((t) => `'${t}'`).join(' or ')} (BLIP-2 captions and answers), got ${JSON.stringify(task)}`,
     );
   }
   if (options !== null && typeof options === 'object' && 'onProgress' in options) {
     // fromPretrained's name, which no spelling distance leads from
     throw new SdkError(
-      'E_OPTIONS',
+      'E_OPTION',
       `unknown option "onProgress" in pipeline options (did you mean 'progress_callback'? pipeline takes transformers.js's names)`,
     );
   }

@@ -78,7 +78,7 @@ function timeoutsOf(options: FetchOptions): HttpTimeouts {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0)
       throw new SdkError(
-        'E_OPTIONS',
+        'E_OPTION',
         `$${name}=${JSON.stringify(v)}: expected a positive number of milliseconds`,
       );
     return n;
@@ -91,7 +91,7 @@ function timeoutsOf(options: FetchOptions): HttpTimeouts {
   };
   for (const [k, v] of Object.entries(t)) {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (k !== 'minBytesPerSecond' && v === 0))
-      throw new SdkError('E_OPTIONS', `timeouts.${k} ${String(v)}: expected a positive number`);
+      throw new SdkError('E_OPTION', `timeouts.${k} ${String(v)}: expected a positive number`);
   }
   return t;
 }
