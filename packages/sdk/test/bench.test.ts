@@ -57,6 +57,11 @@ describe('blip2 bench --small', () => {
     expect(Object.keys(report)).toEqual(['machine', 'figures']);
     expect(report.machine.cores).toBeGreaterThan(0);
     expect(report.machine.readBandwidthGBs).toBeGreaterThan(0);
+    expect(report.machine.stepProductsMs).toBeGreaterThan(0);
+    // the decode limit: one row through each matrix a step multiplies (2 layers x 6, and the LM head)
+    expect(report.figures.find((f) => f.key === 'step20')?.limitFrom).toMatch(
+      /^one row through the step's 13 matrices/,
+    );
     expect(report.machine.onnxruntime).toMatch(/^\d+\.\d+/);
     expect(report.figures.map((f) => f.key)).toEqual(KEYS);
     for (const f of report.figures) {
@@ -100,6 +105,9 @@ describe('blip2 bench --small', () => {
       // q8's linear weights are one byte each (the tiny model's float tables keep a large share)
       expect(disk('q8')?.value).toBeLessThan(0.7 * (disk('fp32')?.value ?? 0));
       expect(disk('q8')?.limitFrom).toContain(cache);
+      // the q8 step's limit multiplies its packed weights (DynamicQuantizeMatMul), found through quantization.json
+      const step = (d: string) => report.figures.find((f) => f.dtype === d && f.key === 'step20');
+      expect(step('q8')?.limitFrom).toMatch(/^one row through the step's 13 matrices/);
       expect(readdirSync(join(cache, 'quantized')).length).toBe(1);
     } finally {
       rmSync(cache, { recursive: true, force: true });

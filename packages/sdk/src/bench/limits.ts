@@ -1,11 +1,12 @@
 /**
  * The machine's limits the bench sets each figure against, measured in the same run
  * on the same backend: onnxruntime's rate for one matrix product of a figure's shape
- * (compute-bound figures), the rate at which it reads mapped weights (memory-bound
- * figures), and the fixed cost of creating a session.
+ * (compute-bound figures), its time for one row through every matrix a decode step
+ * multiplies (memory-bound figures), the rate at which it reads mapped weights, and the
+ * fixed cost of creating a session.
  */
 import { readFileSync } from 'node:fs';
-import { GraphBuilder, linear, type WeightLookup } from '@blip2/onnx';
+import { GraphBuilder, linear, type Value, type WeightLookup } from '@blip2/onnx';
 import type { WeightIndex } from '@blip2/safetensors';
 import { type Backend, float32, int64 } from '@blip2/tensor';
 
@@ -111,6 +112,51 @@ export async function readBandwidth(
   try {
     const ms = await fastest(3, () => session.run({ axes: int64([2], [0, 1]) }));
     return bytes / (ms / 1000);
+  } finally {
+    await session.release();
+  }
+}
+
+/**
+ * One row through each of `matrices` (logical [out, in] names in `weights`, a lookup
+ * that shows packed weights as the model's graphs see them), multiplied by `linear` as
+ * the model's step multiplies it: Gemm over a mapped float32 weight, MatMulNBits over
+ * 4-bit blocks, DynamicQuantizeMatMul over int8, in one graph run one after another
+ * (onnxruntime runs a graph's nodes in turn, each on every intra-op thread, as in a
+ * step). The fastest of three runs, in ms: a batch-1 decode step cannot beat this
+ * without reading fewer bytes, and unlike a reduction over the same bytes it reads them
+ * with the kernels the step reads them with.
+ */
+export async function stepProductsTime(
+  backend: Backend,
+  weights: WeightLookup,
+  matrices: readonly string[],
+): Promise<number> {
+  const g = new GraphBuilder('limit.step_products', { weights });
+  const rows = new Map<number, Value>();
+  const row = (width: number) => {
+    let x = rows.get(width);
+    if (!x) {
+      x = g.input(`x${width}`, 'float32', [1, width]);
+      rows.set(width, x);
+    }
+    return x;
+  };
+  let total: Value | undefined;
+  for (const name of matrices) {
+    const [, width] = weights.get(name).shape;
+    // each product summed to a scalar: the graph's output costs nothing beside the weights
+    const sum = g.op1('ReduceSum', [linear(row(width), g.weight(name))], { keepdims: 0 });
+    total = total ? g.op1('Add', [total, sum]) : sum;
+  }
+  if (!total) throw new Error('stepProductsTime: no matrices named');
+  g.output(total, 'sum', 'float32', []);
+  const session = await backend.load(g.build());
+  try {
+    const feeds = Object.fromEntries(
+      [...rows.keys()].map((width) => [`x${width}`, float32([1, width], noise(width))]),
+    );
+    return await fastest(3, () => session.run(feeds));
   } finally {
     await session.release();
   }

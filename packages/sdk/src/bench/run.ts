@@ -3,8 +3,9 @@
  * machine's limit for it (measured in the same run, ./limits.ts) and, when the peer
  * ran, what PyTorch takes for the same shapes (./peer.ts).
  *
- * Memory-bound figures (decode steps) are limited by the bytes they must read over
- * the measured read bandwidth; compute-bound ones (image side, prefill) by their
+ * Memory-bound figures (decode steps) are limited by onnxruntime's time for one row
+ * through every matrix the step multiplies, with the step's own kernels (the cache read
+ * at the rate those products reach); compute-bound ones (image side, prefill) by their
  * multiply-adds over onnxruntime's own single-MatMul rate at the figure's main shape.
  * End-to-end figures are limited by the sum of their parts' limits.
  */
@@ -18,6 +19,7 @@ import type { StepOutput } from '@blip2/generation';
 import {
   parseQuantizationManifest,
   QUANTIZATION_FILE,
+  type QuantizationManifest,
   type WeightLookup,
   withPackedWeights,
 } from '@blip2/onnx';
@@ -28,7 +30,17 @@ import { numPatches } from '@blip2/vision-encoder';
 import { parseDTypeFlag } from '../core/dtype.js';
 import { Blip2ForConditionalGeneration, vqaGenerationOptions } from '../core/models.js';
 import { SdkError } from '../errors.js';
-import { linearRate, matmulRate, median, memory, noise, now, readBandwidth, sessionFloor } from './limits.js';
+import {
+  linearRate,
+  matmulRate,
+  median,
+  memory,
+  noise,
+  now,
+  readBandwidth,
+  sessionFloor,
+  stepProductsTime,
+} from './limits.js';
 
 export interface Figure {
   /** stable id (the peer's figures use the same) */
@@ -66,6 +78,10 @@ export interface Machine {
   readonly loadAverageEnd?: number;
   /** the limits measured in this run */
   readonly readBandwidthGBs: number;
+  /** one row through every matrix a decode step multiplies, with its kernels (the decode limit), first measure */
+  readonly stepProductsMs: number;
+  /** the rate those products read the weights at */
+  readonly stepProductsGBs: number;
   readonly sessionFloorMs: number;
 }
 
@@ -121,7 +137,31 @@ function stepWeights(config: Blip2Config<TextConfig>, weights: WeightIndex): str
     'language_model.model.decoder.embed_tokens.',
     'language_model.shared.',
   ].find((prefix) => names.some((n) => n.startsWith(prefix)));
-  return names.filter((n) => layers.test(n) || (head !== undefined && n.startsWith(head)));
+  // T5's cross-attention keys/values are projected once, by the encoder graph
+  const cross = /\.EncDecAttention\.[kv]\.weight/;
+  return names.filter(
+    (n) => (layers.test(n) && !cross.test(n)) || (head !== undefined && n.startsWith(head)),
+  );
+}
+
+/**
+ * The matrices among a step's tensors `readNames` that it multiplies, by the logical
+ * [out, in] name its graphs use (a packed weight by its checkpoint name, not its blocks);
+ * T5's relative position table is gathered, not multiplied.
+ */
+function stepProducts(
+  read: WeightIndex,
+  manifest: QuantizationManifest | undefined,
+  readNames: readonly string[],
+): string[] {
+  const packedFrom = new Map(Object.entries(manifest?.weights ?? {}).map(([name, e]) => [e.data, name]));
+  return readNames.flatMap((n) => {
+    const packed = packedFrom.get(n);
+    if (packed) return [packed];
+    const info = read.get(n);
+    const matrix = info.shape.length === 2 && FLOAT_BYTES[info.dtype] !== undefined;
+    return matrix && !/relative_attention_bias/.test(n) ? [n] : [];
+  });
 }
 
 /** Float 2-D tensors among `names`: what a ReduceSum can read to measure the bandwidth. */
@@ -268,24 +308,30 @@ export async function runBench(
 
     // the checkpoint's names over what the sessions read, packed weights included
     const manifestFile = join(dirname(read.files[0].uri), QUANTIZATION_FILE);
-    const lookup: WeightLookup = existsSync(manifestFile)
-      ? withPackedWeights(
-          read,
-          parseQuantizationManifest(JSON.parse(readFileSync(manifestFile, 'utf8')), manifestFile),
-        )
-      : read;
+    const manifest = existsSync(manifestFile)
+      ? parseQuantizationManifest(JSON.parse(readFileSync(manifestFile, 'utf8')), manifestFile)
+      : undefined;
+    const lookup: WeightLookup = manifest ? withPackedWeights(read, manifest) : read;
 
     const readNames = stepWeights(config, read);
     const stepBytes = readNames.reduce((a, n) => a + read.get(n).byteLength, 0);
     // a quantized checkpoint's step reads packed weights; its float tables show the same bandwidth
     const floats = floatMatrices(read, readNames);
     const bandwidthNames = floats.length ? floats : floatMatrices(read, [...read.tensors.keys()]);
+    const firstBandwidth = await readBandwidth(backend, read, bandwidthNames);
+    // the decode limit: one row through the step's matrices with the step's kernels,
     // measured again before each decode figure: on a shared machine the load moves within a run
-    const measureBandwidth = () => readBandwidth(backend, read, bandwidthNames);
-    let bandwidth = await measureBandwidth();
-    const firstBandwidth = bandwidth;
+    const products = stepProducts(read, manifest, readNames);
+    let productsMs = 0;
+    let productsRate = 0;
+    const measureProducts = async () => {
+      productsMs = await stepProductsTime(backend, lookup, products);
+      productsRate = stepBytes / (productsMs / 1000);
+    };
+    await measureProducts();
+    const firstProducts = { ms: productsMs, rate: productsRate };
     log(
-      `read bandwidth: ${(bandwidth / 1e9).toFixed(1)} GB/s over ${(stepBytes / 1e9).toFixed(2)} GB of mapped weights`,
+      `read bandwidth (ReduceSum): ${(firstBandwidth / 1e9).toFixed(1)} GB/s; one row through the step's ${products.length} matrices: ${productsMs.toFixed(0)} ms for ${(stepBytes / 1e9).toFixed(2)} GB (${(productsRate / 1e9).toFixed(1)} GB/s)`,
     );
     const lm = model.languageModel;
 
@@ -383,8 +429,11 @@ export async function runBench(
     }
     if (prefilled) await lm.releaseCache?.(prefilled.cache);
 
+    // the products at batch 1, and the cache read at the rate they read the weights
     const stepLimit = (rows: number, position: number) =>
-      ((stepBytes + cacheBytes(shape, rows, position)) / bandwidth) * 1000;
+      productsMs + (cacheBytes(shape, rows, position) / productsRate) * 1000;
+    const productsFrom = () =>
+      `one row through the step's ${products.length} matrices (${(stepBytes / 1e9).toFixed(2)} GB) with its kernels: ${productsMs.toFixed(0)} ms, ${(productsRate / 1e9).toFixed(1)} GB/s`;
     const token = (rows: number) =>
       int64(
         [rows, 1],
@@ -420,7 +469,7 @@ export async function runBench(
     const greedyAt: Record<number, number> = {};
     for (const position of wanted('steps') ? settings.positions : []) {
       log(`decode step, batch 1, position ${position}`);
-      bandwidth = await measureBandwidth();
+      await measureProducts();
       greedyAt[position] = await stepAt(1, position);
       add({
         key: `step${position}`,
@@ -428,7 +477,7 @@ export async function runBench(
         value: greedyAt[position],
         unit: 'ms',
         limit: stepLimit(1, position),
-        limitFrom: `${(stepBytes / 1e9).toFixed(2)} GB of weights + ${(cacheBytes(shape, 1, position) / MB).toFixed(0)} MB of cache at ${(bandwidth / 1e9).toFixed(1)} GB/s`,
+        limitFrom: `${productsFrom()}; + ${(cacheBytes(shape, 1, position) / MB).toFixed(0)} MB of cache at that rate`,
         target: 1.15,
       });
     }
@@ -446,7 +495,7 @@ export async function runBench(
     }
     if (wanted('beam')) {
       log(`${settings.beams}-beam step at position ${promptLength}, and the greedy step there`);
-      bandwidth = await measureBandwidth();
+      await measureProducts();
       const greedyPrompt = await stepAt(1, promptLength);
       const beamStep = await stepAt(settings.beams, promptLength);
       add({
@@ -455,7 +504,7 @@ export async function runBench(
         value: beamStep,
         unit: 'ms',
         limit: stepLimit(settings.beams, promptLength),
-        limitFrom: `the weights once + ${settings.beams} rows of cache at ${(bandwidth / 1e9).toFixed(1)} GB/s`,
+        limitFrom: `${productsFrom()}, the weights read once; + ${settings.beams} rows of cache at that rate`,
       });
       add({
         key: 'beamRatio',
@@ -551,6 +600,8 @@ export async function runBench(
       loadAverageStart: loadStart,
       loadAverageEnd: loadavg()[0],
       readBandwidthGBs: firstBandwidth / 1e9,
+      stepProductsMs: firstProducts.ms,
+      stepProductsGBs: firstProducts.rate / 1e9,
       sessionFloorMs: floor,
     };
     return {

@@ -279,7 +279,8 @@ export function formatReport(report: BenchReport): string {
   const lines = [
     `machine: ${m.cores} x ${m.cpu}, ${m.memoryGB} GB, Node ${m.node}, onnxruntime ${m.onnxruntime}, ${m.device}; ` +
       `load average ${m.loadAverageStart.toFixed(1)} at start`,
-    `limits measured in this run: read bandwidth of the mapped weights ${m.readBandwidthGBs.toFixed(1)} GB/s, ` +
+    `limits measured in this run: read bandwidth of the mapped weights ${m.readBandwidthGBs.toFixed(1)} GB/s (ReduceSum), ` +
+      `one row through a step's matrices ${m.stepProductsMs.toFixed(1)} ms (${m.stepProductsGBs.toFixed(1)} GB/s), ` +
       `one-node session ${m.sessionFloorMs.toFixed(1)} ms${m.peer ? `; PyTorch ${m.peer.torch}, ${m.peer.threads} threads` : ''}`,
     '',
     `| ${head.join(' | ')} |`,
