@@ -22,7 +22,17 @@
  */
 import type { OPTConfig } from '@blip2/configs';
 import type { LanguageModelAdapter, StepOutput } from '@blip2/generation';
-import { KV_IO, KvAdapterCore, type KvLoadOptions } from '@blip2/onnx';
+import {
+  KV_IO,
+  KvAdapterCore,
+  type KvLoadOptions,
+  maskFilled,
+  maskWithCapacity,
+  SLOT_ROOM,
+  type SlotClaim,
+  withCapacity,
+  writeSlots,
+} from '@blip2/onnx';
 import {
   type AnyTensor,
   type Backend,
@@ -42,8 +52,15 @@ export interface OptCache {
   /** per layer, float32 [B, num_heads, L, head_dim]; on the backend's device when it keeps them there */
   readonly keys: readonly AnyTensor<'float32'>[];
   readonly values: readonly AnyTensor<'float32'>[];
-  /** int64 [B, L]: the prompt's mask followed by a 1 per generated token */
+  /** int64 [B, L]: the prompt's mask followed by a 1 per generated token, and 0 on free slots */
   readonly attentionMask: Tensor<'int64'>;
+  /**
+   * Slots [0, filled) hold tokens; [filled, L) are free, for steps that append in place
+   * (`stepAppend`). Absent: all L are filled.
+   */
+  readonly filled?: number;
+  /** who may append to these buffers in place (absent: a step copies them first) */
+  readonly claim?: SlotClaim;
   /**
    * A reorder left to the next step: row i of this cache is row beamIdx[i] of `keys`
    * and `values` (which keep the rows they had), and the step gathers them in its
@@ -57,6 +74,7 @@ export interface OptSessions {
   readonly prefill: Session;
   /** every position's logits (`forward`); without it the adapter loads the graph it was given on first use */
   readonly forward?: Session;
+  /** the one-row step: `step`, or `stepAppend` (the adapter tells them apart by their outputs) */
   readonly step: Session;
   /** `step` multiplying weight-first, for steps of several rows; without it every step runs `step` */
   readonly stepBatched?: Session;
@@ -67,6 +85,11 @@ export interface OptSessions {
    * `step` above are this same session), see the class comment.
    */
   readonly decoder?: Session;
+}
+
+/** A session whose outputs are the new keys/values only (`stepAppend`), not the grown cache. */
+function appends(session: Session): boolean {
+  return session.outputNames.includes(OPT_IO.appendedKey(0));
 }
 
 /** Graphs an adapter loads on first use, when its sessions do not include them. */
@@ -136,22 +159,25 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
         forward: graphs.forward,
       });
     }
+    // where outputs come back to JavaScript anyway, one-row steps append into the cache's
+    // buffers; a device keeps the cache in its own memory, grown by the step graph
+    const step = backend.capabilities.deviceOutputs ? graphs.step : graphs.stepAppend;
     const [embed, prefill, steps] = await Promise.all([
       backend.load(graphs.embed),
       backend.load(graphs.prefill, { keepOnDevice }),
       KvAdapterCore.loadSteps(
         backend,
-        { step: graphs.step, batched: graphs.stepBatched, reorder: graphs.stepReorder },
+        { step, batched: graphs.stepBatched, reorder: graphs.stepReorder },
         keepOnDevice,
         options,
       ),
     ]);
-    const { step, batched, reorder } = steps;
+    const { batched, reorder } = steps;
     const loaded = (s: Session | BuiltGraph | undefined) => (s && 'run' in s ? s : undefined);
     const graph = (s: Session | BuiltGraph | undefined) => (s && !('run' in s) ? s : undefined);
     return new OptAdapter(
       config,
-      { embed, prefill, step, stepBatched: loaded(batched), stepReorder: loaded(reorder) },
+      { embed, prefill, step: steps.step, stepBatched: loaded(batched), stepReorder: loaded(reorder) },
       backend,
       { stepBatched: graph(batched), stepReorder: graph(reorder), forward: graphs.forward },
     );
@@ -283,6 +309,7 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       feeds[OPT_IO.pastValue(i)] = cache.values[i];
     }
     const { session, feeds: stepFeeds } = await this.core.stepFor(b * s, cache.beamIdx);
+    if (appends(session)) return this.appendStep(session, tokenIds, cache);
     const out = await session.runOnDevice({ ...feeds, ...stepFeeds });
     const next = {
       logits: this.core.output(out, OPT_IO.step.logits, session.name),
@@ -291,6 +318,53 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     // the step replaced the cache it was given (generation's contract): free its device buffers now
     await this.releaseCache(cache);
     return next;
+  }
+
+  /**
+   * A step of `stepAppend`: the new tokens' keys/values go into free slots of the cache's
+   * buffers, in place; the buffers are copied into larger ones first when they are a
+   * session's outputs, full, or already appended to by a step from this same cache.
+   */
+  private async appendStep(
+    session: Session,
+    tokenIds: Tensor<'int64'>,
+    cache: OptCache,
+  ): Promise<StepOutput<OptCache>> {
+    const [b, s] = tokenIds.dims;
+    const capacity = cache.attentionMask.dims[1];
+    const filled = cache.filled ?? capacity;
+    let keys = cache.keys as readonly Tensor<'float32'>[];
+    let values = cache.values as readonly Tensor<'float32'>[];
+    let mask = cache.attentionMask;
+    let claim = cache.claim;
+    if (!claim || claim.claimed !== filled || filled + s > capacity) {
+      const room = filled + s + SLOT_ROOM;
+      keys = keys.map((t) => withCapacity(t, filled, room));
+      values = values.map((t) => withCapacity(t, filled, room));
+      mask = maskWithCapacity(mask, filled, room);
+      claim = { claimed: filled };
+    }
+    const feeds: Record<string, AnyTensor> = {
+      [OPT_IO.step.inputIds]: tokenIds,
+      [OPT_IO.step.attentionMask]: concat(
+        [mask, tensor('int64', [b, s], new BigInt64Array(b * s).fill(1n))],
+        1,
+      ),
+    };
+    for (let i = 0; i < this.config.numHiddenLayers; i++) {
+      feeds[OPT_IO.pastKey(i)] = keys[i];
+      feeds[OPT_IO.pastValue(i)] = values[i];
+    }
+    const out = await session.run(feeds);
+    for (let i = 0; i < this.config.numHiddenLayers; i++) {
+      writeSlots(keys[i], filled, this.core.output(out, OPT_IO.appendedKey(i), session.name));
+      writeSlots(values[i], filled, this.core.output(out, OPT_IO.appendedValue(i), session.name));
+    }
+    claim.claimed = filled + s;
+    return {
+      logits: this.core.output(out, OPT_IO.step.logits, session.name),
+      cache: { keys, values, attentionMask: maskFilled(mask, filled, s), filled: filled + s, claim },
+    };
   }
 
   async reorderCache(cache: OptCache, rows: readonly number[]): Promise<OptCache> {
@@ -302,7 +376,10 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     // the next step gathers the rows inside its graph: nothing moves, nothing is freed
     if (this.core.defersReorder(rows.length, held)) return { ...cache, attentionMask, beamIdx };
     const moved = await this.core.gatherRows(held, beamIdx);
-    const next = { keys: moved.slice(0, layers), values: moved.slice(layers), attentionMask };
+    const { filled } = cache;
+    // fresh buffers: steps may append into their free slots
+    const slots = filled === undefined ? {} : { filled, claim: { claimed: filled } };
+    const next = { keys: moved.slice(0, layers), values: moved.slice(layers), attentionMask, ...slots };
     await this.releaseCache(cache);
     return next;
   }

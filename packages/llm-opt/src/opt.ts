@@ -14,6 +14,10 @@
  * - `stepReorder`: `stepBatched` that first picks (and repeats) rows of the past by
  *   `beam_idx`: beam search's cache reorder (transformers' `_reorder_cache`) inside the
  *   step, where onnxruntime's Gather copies the rows, instead of a copy in JavaScript
+ * - `stepAppend`: `step` that reads the past where it lies and outputs only the new
+ *   keys/values (`appended.*`), which the adapter writes into free slots of the cache's
+ *   buffers: no Concat of the whole cache in onnxruntime and, above all, no copy of it
+ *   out of onnxruntime-node (which copies every output into a new JavaScript buffer)
  *
  * Prefill and step are the same decoder; the step graph only adds the past
  * keys/values and embeds its ids itself (one session run per generated token).
@@ -93,6 +97,8 @@ export interface OptGraphs {
    * (onnxruntime-web): one copy of the decoder instead of two (see OptAdapter).
    */
   readonly decoder: BuiltGraph;
+  /** `step` with the past read in place and only the new keys/values out (`appended.*`) */
+  readonly stepAppend: BuiltGraph;
 }
 
 /** Names of the graphs' inputs and outputs: the contract the adapter (and an SDK) wires against. */
@@ -117,6 +123,9 @@ export const OPT_IO = {
   /** prefill/step outputs, [batch, num_heads, total_sequence, head_dim] (past + new) */
   presentKey: KV_IO.presentKey,
   presentValue: KV_IO.presentValue,
+  /** `stepAppend`'s inputs are `step`'s; its outputs `logits` and these, [batch, num_heads, sequence, head_dim] (new only) */
+  appendedKey: KV_IO.appendedKey,
+  appendedValue: KV_IO.appendedValue,
 } as const;
 
 /** Inputs and outputs of each graph with dtypes and dims (string dims are dynamic). */
@@ -167,6 +176,10 @@ export function optGraphIO(
     },
     step,
     stepBatched: step,
+    stepAppend: {
+      inputs: step.inputs,
+      outputs: [step.outputs[0], ...kvIO('sequence', OPT_IO.appendedKey, OPT_IO.appendedValue)],
+    },
     stepReorder: {
       inputs: [
         ...step.inputs.slice(0, 2),
@@ -189,6 +202,8 @@ interface Ctx {
   /** `OPTDecoder`'s weights (`model.decoder.`), whose `linear`s are weight-first in the batched step graph */
   readonly w: WeightScope;
   readonly config: OPTConfig;
+  /** attention reads the past in place and `present` is the new keys/values only (`stepAppend`) */
+  readonly append?: boolean;
 }
 
 // ---- embeddings --------------------------------------------------------------------
@@ -276,11 +291,28 @@ function attention(
   const query = splitHeads(c, proj('q_proj', hidden));
   let key = splitHeads(c, proj('k_proj', hidden));
   let value = splitHeads(c, proj('v_proj', hidden));
+  const headDim = d / config.numAttentionHeads;
+  if (past && c.append) {
+    // softmax over [past, new] without concatenating the keys: the scores are small, the
+    // cache is not (the keys and values of every position so far)
+    const g = c.g;
+    const scores = concat(
+      [matmulTransB(query, past.key, headDim ** -0.5), matmulTransB(query, key, headDim ** -0.5)],
+      3,
+    );
+    const probs = softmax(where(allowed, scores, FLOAT32_MIN), -1);
+    const pastLength = g.op1('Shape', [past.key], { start: 2, end: 3 });
+    const axis = ints(g, [3]);
+    const onPast = g.op1('Slice', [probs, ints(g, [0]), pastLength, axis]);
+    const onNew = g.op1('Slice', [probs, pastLength, ints(g, [Number.MAX_SAFE_INTEGER]), axis]);
+    const mixed = add(matmul(onPast, past.value), matmul(onNew, value));
+    const context = reshape(transpose(mixed, [0, 2, 1, 3]), [0, 0, d]);
+    return { out: proj('out_proj', context), present: { key, value } };
+  }
   if (past) {
     key = concat([past.key, key], 2);
     value = concat([past.value, value], 2);
   }
-  const headDim = d / config.numAttentionHeads;
   const scores = matmulTransB(query, key, headDim ** -0.5);
   const probs = softmax(where(allowed, scores, FLOAT32_MIN), -1);
   const context = reshape(transpose(matmul(probs, value), [0, 2, 1, 3]), [0, 0, d]);
@@ -428,10 +460,10 @@ function outputPresents(g: GraphBuilder, config: OPTConfig, presents: KV[], seq:
 export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptBuildOptions = {}): OptGraphs {
   const prefix = options.prefix ?? 'language_model.';
   const io = optGraphIO(config);
-  const make = (name: string, weightFirst = false) => {
+  const make = (name: string, weightFirst = false, append = false) => {
     const g = new GraphBuilder(name, { weights });
     const lm = new WeightScope(g, prefix, { weightFirst });
-    return { g, c: { g, lm, w: lm.at('model.decoder.'), config } satisfies Ctx };
+    return { g, c: { g, lm, w: lm.at('model.decoder.'), config, append } satisfies Ctx };
   };
   const spec = (graph: keyof OptGraphs, name: string) => {
     const found = [...io[graph].inputs, ...io[graph].outputs].find((x) => x.name === name);
@@ -456,8 +488,12 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
   };
 
   // step, the same step multiplying weight-first for several rows, and that one after beam search's reorder
-  const buildStep = (graph: 'step' | 'stepBatched' | 'stepReorder' | 'decoder', name: string): BuiltGraph => {
-    const s = make(name, graph === 'stepBatched' || graph === 'stepReorder');
+  const buildStep = (
+    graph: 'step' | 'stepBatched' | 'stepReorder' | 'stepAppend' | 'decoder',
+    name: string,
+  ): BuiltGraph => {
+    const append = graph === 'stepAppend';
+    const s = make(name, graph === 'stepBatched' || graph === 'stepReorder', append);
     const fromEmbeds = graph === 'decoder';
     const newTokens = fromEmbeds
       ? s.g.input('inputs_embeds', 'float32', spec(graph, 'inputs_embeds').dims)
@@ -476,7 +512,12 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
     }
     const st = decoder(s.c, newTokens, stepMask, past, fromEmbeds);
     s.g.output(st.logits, 'logits', 'float32', spec(graph, 'logits').dims);
-    outputPresents(s.g, config, st.presents, 'total_sequence');
+    if (append) {
+      st.presents.forEach((kv, i) => {
+        s.g.output(kv.key, OPT_IO.appendedKey(i), 'float32', spec(graph, OPT_IO.appendedKey(i)).dims);
+        s.g.output(kv.value, OPT_IO.appendedValue(i), 'float32', spec(graph, OPT_IO.appendedValue(i)).dims);
+      });
+    } else outputPresents(s.g, config, st.presents, 'total_sequence');
     return s.g.build();
   };
 
@@ -487,6 +528,7 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
     step: buildStep('step', 'opt.step'),
     stepBatched: buildStep('stepBatched', 'opt.step_batched'),
     stepReorder: buildStep('stepReorder', 'opt.step_reorder'),
+    stepAppend: buildStep('stepAppend', 'opt.step_append'),
     decoder: buildStep('decoder', 'opt.decoder'),
   };
 }

@@ -68,10 +68,13 @@ async function stepsMatchFullForward(
   for (let s = 0; s < k; s++) {
     out = await tiny.adapter.step(ids(continuation.map((row) => [row[s]])), out.cache);
     expect(out.logits.dims).toEqual([b, 1, tiny.config.vocabSize]);
-    expect(out.cache.keys[0].dims).toEqual([
+    // the tokens so far; a one-row step appends into free slots after them
+    const { dims } = out.cache.keys[0];
+    expect(out.cache.filled ?? dims[2]).toBe(t + s + 1);
+    expect(dims[2]).toBeGreaterThanOrEqual(t + s + 1);
+    expect([dims[0], dims[1], dims[3]]).toEqual([
       b,
       tiny.config.numAttentionHeads,
-      t + s + 1,
       tiny.config.hiddenSize / tiny.config.numAttentionHeads,
     ]);
     diffs.push(maxAbsDiff(at(out.logits, 0), at(reference.logits, t + s)));
@@ -95,6 +98,39 @@ describe('OPT step graph (KV cache) against a full forward', () => {
     );
     console.log(`single row, 5 steps: max |diff| ${diff.toExponential(2)}`);
     expect(diff).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('one-row steps append in place; a cache stepped twice is copied first, so neither branch changes', async () => {
+    const prompt = tiny.json.cases[0].input_ids;
+    const query = await tiny.ref('case0/language_projection', [
+      1,
+      tiny.json.num_query_tokens,
+      tiny.config.hiddenSize,
+    ]);
+    const prefill = async () =>
+      tiny.adapter.prefill(
+        await promptEmbeds([prompt], query),
+        int64(
+          [1, prompt.length],
+          prompt.map(() => 1),
+        ),
+      );
+    const run = async (tokens: number[]) => {
+      let out = await prefill();
+      for (const token of tokens) out = await tiny.adapter.step(ids([[token]]), out.cache);
+      return out;
+    };
+    const s1 = await run([115]);
+    const s2 = await tiny.adapter.step(ids([[137]]), s1.cache);
+    // the same buffers, one slot more filled: nothing of the cache came out of onnxruntime
+    expect(s2.cache.keys[0]).toBe(s1.cache.keys[0]);
+    expect(s2.cache.filled).toBe((s1.cache.filled ?? 0) + 1);
+    // s1's cache again: its next slot is s2's, so this step copies the buffers first
+    const branch = await tiny.adapter.step(ids([[317]]), s1.cache);
+    expect(branch.cache.keys[0]).not.toBe(s1.cache.keys[0]);
+    expect(maxAbsDiff(branch.logits, (await run([115, 317])).logits)).toBe(0);
+    const after = await tiny.adapter.step(ids([[5]]), s2.cache);
+    expect(maxAbsDiff(after.logits, (await run([115, 137, 5])).logits)).toBe(0);
   });
 
   it('does the same on a left-padded batch', async () => {

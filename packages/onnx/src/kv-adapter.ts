@@ -27,6 +27,9 @@ export const KV_IO = {
   pastValue: (layer: number) => `past_key_values.${layer}.value`,
   presentKey: (layer: number) => `present.${layer}.key`,
   presentValue: (layer: number) => `present.${layer}.value`,
+  /** `stepAppend`-style graphs' outputs: the new tokens' keys/values only, [B, H, new tokens, head_dim] */
+  appendedKey: (layer: number) => `appended.${layer}.key`,
+  appendedValue: (layer: number) => `appended.${layer}.value`,
   /**
    * int64 [batch]: the reorder step's input, row i of the past it attends to is row
    * beam_idx[i] of the past it is fed (transformers' `_reorder_cache` `beam_idx`)
@@ -125,13 +128,16 @@ export class KvAdapterCore {
     options: KvLoadOptions = {},
   ): Promise<{ step: Session; batched?: Session | BuiltGraph; reorder?: Session | BuiltGraph }> {
     const choice = batchedStepFor(backend, options);
-    if (choice === 'never') return { step: await backend.load(graphs.step, { keepOnDevice }) };
+    // the cache outputs each graph has (a step that appends in place outputs none of them)
+    const load = (g: BuiltGraph) =>
+      backend.load(g, { keepOnDevice: keepOnDevice.filter((n) => g.outputs.some((io) => io.name === n)) });
+    if (choice === 'never') return { step: await load(graphs.step) };
     if (choice === 'lazy') {
-      const step = await backend.load(graphs.step, { keepOnDevice });
+      const step = await load(graphs.step);
       return { step, batched: graphs.batched, reorder: graphs.reorder };
     }
     const [step, batched, reorder] = await Promise.all(
-      [graphs.step, graphs.batched, graphs.reorder].map((g) => backend.load(g, { keepOnDevice })),
+      [graphs.step, graphs.batched, graphs.reorder].map(load),
     );
     return { step, batched, reorder };
   }
