@@ -100,7 +100,7 @@ function tooLarge(graph: BuiltGraph, bytes: number, limit: number): WebBackendEr
   return new WebBackendError(
     'E_TOO_LARGE',
     `${graph.name}: its weight files (${files}) hold ${formatBytes(bytes)}, more than the ${formatBytes(limit)} onnxruntime-web's 32-bit wasm memory can take. ` +
-      'Export the checkpoint to fp16 or int8 weights (`blip2 export`) for the browser, or run it in Node with @blip2/backend-node.',
+      'Export it with packed weights for the browser (`blip2 export --model M --out DIR --dtype q4`; q8 and fp16 also shrink it), or run it in Node with @blip2/backend-node.',
   );
 }
 

@@ -210,7 +210,7 @@ describe('backend-web (wasm) in Node', () => {
     const err = await web.load(huge).catch((e) => e);
     expect(err).toBeInstanceOf(WebBackendError);
     expect(err.code).toBe('E_TOO_LARGE');
-    expect(err.message).toMatch(/5\.00 GiB.*4\.00 GiB.*fp16 or int8/);
+    expect(err.message).toMatch(/5\.00 GiB.*4\.00 GiB.*blip2 export .*--dtype q4/);
     expect(served.length).toBe(before);
     expect(WASM_MAX_WEIGHT_BYTES).toBe(2 ** 32);
 

@@ -154,14 +154,6 @@ export function gather<D extends DType>(t: Tensor<D>, axis: number, indices: rea
   return tensor(t.dtype, dims, out);
 }
 
-/** Each row along `axis` repeated `times` in place (torch.repeat_interleave), e.g. one image per beam. */
-export function repeatInterleave<D extends DType>(t: Tensor<D>, axis: number, times: number): Tensor<D> {
-  axis = normAxis(axis, t.dims.length);
-  const idx: number[] = [];
-  for (let i = 0; i < t.dims[axis]; i++) for (let r = 0; r < times; r++) idx.push(i);
-  return gather(t, axis, idx);
-}
-
 /** Same data, new dims (one -1 allowed). */
 export function reshape<D extends DType>(t: Tensor<D>, dims: readonly number[]): Tensor<D> {
   const n = t.data.length;

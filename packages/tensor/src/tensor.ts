@@ -82,17 +82,6 @@ export function int64(dims: readonly number[], data: ArrayLike<number | bigint>)
   return tensor('int64', dims, out);
 }
 
-/** Element values as JS numbers (int64 narrowed, half floats widened). */
-export function toNumbers(t: Tensor): number[] {
-  const out = new Array<number>(t.data.length);
-  if (t.dtype === 'float16')
-    for (let i = 0; i < out.length; i++) out[i] = float16ToFloat32(t.data[i] as number);
-  else if (t.dtype === 'bfloat16')
-    for (let i = 0; i < out.length; i++) out[i] = bfloat16ToFloat32(t.data[i] as number);
-  else for (let i = 0; i < out.length; i++) out[i] = Number(t.data[i]);
-  return out;
-}
-
 /** Float32 view of a float tensor (copies only for half types). */
 export function asFloat32(t: Tensor): Tensor<'float32'> {
   if (t.dtype === 'float32') return t as Tensor<'float32'>;

@@ -12,7 +12,6 @@ import {
   int64,
   logSoftmax,
   maxAbsDiff,
-  repeatInterleave,
   reshape,
   slice,
   softmax,
@@ -97,12 +96,10 @@ describe('batch-axis helpers', () => {
     expect(Array.from(concat([t, t], 1).data)).toEqual([0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5]);
     expect(() => concat([t, float32([3, 2])], 0)).toThrow(/concat on axis 0/);
   });
-  it('slice, gather, repeatInterleave, reshape', () => {
+  it('slice, gather, reshape', () => {
     expect(Array.from(slice(t, 1, 1, 3).data)).toEqual([1, 2, 4, 5]);
     expect(Array.from(gather(t, 0, [1, 1, 0]).data)).toEqual([3, 4, 5, 3, 4, 5, 0, 1, 2]);
     expect(() => gather(t, 0, [2])).toThrow(/out of range/);
-    const ids = int64([2, 1], [7, 9]);
-    expect(Array.from(repeatInterleave(ids, 0, 2).data)).toEqual([7n, 7n, 9n, 9n]);
     expect(reshape(t, [3, -1]).dims).toEqual([3, 2]);
   });
   it('maxAbsDiff', () => {
