@@ -5,8 +5,10 @@
  *   proj: y = proj(x) with an f16 weight (read through a Cast)  x [batch, IN]
  * `headReference` / `projReference` compute the same in float64.
  */
+
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { seeded } from '@blip2/fixtures';
 import { GraphBuilder, gelu, layerNorm, linear, softmax } from '@blip2/onnx';
 import { serializeSafetensors } from '@blip2/safetensors';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
@@ -16,17 +18,6 @@ export const IN = 16;
 export const HID = 32;
 export const OUT = 10;
 const EPS = 1e-5;
-
-export function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    // mulberry32
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
 
 const rand = seeded(2023);
 const values = (n: number, scale = 1, shift = 0) =>

@@ -2,11 +2,13 @@
 // project_in/project_out, a stored lm_head, no biases, non-affine layer norms),
 // checked against a float64 TypeScript transcription of modeling_opt.py's forward
 // over random synthetic checkpoints.
+
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
 import type { OPTConfig } from '@blip2/configs';
+import { seeded } from '@blip2/fixtures';
 import { serializeSafetensors, type TensorBytes } from '@blip2/safetensors';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
 import { float32, gather, int64, maxAbsDiff, slice } from '@blip2/tensor';
@@ -38,16 +40,6 @@ const base: OPTConfig = {
   layerNormElementwiseAffine: true,
   tieWordEmbeddings: true,
 };
-
-function seeded(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
 
 type Weights = Map<string, { shape: number[]; data: Float32Array }>;
 

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { seeded } from '@blip2/fixtures';
 import { serializeSafetensors, type TensorBytes, type WeightIndex } from '@blip2/safetensors';
 import { openWeightsFromFile } from '@blip2/safetensors/node';
 import {
@@ -61,18 +62,6 @@ const onnxruntimeNode = {
     };
   },
 };
-
-/** A small deterministic PRNG (mulberry32), uniform in [-0.5, 0.5). */
-function seeded(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
 
 const f32Bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 

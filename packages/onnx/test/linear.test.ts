@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { seeded } from '@blip2/fixtures';
 import { serializeSafetensors, type WeightIndex } from '@blip2/safetensors';
 import { openWeightsFromFile } from '@blip2/safetensors/node';
 import { type BuiltGraph, float32, fromOrt, maxAbsDiff, type Tensor, toOrt } from '@blip2/tensor';
@@ -8,18 +9,6 @@ import * as ortNode from 'onnxruntime-node';
 import * as ortWeb from 'onnxruntime-web';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GraphBuilder, linear } from '../src/index.js';
-
-/** mulberry32, uniform in [-0.5, 0.5) */
-function seeded(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
 
 // ---- a few dozen lines of protobuf reading: enough of onnx.proto to list nodes and initializers
 
