@@ -47,8 +47,8 @@ export class TimedBackend implements Backend {
     return this.inner.capabilities;
   }
 
-  clearWeightCache(): void {
-    this.inner.clearWeightCache?.();
+  clearWeightCache(keep?: readonly string[]): void {
+    this.inner.clearWeightCache?.(keep);
   }
 
   async load(graph: BuiltGraph, options?: LoadOptions): Promise<Session> {

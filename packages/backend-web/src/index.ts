@@ -188,9 +188,13 @@ export class WebBackend implements Backend {
     return this.weights.size;
   }
 
-  /** Lets the fetched weight files be garbage-collected once every graph of the checkpoint is loaded. */
-  clearWeightCache(): void {
-    this.weights.clear();
+  /**
+   * Lets the fetched weight files be garbage-collected, but those of `keep` (URIs): the
+   * SDK keeps the files the graphs still to load use (a sharded checkpoint's language-model
+   * shards while its vision shard goes), then clears all once every graph is loaded.
+   */
+  clearWeightCache(keep: readonly string[] = []): void {
+    this.weights.clear(keep);
   }
 }
 

@@ -152,9 +152,9 @@ export class WeightFileCache {
     return pending;
   }
 
-  /** Drops the cached bytes (sessions already created keep working: onnxruntime copied what it needs). */
-  clear(): void {
-    this.files.clear();
+  /** Drops the cached bytes but those of `keep` (sessions already created keep working: onnxruntime copied what it needs). */
+  clear(keep: readonly string[] = []): void {
+    for (const uri of [...this.files.keys()]) if (!keep.includes(uri)) this.files.delete(uri);
   }
 
   get size(): number {

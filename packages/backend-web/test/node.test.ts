@@ -153,7 +153,10 @@ describe('backend-web (wasm) in Node', () => {
     for (let i = 1; i < progress.length; i++)
       expect(progress[i].loaded).toBeGreaterThanOrEqual(progress[i - 1].loaded);
 
-    web.clearWeightCache();
+    // files still to be used are kept, the others dropped
+    web.clearWeightCache([url]);
+    expect(web.cachedWeightFiles).toBe(1);
+    web.clearWeightCache([`${base}/ckpt/other.safetensors`]);
     expect(web.cachedWeightFiles).toBe(0);
     // sessions created before keep working: onnxruntime copied the bytes it needed
     const again = await sh.run({ x: float32([2, 3, IN], X_HEAD) });

@@ -111,8 +111,9 @@ export interface Backend {
   readonly capabilities: BackendCapabilities;
   load(graph: BuiltGraph, options?: LoadOptions): Promise<Session>;
   /**
-   * Drops what the backend holds for later loads (fetched weight files): called once every
+   * Drops what the backend holds for later loads (fetched weight files) but the files of
+   * `keep` (their URIs): called with the files the graphs still to load use, and once every
    * graph of a checkpoint is loaded. Backends that hold nothing leave it out.
    */
-  clearWeightCache?(): void;
+  clearWeightCache?(keep?: readonly string[]): void;
 }

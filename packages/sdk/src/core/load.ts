@@ -229,6 +229,9 @@ export async function loadParts(
     }
     let languageModel: LoadedParts['languageModel'];
     if (lmGraphs) {
+      // the image side's own shards can go before the language model's are fetched (a
+      // browser would otherwise hold every shard at once, beside the copies in wasm memory)
+      backend.clearWeightCache?.(Object.values(lmGraphs).flatMap((g) => g.externalData.map((f) => f.uri)));
       const adapter = await module.load(config.textConfig, lmGraphs, backend, options.languageModelOptions);
       loaded += Object.keys(lmGraphs).length;
       progress?.({
