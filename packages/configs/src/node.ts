@@ -2,8 +2,8 @@
  * Node loaders: read a checkpoint folder's JSON files and parse them. Errors name
  * the full path of the file at fault.
  */
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Blip2Config, parseBlip2Config } from './blip2.js';
 import { ConfigError, configJsonFail, type JsonObject, jsonObject } from './fields.js';
@@ -17,11 +17,41 @@ export interface ReadJsonOptions {
   readonly fail?: JsonFail;
 }
 
+/**
+ * Opened without blocking (a FIFO with no writer would otherwise hang the read forever)
+ * and read only when it is a regular file: a FIFO, a device such as /dev/zero (endless)
+ * or a folder is refused as unreadable, naming the file.
+ */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+function notRegular(): Error {
+  return Object.assign(new Error('not a regular file: a FIFO, a device or a folder'), { code: 'ENOTREG' });
+}
+
+async function readRegularFile(path: string): Promise<string> {
+  const handle = await open(path, OPEN_FLAGS);
+  try {
+    if (!(await handle.stat()).isFile()) throw notRegular();
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+function readRegularFileSync(path: string): string {
+  const fd = openSync(path, OPEN_FLAGS);
+  try {
+    if (!fstatSync(fd).isFile()) throw notRegular();
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The parsed JSON of the file at `path`, or `undefined` when it is absent and `optional`. */
 export async function readJsonFile(path: string, options: ReadJsonOptions = {}): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readRegularFile(path);
   } catch (e) {
     return unread(path, e, options);
   }
@@ -32,7 +62,7 @@ export async function readJsonFile(path: string, options: ReadJsonOptions = {}):
 export function readJsonFileSync(path: string, options: ReadJsonOptions = {}): unknown {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readRegularFileSync(path);
   } catch (e) {
     return unread(path, e, options);
   }

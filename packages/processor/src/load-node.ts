@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseBlip2Config } from '@blip2/configs';
+import { readJsonFile as readJson } from '@blip2/configs/node';
 import {
   Blip2Processor,
   type Blip2ProcessorOptions,
@@ -14,28 +14,25 @@ import type { RgbImage } from './image.js';
 import { ImageProcessor } from './image-processor.js';
 import { Tokenizer } from './tokenizer/tokenizer.js';
 
-/** Parsed JSON of `path`; `optional` returns undefined when the file does not exist. */
+/**
+ * Parsed JSON of `path`; `optional` returns undefined when the file does not exist. Read by
+ * @blip2/configs' one JSON reader (which refuses FIFOs, devices and folders rather than
+ * block on them), with this package's typed errors.
+ */
 export async function readJsonFile(
   path: string,
   optional = false,
   code: 'E_TOKENIZER_FILE' | 'E_CONFIG' = 'E_CONFIG',
 ): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if (optional && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new ProcessorError(code, `cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new ProcessorError(
-      code === 'E_TOKENIZER_FILE' ? 'E_TOKENIZER_JSON' : code,
-      `${path} is not valid JSON: ${(e as Error).message}`,
-      { cause: e },
-    );
-  }
+  return readJson(path, {
+    optional,
+    fail: (fault, file, reason, cause) =>
+      new ProcessorError(
+        fault === 'invalid' && code === 'E_TOKENIZER_FILE' ? 'E_TOKENIZER_JSON' : code,
+        `${file}: ${reason}`,
+        { cause },
+      ),
+  });
 }
 
 /** `tokenizer.json` (+ `tokenizer_config.json` when present) from a checkpoint folder. */

@@ -3,6 +3,7 @@
  * opened through them. Paths are resolved with `realpath` because Hugging Face
  * hub caches hold symlinks and onnxruntime refuses external data through them.
  */
+import { constants } from 'node:fs';
 import { type FileHandle, open, realpath } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { float32ToFloat16, type Tensor } from '@blip2/tensor';
@@ -24,10 +25,16 @@ export class FileByteReader implements ByteReader {
   static async open(path: string): Promise<FileByteReader> {
     try {
       const real = await realpath(path);
-      const handle = await open(real, 'r');
-      const { size } = await handle.stat();
-      return new FileByteReader(real, handle, size);
+      // without blocking: a FIFO with no writer would hang the first read forever
+      const handle = await open(real, constants.O_RDONLY | constants.O_NONBLOCK);
+      const stat = await handle.stat();
+      if (!stat.isFile()) {
+        await handle.close();
+        throw new SafetensorsError('E_IO', path, 'not a regular file: a FIFO, a device or a folder');
+      }
+      return new FileByteReader(real, handle, stat.size);
     } catch (e) {
+      if (e instanceof SafetensorsError) throw e;
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') throw new SafetensorsError('E_NOT_FOUND', path, 'no such file');
       throw new SafetensorsError('E_IO', path, `cannot open (${(e as Error).message})`, { cause: e });

@@ -166,11 +166,13 @@ export async function captionOrAsk(
     throw new UsageError('give --prompt or --prompt-file, not both', usage);
   if (typeof values['prompt-file'] === 'string')
     values.prompt = readTextOption(values['prompt-file'], 'prompt-file', usage).replace(/\r?\n$/, '');
-  const questionLines = list(values, 'question-file').flatMap((f) =>
-    readTextOption(f, 'question-file', usage)
+  const questionLines = list(values, 'question-file').flatMap((f) => {
+    const lines = readTextOption(f, 'question-file', usage)
       .split(/\r?\n/)
-      .filter((line) => line.trim() !== ''),
-  );
+      .filter((line) => line.trim() !== '');
+    if (lines.length === 0) throw new UsageError(`--question-file ${f}: holds no question`, usage);
+    return lines;
+  });
   const questions = command === 'ask' ? [...list(values, 'question'), ...questionLines] : [undefined];
   if (questions.length === 0) throw new UsageError('--question is required', usage);
   if (questions.some((q) => q === '')) throw new UsageError('--question must not be empty', usage);

@@ -25,7 +25,7 @@ import {
 } from '@blip2/onnx';
 import { buildQFormer } from '@blip2/qformer';
 import type { WeightIndex } from '@blip2/safetensors';
-import type { Backend, BuiltGraph, Session } from '@blip2/tensor';
+import { type Backend, type BuiltGraph, isObject, type Session } from '@blip2/tensor';
 import { buildVisionModel } from '@blip2/vision-encoder';
 import { SdkError } from '../errors.js';
 import type { ProgressCallback } from '../sources/progress.js';
@@ -136,7 +136,8 @@ export async function loadParts(
   const files = await p.openSource(source, options);
   const rawConfig = await files.readJson('config.json');
   const modelType = (rawConfig as { model_type?: unknown })?.model_type;
-  if (modelType !== 'blip-2') {
+  // a file that is no JSON object at all is named as such by the parser
+  if (modelType !== 'blip-2' && isObject(rawConfig)) {
     throw new SdkError(
       'E_MODEL_TYPE',
       `${files.location}/config.json: model_type is ${JSON.stringify(modelType)}; blip2-ts runs 'blip-2' checkpoints (language models: ${registeredLanguageModels().join(', ')})`,
@@ -159,6 +160,15 @@ export async function loadParts(
       `${files.location} was exported as ${describeDTypes(manifest.dtype)}; dtype ${describeDTypes(resolveDTypes(options.dtype))} was asked (export the original checkpoint again to change it)`,
     );
   }
+  // the processor's files are small and checked against config.json here, before any
+  // weight is opened or session created
+  const processor = parts.includes('processor')
+    ? checkProcessorFits(
+        await loadProcessor(files, config, module.paddingSide, p.decodeImage),
+        config,
+        files.location,
+      )
+    : undefined;
   const backend = await p.createBackend(options);
   checkBackendRuns(backend, dtypes);
   let weights = await files.openWeights();
@@ -246,9 +256,6 @@ export async function loadParts(
     // rather than hold a second copy for the model's lifetime (a graph loaded later,
     // e.g. the vision model with every hidden state, fetches again)
     backend.clearWeightCache?.();
-    const processor = parts.includes('processor')
-      ? await loadProcessor(files, config, module.paddingSide, p.decodeImage)
-      : undefined;
     const genJson = await files.readJson('generation_config.json', true);
     const generation = generationDefaultsOf(genJson, rawConfig, config, files.location);
     return {
@@ -270,6 +277,30 @@ export async function loadParts(
     await weights.close();
     throw e;
   }
+}
+
+/**
+ * A processor whose tokenizer or image size disagrees with config.json would hand the
+ * model ids past its embedding rows (a Gather out of range deep in onnxruntime) or
+ * pixels of the wrong size: refused by name at load.
+ */
+function checkProcessorFits(processor: Blip2Processor, config: Blip2Config, location: string): Blip2Processor {
+  const vocab = config.textConfig.vocabSize;
+  if (processor.tokenizer.vocabSize > vocab) {
+    throw new SdkError(
+      'E_INPUT',
+      `${location}/tokenizer.json has ids up to ${processor.tokenizer.vocabSize - 1}, past config.json text_config.vocab_size (${vocab}): the language model has no embedding for them`,
+    );
+  }
+  const { height, width } = processor.imageProcessor.options.size;
+  const side = config.visionConfig.imageSize;
+  if (processor.imageProcessor.options.doResize && (height !== side || width !== side)) {
+    throw new SdkError(
+      'E_INPUT',
+      `${location}: the image processor resizes to ${height}x${width} but config.json vision_config.image_size is ${side}`,
+    );
+  }
+  return processor;
 }
 
 /** How the graphs use each weight (a linear's, or other), from building them all once over the checkpoint. */
