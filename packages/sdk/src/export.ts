@@ -15,6 +15,7 @@ import { openWeightsFromDir, writeSafetensorsFile } from '@blip2/safetensors/nod
 import { type DTypeOption, planQuantization, type QuantizationPlan, resolveDTypes } from './core/dtype.js';
 import { requireModule } from './core/families.js';
 import { weightRoles } from './core/load.js';
+import { checkSourceOptions, SOURCE_OPTION_NAMES } from './core/option-names.js';
 import type { SourceOptions } from './core/platform.js';
 import { SdkError } from './errors.js';
 import { folderFiles } from './node-platform.js';
@@ -122,6 +123,14 @@ export interface ExportOptions extends SourceOptions {
   readonly shardBytes?: number;
 }
 
+const EXPORT_OPTION_NAMES: readonly string[] = [
+  ...SOURCE_OPTION_NAMES,
+  ...Object.keys({ dtype: true, shardBytes: true } satisfies Record<
+    Exclude<keyof ExportOptions, keyof SourceOptions>,
+    true
+  >),
+];
+
 export interface ExportResult {
   readonly dir: string;
   readonly files: readonly string[];
@@ -143,6 +152,7 @@ export async function exportModel(
   out: string,
   options: ExportOptions,
 ): Promise<ExportResult> {
+  checkSourceOptions(options, EXPORT_OPTION_NAMES, 'exportModel options');
   const dtypes = resolveDTypes(options.dtype);
   const outDir = resolve(out);
   if (await exists(outDir)) {

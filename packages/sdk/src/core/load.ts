@@ -284,7 +284,11 @@ export async function loadParts(
  * model ids past its embedding rows (a Gather out of range deep in onnxruntime) or
  * pixels of the wrong size: refused by name at load.
  */
-function checkProcessorFits(processor: Blip2Processor, config: Blip2Config, location: string): Blip2Processor {
+function checkProcessorFits(
+  processor: Blip2Processor,
+  config: Blip2Config,
+  location: string,
+): Blip2Processor {
   const vocab = config.textConfig.vocabSize;
   if (processor.tokenizer.vocabSize > vocab) {
     throw new SdkError(

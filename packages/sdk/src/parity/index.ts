@@ -9,6 +9,8 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { BACKEND_CHOICE_NAMES, checkOptionNames } from '../core/option-names.js';
+import type { BackendChoice } from '../core/platform.js';
 import { SdkError } from '../errors.js';
 import { imagesParity } from './images.js';
 import { type ModelParityOptions, modelParity } from './model.js';
@@ -42,7 +44,16 @@ export function fixtureKind(dir: string): FixtureKind {
   );
 }
 
+const PARITY_OPTION_NAMES: readonly string[] = [
+  ...BACKEND_CHOICE_NAMES,
+  ...Object.keys({ dtype: true, cacheDir: true, imagesDir: true, onProgress: true } satisfies Record<
+    Exclude<keyof ModelParityOptions, keyof BackendChoice>,
+    true
+  >),
+];
+
 export async function runParity(dir: string, options: ModelParityOptions = {}): Promise<ParityReport> {
+  checkOptionNames(options, PARITY_OPTION_NAMES, 'runParity options');
   const folder = resolve(dir);
   switch (fixtureKind(folder)) {
     case 'model':
