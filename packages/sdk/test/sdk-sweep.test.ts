@@ -147,7 +147,11 @@ const CASES: [string, () => Promise<unknown>, RegExp][] = [
     () => exportModel(fixtures.tinyOpt, join(dir, 'out2'), any({ dtype: 'q8', shardbytes: 5 })),
     /shardbytes/,
   ],
-  ['parity with an unknown option', () => runParity(fixtures.tinyOpt, any({ imageDir: 'x' })), /imageDir.*imagesDir/],
+  [
+    'parity with an unknown option',
+    () => runParity(fixtures.tinyOpt, any({ imageDir: 'x' })),
+    /imageDir.*imagesDir/,
+  ],
   ['parity of a folder that is no fixture', () => runParity(dir), /blip2-sdk-sweep/],
   ['parity of a missing folder', () => runParity(join(dir, 'nope')), /nope/],
 ];
