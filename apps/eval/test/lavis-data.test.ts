@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { thrown as thrownBy } from '@blip2/fixtures';
 import { describe, expect, it } from 'vitest';
 import { compileImagePattern, loadAnnotations, loadQuestions, loadResults } from '../src/data.js';
 import { VqaEvalError } from '../src/errors.js';
@@ -8,15 +9,7 @@ import { ProgressBar } from '../src/progress-bar.js';
 import { parseShard } from '../src/select.js';
 import { tempDir } from './helpers.js';
 
-function thrown(fn: () => unknown): VqaEvalError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof VqaEvalError) return e;
-    throw e;
-  }
-  throw new Error('expected an VqaEvalError');
-}
+const thrown = (fn: () => unknown) => thrownBy(fn, VqaEvalError);
 
 describe('LAVIS question preprocessing', () => {
   it('lowercases and deletes .!"()*#:;~', () => {

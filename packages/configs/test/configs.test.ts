@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { fixtures } from '@blip2/fixtures';
+import { fixtures, thrown as thrownBy } from '@blip2/fixtures';
 import { describe, expect, it } from 'vitest';
 import {
   Blip2Config,
@@ -20,15 +20,7 @@ const checkpoints = {
   'shapes-blip2-t5': fixtures.shapesT5,
 };
 
-function thrown(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
+const thrown = (fn: () => unknown) => thrownBy(fn, ConfigError);
 
 describe('fixture config.json files', () => {
   for (const [name, dir] of Object.entries(checkpoints)) {

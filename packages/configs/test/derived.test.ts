@@ -1,7 +1,9 @@
 // One case per row of DERIVED_FIELDS: the value used when the file is silent, and what
 // a stored value does (wins, is ignored, or is refused when it disagrees).
+
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { thrown } from '@blip2/fixtures';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
@@ -18,15 +20,7 @@ const opt = (json: Record<string, unknown>) =>
   parseTextConfigJson({ model_type: 'opt', ...json }) as OPTConfig;
 const blip2 = (json: Record<string, unknown>) => parseBlip2Config({ model_type: 'blip-2', ...json });
 
-function refused(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
+const refused = (fn: () => unknown) => thrown(fn, ConfigError);
 
 const CASES: Record<string, () => void> = {
   'text_config (t5).dense_act_fn': () => {

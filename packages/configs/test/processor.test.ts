@@ -1,21 +1,13 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fixtures } from '@blip2/fixtures';
+import { fixtures, thrown as thrownBy } from '@blip2/fixtures';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, OPENAI_CLIP_MEAN, parseImageProcessorConfig } from '../src/index.js';
 import { loadBlip2Config, loadImageProcessorConfig } from '../src/node.js';
 import { readJson } from './helpers.js';
 
-function thrown(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
+const thrown = (fn: () => unknown) => thrownBy(fn, ConfigError);
 
 describe('image processor configs, both layouts', () => {
   for (const dir of [fixtures.tinyOpt, fixtures.tinyT5]) {

@@ -1,17 +1,10 @@
+import { thrown as thrownBy } from '@blip2/fixtures';
 import { float32, int64 } from '@blip2/tensor';
 import { describe, expect, it } from 'vitest';
 import { GenerationError, mergeQueryEmbeds, prependQueryEmbeds } from '../src/index.js';
 
 const ids = (rows: number[][]) => int64([rows.length, rows[0].length], rows.flat());
-function thrown(fn: () => unknown): GenerationError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(GenerationError);
-    return e as GenerationError;
-  }
-  throw new Error('expected a GenerationError');
-}
+const thrown = (fn: () => unknown) => thrownBy(fn, GenerationError);
 
 describe('query embeddings in the prompt', () => {
   it('merges query embeddings only where the image tokens are, and checks their count', () => {
