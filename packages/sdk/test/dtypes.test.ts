@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
 import { fixtures } from '@blip2/fixtures';
+import { openWeightsFromDir, writeSafetensorsFile } from '@blip2/safetensors/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
 import {
@@ -257,5 +258,56 @@ describe('blip2 export', () => {
     expect(readdirSync(dir)).toContain('quantization.json');
     expect(await main(['export', '--model', fixtures.tinyOpt, '--out', dir, '--dtype', 'q5'], io)).toBe(2);
     expect(lines.join('')).toContain("'q5' is not a dtype");
+  });
+});
+
+describe('the default dtype of a half-precision checkpoint', () => {
+  it('is q8 on the CPU when no dtype is asked (docs/backends.md), as asked otherwise; a float32 checkpoint stays fp32', async () => {
+    // the tiny OPT fixture stored in float16, as the published half checkpoints store every weight
+    const dir = tmp('blip2-half-');
+    cpSync(fixtures.tinyOpt, dir, { recursive: true });
+    const source = await openWeightsFromDir(fixtures.tinyOpt);
+    const floats = new Map<string, Float32Array>();
+    for (const name of source.tensors.keys()) floats.set(name, await source.readFloat32(name));
+    const shapes = [...source.tensors].map(([name, info]) => [name, info.shape] as const);
+    await source.close();
+    await writeSafetensorsFile(
+      join(dir, 'model.safetensors'),
+      shapes.map(([name, shape]) => ({
+        name,
+        dtype: 'F16' as const,
+        shape,
+        fill: (values: Float32Array, start: number) =>
+          values.set(floats.get(name)?.subarray(start, start + values.length) ?? []),
+      })),
+    );
+    const warnings: string[] = [];
+    const load = (source: string, dtype?: 'fp32') =>
+      Blip2ForConditionalGeneration.fromPretrained(source, {
+        cacheDir,
+        onWarning: (m) => warnings.push(m),
+        ...(dtype ? { dtype } : {}),
+      });
+    try {
+      const half = await load(dir);
+      expect(half.dtypes).toEqual({ vision: 'q8', qformer: 'q8', language_model: 'q8' });
+      // said once, with the way back
+      expect(warnings.filter((w) => w.includes('half-precision'))).toEqual([
+        expect.stringContaining(
+          "loading them as q8, quantized once into the cache (dtype: 'fp32' keeps them exact)",
+        ),
+      ]);
+      // the sessions map the q8 copy quantized into the cache
+      expect(half.weightFiles[0].uri).toContain(join(cacheDir, 'quantized'));
+      await half.dispose();
+      const asked = await load(dir, 'fp32');
+      expect(asked.dtypes).toEqual({ vision: 'fp32', qformer: 'fp32', language_model: 'fp32' });
+      await asked.dispose();
+      const float = await load(fixtures.tinyOpt);
+      expect(float.dtypes).toEqual({ vision: 'fp32', qformer: 'fp32', language_model: 'fp32' });
+      await float.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -113,6 +113,21 @@ export interface QuantizationPlan {
 }
 
 const FLOATS: readonly string[] = ['F32', 'F16', 'BF16'];
+
+/** The dtype a half-precision checkpoint loads in on the CPU when none is asked (docs/backends.md). */
+export const HALF_CHECKPOINT_CPU_DTYPE: ModelDType = 'q8';
+
+/** Whether most of a checkpoint's float bytes are float16 or bfloat16 (how published half checkpoints store every weight). */
+export function isHalfCheckpoint(index: WeightIndex): boolean {
+  let half = 0;
+  let all = 0;
+  for (const info of index.tensors.values()) {
+    if (!FLOATS.includes(info.dtype)) continue;
+    all += info.byteLength;
+    if (info.dtype !== 'F32') half += info.byteLength;
+  }
+  return all > 0 && half > all / 2;
+}
 const asBytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /**

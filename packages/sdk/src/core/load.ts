@@ -29,7 +29,15 @@ import { type Backend, type BuiltGraph, isObject, type Session } from '@blip2/te
 import { buildVisionModel } from '@blip2/vision-encoder';
 import { SdkError } from '../errors.js';
 import type { ProgressCallback } from '../sources/progress.js';
-import { type DTypeOption, describeDTypes, planQuantization, resolveDTypes, sameDTypes } from './dtype.js';
+import {
+  type DTypeOption,
+  describeDTypes,
+  HALF_CHECKPOINT_CPU_DTYPE,
+  isHalfCheckpoint,
+  planQuantization,
+  resolveDTypes,
+  sameDTypes,
+} from './dtype.js';
 import { type LanguageModelModule, requireModule } from './families.js';
 import { checkFromPretrainedOptions } from './option-names.js';
 import { type BackendChoice, type ModelFiles, platform, type SourceOptions } from './platform.js';
@@ -153,7 +161,6 @@ export async function loadParts(
     manifestJson === undefined
       ? undefined
       : parseQuantizationManifest(manifestJson, `${files.location}/${QUANTIZATION_FILE}`);
-  const dtypes = manifest ? manifest.dtype : resolveDTypes(options.dtype);
   if (manifest && options.dtype !== undefined && !sameDTypes(resolveDTypes(options.dtype), manifest.dtype)) {
     throw new SdkError(
       'E_DTYPE',
@@ -170,8 +177,22 @@ export async function loadParts(
       )
     : undefined;
   const backend = await p.createBackend(options);
-  checkBackendRuns(backend, dtypes);
   let weights = await files.openWeights();
+  let dtypes: Record<ModuleName, ModelDType>;
+  try {
+    const fallback =
+      options.dtype === undefined && p.quantizeWeights ? defaultDType(weights, backend) : 'fp32';
+    if (!manifest && fallback !== 'fp32') {
+      (options.onWarning ?? console.warn)(
+        `blip2: ${files.location} stores half-precision weights, which the CPU computes on only widened to float32 (a private copy); loading them as ${fallback}, quantized once into the cache (dtype: 'fp32' keeps them exact)`,
+      );
+    }
+    dtypes = manifest ? manifest.dtype : resolveDTypes(options.dtype, fallback);
+    checkBackendRuns(backend, dtypes);
+  } catch (e) {
+    await weights.close();
+    throw e;
+  }
   const progress: ProgressCallback | undefined = options.onProgress;
 
   if (!manifest) {
@@ -349,6 +370,18 @@ function buildGraphs(
  * `{ MatMulNBits: false }`) and that has no other form (PACKED_OPS) is refused before
  * anything loads; absent means supported.
  */
+/**
+ * The dtype of a checkpoint loaded without one: fp32, except a half-precision
+ * checkpoint on the CPU provider, which gets HALF_CHECKPOINT_CPU_DTYPE (q8). Its
+ * CPU kernels compute in float32 only, so fp32 would widen every weight into a
+ * private copy (twice the file in memory); q8 maps a quarter of the float32 bytes and
+ * runs the image side and decode faster (measured, docs/backends.md).
+ */
+function defaultDType(weights: WeightIndex, backend: Backend): ModelDType {
+  // a GPU provider would run DynamicQuantizeMatMul on the CPU: only the CPU provider gains
+  return backend.name === 'node:cpu' && isHalfCheckpoint(weights) ? HALF_CHECKPOINT_CPU_DTYPE : 'fp32';
+}
+
 function checkBackendRuns(backend: Backend, dtypes: Readonly<Record<string, string>>): void {
   const caps = backend.capabilities;
   for (const [mod, d] of Object.entries(dtypes)) {
