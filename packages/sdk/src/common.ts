@@ -23,6 +23,8 @@ export {
 export type { RawImage } from '@blip2/processor';
 export {
   type DTypeOption,
+  HALF_CHECKPOINT_CPU_DTYPE,
+  isHalfCheckpoint,
   parseDTypeFlag,
   planQuantization,
   type QuantizationPlan,
