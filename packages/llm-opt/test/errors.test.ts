@@ -1,4 +1,5 @@
 import type { OPTConfig } from '@blip2/configs';
+import { thrown as thrownBy } from '@blip2/fixtures';
 import { generate } from '@blip2/generation';
 import { GraphBuildError } from '@blip2/onnx';
 import type { Session, Tensor } from '@blip2/tensor';
@@ -38,17 +39,9 @@ function countingSessions() {
 /** The error `fn` throws, which must be of class `Class` (default OptError). */
 function thrown<E extends Error = OptError>(
   fn: () => unknown,
-  Class: new (...args: never[]) => E = OptError as unknown as new (
-    ...args: never[]
-  ) => E,
+  Class?: abstract new (...args: never[]) => E,
 ): E {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof Class) return e;
-    throw e;
-  }
-  throw new Error(`expected a ${Class.name}`);
+  return thrownBy(fn, Class ?? (OptError as unknown as abstract new (...args: never[]) => E));
 }
 
 async function rejected(p: Promise<unknown>): Promise<OptError> {
