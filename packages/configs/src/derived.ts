@@ -88,14 +88,14 @@ export const DERIVED_FIELDS: readonly DerivedField[] = [
   {
     config: 'blip-2',
     field: 'use_decoder_only_language_model',
-    derived: "text_config.model_type is a causal LM ('opt')",
+    derived: "the text_config family's kind is decoder-only (OPT)",
     rule: 'must agree',
     note: '4.x ignores a stored value, 5.x lets it win and builds the wrong language model',
   },
   {
     config: 'blip-2',
     field: 'is_encoder_decoder',
-    derived: 'text_config is encoder-decoder (t5)',
+    derived: "the text_config family's kind is encoder-decoder (T5)",
     rule: 'derived wins',
     note: "Blip2Config passes the text config's value to PretrainedConfig",
   },

@@ -3,7 +3,7 @@
 // registerLanguageModel does for a module) parses with its own reader and its own typed
 // errors; an unregistered type is refused with the registered ones listed.
 import { join } from 'node:path';
-import { fixtures } from '@blip2/fixtures';
+import { fixtures, thrown as thrownBy } from '@blip2/fixtures';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
@@ -55,15 +55,7 @@ function tinyWith(text: Record<string, unknown>): Record<string, unknown> {
   return { ...envelope, image_token_index: 7, text_config: text };
 }
 
-function thrown(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (e) {
-    if (ConfigError.isInstance(e)) return e as ConfigError;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
+const thrown = (fn: () => unknown) => thrownBy(fn, ConfigError);
 
 describe('text_config goes to the family of its model_type', () => {
   it('an unregistered model_type is refused, naming it and listing the registered ones', () => {

@@ -9,7 +9,7 @@ import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '@blip2/configs';
-import { fixtures } from '@blip2/fixtures';
+import { fixtures, seeded } from '@blip2/fixtures';
 import { registerLanguageModel } from '@blip2/generation';
 import { readSafetensorsFile, type StreamedTensor, writeSafetensorsFile } from '@blip2/safetensors/node';
 import { float32, type Tensor } from '@blip2/tensor';
@@ -38,20 +38,9 @@ const TEXT_CONFIG = {
   pad_token_id: 1,
 };
 
-/** mulberry32: the same random weights on every run. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Llama's weights under `language_model.`, uniform in [-scale, scale] (norms around 1). */
 function llamaWeights(c: LlamaConfig): Map<string, { shape: number[]; data: Float32Array }> {
-  const next = random(13);
+  const next = seeded(13);
   const { hiddenSize: d, intermediateSize: f, vocabSize: v } = c;
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   const put = (name: string, shape: number[], scale: number, center = 0) =>
@@ -59,7 +48,7 @@ function llamaWeights(c: LlamaConfig): Map<string, { shape: number[]; data: Floa
       shape,
       data: Float32Array.from(
         { length: shape.reduce((a, b) => a * b, 1) },
-        () => center + scale * (2 * next() - 1),
+        () => center + scale * 2 * next(),
       ),
     });
   put('model.embed_tokens.weight', [v, d], 1);
@@ -136,10 +125,10 @@ describe('a third family (Llama) registered with one call', () => {
   let dir: string;
   let model: Blip2ForConditionalGeneration;
   const pixels = (() => {
-    const next = random(5);
+    const next = seeded(5);
     return float32(
       [2, 3, 32, 32],
-      Array.from({ length: 2 * 3 * 32 * 32 }, () => 2 * next() - 1),
+      Array.from({ length: 2 * 3 * 32 * 32 }, () => 2 * next()),
     );
   })();
 
