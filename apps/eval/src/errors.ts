@@ -25,7 +25,7 @@ export type EvalErrorCode =
   | 'E_PROGRESS_EXISTS' // a progress file exists and --resume was not given
   | 'E_PROGRESS_CORRUPT' // a progress file line cannot be read
   | 'E_RESUME_MISMATCH' // --resume with settings that differ from the recorded ones
-  | 'E_ANSWERER' // the answerer broke its contract (wrong answer count, bad module)
+  | 'E_ANSWERER' // the answerer broke its contract (wrong answer count, bad module) or refused a batch
   | 'E_ABORTED' // the run was interrupted; the progress file holds what was done
   | 'E_MERGE_OVERLAP' // two shard result files answer the same question
   | 'E_MERGE_INCOMPLETE'; // merged shards do not cover the questions

@@ -195,7 +195,7 @@ async function runClaimed(opts: RunOptions, out: string | undefined): Promise<Ru
           raw = await answerer.answer(items, generation, opts.signal);
         } catch (e) {
           throwIfAborted(opts.signal, answers.size, selected.length, log);
-          throw e;
+          throw answererFailed(e, batch, answers.size, selected.length);
         }
         answerSeconds += (performance.now() - t0) / 1000;
         if (!Array.isArray(raw) || raw.length !== batch.length || raw.some((a) => typeof a !== 'string')) {
@@ -276,6 +276,30 @@ async function runClaimed(opts: RunOptions, out: string | undefined): Promise<Ru
   } finally {
     if (owned) await answerer.close();
   }
+}
+
+/**
+ * The answerer's refusal of a batch (a question too long for the model, a broken image) as
+ * E_ANSWERER naming the questions, its own code kept in the message and as the cause; the
+ * answers before it are in the progress log, so --resume continues once the input is fixed.
+ */
+function answererFailed(
+  e: unknown,
+  batch: readonly { question_id: number }[],
+  done: number,
+  total: number,
+): VqaEvalError {
+  if (e instanceof VqaEvalError) return e;
+  const code = (e as { code?: unknown })?.code;
+  const ids =
+    batch.length === 1
+      ? `question_id ${batch[0]!.question_id}`
+      : `the batch of question_id ${batch[0]!.question_id}..${batch.at(-1)!.question_id}`;
+  return new VqaEvalError(
+    'E_ANSWERER',
+    `${ids}: ${typeof code === 'string' ? `${code}: ` : ''}${(e as Error)?.message ?? String(e)} (${done} of ${total} answers kept; fix the input and run again with --resume)`,
+    { cause: e },
+  );
 }
 
 function throwIfAborted(

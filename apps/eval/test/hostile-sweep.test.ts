@@ -6,7 +6,7 @@
  * model, so a probe that got as far as answering would show as exit 0.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/command.js';
@@ -201,5 +201,36 @@ describe('vqa-eval under hostile input: a typed message, the right exit code, no
     expect(r.stderr.split('\n')[0]).toMatch(says);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(r.code, r.stderr).toBe(code);
+  });
+});
+
+describe('an answerer that refuses one batch (a question too long for the model)', () => {
+  it("names the questions and the model's code, keeps every answer before, and --resume finishes", async () => {
+    const questions = JSON.parse(readFileSync(shapes.questions, 'utf8'));
+    const list = questions.questions ?? questions;
+    const long = list.find((q: { question_id: number }) => q.question_id === 1025);
+    long.question = `toolong ${'and then? '.repeat(50)}`;
+    const file = at('long-question.json');
+    writeFileSync(file, JSON.stringify(questions));
+    const flags = { questions: file, 'batch-size': '10', limit: '40' };
+
+    const full = await vqaEval(run({ ...flags, out: at('out/full.json') }));
+    expect(full.code, full.stderr).toBe(0);
+
+    process.env.VQA_TEST_REFUSE = 'toolong';
+    let refused: Awaited<ReturnType<typeof vqaEval>>;
+    try {
+      refused = await vqaEval(run({ ...flags, out: at('out/refused.json') }));
+    } finally {
+      delete process.env.VQA_TEST_REFUSE;
+    }
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.split('\n')[0]).toBe(
+      'vqa-eval: E_ANSWERER: the batch of question_id 1020..1029: E_PROMPT_TOO_LONG: the encoder input has 9999 tokens, above maxInputTokens (2048) (20 of 40 answers kept; fix the input and run again with --resume)',
+    );
+    const resumed = await vqaEval(run({ ...flags, out: at('out/refused.json') }, ['--resume']));
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const answers = (p: string) => JSON.parse(readFileSync(p, 'utf8'));
+    expect(answers(at('out/refused.json'))).toEqual(answers(at('out/full.json')));
   });
 });
