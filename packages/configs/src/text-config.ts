@@ -39,8 +39,11 @@ export interface TextConfigFamily<Config extends LanguageModelConfig = LanguageM
    * flush against the first generated token), 'right' for encoder-decoder ones
    */
   readonly paddingSide: 'left' | 'right';
-  /** transformers' config class, e.g. 'OPTConfig': where a class default came from, for reports */
-  readonly configClass: string;
+  /**
+   * transformers' config class, e.g. 'OPTConfig': where a class default came from, for
+   * reports (absent: "<model_type> config")
+   */
+  readonly configClass?: string;
   /**
    * `text_config` of a BLIP-2 config.json (a JSON object, `{}` when absent), validated with
    * the family's defaults; a bad value throws a ConfigError naming `file` and the

@@ -35,7 +35,7 @@ export type ModuleWeights = object;
 export type LoadedLanguageModel = LanguageModelAdapter & { release(): Promise<void> };
 
 /**
- * The config half (`modelType`, `kind`, `paddingSide`, `configClass`, `parseConfig`, `checkForBlip2`) is
+ * The config half (`modelType`, `kind`, `paddingSide`, `parseConfig`, `configClass?`, `checkForBlip2?`) is
  * @blip2/configs' `TextConfigFamily`: `parseBlip2Config` hands `text_config` to the
  * registered module's `parseConfig`.
  */
