@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
-import { type Blip2Config, parseBlip2Config } from '@blip2/configs';
+import { type Blip2Config, parseBlip2Config, type TextConfig } from '@blip2/configs';
 import { loadBlip2Config } from '@blip2/configs/node';
 import { fixtures, safetensorsEntries, shapeOnlyWeights } from '@blip2/fixtures';
 import { GraphBuildError, type WeightLookup } from '@blip2/onnx';
@@ -246,8 +246,9 @@ describe('real size from manifests.json (graph construction only)', () => {
       const m = manifests[variant];
       const config = parseBlip2Config(m.config, `manifests.json#${variant}`);
       const graph = qformerFor(config, shapeOnlyWeights(m.weights, 'F32'));
-      const textWidth =
-        config.textConfig.modelType === 'opt' ? config.textConfig.hiddenSize : config.textConfig.dModel;
+      // the manifests are the published variants, whose text configs are OPT's or T5's
+      const text = config.textConfig as TextConfig;
+      const textWidth = text.modelType === 'opt' ? text.hiddenSize : text.dModel;
       expect(graph.outputs).toEqual(
         qformerIO(config.qformerConfig, { numQueryTokens: config.numQueryTokens }, textWidth).outputs,
       );
