@@ -131,7 +131,7 @@ function parse<const O extends NonNullable<ParseArgsConfig['options']>>(
   try {
     return parseArgs({ args: glued, options, allowPositionals: positionals, strict: true });
   } catch (e) {
-    throw new VqaEvalError('E_ARGS', (e as Error).message);
+    throw new VqaEvalError('E_ARGS', (e as Error).message, { cause: e });
   }
 }
 
@@ -374,6 +374,7 @@ async function loadAnswererModule(path: string, opts: LoadAnswererOptions): Prom
     throw new VqaEvalError(
       'E_ANSWERER',
       `--answerer-module ${path}: cannot import it: ${(e as Error).message}`,
+      { cause: e },
     );
   }
   if (typeof mod.createAnswerer !== 'function') {

@@ -70,7 +70,7 @@ export class ProgressLog {
     try {
       exists = checkWritableTarget(path, 'progress log');
     } catch (e) {
-      throw new VqaEvalError('E_OUT', (e as Error).message);
+      throw new VqaEvalError('E_OUT', (e as Error).message, { cause: e });
     }
     if (exists) {
       if (!resume) {
@@ -111,7 +111,7 @@ function openWriter(path: string, mode: 'append' | 'truncate'): number {
   try {
     return openNoFollow(path, mode);
   } catch (e) {
-    throw new VqaEvalError('E_OUT', (e as Error).message);
+    throw new VqaEvalError('E_OUT', (e as Error).message, { cause: e });
   }
 }
 
@@ -125,7 +125,9 @@ function writeLine(path: string, fd: number, value: unknown): void {
     try {
       ftruncateSync(fd, before);
     } catch {}
-    throw new VqaEvalError('E_OUT', `${path}: cannot append to the progress log: ${(e as Error).message}`);
+    throw new VqaEvalError('E_OUT', `${path}: cannot append to the progress log: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
 }
 

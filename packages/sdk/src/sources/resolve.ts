@@ -6,9 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, realpath } from 'node:fs/promises';
+import { mkdir, realpath } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { readJsonFile } from '@blip2/configs/node';
 import { SdkError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
 import { download, type FetchOptions, type HttpTimeouts, probe, type RemoteFile } from './download.js';
@@ -194,15 +195,11 @@ async function fetchModel(
   let weightFiles = ['model.safetensors'];
   if (found.has('model.safetensors.index.json')) {
     const indexPath = join(dir, 'model.safetensors.index.json');
-    let index: { weight_map?: unknown };
-    try {
-      index = JSON.parse(await readFile(indexPath, 'utf8')) as { weight_map?: unknown };
-    } catch (e) {
-      throw new SdkError(
-        'E_SOURCE',
-        `${urlOf('model.safetensors.index.json')}: not JSON (${(e as Error).message})`,
-      );
-    }
+    // the file came from the remote: name its URL, not the cache path
+    const index = (await readJsonFile(indexPath, {
+      fail: (_fault, _file, reason, cause) =>
+        new SdkError('E_SOURCE', `${urlOf('model.safetensors.index.json')}: ${reason}`, { cause }),
+    })) as { weight_map?: unknown } | null;
     const map = index?.weight_map;
     if (typeof map !== 'object' || map === null || Array.isArray(map))
       throw new SdkError('E_SOURCE', `${urlOf('model.safetensors.index.json')}: weight_map is not an object`);
