@@ -41,6 +41,8 @@ export const BENCH_USAGE = `usage: blip2 bench [options]
   --batches B,B           images per image-side batch (default 1,8; the end-to-end limits need 1)
   --peer none|D[,D]       PyTorch dtypes (default float32,bfloat16 when torch imports)
   --peer-all              also PyTorch float32 at image batch 8 (minutes)
+  --peer-figures F[,F...] the figures PyTorch measures (default: those of --figures; a dtype with no
+                          fast kernels on this CPU, e.g. bfloat16 without AVX-512 BF16, may need fewer)
   --python P              the python with torch (default: python3, then /usr/bin/python3)
   --manifests FILE        manifests.json (default: the checkout's fixtures)
   --image I               image of the end-to-end figures (default: a fixture image)
@@ -63,6 +65,7 @@ const OPTIONS = {
   batches: { type: 'string' },
   peer: { type: 'string' },
   'peer-all': { type: 'boolean' },
+  'peer-figures': { type: 'string' },
   manifests: { type: 'string' },
   image: { type: 'string' },
   python: { type: 'string' },
@@ -106,19 +109,24 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
       throw new UsageError((e as Error).message, BENCH_USAGE);
     }
   }
-  const figureGroups = values.figures
-    ? new Set(
-        (values.figures as string).split(',').map((f) => {
-          const group = f.trim();
-          if (!(FIGURE_GROUPS as readonly string[]).includes(group))
-            throw new UsageError(
-              `--figures: '${group}' is not one of ${FIGURE_GROUPS.join(', ')}`,
-              BENCH_USAGE,
-            );
-          return group as FigureGroup;
-        }),
-      )
-    : undefined;
+  const groups = (flag: string) => {
+    const raw = values[flag] as string | undefined;
+    return raw
+      ? new Set(
+          raw.split(',').map((f) => {
+            const group = f.trim();
+            if (!(FIGURE_GROUPS as readonly string[]).includes(group))
+              throw new UsageError(
+                `--${flag}: '${group}' is not one of ${FIGURE_GROUPS.join(', ')}`,
+                BENCH_USAGE,
+              );
+            return group as FigureGroup;
+          }),
+        )
+      : undefined;
+  };
+  const figureGroups = groups('figures');
+  const peerGroups = groups('peer-figures');
   const device = ((values.device as string | undefined) ?? 'cpu') as NodeDevice;
   const stored = ((values.stored as string | undefined) ?? 'F32') as StoredDType;
   if (stored !== 'F32' && stored !== 'F16')
@@ -208,7 +216,11 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
       // the column is optional: a failing peer costs the column, not the figures measured so far
       peer = await runPeer(
         dir,
-        { ...workload, peerFloat32Batches: values['peer-all'] === true },
+        {
+          ...workload,
+          ...(peerGroups ? { figures: [...peerGroups] } : {}),
+          peerFloat32Batches: values['peer-all'] === true,
+        },
         peerDtypes.split(','),
         log,
         torch.python,
