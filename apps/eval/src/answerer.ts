@@ -12,6 +12,8 @@ export interface GenerationSettings {
   paddingSide?: 'left' | 'right';
   /** Each prompt's first this many text ids are kept (null: all; absent: the SDK's default, none). */
   maxPromptTokens?: number | null;
+  /** T5: the longest encoder input (queries + prompt) accepted (absent: the SDK's DEFAULT_MAX_INPUT_TOKENS). */
+  maxInputTokens?: number;
 }
 
 /** One question to answer: the image file and the full prompt (template already applied). */

@@ -41,6 +41,7 @@ const USAGE = `Usage:
                [--prompt 'Question: {} Short answer:' | --prompt-file F] [--question-preprocess lavis|none]
                [--num-beams N] [--length-penalty X] [--eos-token-ids ID,ID] [--max-new-tokens N]
                [--min-new-tokens N] [--padding-side left|right] [--max-prompt-tokens N|none]
+               [--max-input-tokens N (T5: longest encoder input, default 2048)]
                [--batch-size ${DEFAULT_BATCH_SIZE}] [--limit N]
                [--shard K/N|auto] [--out results.json] [--resume] [--backend B] [--device D] [--json]
     --shard auto: K/N from a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, JOB_COMPLETIONS) or a
@@ -108,6 +109,7 @@ const NUMERIC = new Set([
   '--max-new-tokens',
   '--min-new-tokens',
   '--max-prompt-tokens',
+  '--max-input-tokens',
   '--length-penalty',
   '--batch-size',
   '--limit',
@@ -216,6 +218,7 @@ async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
     'eos-token-ids': { type: 'string' },
     'padding-side': { type: 'string' },
     'max-prompt-tokens': { type: 'string' },
+    'max-input-tokens': { type: 'string' },
     shard: { type: 'string' },
   });
   const model = required(values, 'model');
@@ -297,6 +300,7 @@ function generationFlags(values: Record<string, unknown>): Partial<GenerationSet
       ? null
       : number(values, 'max-prompt-tokens', { integer: true, min: 1 }),
   );
+  set('maxInputTokens', number(values, 'max-input-tokens', { integer: true, min: 1 }));
   return generation;
 }
 

@@ -90,6 +90,7 @@ class SdkAnswerer implements VqaAnswerer {
           ...(settings.eosTokenIds ? { eosTokenId: settings.eosTokenIds } : {}),
           ...(settings.paddingSide ? { paddingSide: settings.paddingSide } : {}),
           maxPromptTokens: settings.maxPromptTokens ?? null,
+          ...(settings.maxInputTokens !== undefined ? { maxInputTokens: settings.maxInputTokens } : {}),
         },
       );
     } catch (e) {

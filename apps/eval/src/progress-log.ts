@@ -27,6 +27,7 @@ export interface CheckedSettings {
   minNewTokens: number;
   paddingSide?: string;
   maxPromptTokens?: number | null;
+  maxInputTokens?: number;
   imagePattern: string;
   limit: number | null;
   shard: string | null;

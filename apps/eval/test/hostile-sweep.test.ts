@@ -91,6 +91,7 @@ const PROBES: [string, () => string[], 1 | 2, RegExp][] = [
   ['a fractional max-new-tokens', () => run({ 'max-new-tokens': '2.5' }), 2, /--max-new-tokens/],
   ['Infinity as the length penalty', () => run({ 'length-penalty': 'Infinity' }), 2, /--length-penalty/],
   ['a zero max-prompt-tokens', () => run({ 'max-prompt-tokens': '0' }), 2, /--max-prompt-tokens/],
+  ['a zero max-input-tokens', () => run({ 'max-input-tokens': '0' }), 2, /--max-input-tokens/],
   ['eos ids that are words', () => run({ 'eos-token-ids': 'a,b' }), 2, /--eos-token-ids/],
   ['a padding side that is none', () => run({ 'padding-side': 'up' }), 2, /--padding-side/],
   ['an unknown protocol', () => run({ protocol: 'fast' }), 2, /--protocol/],
