@@ -20,9 +20,10 @@ import { findInCheckout } from './shipped.js';
 export const BENCH_USAGE = `usage: blip2 bench [options]
   Real-size figures of a BLIP-2 layout over random weights: session creation and
   memory, image side per image, prefill, decode steps, beam steps, an answer and a
-  caption end to end, each beside its limit measured in the same run (read bandwidth
-  of the mapped weights, onnxruntime's single-MatMul rate) and PyTorch's time for the
-  same shapes when python3 can import torch. Progress on stderr.
+  caption end to end, each beside its limit measured in the same run (onnxruntime's
+  time for one row through every matrix a decode step multiplies, its rate for one
+  product of a figure's shape) and PyTorch's time for the same shapes when python3 can
+  import torch. Progress on stderr.
   --variant V             layout from manifests.json (default blip2-opt-2.7b)
   --small                 the tiny OPT fixture instead (seconds; checks the bench, not speed)
   --model DIR             an existing checkpoint folder instead (e.g. a blip2 export); nothing is written
