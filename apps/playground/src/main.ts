@@ -46,6 +46,7 @@ const ui = {
   source: element('model-source', HTMLInputElement),
   presets: element('model-presets', HTMLDataListElement),
   device: element('device', HTMLSelectElement),
+  dtype: element('dtype', HTMLSelectElement),
   load: element('load', HTMLButtonElement),
   progress: element('load-progress', HTMLProgressElement),
   loadStatus: element('load-status', HTMLParagraphElement),
@@ -226,7 +227,14 @@ async function loadModel(): Promise<void> {
       await fetchRuntime((loaded, total) => showProgress(meter.runtime(loaded, total)));
     // the backend made here rather than by fromPretrained, so that its graph runs can be timed
     backend = new TimedBackend(await createBackendBrowser({ device, onProgress, onWarning }));
-    model = await Blip2ForConditionalGeneration.fromPretrained(source, { backend, onProgress, onWarning });
+    // 'as stored': a checkpoint's float weights, or an export's own formats; else quantized in this tab
+    const dtype = (ui.dtype.value || undefined) as 'q4' | undefined;
+    model = await Blip2ForConditionalGeneration.fromPretrained(source, {
+      backend,
+      onProgress,
+      onWarning,
+      ...(dtype ? { dtype } : {}),
+    });
   } catch (e) {
     ui.progress.value = previous ? 1 : 0;
     ui.loadStatus.textContent = previous

@@ -405,6 +405,30 @@ describe('the playground in headless Chromium (vite build + vite preview)', () =
     }
   });
 
+  it('quantizes the embedded captioner at load (Weights: q8): the numbers of its q8 export', async () => {
+    const { page } = await openPlayground();
+    try {
+      await page.selectOption('#dtype', 'q8');
+      await loadModel(page, '/models/shapes-blip2-opt-captioner/');
+      expect(await page.locator('#error').isHidden()).toBe(true);
+      expect(await page.locator('#load-status').textContent()).toMatch(/ \(weights q8\); /);
+      await page.click(`button.sample[title="${IMAGE}"]`);
+      await expect.poll(() => page.locator('#image-status').textContent()).toBe(`Image: ${IMAGE}`);
+      await page.click('#caption');
+      expect(await waitForResult(page)).toBe(exported.caption);
+      await page.fill('#question', QUESTION);
+      await page.click('#ask');
+      expect(await waitForResult(page)).toBe(exported.answer);
+      // an export loads only in its own formats: asking it for others is the SDK's E_DTYPE
+      await page.selectOption('#dtype', 'q4');
+      await loadModel(page, '/models/local/');
+      expect(await page.locator('#error-code').textContent()).toBe('E_DTYPE');
+      expect(await page.locator('#error-message').textContent()).toContain('was exported as');
+    } finally {
+      await page.close();
+    }
+  });
+
   it('shows the code and the URL at fault for a bad model source, never a stack', async () => {
     const { page } = await openPlayground();
     try {

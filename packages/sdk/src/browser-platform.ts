@@ -20,8 +20,18 @@ import {
 } from '@blip2/backend-web';
 import { parseJson } from '@blip2/configs';
 import { decodeImageBrowser, type RgbImage } from '@blip2/processor';
-import { HttpByteReader, openWeights, SafetensorsError, type WeightIndex } from '@blip2/safetensors';
+import {
+  HttpByteReader,
+  MemoryByteReader,
+  openWeights,
+  SafetensorsError,
+  SINGLE_FILE,
+  serializeSafetensors,
+  type TensorBytes,
+  type WeightIndex,
+} from '@blip2/safetensors';
 import type { Backend } from '@blip2/tensor';
+import type { QuantizationPlan } from './core/dtype.js';
 import { BACKEND_CHOICE_NAMES, checkSourceOptions, SOURCE_OPTION_NAMES } from './core/option-names.js';
 import type { BackendChoice, ModelFiles, Platform, SourceOptions } from './core/platform.js';
 import { SdkError, sdkJsonFail } from './errors.js';
@@ -295,9 +305,32 @@ export const browserPlatform: Platform = {
     else sourceHeaders.delete(base);
     return urlFiles(base, { headers, signal: options.signal, ...(urlOf ? { urlOf } : {}) });
   },
+  quantizeWeights: quantizeInMemory,
   createBackend: backendFor,
   decodeImage: decodeImageFromBrowser,
 };
+
+/**
+ * Quantize at load in a browser: the plan's tensors (read one at a time from the
+ * checkpoint's URLs) serialized into one in-memory safetensors file, which the web backend
+ * fetches from a `blob:` URL like any weight file. The packed bytes live in the page for
+ * the model's lifetime (revoked when it is disposed): for checkpoints that fit in memory;
+ * a large one is better exported once (`blip2 export`) than quantized on every visit.
+ */
+async function quantizeInMemory(plan: QuantizationPlan): Promise<WeightIndex> {
+  const tensors: Record<string, TensorBytes> = {};
+  for (const t of plan.tensors) tensors[t.name] = { dtype: t.dtype, shape: t.shape, data: await t.bytes() };
+  const bytes = serializeSafetensors(tensors);
+  const uri = URL.createObjectURL(new Blob([bytes as BlobPart], { type: 'application/octet-stream' }));
+  const reader = Object.assign(new MemoryByteReader(uri, bytes), {
+    close: async () => URL.revokeObjectURL(uri),
+  });
+  return openWeights(async (file) => {
+    if (file !== SINGLE_FILE)
+      throw new SafetensorsError('E_NOT_FOUND', file, `${file}: not part of the quantized weights`);
+    return reader;
+  });
+}
 
 /** @deprecated the same function as `createBackend` (one name in both entries); kept for 0.x code */
 export const createBackendBrowser = createBackend;

@@ -80,6 +80,8 @@ const fromPlain = (p: PlainTensor) => float32(p.dims, Float32Array.from(p.data))
 
 const root = mkdtempSync(join(tmpdir(), 'blip2-browser-export-'));
 const exported: Exported[] = [];
+/** each browser run of an export, by `${model}/${dtype}/${device}` */
+const results = new Map<string, ExportCaseResult>();
 
 beforeAll(async () => {
   for (const [model, dir] of MODELS) {
@@ -176,6 +178,7 @@ describe('exported folders in headless Chromium', () => {
           // amplifies one step to 0.33), so those differ by up to the dtype's own error
           const floatMath = e.dtype === 'q8' && q8Form(device) === 'DequantizeLinear';
           expect(vsNode, label).toBeLessThanOrEqual(floatMath ? 1e-4 : REFERENCE_TOLERANCE[e.model][e.dtype]);
+          results.set(`${e.model}/${e.dtype}/${device}`, result);
           // the browser read the packed folder: its quantization.json and its packed weights
           const paths = e.server.requests.slice(seen).map((r) => r.path);
           expect(paths, label).toContain('/model/quantization.json');
@@ -184,4 +187,35 @@ describe('exported folders in headless Chromium', () => {
       }
     });
   }, 600_000);
+
+  it('quantizes a float32 folder at load (dtype q4) into the numbers of its q4 export, on wasm and on webgpu', async () => {
+    const plain32 = await serveCheckpoint(fixtures.tinyOpt);
+    try {
+      const e = exported.find((x) => x.model === 'tiny-blip2-opt' && x.dtype === 'q4');
+      if (!e) throw new Error('no q4 export of the tiny OPT');
+      await withBrowserPage({ entry: ENTRY }, async (page) => {
+        for (const device of ['wasm', 'webgpu'] as const) {
+          const result = await page.evaluate((req) => (globalThis as unknown as PageFns).runExport(req), {
+            ...e.request,
+            modelUrl: `${plain32.url}/model/`,
+            device,
+            dtype: 'q4',
+          });
+          const fromExport = results.get(`tiny-blip2-opt/q4/${device}`);
+          if (!fromExport) throw new Error(`the export test did not run q4 on ${device}`);
+          const diff = maxAbsDiff(fromPlain(result.logits), fromPlain(fromExport.logits));
+          console.log(
+            `tiny-blip2-opt quantized at load on ${device}: max |logits - its export's| ${diff.toExponential(2)}`,
+          );
+          expect(result.backend).toBe(`web:${device}`);
+          expect(result.tokens).toEqual(fromExport.tokens);
+          expect(diff).toBeLessThanOrEqual(1e-6);
+        }
+      });
+      // the float32 weights were read (headers by Range, tensors by range reads), never a packed file
+      expect(plain32.requests.some((r) => r.path === '/model/model.safetensors')).toBe(true);
+    } finally {
+      await plain32.close();
+    }
+  }, 300_000);
 });
