@@ -19,11 +19,17 @@ export interface ModelFiles {
   openWeights(): Promise<WeightIndex>;
 }
 
+/** Where a model comes from and how it is fetched: the options of every source, Node or browser. */
 export interface SourceOptions {
+  /** where remote models are kept (Node; default: $BLIP2_CACHE or ~/.cache/blip2-ts) */
   readonly cacheDir?: string;
+  /** hub endpoint (default: $HF_ENDPOINT or https://huggingface.co) */
   readonly endpoint?: string;
+  /** hub token (default: $HF_TOKEN) */
   readonly token?: string;
+  /** hub revision when the id has no `@revision` (default 'main') */
   readonly revision?: string;
+  /** extra request headers for URL sources */
   readonly headers?: Readonly<Record<string, string>>;
   readonly onProgress?: ProgressCallback;
   /** downloads (Node): ms until response headers, ms window a body must progress in, slowest bytes/s accepted */

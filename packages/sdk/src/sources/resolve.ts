@@ -10,26 +10,14 @@ import { mkdir, realpath } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readJsonFile } from '@blip2/configs/node';
+import type { SourceOptions } from '../core/platform.js';
 import { SdkError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
-import { download, type FetchOptions, type HttpTimeouts, probe, type RemoteFile } from './download.js';
+import { download, type FetchOptions, probe, type RemoteFile } from './download.js';
 import type { ProgressCallback } from './progress.js';
 
-export interface ModelSourceOptions {
-  /** where remote models are kept (default: $BLIP2_CACHE or ~/.cache/blip2-ts) */
-  readonly cacheDir?: string;
-  /** hub endpoint (default: $HF_ENDPOINT or https://huggingface.co) */
-  readonly endpoint?: string;
-  /** hub token (default: $HF_TOKEN) */
-  readonly token?: string;
-  /** hub revision when the id has no `@revision` (default 'main') */
-  readonly revision?: string;
-  /** extra request headers for URL sources */
-  readonly headers?: Readonly<Record<string, string>>;
-  readonly onProgress?: ProgressCallback;
-  /** connect / idle timeouts and the minimum speed of downloads (see DEFAULT_HTTP_TIMEOUTS) */
-  readonly timeouts?: Partial<HttpTimeouts>;
-  readonly signal?: AbortSignal;
+/** `SourceOptions` as the Node resolver takes them, plus the `fetch` it downloads with (tests pass one). */
+export interface ModelSourceOptions extends SourceOptions {
   readonly fetch?: typeof fetch;
 }
 
