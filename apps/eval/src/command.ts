@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { VQA_PROTOCOLS } from '@blip2/generation';
 import { readTextArgument } from '@blip2/sdk/argv';
+import { Blip2Error } from '@blip2/tensor';
 import type { GenerationSettings, VqaAnswerer } from './answerer.js';
 import { runCaptions } from './captions.js';
 import {
@@ -99,6 +100,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       io.stderr(`vqa-eval: ${e.code}: ${e.message}\n`);
       if (e.code === 'E_ARGS') io.stderr(`\n${USAGE}`);
       return e.code === 'E_ABORTED' ? 130 : e.code === 'E_ARGS' ? 2 : 1;
+    }
+    // the SDK's and the other packages' typed errors (a broken checkpoint): the same one line
+    if (Blip2Error.isInstance(e)) {
+      io.stderr(`vqa-eval: ${e.code}: ${e.message}\n`);
+      return 1;
     }
     throw e;
   }

@@ -25,6 +25,8 @@ beforeAll(() => {
   writeFileSync(at('number.json'), '1e999');
   writeFileSync(at('results.json'), '[{"question_id": 1, "answer": "yes"}]');
   execFileSync('mkfifo', [at('fifo')]);
+  mkdirSync(at('fifo-model'));
+  execFileSync('mkfifo', [join(at('fifo-model'), 'config.json')]);
   symlinkSync(at('loop-b'), at('loop-a'));
   symlinkSync(at('loop-a'), at('loop-b'));
 });
@@ -76,6 +78,18 @@ const PROBES: [string, () => string[], 1 | 2, RegExp][] = [
   ['questions without a questions list', () => run({ questions: at('object.json') }), 1, /object\.json/],
   ['1e999 as the questions file', () => run({ questions: at('number.json') }), 1, /number\.json/],
   ['a FIFO as the annotations', () => run({ annotations: at('fifo') }), 1, /fifo.*not a regular file/],
+  [
+    'a model folder that is none (the SDK answerer)',
+    () => run({ 'answerer-module': undefined, model: at('no-model') }),
+    1,
+    /no-model/,
+  ],
+  [
+    'a model folder with a FIFO as config.json',
+    () => run({ 'answerer-module': undefined, model: at('fifo-model') }),
+    1,
+    /config\.json.*not a regular file/,
+  ],
   ['a missing images folder', () => run({ images: at('no-images') }), 1, /no-images/],
   ['a file as the images folder', () => run({ images: at('results.json') }), 1, /results\.json/],
   ['--out in a missing folder', () => run({ out: at('no/such/dir/r.json') }), 1, /E_OUT/],
