@@ -50,7 +50,7 @@ export interface FromPretrainedOptions extends SourceOptions, BackendChoice {
    * `{ vision: 'fp16', language_model: 'q4' }` (unnamed modules fp32). Default: fp32 for
    * a checkpoint (f16/bf16 weights widened at session creation), the exported dtypes
    * for a `blip2 export` folder. A plain checkpoint asked for another dtype is
-   * quantized once into the cache (Node; browsers load exported folders), see
+   * quantized once into the cache (Node) or into memory (browsers), see
    * docs/backends.md for which op each dtype runs.
    */
   readonly dtype?: DTypeOption;
