@@ -92,7 +92,7 @@ describe('blip2 bench --small', () => {
     try {
       const c = capture();
       const args = ['bench', '--small', '--json', '--peer', 'none', '--repeats', '1', '--figures', 'steps'];
-      const code = await main([...args, '--dtype', 'fp32,q8', '--cache-dir', cache], c.io);
+      const code = await main([...args, '--dtype', 'fp32,q8,q4', '--cache-dir', cache], c.io);
       expect(code, c.err()).toBe(0);
       const report = JSON.parse(c.out()) as BenchReport;
       const always = ['creation', 'memoryCreation', 'disk'];
@@ -100,6 +100,8 @@ describe('blip2 bench --small', () => {
       expect(report.figures.map((f) => `${f.dtype}:${f.key}`)).toEqual([
         ...steps.map((k) => `fp32:${k}`),
         ...steps.map((k) => `q8:${k}`),
+        // q4's 2-D block scales belong to their packed weight in the decode limit's products
+        ...steps.map((k) => `q4:${k}`),
       ]);
       const disk = (d: string) => report.figures.find((f) => f.dtype === d && f.key === 'disk');
       // q8's linear weights are one byte each (the tiny model's float tables keep a large share)
@@ -108,7 +110,7 @@ describe('blip2 bench --small', () => {
       // the q8 step's limit multiplies its packed weights (DynamicQuantizeMatMul), found through quantization.json
       const step = (d: string) => report.figures.find((f) => f.dtype === d && f.key === 'step20');
       expect(step('q8')?.limitFrom).toMatch(/^one row through the step's 13 matrices/);
-      expect(readdirSync(join(cache, 'quantized')).length).toBe(1);
+      expect(readdirSync(join(cache, 'quantized')).length).toBe(2);
     } finally {
       rmSync(cache, { recursive: true, force: true });
     }
