@@ -6,6 +6,7 @@
 import type { Blip2Config } from '@blip2/configs';
 import {
   checkInputLength,
+  DEFAULT_STEP_MEMORY_BYTES,
   GenerationError,
   type GenerationOptions,
   type GenerationOutput,
@@ -32,7 +33,7 @@ import {
   type Tensor,
   tensor,
 } from '@blip2/tensor';
-import { buildVisionModel, VISION_MODEL_IO } from '@blip2/vision-encoder';
+import { buildVisionModel, numPatches, VISION_MODEL_IO } from '@blip2/vision-encoder';
 import { SdkError } from '../errors.js';
 import { type FromPretrainedOptions, type LoadedParts, loadParts, type Part, releaseParts } from './load.js';
 import { nonFiniteError } from './weights.js';
@@ -568,6 +569,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
     prompts: readonly string[] | undefined,
     paddingSide?: 'left' | 'right',
     maxPromptTokens: number | null = null,
+    stepMemoryBytes?: number,
   ): Promise<GenerateInputs> {
     const processor = this.processor;
     const index = new Map<ImageInput, number>();
@@ -575,12 +577,41 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
       if (!index.has(img)) index.set(img, index.size);
       return index.get(img) as number;
     });
+    this.checkImageBatch(index.size, stepMemoryBytes);
     const { pixelValues } = await processor.process({ images: [...index.keys()] });
     if (!pixelValues) throw new SdkError('E_IMAGE', 'no image was given');
     const shared = index.size < images.length ? { imageRows } : {};
     if (!prompts) return { pixelValues, ...shared };
     const { inputIds, attentionMask } = processor.encodeText(prompts, paddingSide, maxPromptTokens);
     return { pixelValues, inputIds, attentionMask, ...shared };
+  }
+
+  /**
+   * Refuses, before any image is decoded, a call whose distinct images the image side could
+   * not hold at once: it runs them as one batch, and each image keeps its pixels, the ViT's
+   * MLP activations (intermediate + residual streams) and one layer's attention scores live.
+   */
+  private checkImageBatch(images: number, stepMemoryBytes = DEFAULT_STEP_MEMORY_BYTES): void {
+    if (typeof stepMemoryBytes !== 'number' || !(stepMemoryBytes > 0))
+      throw new SdkError(
+        'E_OPTION',
+        `stepMemoryBytes must be a positive number of bytes, got ${String(stepMemoryBytes)}`,
+      );
+    const v = this.config.visionConfig;
+    const tokens = numPatches(v) + 1;
+    const perImage =
+      4 *
+      (3 * v.imageSize * v.imageSize +
+        tokens * (v.intermediateSize + 2 * v.hiddenSize) +
+        v.numAttentionHeads * tokens * tokens);
+    if (images * perImage <= stepMemoryBytes) return;
+    const mib = (n: number) => `${(n / 1024 ** 2).toFixed(0)} MiB`;
+    throw new SdkError(
+      'E_INPUT',
+      `${images} distinct images in one call need ${mib(images * perImage)} on the image side ` +
+        `(${mib(perImage)} each), above the limit of ${mib(stepMemoryBytes)} (stepMemoryBytes); ` +
+        `pass at most ${Math.max(1, Math.floor(stepMemoryBytes / perImage))} images per call`,
+    );
   }
 
   private decode(out: GenerationOutput): string[] {
@@ -599,7 +630,13 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
   ): Promise<string | string[]> {
     const { prompt, ...gen } = options;
     const list = Array.isArray(image) ? image : [image];
-    const enc = await this.encode(list, prompt === undefined ? undefined : list.map(() => prompt));
+    const enc = await this.encode(
+      list,
+      prompt === undefined ? undefined : list.map(() => prompt),
+      undefined,
+      null,
+      gen.stepMemoryBytes,
+    );
     const texts = this.decode(await this.generate(enc, gen));
     return Array.isArray(image) ? texts : texts[0];
   }
@@ -659,6 +696,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
       prompts.map((q) => template.replace('{}', q)),
       paddingSide,
       maxPromptTokens,
+      gen.stepMemoryBytes,
     );
     const texts = this.decode(await this.generate(enc, { ...vqaGenerationOptions(vqa), ...gen }));
     return manyImages || manyQuestions ? texts : texts[0];
