@@ -40,6 +40,7 @@ export {
   generationOptionsFromConfig,
   type ResolvedOptions,
   resolveOptions,
+  stepMemoryBudget,
   type TokenEvent,
 } from './options.js';
 export { mergeQueryEmbeds, prependQueryEmbeds } from './prompt.js';

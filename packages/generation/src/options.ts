@@ -282,14 +282,20 @@ export function checkInputLength(
 /** The default of `stepMemoryBytes`. */
 export const DEFAULT_STEP_MEMORY_BYTES = 2 * 1024 ** 3;
 
+/** `stepMemoryBytes`, or its default; anything but a positive number is refused by name. */
+export function stepMemoryBudget(options: Pick<GenerationOptions, 'stepMemoryBytes'>): number {
+  const budget = options.stepMemoryBytes ?? DEFAULT_STEP_MEMORY_BYTES;
+  if (typeof budget !== 'number' || !(budget > 0))
+    fail('E_OPTION', `stepMemoryBytes must be a positive number of bytes, got ${String(budget)}`);
+  return budget;
+}
+
 /**
  * Refuses a search whose per-step scores would not fit `stepMemoryBytes`, naming the figures:
  * `batch x numBeams` rows of `vocabSize` float32 scores, three copies of them per step.
  */
 export function checkStepMemory(options: GenerationOptions, batch: number, vocabSize: number): void {
-  const budget = options.stepMemoryBytes ?? DEFAULT_STEP_MEMORY_BYTES;
-  if (typeof budget !== 'number' || !(budget > 0))
-    fail('E_OPTION', `stepMemoryBytes must be a positive number of bytes, got ${String(budget)}`);
+  const budget = stepMemoryBudget(options);
   const numBeams = options.numBeams ?? 1;
   const rows = batch * numBeams;
   const bytes = rows * vocabSize * 4 * 3;

@@ -3,9 +3,9 @@
 // model answers the next call as before.
 import { join } from 'node:path';
 import { fixtures } from '@blip2/fixtures';
-import type { Session } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Blip2ForConditionalGeneration, SdkError } from '../src/index.js';
+import { countSessionRuns } from './session-runs.js';
 
 const IMAGES = ['small_47x31.png', 'gray_40x40.png', 'photo_100x80.jpg'].map((f) => join(fixtures.images, f));
 // tiny-blip2-opt's ViT: 32 px, patches of 4 (65 tokens), width 32, MLP 37, 4 heads:
@@ -14,22 +14,15 @@ const PER_IMAGE = 4 * (3 * 32 * 32 + 65 * (37 + 2 * 32) + 4 * 65 * 65);
 
 describe('distinct images per call on the tiny OPT checkpoint', () => {
   let model: Blip2ForConditionalGeneration;
-  let runs = 0;
+  let runs: () => number;
   beforeAll(async () => {
     model = await Blip2ForConditionalGeneration.fromPretrained(fixtures.tinyOpt);
-    const sessions = (model as unknown as { parts: { sessions: Map<string, Session> } }).parts.sessions;
-    for (const s of sessions.values()) {
-      const run = s.run.bind(s);
-      s.run = (...args: Parameters<Session['run']>) => {
-        runs++;
-        return run(...args);
-      };
-    }
+    runs = countSessionRuns(model);
   });
   afterAll(() => model?.dispose());
 
   it('a million image paths are refused by the default limit before any is read', async () => {
-    const before = runs;
+    const before = runs();
     // none of these files exists: reading one would be E_IMAGE, not the limit
     const paths = Array.from({ length: 1_000_000 }, (_, i) => `/nonexistent/${i}.png`);
     const e = await model.caption(paths, { maxNewTokens: 2 }).catch((err) => err);
@@ -37,14 +30,14 @@ describe('distinct images per call on the tiny OPT checkpoint', () => {
     expect(e.code).toBe('E_INPUT');
     expect(e.message).toMatch(/^1000000 distinct images in one call need \d+ MiB on the image side/);
     expect(e.message).toContain('above the limit of 2048 MiB (stepMemoryBytes)');
-    expect(runs).toBe(before);
+    expect(runs()).toBe(before);
   });
 
   it('the limit is stepMemoryBytes, counts distinct images only, and loses nothing', async () => {
     const stepMemoryBytes = 2 * PER_IMAGE;
     const two = await model.caption(IMAGES.slice(0, 2), { maxNewTokens: 3, stepMemoryBytes });
     expect(two).toHaveLength(2);
-    const before = runs;
+    const before = runs();
     await expect(model.caption(IMAGES, { maxNewTokens: 3, stepMemoryBytes })).rejects.toMatchObject({
       code: 'E_INPUT',
       message: expect.stringContaining('pass at most 2 images per call'),
@@ -52,7 +45,7 @@ describe('distinct images per call on the tiny OPT checkpoint', () => {
     await expect(
       model.ask(IMAGES, 'what is it?', { maxNewTokens: 3, stepMemoryBytes }),
     ).rejects.toMatchObject({ code: 'E_INPUT' });
-    expect(runs).toBe(before);
+    expect(runs()).toBe(before);
     // one image asked three questions is one image on the image side (three would not fit)
     const answers = await model.ask(IMAGES[0], ['a?', 'b?', 'c?'], { maxNewTokens: 3, stepMemoryBytes });
     expect(answers).toHaveLength(3);

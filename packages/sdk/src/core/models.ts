@@ -6,13 +6,13 @@
 import type { Blip2Config } from '@blip2/configs';
 import {
   checkInputLength,
-  DEFAULT_STEP_MEMORY_BYTES,
   GenerationError,
   type GenerationOptions,
   type GenerationOutput,
   mergeQueryEmbeds,
   prependQueryEmbeds,
   generate as runGeneration,
+  stepMemoryBudget,
   streamGenerate,
   VQA_PROTOCOLS,
   type VqaProtocol,
@@ -577,7 +577,7 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
       if (!index.has(img)) index.set(img, index.size);
       return index.get(img) as number;
     });
-    this.checkImageBatch(index.size, stepMemoryBytes);
+    this.checkImageBatch(index.size, { stepMemoryBytes });
     const { pixelValues } = await processor.process({ images: [...index.keys()] });
     if (!pixelValues) throw new SdkError('E_IMAGE', 'no image was given');
     const shared = index.size < images.length ? { imageRows } : {};
@@ -591,12 +591,8 @@ export class Blip2ForConditionalGeneration extends Blip2Model {
    * not hold at once: it runs them as one batch, and each image keeps its pixels, the ViT's
    * MLP activations (intermediate + residual streams) and one layer's attention scores live.
    */
-  private checkImageBatch(images: number, stepMemoryBytes = DEFAULT_STEP_MEMORY_BYTES): void {
-    if (typeof stepMemoryBytes !== 'number' || !(stepMemoryBytes > 0))
-      throw new SdkError(
-        'E_OPTION',
-        `stepMemoryBytes must be a positive number of bytes, got ${String(stepMemoryBytes)}`,
-      );
+  private checkImageBatch(images: number, options: Pick<GenerationOptions, 'stepMemoryBytes'>): void {
+    const stepMemoryBytes = stepMemoryBudget(options);
     const v = this.config.visionConfig;
     const tokens = numPatches(v) + 1;
     const perImage =
