@@ -164,6 +164,8 @@ const ARITY: Record<string, [number, number]> = {
   Sqrt: [1, 1],
   Reciprocal: [1, 1],
   DequantizeLinear: [2, 3],
+  // q4 activations padded to whole blocks (quantize.ts' q4PaddedK); opset 17: data, pads, constant_value
+  Pad: [2, 3],
   // rotary position embeddings (LLaMA-like families) take sin and cos of position x frequency
   Sin: [1, 1],
   Cos: [1, 1],

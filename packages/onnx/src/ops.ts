@@ -5,7 +5,7 @@
  */
 import { type DType, float32, int64 } from '@blip2/tensor';
 import { GraphBuildError, type LinearWeight, MS_DOMAIN, onnxType, Value } from './graph.js';
-import { PACKED_OPS, Q4_ACCURACY_LEVEL } from './quantize.js';
+import { PACKED_OPS, Q4_ACCURACY_LEVEL, q4PaddedK } from './quantize.js';
 
 type Operand = Value | number;
 
@@ -214,11 +214,20 @@ function packedLinear(x: Value, w: LinearWeight & { kind: 'packed' }, bias: Valu
     );
   }
   const half = w.format === 'q4f16';
-  const attrs = { K: k, N: n, bits: 4, block_size: w.blockSize, accuracy_level: Q4_ACCURACY_LEVEL };
-  const a = half ? cast(x, 'float16') : x;
+  let a = half ? cast(x, 'float16') : x;
+  const kBlocks = q4PaddedK(k, w.blockSize);
+  let lead: Value | undefined;
+  if (kBlocks !== k) {
+    // whole blocks only (q4PaddedK says why): rows flattened to 2-D so Pad (opset 17, no axes
+    // input) needs no rank, zeros appended to each, the leading dims restored after
+    lead = slice(shapeOf(x), [0], [-1], [0]);
+    a = g.op1('Pad', [reshape(a, [-1, k]), ints(g, [0, 0, 0, kBlocks - k])]);
+  }
+  const attrs = { K: kBlocks, N: n, bits: 4, block_size: w.blockSize, accuracy_level: Q4_ACCURACY_LEVEL };
   const inputs = w.zeroPoints ? [a, w.data, w.scales, w.zeroPoints] : [a, w.data, w.scales];
   let y = g.op1('MatMulNBits', inputs, attrs, MS_DOMAIN);
   if (half) y = cast(y, 'float32');
+  if (lead) y = reshape(y, concat([lead, ints(g, [n])], 0));
   return bias ? add(y, bias) : y;
 }
 

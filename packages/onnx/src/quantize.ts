@@ -97,6 +97,20 @@ export function q4HasZeroPoints(n: number, k: number, blockSize = Q4_BLOCK_SIZE)
   return (n * Math.ceil(q4Blocks(k, blockSize) / 2)) % 4 === 0;
 }
 
+/**
+ * The K a q4 weight's MatMulNBits multiplies over: K rounded up to whole blocks (the
+ * packing already pads the last block with weights of exactly 0), and `linear` pads
+ * each activation row with zeros to it. Why: onnxruntime-web's WebGPU kernel reads
+ * the activations a whole block at a time without checking K, so a K that is not a
+ * multiple of the block (the fixtures' 24 and 37, block 32) reads past the row's end,
+ * into the next row or, for the last row, into stale bytes of a pooled GPU buffer;
+ * 0 x NaN or 0 x Inf there made the tiny T5's decoder logits NaN (docs/browser.md).
+ * Every BLIP-2 width is a multiple of 32, so real checkpoints take no Pad.
+ */
+export function q4PaddedK(k: number, blockSize = Q4_BLOCK_SIZE): number {
+  return q4Blocks(k, blockSize) * blockSize;
+}
+
 /** Blocks along K of one row. */
 export function q4Blocks(k: number, blockSize = Q4_BLOCK_SIZE): number {
   return Math.ceil(k / blockSize);
