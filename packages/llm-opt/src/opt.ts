@@ -18,6 +18,11 @@
  *   keys/values (`appended.*`), which the adapter writes into free slots of the cache's
  *   buffers: no Concat of the whole cache in onnxruntime and, above all, no copy of it
  *   out of onnxruntime-node (which copies every output into a new JavaScript buffer)
+ * - `stepBeams`: `stepAppend` for beams (one new token per row, weight-first): beam
+ *   search's cache never moves either. Each beam appends into its own row of the
+ *   buffers; `past_rows` says which row holds each beam's token at each slot (beam
+ *   search's reorders compose it, in JavaScript), and every beam attends over every
+ *   row's slots, masked to its own (see `beamAttention`)
  *
  * Prefill and step are the same decoder; the step graph only adds the past
  * keys/values and embeds its ids itself (one session run per generated token).
@@ -36,6 +41,9 @@ import {
   cast,
   concat,
   cumsum,
+  div,
+  equal,
+  exp,
   FLOAT32_MIN,
   GraphBuildError,
   GraphBuilder,
@@ -48,12 +56,16 @@ import {
   layerNorm,
   matmul,
   matmulTransB,
+  maximum,
   mul,
+  reduceMax,
+  reduceSum,
   relu,
   reshape,
   shapeOf,
   slice,
   softmax,
+  squeeze,
   sub,
   transpose,
   unsqueeze,
@@ -99,6 +111,11 @@ export interface OptGraphs {
   readonly decoder: BuiltGraph;
   /** `step` with the past read in place and only the new keys/values out (`appended.*`) */
   readonly stepAppend: BuiltGraph;
+  /**
+   * `stepAppend` for several rows of one new token each, weight-first, over buffers whose
+   * rows `past_rows` assigns to each row's slots (beam search's cache, never moved)
+   */
+  readonly stepBeams: BuiltGraph;
 }
 
 /** Names of the graphs' inputs and outputs: the contract the adapter (and an SDK) wires against. */
@@ -117,6 +134,16 @@ export const OPT_IO = {
     logits: 'logits',
   },
   decoder: { inputsEmbeds: 'inputs_embeds', attentionMask: 'attention_mask', logits: 'logits' },
+  /**
+   * `step`'s names, and int64 [batch, past_sequence] `past_rows`: the row of the past
+   * buffers that holds row b's token at slot t (any row: beams share their history)
+   */
+  stepBeams: {
+    inputIds: 'input_ids',
+    attentionMask: 'attention_mask',
+    pastRows: 'past_rows',
+    logits: 'logits',
+  },
   /** step-graph inputs, [batch, num_heads, past_sequence, head_dim] */
   pastKey: KV_IO.pastKey,
   pastValue: KV_IO.pastValue,
@@ -180,6 +207,18 @@ export function optGraphIO(
       inputs: step.inputs,
       outputs: [step.outputs[0], ...kvIO('sequence', OPT_IO.appendedKey, OPT_IO.appendedValue)],
     },
+    stepBeams: {
+      inputs: [
+        { name: 'input_ids', dtype: 'int64', dims: ['batch', 1] },
+        step.inputs[1],
+        { name: OPT_IO.stepBeams.pastRows, dtype: 'int64', dims: ['batch', 'past_sequence'] },
+        ...kvIO('past_sequence', OPT_IO.pastKey, OPT_IO.pastValue, 'past_batch'),
+      ],
+      outputs: [
+        { name: 'logits', dtype: 'float32', dims: ['batch', 1, v] },
+        ...kvIO('1', OPT_IO.appendedKey, OPT_IO.appendedValue),
+      ],
+    },
     stepReorder: {
       inputs: [
         ...step.inputs.slice(0, 2),
@@ -204,6 +243,8 @@ interface Ctx {
   readonly config: OPTConfig;
   /** attention reads the past in place and `present` is the new keys/values only (`stepAppend`) */
   readonly append?: boolean;
+  /** `stepBeams`: the past is every row's buffers, assigned to the beams' slots by `pastRows` */
+  readonly beams?: { readonly pastRows: Value };
 }
 
 // ---- embeddings --------------------------------------------------------------------
@@ -292,6 +333,10 @@ function attention(
   let key = splitHeads(c, proj('k_proj', hidden));
   let value = splitHeads(c, proj('v_proj', hidden));
   const headDim = d / config.numAttentionHeads;
+  if (past && c.beams) {
+    const out = proj('out_proj', beamAttention(c, query, key, value, past, allowed));
+    return { out, present: { key, value } };
+  }
   if (past && c.append) {
     // softmax over [past, new] without concatenating the keys: the scores are small, the
     // cache is not (the keys and values of every position so far)
@@ -318,6 +363,48 @@ function attention(
   const context = reshape(transpose(matmul(probs, value), [0, 2, 1, 3]), [0, 0, d]);
   const out = proj('out_proj', context);
   return { out, present: { key, value } };
+}
+
+/**
+ * Which slots of the past buffers each beam attends to, [R, 1, B, S] bool for
+ * `beamAttention`: slot t of buffer row r when r holds beam b's token there
+ * (past_rows[b, t] == r) and the beam's attention mask keeps it. Built once per step,
+ * shared by every layer.
+ */
+function beamSlotsAllowed(c: Ctx, attentionMask: Value, pastRows: Value, pastKey: Value): Value {
+  const { g } = c;
+  const bufferRows = squeeze(g.op1('Shape', [pastKey], { start: 0, end: 1 }), [0]);
+  const rowIds = reshape(g.op1('Range', [intScalar(g, 0), bufferRows, intScalar(g, 1)]), [-1, 1, 1, 1]);
+  const own = equal(unsqueeze(pastRows, [0, 1]), rowIds);
+  // the past's slots of the mask: the new token (the last one) always sees itself
+  const pastLength = g.op1('Shape', [pastRows], { start: 1, end: 2 });
+  const attended = g.op1('Slice', [attentionMask, ints(g, [0]), pastLength, ints(g, [1])]);
+  return g.op1('And', [own, unsqueeze(cast(attended, 'bool'), [0, 1])]);
+}
+
+/**
+ * Attention of B beams (one new token each, `query`/`key`/`value` [B, H, 1, head_dim])
+ * over past buffers [R, H, S, head_dim] that none of them owns: the beams' tokens lie in
+ * whichever row appended them, and `allowed` ([R, 1, B, S], `beamSlotsAllowed`) picks
+ * each beam's. With the beams as the rows of one product per buffer row and head, the
+ * cache is read once, where it lies: nothing is gathered, concatenated or copied out.
+ * The softmax runs over every (row, slot) and the beam's own new key together: the
+ * reference's softmax over its own past and new key, as masked slots weigh exactly 0.
+ */
+function beamAttention(c: Ctx, query: Value, key: Value, value: Value, past: KV, allowed: Value): Value {
+  const d = c.config.hiddenSize;
+  const scale = (d / c.config.numAttentionHeads) ** -0.5;
+  // [B, H, 1, hd] <-> [1, H, B, hd]: a transpose of one position's activations
+  const beamsAsRows = (x: Value) => transpose(x, [2, 1, 0, 3]);
+  const scores = where(allowed, matmulTransB(beamsAsRows(query), past.key, scale), FLOAT32_MIN); // [R, H, B, S]
+  const own = beamsAsRows(mul(reduceSum(mul(query, key), [3]), scale)); // [1, H, B, 1]
+  const top = maximum(reduceMax(scores, [0, 3]), own);
+  const weights = exp(sub(scores, top));
+  const ownWeight = exp(sub(own, top));
+  const total = add(reduceSum(weights, [0, 3]), ownWeight);
+  const mixed = add(reduceSum(matmul(weights, past.value), [0]), mul(ownWeight, beamsAsRows(value)));
+  // [1, H, B, hd] -> [B, 1, H, hd] -> [B, 1, d]
+  return reshape(transpose(div(mixed, total), [2, 0, 1, 3]), [0, 0, d]);
 }
 
 // ---- decoder layer ---------------------------------------------------------------
@@ -412,7 +499,10 @@ function decoder(
   const embeds = projected ? w.linear(inputsEmbeds, 'project_in', [d, dw]) : inputsEmbeds;
   let hidden = add(embeds, positions);
 
-  const allowed = attentionAllowed(c, attentionMask, newTokens);
+  const allowed =
+    c.beams && past
+      ? beamSlotsAllowed(c, attentionMask, c.beams.pastRows, past[0].key)
+      : attentionAllowed(c, attentionMask, newTokens);
   const presents: KV[] = [];
   for (let i = 0; i < config.numHiddenLayers; i++) {
     const layer = g.scope(`layers.${i}`, () => decoderLayer(c, i, hidden, allowed, past ? past[i] : null));
@@ -489,11 +579,12 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
 
   // step, the same step multiplying weight-first for several rows, and that one after beam search's reorder
   const buildStep = (
-    graph: 'step' | 'stepBatched' | 'stepReorder' | 'stepAppend' | 'decoder',
+    graph: 'step' | 'stepBatched' | 'stepReorder' | 'stepAppend' | 'stepBeams' | 'decoder',
     name: string,
   ): BuiltGraph => {
-    const append = graph === 'stepAppend';
-    const s = make(name, graph === 'stepBatched' || graph === 'stepReorder', append);
+    const beams = graph === 'stepBeams';
+    const append = graph === 'stepAppend' || beams;
+    const s = make(name, graph === 'stepBatched' || graph === 'stepReorder' || beams, append);
     const fromEmbeds = graph === 'decoder';
     const newTokens = fromEmbeds
       ? s.g.input('inputs_embeds', 'float32', spec(graph, 'inputs_embeds').dims)
@@ -501,6 +592,8 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
     const stepMask = s.g.input('attention_mask', 'int64', spec(graph, 'attention_mask').dims);
     const beamIdx =
       graph === 'stepReorder' ? s.g.input(KV_IO.beamIdx, 'int64', spec(graph, KV_IO.beamIdx).dims) : null;
+    const rowsOf = OPT_IO.stepBeams.pastRows;
+    const c: Ctx = beams ? { ...s.c, beams: { pastRows: s.g.input(rowsOf, 'int64', spec(graph, rowsOf).dims) } } : s.c;
     // the rows each beam continues, before the new key/value is appended (Concat copies them anyway)
     const pastInput = (name: string) => {
       const x = s.g.input(name, 'float32', spec(graph, name).dims);
@@ -510,7 +603,7 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
     for (let i = 0; i < config.numHiddenLayers; i++) {
       past.push({ key: pastInput(OPT_IO.pastKey(i)), value: pastInput(OPT_IO.pastValue(i)) });
     }
-    const st = decoder(s.c, newTokens, stepMask, past, fromEmbeds);
+    const st = decoder(c, newTokens, stepMask, past, fromEmbeds);
     s.g.output(st.logits, 'logits', 'float32', spec(graph, 'logits').dims);
     if (append) {
       st.presents.forEach((kv, i) => {
@@ -529,6 +622,7 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
     stepBatched: buildStep('stepBatched', 'opt.step_batched'),
     stepReorder: buildStep('stepReorder', 'opt.step_reorder'),
     stepAppend: buildStep('stepAppend', 'opt.step_append'),
+    stepBeams: buildStep('stepBeams', 'opt.step_beams'),
     decoder: buildStep('decoder', 'opt.decoder'),
   };
 }

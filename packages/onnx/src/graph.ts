@@ -204,6 +204,8 @@ const ARITY: Record<string, [number, number]> = {
   Range: [3, 3],
   ReduceMean: [1, 2],
   ReduceSum: [1, 2],
+  // opset 17: axes is an attribute (an input from opset 18)
+  ReduceMax: [1, 1],
   Floor: [1, 1],
   ConstantOfShape: [1, 1],
   Trilu: [1, 2],

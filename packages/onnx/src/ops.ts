@@ -67,6 +67,10 @@ export function minimum(a: Value, b: Value): Value {
   return a.graph.op1('Min', [a, b]);
 }
 
+export function maximum(a: Value, b: Value): Value {
+  return a.graph.op1('Max', [a, b]);
+}
+
 export function where(cond: Value, a: Operand, b: Operand): Value {
   const g = cond.graph;
   return g.op1('Where', [cond, val(g, a), val(g, b)]);
@@ -127,6 +131,16 @@ export function cumsum(x: Value, axis: number): Value {
 export function reduceMean(x: Value, axes: readonly number[], keepdims = true): Value {
   // opset 17 ReduceMean still takes axes as an attribute (input since 18)
   return x.graph.op1('ReduceMean', [x], { axes, keepdims: keepdims ? 1 : 0 });
+}
+
+/** ReduceSum over `axes` (an input since opset 13). */
+export function reduceSum(x: Value, axes: readonly number[], keepdims = true): Value {
+  return x.graph.op1('ReduceSum', [x, ints(x.graph, axes)], { keepdims: keepdims ? 1 : 0 });
+}
+
+export function reduceMax(x: Value, axes: readonly number[], keepdims = true): Value {
+  // opset 17: axes is an attribute, as for ReduceMean
+  return x.graph.op1('ReduceMax', [x], { axes, keepdims: keepdims ? 1 : 0 });
 }
 
 /** torch.nn.LayerNorm over the last axis. */
