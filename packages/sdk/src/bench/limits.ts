@@ -118,27 +118,31 @@ export async function readBandwidth(
 }
 
 /**
- * One row through each of `matrices` (logical [out, in] names in `weights`, a lookup
- * that shows packed weights as the model's graphs see them), multiplied by `linear` as
- * the model's step multiplies it: Gemm over a mapped float32 weight, MatMulNBits over
- * 4-bit blocks, DynamicQuantizeMatMul over int8, in one graph run one after another
- * (onnxruntime runs a graph's nodes in turn, each on every intra-op thread, as in a
- * step). The fastest of three runs, in ms: a batch-1 decode step cannot beat this
- * without reading fewer bytes, and unlike a reduction over the same bytes it reads them
- * with the kernels the step reads them with.
+ * `rows` rows (default 1) through each of `matrices` (logical [out, in] names in
+ * `weights`, a lookup that shows packed weights as the model's graphs see them),
+ * multiplied by `linear` as the model's step of that many rows multiplies it: Gemm over a
+ * mapped float32 weight at one row, weight-first from two rows up where the backend
+ * multiplies several rows so (`batchedLinears`), MatMulNBits over 4-bit blocks,
+ * DynamicQuantizeMatMul over int8, in one graph run one after another (onnxruntime runs
+ * a graph's nodes in turn, each on every intra-op thread, as in a step). The fastest of
+ * three runs, in ms: a decode step of `rows` rows cannot beat this without reading fewer
+ * bytes, and unlike a reduction over the same bytes it reads them with the kernels the
+ * step reads them with.
  */
 export async function stepProductsTime(
   backend: Backend,
   weights: WeightLookup,
   matrices: readonly string[],
+  rows = 1,
 ): Promise<number> {
-  const g = new GraphBuilder('limit.step_products', { weights });
-  const rows = new Map<number, Value>();
-  const row = (width: number) => {
-    let x = rows.get(width);
+  const weightFirst = rows > 1 && backend.capabilities.batchedLinears === 'weight-first';
+  const g = new GraphBuilder(`limit.step_products_${rows}`, { weights });
+  const inputs = new Map<number, Value>();
+  const input = (width: number) => {
+    let x = inputs.get(width);
     if (!x) {
-      x = g.input(`x${width}`, 'float32', [1, width]);
-      rows.set(width, x);
+      x = g.input(`x${width}`, 'float32', [rows, width]);
+      inputs.set(width, x);
     }
     return x;
   };
@@ -146,7 +150,8 @@ export async function stepProductsTime(
   for (const name of matrices) {
     const [, width] = weights.get(name).shape;
     // each product summed to a scalar: the graph's output costs nothing beside the weights
-    const sum = g.op1('ReduceSum', [linear(row(width), g.weight(name))], { keepdims: 0 });
+    const product = linear(input(width), g.weight(name), null, { weightFirst });
+    const sum = g.op1('ReduceSum', [product], { keepdims: 0 });
     total = total ? g.op1('Add', [total, sum]) : sum;
   }
   if (!total) throw new Error('stepProductsTime: no matrices named');
@@ -154,7 +159,7 @@ export async function stepProductsTime(
   const session = await backend.load(g.build());
   try {
     const feeds = Object.fromEntries(
-      [...rows.keys()].map((width) => [`x${width}`, float32([1, width], noise(width))]),
+      [...inputs.keys()].map((width) => [`x${width}`, float32([rows, width], noise(rows * width))]),
     );
     return await fastest(3, () => session.run(feeds));
   } finally {
