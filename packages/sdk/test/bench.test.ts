@@ -62,6 +62,10 @@ describe('blip2 bench --small', () => {
     expect(report.figures.find((f) => f.key === 'step20')?.limitFrom).toMatch(
       /^one row through the step's 13 matrices/,
     );
+    // the beam step's limit: the same products at 5 rows, with a 5-row step's kernels
+    expect(report.figures.find((f) => f.key === 'beam')?.limitFrom).toMatch(
+      /^5 rows through the step's 13 matrices with its kernels for 5 rows: \d+ ms/,
+    );
     expect(report.machine.onnxruntime).toMatch(/^\d+\.\d+/);
     expect(report.figures.map((f) => f.key)).toEqual(KEYS);
     for (const f of report.figures) {
