@@ -593,7 +593,9 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
     const beamIdx =
       graph === 'stepReorder' ? s.g.input(KV_IO.beamIdx, 'int64', spec(graph, KV_IO.beamIdx).dims) : null;
     const rowsOf = OPT_IO.stepBeams.pastRows;
-    const c: Ctx = beams ? { ...s.c, beams: { pastRows: s.g.input(rowsOf, 'int64', spec(graph, rowsOf).dims) } } : s.c;
+    const c: Ctx = beams
+      ? { ...s.c, beams: { pastRows: s.g.input(rowsOf, 'int64', spec(graph, rowsOf).dims) } }
+      : s.c;
     // the rows each beam continues, before the new key/value is appended (Concat copies them anyway)
     const pastInput = (name: string) => {
       const x = s.g.input(name, 'float32', spec(graph, name).dims);

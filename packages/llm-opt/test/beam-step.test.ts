@@ -140,7 +140,9 @@ describe('the beam step graph (stepBeams): beams append in place, the cache neve
         expect(Math.max(k, v), `layer ${i} cache after step ${s}`).toBeLessThanOrEqual(1e-5);
       }
     }
-    console.log(`stepBeams vs stepBatched over ${orders.length} reorders: max |logits diff| ${worst.toExponential(2)}`);
+    console.log(
+      `stepBeams vs stepBatched over ${orders.length} reorders: max |logits diff| ${worst.toExponential(2)}`,
+    );
     await Promise.all([batched.release(), beams.release()]);
   });
 });
