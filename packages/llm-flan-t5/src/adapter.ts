@@ -8,18 +8,27 @@
  *
  * A decoder run of one row (greedy batch 1) uses the `decoder` graph; a run of
  * several rows (beams, batches) uses `decoderBatched`, the same decoder
- * multiplying weight-first, when the adapter has it (`T5LoadOptions.batchedStep`).
+ * multiplying weight-first, when the adapter has it (@blip2/onnx's `KvLoadOptions.batchedStep`).
  * Beam search's reorder of a CPU self-attention cache copies nothing: the cache
  * remembers the rows (`beamIdx`) and the next run is `decoderReorder`, which gathers them.
+ * The loading, the cache's feeds and outputs, the checks and the reorders are
+ * @blip2/onnx's `KvAdapterCore`; this file keeps T5's encoder, its cross-attention
+ * cache and its relative-position buckets.
  */
 import type { T5Config } from '@blip2/configs';
 import type { LanguageModelAdapter, StepOutput } from '@blip2/generation';
-import { KV_IO, KvAdapterCore, type KvLoadOptions } from '@blip2/onnx';
+import {
+  disposeLayers,
+  KV_IO,
+  KvAdapterCore,
+  type KvLayers,
+  type KvLoadOptions,
+  type KvNames,
+  type KvSteps,
+} from '@blip2/onnx';
 import {
   type AnyTensor,
   type Backend,
-  type BuiltGraph,
-  disposeTensor,
   gather,
   type Session,
   type Tensor,
@@ -30,55 +39,43 @@ import { positionBuckets } from './buckets.js';
 import { T5Error } from './errors.js';
 import { T5_IO, type T5Graphs } from './modeling.js';
 
+/** The encoder's outputs and the decoder's inputs: each decoder layer's cross-attention keys/values. */
+const CROSS: KvNames = { key: T5_IO.crossKey, value: T5_IO.crossValue };
+
 export interface T5Cache {
   /** float32 [B, S, D]: the encoder's output, one row per cache row */
   readonly encoderLastHiddenState: Tensor<'float32'>;
   /** int64 [B, S]: the encoder's padding mask (right padding), one row per cache row */
   readonly encoderAttentionMask: Tensor<'int64'>;
-  /** per decoder layer [key, value], float32 [B, H, S, dKv]: computed once by the encoder (on the device when kept there) */
-  readonly crossKeyValues: readonly KeyValue[];
+  /** per decoder layer, float32 [B, H, S, dKv]: computed once by the encoder (on the device when kept there) */
+  readonly crossAttentionCache: KvLayers;
   /**
    * For each cache row, the prefill batch row its encoder tensors came from. Beam
    * search's per-step reorders stay within a batch row's beams, which share the
    * same encoder tensors: when this mapping does not change, they are not moved.
    */
   readonly sourceRows: readonly number[];
-  /** per decoder layer [key, value], float32 [B, H, steps, dKv] (on the device when kept there) */
-  readonly selfKeyValues: readonly KeyValue[];
+  /** per decoder layer, float32 [B, H, steps, dKv] (on the device when kept there) */
+  readonly selfAttentionCache: KvLayers;
   /**
    * A reorder left to the next decoder run: row i of this cache's self-attention is row
-   * beamIdx[i] of `selfKeyValues` (which keep the rows they had), gathered in the
-   * decoder graph. Absent: `selfKeyValues` hold the B rows in order.
+   * beamIdx[i] of `selfAttentionCache` (which keeps the rows it had), gathered in the
+   * decoder graph. Absent: `selfAttentionCache` holds the B rows in order.
    */
   readonly beamIdx?: readonly number[];
   /** decoder tokens fed so far (the start token included) */
   readonly steps: number;
 }
 
-/** One layer's attention keys and values, float32 [B, H, length, dKv]. */
-export type KeyValue = readonly [AnyTensor<'float32'>, AnyTensor<'float32'>];
-
 export interface T5Sessions {
   readonly embed: Session;
   readonly encoder: Session;
-  readonly decoder: Session;
-  /** `decoder` multiplying weight-first, for runs of several rows; without it every run uses `decoder` */
-  readonly decoderBatched?: Session;
-  /** `decoderBatched` after a reorder (`beam_idx`); without it, reorders copy the self-attention cache */
-  readonly decoderReorder?: Session;
-}
-
-/** Graphs an adapter loads on first use, when its sessions do not include them. */
-export type T5LazyGraphs = Partial<Pick<T5Graphs, 'decoderBatched' | 'decoderReorder'>>;
-
-/** `batchedStep`: when the weight-first decoder graph is loaded (see @blip2/onnx's `KvLoadOptions`). */
-export type T5LoadOptions = KvLoadOptions;
-
-function disposeAll(kvs: readonly KeyValue[]): void {
-  for (const [k, v] of kvs) {
-    disposeTensor(k);
-    disposeTensor(v);
-  }
+  /**
+   * The decoder sessions: `step` is `decoder`; `batched` is `decoderBatched` and `reorder`
+   * `decoderReorder`, each a session or a graph to load on first use (without them every
+   * run uses `decoder`).
+   */
+  readonly steps: KvSteps;
 }
 
 export class T5Adapter implements LanguageModelAdapter<T5Cache> {
@@ -91,15 +88,14 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
 
   /**
    * `backend` is the one the sessions run on: beam search reorders a device cache with a
-   * graph loaded there. `lazy` (with `backend`) holds graphs to load on first use when
-   * `sessions` has no such session: `decoderBatched` on the first run of several rows,
-   * `decoderReorder` on the first run after a reorder.
+   * graph loaded there, and the graphs `sessions.steps` holds for first use load there
+   * (`decoderBatched` on the first run of several rows, `decoderReorder` on the first
+   * run after a reorder).
    */
   constructor(
     readonly config: T5Config,
     private readonly sessions: T5Sessions,
     backend?: Backend,
-    lazy: T5LazyGraphs = {},
   ) {
     this.decoderStartTokenId = config.decoderStartTokenId;
     this.vocabSize = config.vocabSize;
@@ -107,12 +103,11 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
       family: 't5',
       adapter: 'T5Adapter',
       vocabSize: config.vocabSize,
+      numLayers: config.numDecoderLayers,
       error: (code, message) => new T5Error(code, message),
-      step: sessions.decoder,
-      batched: sessions.decoderBatched ?? lazy.decoderBatched,
-      reorder: sessions.decoderReorder ?? lazy.decoderReorder,
+      ...sessions.steps,
       backend,
-      keepOnDevice: KV_IO.presents(config.numDecoderLayers),
+      sessions: [sessions.embed, sessions.encoder],
     });
   }
 
@@ -125,35 +120,23 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
     config: T5Config,
     graphs: T5Graphs,
     backend: Backend,
-    options: T5LoadOptions = {},
+    options: KvLoadOptions = {},
   ): Promise<T5Adapter> {
     const layers = Array.from({ length: config.numDecoderLayers }, (_, i) => i);
-    const cross = layers.flatMap((i) => [T5_IO.crossKey(i), T5_IO.crossValue(i)]);
-    const present = KV_IO.presents(config.numDecoderLayers);
-    const [embed, encoder, steps] = await Promise.all([
-      backend.load(graphs.embed),
-      backend.load(graphs.encoder, { keepOnDevice: cross }),
-      KvAdapterCore.loadSteps(
-        backend,
-        { step: graphs.decoder, batched: graphs.decoderBatched, reorder: graphs.decoderReorder },
-        present,
-        options,
-      ),
-    ]);
-    const { step: decoder, batched, reorder } = steps;
-    const loaded = (s: Session | BuiltGraph | undefined) => (s && 'run' in s ? s : undefined);
-    const graph = (s: Session | BuiltGraph | undefined) => (s && !('run' in s) ? s : undefined);
-    return new T5Adapter(
-      config,
-      { embed, encoder, decoder, decoderBatched: loaded(batched), decoderReorder: loaded(reorder) },
+    const cross = layers.flatMap((i) => [CROSS.key(i), CROSS.value(i)]);
+    const { sessions, steps } = await KvAdapterCore.loadSessions(
       backend,
-      { decoderBatched: graph(batched), decoderReorder: graph(reorder) },
+      { embed: graphs.embed, encoder: graphs.encoder },
+      { step: graphs.decoder, batched: graphs.decoderBatched, reorder: graphs.decoderReorder },
+      [...cross, ...KV_IO.presents(config.numDecoderLayers)],
+      options,
     );
+    return new T5Adapter(config, { ...sessions, steps }, backend);
   }
 
   /** Releases the sessions (and the batched decoder and reorder graphs, if runs loaded them). */
   async release(): Promise<void> {
-    await Promise.all([this.sessions.embed.release(), this.sessions.encoder.release(), this.core.release()]);
+    await this.core.release();
   }
 
   async embed(inputIds: Tensor<'int64'>): Promise<Tensor<'float32'>> {
@@ -166,23 +149,11 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
   async encode(
     inputsEmbeds: Tensor<'float32'>,
     attentionMask: Tensor<'int64'>,
-  ): Promise<{
-    lastHiddenState: Tensor<'float32'>;
-    crossKeyValues: [Tensor<'float32'>, Tensor<'float32'>][];
-  }> {
-    const out = await this.runEncoder(inputsEmbeds, attentionMask, false);
-    const name = this.sessions.encoder.name;
-    const cpu: Record<string, AnyTensor> = {};
-    out.crossKeyValues.forEach(([k, v], i) => {
-      cpu[T5_IO.crossKey(i)] = k;
-      cpu[T5_IO.crossValue(i)] = v;
-    });
+  ): Promise<{ lastHiddenState: Tensor<'float32'>; crossAttentionCache: KvLayers<Tensor<'float32'>> }> {
+    const { out, lastHiddenState } = await this.runEncoder(inputsEmbeds, attentionMask, false);
     return {
-      lastHiddenState: out.lastHiddenState,
-      crossKeyValues: out.crossKeyValues.map((_, i): [Tensor<'float32'>, Tensor<'float32'>] => [
-        this.core.output(cpu, T5_IO.crossKey(i), name),
-        this.core.output(cpu, T5_IO.crossValue(i), name),
-      ]),
+      lastHiddenState,
+      crossAttentionCache: this.core.cpuLayers(out, this.sessions.encoder.name, CROSS),
     };
   }
 
@@ -191,7 +162,7 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
     inputsEmbeds: Tensor<'float32'>,
     attentionMask: Tensor<'int64'>,
     onDevice: boolean,
-  ): Promise<{ lastHiddenState: Tensor<'float32'>; crossKeyValues: KeyValue[] }> {
+  ): Promise<{ out: Record<string, AnyTensor>; lastHiddenState: Tensor<'float32'> }> {
     const { dModel } = this.config;
     const [B, S, D] = inputsEmbeds.dims;
     if (inputsEmbeds.dtype !== 'float32' || inputsEmbeds.dims.length !== 3 || D !== dModel || S < 1) {
@@ -219,17 +190,7 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
     };
     const encoder = this.sessions.encoder;
     const out = onDevice ? await encoder.runOnDevice(feeds) : await encoder.run(feeds);
-    const crossKeyValues = Array.from(
-      { length: this.config.numDecoderLayers },
-      (_, i): KeyValue => [
-        this.core.cacheOutput(out, T5_IO.crossKey(i), encoder.name),
-        this.core.cacheOutput(out, T5_IO.crossValue(i), encoder.name),
-      ],
-    );
-    return {
-      lastHiddenState: this.core.output(out, io.lastHiddenState, encoder.name),
-      crossKeyValues,
-    };
+    return { out, lastHiddenState: this.core.output(out, io.lastHiddenState, encoder.name) };
   }
 
   async prefill(
@@ -244,16 +205,18 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
 
   /** Runs the encoder and returns a cache before any decoder token (self-attention keys/values of length 0). */
   async encoderCache(inputsEmbeds: Tensor<'float32'>, attentionMask: Tensor<'int64'>): Promise<T5Cache> {
-    const { lastHiddenState, crossKeyValues } = await this.runEncoder(inputsEmbeds, attentionMask, true);
+    const { out, lastHiddenState } = await this.runEncoder(inputsEmbeds, attentionMask, true);
     const B = inputsEmbeds.dims[0];
     // onnxruntime takes zero-length dims: the same decoder graph serves the first pass and every step
-    const empty = zeros('float32', [B, this.config.numHeads, 0, this.config.dKv]);
+    const empty = Array.from({ length: this.config.numDecoderLayers }, () =>
+      zeros('float32', [B, this.config.numHeads, 0, this.config.dKv]),
+    );
     return {
       encoderLastHiddenState: lastHiddenState,
       encoderAttentionMask: attentionMask,
-      crossKeyValues,
+      crossAttentionCache: this.core.layers(out, this.sessions.encoder.name, CROSS),
       sourceRows: Array.from({ length: B }, (_, b) => b),
-      selfKeyValues: Array.from({ length: this.config.numDecoderLayers }, (): KeyValue => [empty, empty]),
+      selfAttentionCache: { keys: empty, values: empty },
       steps: 0,
     };
   }
@@ -277,32 +240,21 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
       );
     }
     const T = decoderInputIds.dims[1];
-    const feeds: Record<string, AnyTensor> = {
+    const { session: decoder, feeds: stepFeeds } = await this.core.stepFor(B * T, cache.beamIdx);
+    const out = await decoder.runOnDevice({
       [T5_IO.decoder.inputIds]: decoderInputIds,
       [T5_IO.decoder.encoderAttentionMask]: cache.encoderAttentionMask,
       [T5_IO.decoder.positionBuckets]: positionBuckets(T, cache.steps + T, this.buckets(false)),
-    };
-    cache.selfKeyValues.forEach(([k, v], i) => {
-      feeds[T5_IO.pastKey(i)] = k;
-      feeds[T5_IO.pastValue(i)] = v;
+      ...this.core.feeds(cache.selfAttentionCache),
+      ...this.core.feeds(cache.crossAttentionCache, CROSS),
+      ...stepFeeds,
     });
-    cache.crossKeyValues.forEach(([k, v], i) => {
-      feeds[T5_IO.crossKey(i)] = k;
-      feeds[T5_IO.crossValue(i)] = v;
-    });
-    const { session: decoder, feeds: stepFeeds } = await this.core.stepFor(B * T, cache.beamIdx);
-    const out = await decoder.runOnDevice({ ...feeds, ...stepFeeds });
-    const selfKeyValues = cache.selfKeyValues.map(
-      (_, i): KeyValue => [
-        this.core.cacheOutput(out, T5_IO.presentKey(i), decoder.name),
-        this.core.cacheOutput(out, T5_IO.presentValue(i), decoder.name),
-      ],
-    );
+    const selfAttentionCache = this.core.layers(out, decoder.name);
     const logits = this.core.output(out, T5_IO.decoder.logits, decoder.name);
     // the new cache replaces the old one's self-attention part (generation's contract); the encoder side is shared
-    disposeAll(cache.selfKeyValues);
+    disposeLayers(cache.selfAttentionCache);
     const { beamIdx: _gathered, ...rest } = cache;
-    return { logits, cache: { ...rest, selfKeyValues, steps: cache.steps + T } };
+    return { logits, cache: { ...rest, selfAttentionCache, steps: cache.steps + T } };
   }
 
   async reorderCache(cache: T5Cache, rows: readonly number[]): Promise<T5Cache> {
@@ -311,28 +263,30 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
     const same =
       sourceRows.length === cache.sourceRows.length && sourceRows.every((s, i) => s === cache.sourceRows[i]);
     const beamIdx = KvAdapterCore.composeRows(cache.beamIdx, rows);
-    const deferred = this.core.defersReorder(rows.length, cache.selfKeyValues.flat());
+    const self = cache.selfAttentionCache;
+    const deferred = this.core.defersReorder(rows.length, [...self.keys, ...self.values]);
     if (same && deferred) return { ...cache, beamIdx };
     // what moves now: the self-attention rows unless the next decoder run gathers them; the
     // encoder side once the batch changed shape (beams expanded) or rows moved across batch rows
-    const self = deferred ? [] : cache.selfKeyValues;
-    const cross = same ? [] : cache.crossKeyValues;
-    let moved: KeyValue[];
-    if (cache.beamIdx) {
-      moved = [...(await this.gatherRows(self, beamIdx)), ...(await this.gatherRows(cross, rows))];
-    } else moved = await this.gatherRows([...self, ...cross], rows); // one run of a device reorder graph
+    const cross = cache.crossAttentionCache;
+    let movedSelf: KvLayers | undefined;
+    let movedCross: KvLayers | undefined;
+    if (deferred) [movedCross] = await this.core.gatherLayers([cross], rows);
+    else if (same) [movedSelf] = await this.core.gatherLayers([self], beamIdx);
+    else if (cache.beamIdx) {
+      [movedSelf] = await this.core.gatherLayers([self], beamIdx);
+      [movedCross] = await this.core.gatherLayers([cross], rows);
+    } else [movedSelf, movedCross] = await this.core.gatherLayers([self, cross], rows); // one run of a device reorder graph
     const { beamIdx: _pending, ...rest } = cache;
-    const selfPart = deferred
-      ? { selfKeyValues: cache.selfKeyValues, beamIdx }
-      : { selfKeyValues: moved.slice(0, self.length) };
-    disposeAll(self);
-    if (same) return { ...rest, ...selfPart };
-    disposeAll(cross);
+    const selfPart = movedSelf ? { selfAttentionCache: movedSelf } : { selfAttentionCache: self, beamIdx };
+    if (movedSelf) disposeLayers(self);
+    if (!movedCross) return { ...rest, ...selfPart };
+    disposeLayers(cross);
     return {
       ...rest,
       encoderLastHiddenState: gather(cache.encoderLastHiddenState, 0, rows),
       encoderAttentionMask: gather(cache.encoderAttentionMask, 0, rows),
-      crossKeyValues: moved.slice(self.length),
+      crossAttentionCache: movedCross,
       sourceRows,
       ...selfPart,
     };
@@ -340,14 +294,7 @@ export class T5Adapter implements LanguageModelAdapter<T5Cache> {
 
   /** Frees the cache's device buffers, self- and cross-attention (CPU tensors are left to the garbage collector). */
   async releaseCache(cache: T5Cache): Promise<void> {
-    disposeAll(cache.selfKeyValues);
-    disposeAll(cache.crossKeyValues);
-  }
-
-  /** `rows` of every key and value: on the device when they live there, else on the CPU. */
-  private async gatherRows(kvs: readonly KeyValue[], rows: readonly number[]): Promise<KeyValue[]> {
-    const moved = await this.core.gatherRows(kvs.flat(), rows);
-    return kvs.map((_, i): KeyValue => [moved[2 * i], moved[2 * i + 1]]);
+    disposeLayers(cache.selfAttentionCache, cache.crossAttentionCache);
   }
 
   private buckets(bidirectional: boolean) {

@@ -106,11 +106,8 @@ export const T5_IO = {
   /** decoder layer `i`'s cross-attention keys/values: encoder output, decoder input */
   crossKey: (i: number) => `cross.${i}.key`,
   crossValue: (i: number) => `cross.${i}.value`,
-  /** decoder layer `i`'s self-attention cache: decoder input (`past_key_values`) and output (`present`) */
-  pastKey: KV_IO.pastKey,
-  pastValue: KV_IO.pastValue,
-  presentKey: KV_IO.presentKey,
-  presentValue: KV_IO.presentValue,
+  // decoder layer `i`'s self-attention cache is named as every family's (@blip2/onnx's
+  // KV_IO): decoder input `past_key_values.{i}.*`, output `present.{i}.*`
 } as const;
 
 /**
@@ -136,14 +133,17 @@ export function t5GraphIO(
       { name: io.decoder.inputIds, dtype: 'int64' as const, dims: ['batch', 'target'] },
       { name: io.decoder.encoderAttentionMask, dtype: 'int64' as const, dims: ['batch', 'source'] },
       { name: io.decoder.positionBuckets, dtype: 'int64' as const, dims: ['target', 'total'] },
-      ...Array.from({ length: L }, (_, i) => [kv(io.pastKey(i), 'past'), kv(io.pastValue(i), 'past')]).flat(),
+      ...Array.from({ length: L }, (_, i) => [
+        kv(KV_IO.pastKey(i), 'past'),
+        kv(KV_IO.pastValue(i), 'past'),
+      ]).flat(),
       ...cross,
     ],
     outputs: [
       { name: io.decoder.logits, dtype: 'float32' as const, dims: ['batch', 'target', V] },
       ...Array.from({ length: L }, (_, i) => [
-        kv(io.presentKey(i), 'total'),
-        kv(io.presentValue(i), 'total'),
+        kv(KV_IO.presentKey(i), 'total'),
+        kv(KV_IO.presentValue(i), 'total'),
       ]).flat(),
     ],
   };
@@ -170,8 +170,8 @@ export function t5GraphIO(
         ...decoder.inputs.slice(0, 3),
         { name: io.decoderReorder.beamIdx, dtype: 'int64' as const, dims: ['batch'] },
         ...Array.from({ length: L }, (_, i) => [
-          kv(io.pastKey(i), 'past', 'past_batch'),
-          kv(io.pastValue(i), 'past', 'past_batch'),
+          kv(KV_IO.pastKey(i), 'past', 'past_batch'),
+          kv(KV_IO.pastValue(i), 'past', 'past_batch'),
         ]).flat(),
         ...cross,
       ],
@@ -422,7 +422,7 @@ export function buildT5(config: T5Config, weights: WeightLookup, options: T5Buil
     const inputIds = input(T5_IO.decoder.inputIds);
     const selfBias = add(
       computeBias(input(T5_IO.decoder.positionBuckets), wd, 'decoder', config),
-      causalMask(gd, inputIds, input(T5_IO.pastKey(0))),
+      causalMask(gd, inputIds, input(KV_IO.pastKey(0))),
     );
     // cross-attention has no position bias: only the encoder's padding mask
     const crossBias = paddingMask(input(T5_IO.decoder.encoderAttentionMask));
@@ -431,7 +431,7 @@ export function buildT5(config: T5Config, weights: WeightLookup, options: T5Buil
     for (let i = 0; i < L; i++) {
       const at = `decoder.block.${i}`;
       x = gd.scope(at, () => {
-        const past = { key: pastInput(T5_IO.pastKey(i)), value: pastInput(T5_IO.pastValue(i)) };
+        const past = { key: pastInput(KV_IO.pastKey(i)), value: pastInput(KV_IO.pastValue(i)) };
         const sa = layerSelfAttention(x, selfBias, wd, `${at}.layer.0`, config, past);
         presents.push(sa.key, sa.value);
         const ca = layerCrossAttention(

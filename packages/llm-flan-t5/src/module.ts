@@ -4,8 +4,8 @@
  */
 import { T5_TEXT_CONFIG, type T5Config } from '@blip2/configs';
 import type { LanguageModelModule } from '@blip2/generation';
-import type { WeightLookup } from '@blip2/onnx';
-import { T5Adapter, type T5LoadOptions } from './adapter.js';
+import type { KvLoadOptions, WeightLookup } from '@blip2/onnx';
+import { T5Adapter } from './adapter.js';
 import { T5Error } from './errors.js';
 import { buildT5, type T5BuildOptions, type T5Graphs } from './modeling.js';
 import { T5_VQA_PRESETS } from './presets.js';
@@ -20,7 +20,7 @@ export const t5Module: LanguageModelModule<T5Config> = {
     ...buildT5(config, weights as WeightLookup, options as T5BuildOptions),
   }),
   load: (config, graphs, backend, options) =>
-    T5Adapter.load(config, graphs as unknown as T5Graphs, backend, options as T5LoadOptions),
+    T5Adapter.load(config, graphs as unknown as T5Graphs, backend, options as KvLoadOptions),
   summary(config, raw, file) {
     const start =
       raw.decoder_start_token_id != null

@@ -70,7 +70,12 @@ describe('T5Adapter', () => {
     const { cache } = await adapter.prefill(batch.embeds, batch.mask);
     const beams = await adapter.reorderCache(cache, [0, 0, 0, 1, 1, 1]);
     expect(beams.sourceRows).toEqual([0, 0, 0, 1, 1, 1]);
-    expect(beams.crossKeyValues[0][0].dims).toEqual([6, config.numHeads, batch.embeds.dims[1], config.dKv]);
+    expect(beams.crossAttentionCache.keys[0].dims).toEqual([
+      6,
+      config.numHeads,
+      batch.embeds.dims[1],
+      config.dKv,
+    ]);
     expect(beams.encoderAttentionMask.dims).toEqual([6, batch.embeds.dims[1]]);
     const tokens = [5, 9, 13, 21, 34, 55];
     const s1 = await adapter.step(int64([6, 1], tokens), beams);
@@ -78,10 +83,10 @@ describe('T5Adapter', () => {
     const within = [2, 0, 1, 5, 3, 4];
     const moved = await adapter.reorderCache(s1.cache, within);
     // the encoder side is shared by a batch row's beams: not moved, not copied
-    expect(moved.crossKeyValues).toBe(s1.cache.crossKeyValues);
+    expect(moved.crossAttentionCache).toBe(s1.cache.crossAttentionCache);
     expect(moved.encoderAttentionMask).toBe(s1.cache.encoderAttentionMask);
     // nor the self-attention cache: the next decoder run gathers its rows (`beam_idx`)
-    expect(moved.selfKeyValues).toBe(s1.cache.selfKeyValues);
+    expect(moved.selfAttentionCache).toBe(s1.cache.selfAttentionCache);
     expect(moved.beamIdx).toEqual(within);
     const s2 = await adapter.step(int64([6, 1], new Array(6).fill(3)), moved);
 
@@ -99,14 +104,14 @@ describe('T5Adapter', () => {
     // rows taken across batch rows: the encoder side follows them
     const across = await adapter.reorderCache(s2.cache, [3, 0]);
     expect(across.sourceRows).toEqual([1, 0]);
-    expect(across.crossKeyValues[1][1].dims[0]).toBe(2);
+    expect(across.crossAttentionCache.values[1].dims[0]).toBe(2);
     // row 0 now holds case1's 12-token prompt, row 1 case0's 31 tokens
     const maskRow = (r: number) =>
       Array.from(across.encoderAttentionMask.data.subarray(r * 31, (r + 1) * 31), Number);
     expect(maskRow(0)).toEqual(Array.from({ length: 31 }, (_, t) => (t < 12 ? 1 : 0)));
     expect(maskRow(1)).toEqual(new Array(31).fill(1));
     // the self-attention rows are left to the next run, which gathers rows 3 and 0 of the six
-    expect(across.selfKeyValues).toBe(s2.cache.selfKeyValues);
+    expect(across.selfAttentionCache).toBe(s2.cache.selfAttentionCache);
     expect(across.beamIdx).toEqual([3, 0]);
     const next = await adapter.step(int64([2, 1], [8, 8]), across);
     const all = await adapter.step(int64([6, 1], new Array(6).fill(8)), s2.cache);

@@ -7,6 +7,7 @@ import {
   generationOptionsFromConfig,
   mergeQueryEmbeds,
 } from '@blip2/generation';
+import type { KvLoadOptions } from '@blip2/onnx';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
 import {
   type AnyTensor,
@@ -22,7 +23,7 @@ import {
   type Tensor,
 } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildT5, T5Adapter, type T5Cache, type T5Graphs, type T5LoadOptions } from '../src/index.js';
+import { buildT5, T5Adapter, type T5Cache, type T5Graphs } from '../src/index.js';
 import { type GenerateRecord, readReference, tinyT5 } from './helpers.js';
 
 const { dir, blip2, config, reference } = tinyT5();
@@ -74,7 +75,7 @@ function countingBackend() {
   return { backend, loads, runs };
 }
 
-async function load(options: T5LoadOptions, backend: Backend = createNodeBackend()): Promise<T5Adapter> {
+async function load(options: KvLoadOptions, backend: Backend = createNodeBackend()): Promise<T5Adapter> {
   const adapter = await T5Adapter.load(config, graphs, backend, options);
   adapters.push(adapter);
   return adapter;
@@ -145,12 +146,12 @@ describe('the weight-first decoder graph (decoderBatched)', () => {
         const pairs: [Tensor<'float32'>, Tensor<'float32'>][] = [
           [all.logits, one.logits],
           [
-            all.cache.selfKeyValues[0][0] as Tensor<'float32'>,
-            one.cache.selfKeyValues[0][0] as Tensor<'float32'>,
+            all.cache.selfAttentionCache.keys[0] as Tensor<'float32'>,
+            one.cache.selfAttentionCache.keys[0] as Tensor<'float32'>,
           ],
           [
-            all.cache.selfKeyValues[1][1] as Tensor<'float32'>,
-            one.cache.selfKeyValues[1][1] as Tensor<'float32'>,
+            all.cache.selfAttentionCache.values[1] as Tensor<'float32'>,
+            one.cache.selfAttentionCache.values[1] as Tensor<'float32'>,
           ],
         ];
         for (const [a, b] of pairs) {
@@ -168,7 +169,7 @@ describe('the weight-first decoder graph (decoderBatched)', () => {
 });
 
 describe('T5Adapter picks the decoder graph by the rows a run multiplies', () => {
-  async function run(name: string, options?: T5LoadOptions) {
+  async function run(name: string, options?: KvLoadOptions) {
     const counting = countingBackend();
     const adapter = await load(options ?? {}, counting.backend);
     const loadsAtLoad = [...counting.loads];

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseBlip2Config, type T5Config } from '@blip2/configs';
 import { fixtures, shapeOnlyWeights } from '@blip2/fixtures';
-import { GraphBuildError } from '@blip2/onnx';
+import { GraphBuildError, KV_IO } from '@blip2/onnx';
 import { describe, expect, it } from 'vitest';
 import { buildT5, T5_IO, T5Error, t5GraphIO } from '../src/index.js';
 
@@ -29,7 +29,7 @@ describe('published Flan-T5 variants build from their manifests (graph construct
       expect(graphs.decoder.inputs).toHaveLength(3 + 4 * L);
       expect(graphs.decoder.outputs.map((o) => o.name)).toEqual([
         T5_IO.decoder.logits,
-        ...Array.from({ length: L }, (_, i) => [T5_IO.presentKey(i), T5_IO.presentValue(i)]).flat(),
+        ...Array.from({ length: L }, (_, i) => [KV_IO.presentKey(i), KV_IO.presentValue(i)]).flat(),
       ]);
       expect(graphs.encoder.outputs).toHaveLength(1 + 2 * L);
       expect(graphs.decoder.outputs[0].dims).toEqual(['batch', 'target', config.vocabSize]);

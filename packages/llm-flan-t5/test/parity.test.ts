@@ -70,7 +70,7 @@ describe('T5 against the tiny-blip2-t5 reference', () => {
       if (t > 0) out = await adapter.step(int64([1, 1], [dec[t]]), out.cache);
       expect(out.logits.dims).toEqual([1, 1, V]);
       expect(out.cache.steps).toBe(t + 1);
-      expect(out.cache.selfKeyValues[0][0].dims).toEqual([1, config.numHeads, t + 1, config.dKv]);
+      expect(out.cache.selfAttentionCache.keys[0].dims).toEqual([1, config.numHeads, t + 1, config.dKv]);
       const row = {
         dtype: 'float32' as const,
         dims: [V],

@@ -8,9 +8,11 @@
  *
  * A step of one row (greedy, batch 1) runs the `step` graph; a step of several
  * rows (beams, batches) runs `stepBatched`, the same step multiplying
- * weight-first, when the adapter has it (see `OptLoadOptions.batchedStep`).
+ * weight-first, when the adapter has it (see @blip2/onnx's `KvLoadOptions.batchedStep`).
  * Beam search's reorder of a CPU cache copies nothing: the cache remembers the
- * rows (`beamIdx`) and the next step runs `stepReorder`, which gathers them.
+ * rows (`beamIdx`) and the next step runs `stepReorder`, which gathers them. The
+ * loading, the cache's feeds and outputs, the checks and the reorders are @blip2/onnx's
+ * `KvAdapterCore`; this file keeps OPT's graphs, masks and positions.
  *
  * A backend that copies the weights into every session (`sharedWeights: false`,
  * onnxruntime-web) would hold the decoder twice, prefill's and step's: 2 x 1.7 GB for
@@ -23,9 +25,13 @@
 import type { OPTConfig } from '@blip2/configs';
 import type { LanguageModelAdapter, StepOutput } from '@blip2/generation';
 import {
+  disposeLayers,
+  KV_APPENDED,
   KV_IO,
   KvAdapterCore,
+  type KvLayers,
   type KvLoadOptions,
+  type KvSteps,
   maskFilled,
   maskWithCapacity,
   SLOT_ROOM,
@@ -38,9 +44,8 @@ import {
   type Backend,
   type BuiltGraph,
   concat,
-  disposeTensor,
   gather,
-  LazySession,
+  type LazySession,
   type Session,
   type Tensor,
   tensor,
@@ -48,10 +53,8 @@ import {
 import { OptError } from './errors.js';
 import { OPT_IO, type OptGraphs } from './opt.js';
 
-export interface OptCache {
-  /** per layer, float32 [B, num_heads, L, head_dim]; on the backend's device when it keeps them there */
-  readonly keys: readonly AnyTensor<'float32'>[];
-  readonly values: readonly AnyTensor<'float32'>[];
+/** Per layer, keys and values float32 [B, num_heads, L, head_dim]; on the backend's device when it keeps them there. */
+export interface OptCache extends KvLayers {
   /** int64 [B, L]: the prompt's mask followed by a 1 per generated token, and 0 on free slots */
   readonly attentionMask: Tensor<'int64'>;
   /**
@@ -72,31 +75,25 @@ export interface OptCache {
 export interface OptSessions {
   readonly embed: Session;
   readonly prefill: Session;
-  /** every position's logits (`forward`); without it the adapter loads the graph it was given on first use */
-  readonly forward?: Session;
-  /** the one-row step: `step`, or `stepAppend` (the adapter tells them apart by their outputs) */
-  readonly step: Session;
-  /** `step` multiplying weight-first, for steps of several rows; without it every step runs `step` */
-  readonly stepBatched?: Session;
-  /** `stepBatched` after a reorder (`beam_idx`); without it, reorders copy the cache */
-  readonly stepReorder?: Session;
+  /** every position's logits (`forward`): its session, or its graph to load on first use (with a backend) */
+  readonly forward?: Session | BuiltGraph;
+  /**
+   * The step sessions: `step` is `step` or `stepAppend` (the adapter tells them apart by
+   * their outputs); `batched` is `stepBatched` and `reorder` `stepReorder`, each a
+   * session or a graph to load on first use (without them every step runs `step`).
+   */
+  readonly steps: KvSteps;
   /**
    * The `decoder` graph: when given, `prefill` and `step` both run it (and `prefill` /
-   * `step` above are this same session), see the class comment.
+   * `steps.step` are this same session), see the class comment.
    */
   readonly decoder?: Session;
 }
 
 /** A session whose outputs are the new keys/values only (`stepAppend`), not the grown cache. */
 function appends(session: Session): boolean {
-  return session.outputNames.includes(OPT_IO.appendedKey(0));
+  return session.outputNames.includes(KV_IO.appendedKey(0));
 }
-
-/** Graphs an adapter loads on first use, when its sessions do not include them. */
-export type OptLazyGraphs = Partial<Pick<OptGraphs, 'stepBatched' | 'stepReorder' | 'forward'>>;
-
-/** `batchedStep`: when the weight-first step graph is loaded (see @blip2/onnx's `KvLoadOptions`). */
-export type OptLoadOptions = KvLoadOptions;
 
 export class OptAdapter implements LanguageModelAdapter<OptCache> {
   readonly kind = 'decoder-only' as const;
@@ -109,15 +106,14 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
 
   /**
    * `backend` is the one the sessions run on: beam search reorders a device cache with a
-   * graph loaded there. `lazy` (with `backend`) holds graphs to load on first use when
-   * `sessions` has no such session: `stepBatched` on the first step of several rows,
-   * `stepReorder` on the first step after a reorder, `forward` on the first `forward` call.
+   * graph loaded there, and the graphs `sessions` holds for first use load there
+   * (`stepBatched` on the first step of several rows, `stepReorder` on the first step
+   * after a reorder, `forward` on the first `forward` call).
    */
   constructor(
     readonly config: OPTConfig,
     private readonly sessions: OptSessions,
     backend?: Backend,
-    lazy: OptLazyGraphs = {},
   ) {
     this.vocabSize = config.vocabSize;
     this.maxPositions = config.maxPositionEmbeddings;
@@ -125,18 +121,13 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       family: 'opt',
       adapter: 'OptAdapter',
       vocabSize: config.vocabSize,
+      numLayers: config.numHiddenLayers,
       error: (code, message) => new OptError(code, message),
-      step: sessions.step,
-      batched: sessions.stepBatched ?? lazy.stepBatched,
-      reorder: sessions.stepReorder ?? lazy.stepReorder,
+      ...sessions.steps,
       backend,
-      keepOnDevice: KV_IO.presents(config.numHiddenLayers),
+      sessions: [sessions.embed, sessions.prefill],
     });
-    if (sessions.forward) this.forwardSession = LazySession.of(sessions.forward);
-    else if (backend && lazy.forward) {
-      const forward = lazy.forward;
-      this.forwardSession = new LazySession(() => backend.load(forward));
-    }
+    this.forwardSession = this.core.lazyOf(sessions.forward);
   }
 
   /**
@@ -147,40 +138,34 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     config: OPTConfig,
     graphs: OptGraphs,
     backend: Backend,
-    options: OptLoadOptions = {},
+    options: KvLoadOptions = {},
   ): Promise<OptAdapter> {
     const keepOnDevice = KV_IO.presents(config.numHiddenLayers);
     if (!backend.capabilities.sharedWeights) {
-      const [embed, decoder] = await Promise.all([
-        backend.load(graphs.embed),
-        backend.load(graphs.decoder, { keepOnDevice }),
-      ]);
-      return new OptAdapter(config, { embed, prefill: decoder, step: decoder, decoder }, backend, {
-        forward: graphs.forward,
-      });
+      const { sessions, steps } = await KvAdapterCore.loadSessions(
+        backend,
+        { embed: graphs.embed },
+        { step: graphs.decoder },
+        keepOnDevice,
+      );
+      const decoder = steps.step;
+      return new OptAdapter(
+        config,
+        { ...sessions, prefill: decoder, decoder, steps, forward: graphs.forward },
+        backend,
+      );
     }
     // where outputs come back to JavaScript anyway, one-row steps append into the cache's
     // buffers; a device keeps the cache in its own memory, grown by the step graph
     const step = backend.capabilities.deviceOutputs ? graphs.step : graphs.stepAppend;
-    const [embed, prefill, steps] = await Promise.all([
-      backend.load(graphs.embed),
-      backend.load(graphs.prefill, { keepOnDevice }),
-      KvAdapterCore.loadSteps(
-        backend,
-        { step, batched: graphs.stepBatched, reorder: graphs.stepReorder },
-        keepOnDevice,
-        options,
-      ),
-    ]);
-    const { batched, reorder } = steps;
-    const loaded = (s: Session | BuiltGraph | undefined) => (s && 'run' in s ? s : undefined);
-    const graph = (s: Session | BuiltGraph | undefined) => (s && !('run' in s) ? s : undefined);
-    return new OptAdapter(
-      config,
-      { embed, prefill, step: steps.step, stepBatched: loaded(batched), stepReorder: loaded(reorder) },
+    const { sessions, steps } = await KvAdapterCore.loadSessions(
       backend,
-      { stepBatched: graph(batched), stepReorder: graph(reorder), forward: graphs.forward },
+      { embed: graphs.embed, prefill: graphs.prefill },
+      { step, batched: graphs.stepBatched, reorder: graphs.stepReorder },
+      keepOnDevice,
+      options,
     );
+    return new OptAdapter(config, { ...sessions, steps, forward: graphs.forward }, backend);
   }
 
   async embed(inputIds: Tensor<'int64'>): Promise<Tensor<'float32'>> {
@@ -223,15 +208,11 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
   ): Promise<StepOutput<OptCache>> {
     const session = this.sessions.decoder as Session;
     const attentionMask = concat([past.attentionMask, newMask], 1);
-    const feeds: Record<string, AnyTensor> = {
+    const out = await session.runOnDevice({
       [OPT_IO.decoder.inputsEmbeds]: inputsEmbeds,
       [OPT_IO.decoder.attentionMask]: attentionMask,
-    };
-    for (let i = 0; i < this.config.numHiddenLayers; i++) {
-      feeds[OPT_IO.pastKey(i)] = past.keys[i];
-      feeds[OPT_IO.pastValue(i)] = past.values[i];
-    }
-    const out = await session.runOnDevice(feeds);
+      ...this.core.feeds(past),
+    });
     return {
       logits: this.core.output(out, OPT_IO.decoder.logits, session.name),
       cache: this.cacheFrom(out, attentionMask, session.name),
@@ -300,17 +281,14 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       await this.releaseCache(cache);
       return next;
     }
-    const feeds: Record<string, AnyTensor> = {
-      [OPT_IO.step.inputIds]: tokenIds,
-      [OPT_IO.step.attentionMask]: attentionMask,
-    };
-    for (let i = 0; i < this.config.numHiddenLayers; i++) {
-      feeds[OPT_IO.pastKey(i)] = cache.keys[i];
-      feeds[OPT_IO.pastValue(i)] = cache.values[i];
-    }
     const { session, feeds: stepFeeds } = await this.core.stepFor(b * s, cache.beamIdx);
     if (appends(session)) return this.appendStep(session, tokenIds, cache);
-    const out = await session.runOnDevice({ ...feeds, ...stepFeeds });
+    const out = await session.runOnDevice({
+      [OPT_IO.step.inputIds]: tokenIds,
+      [OPT_IO.step.attentionMask]: attentionMask,
+      ...this.core.feeds(cache),
+      ...stepFeeds,
+    });
     const next = {
       logits: this.core.output(out, OPT_IO.step.logits, session.name),
       cache: this.cacheFrom(out, attentionMask, session.name),
@@ -344,21 +322,18 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       mask = maskWithCapacity(mask, filled, room);
       claim = { claimed: filled };
     }
-    const feeds: Record<string, AnyTensor> = {
+    const out = await session.run({
       [OPT_IO.step.inputIds]: tokenIds,
       [OPT_IO.step.attentionMask]: concat(
         [mask, tensor('int64', [b, s], new BigInt64Array(b * s).fill(1n))],
         1,
       ),
-    };
+      ...this.core.feeds({ keys, values }),
+    });
+    const appended = this.core.cpuLayers(out, session.name, KV_APPENDED);
     for (let i = 0; i < this.config.numHiddenLayers; i++) {
-      feeds[OPT_IO.pastKey(i)] = keys[i];
-      feeds[OPT_IO.pastValue(i)] = values[i];
-    }
-    const out = await session.run(feeds);
-    for (let i = 0; i < this.config.numHiddenLayers; i++) {
-      writeSlots(keys[i], filled, this.core.output(out, OPT_IO.appendedKey(i), session.name));
-      writeSlots(values[i], filled, this.core.output(out, OPT_IO.appendedValue(i), session.name));
+      writeSlots(keys[i], filled, appended.keys[i]);
+      writeSlots(values[i], filled, appended.values[i]);
     }
     claim.claimed = filled + s;
     return {
@@ -369,36 +344,28 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
 
   async reorderCache(cache: OptCache, rows: readonly number[]): Promise<OptCache> {
     if (this.core.keepsRows(rows, cache.attentionMask.dims[0])) return cache;
-    const layers = this.config.numHiddenLayers;
-    const held = [...cache.keys, ...cache.values];
     const attentionMask = gather(cache.attentionMask, 0, rows);
     const beamIdx = KvAdapterCore.composeRows(cache.beamIdx, rows);
     // the next step gathers the rows inside its graph: nothing moves, nothing is freed
-    if (this.core.defersReorder(rows.length, held)) return { ...cache, attentionMask, beamIdx };
-    const moved = await this.core.gatherRows(held, beamIdx);
+    if (this.core.defersReorder(rows.length, [...cache.keys, ...cache.values])) {
+      return { ...cache, attentionMask, beamIdx };
+    }
+    const [moved] = await this.core.gatherLayers([cache], beamIdx);
     const { filled } = cache;
     // fresh buffers: steps may append into their free slots
     const slots = filled === undefined ? {} : { filled, claim: { claimed: filled } };
-    const next = { keys: moved.slice(0, layers), values: moved.slice(layers), attentionMask, ...slots };
     await this.releaseCache(cache);
-    return next;
+    return { ...moved, attentionMask, ...slots };
   }
 
   /** Frees the cache's device buffers (CPU tensors are left to the garbage collector). */
   async releaseCache(cache: OptCache): Promise<void> {
-    for (const t of cache.keys) disposeTensor(t);
-    for (const t of cache.values) disposeTensor(t);
+    disposeLayers(cache);
   }
 
-  /** Releases the sessions (and the batched step and reorder graphs, if steps loaded them). */
+  /** Releases the sessions (and the batched step, reorder and forward graphs, if they were loaded). */
   async release(): Promise<void> {
-    await Promise.all([
-      this.sessions.embed.release(),
-      // with the decoder graph, prefill is the step session, which the core releases
-      this.sessions.decoder ? undefined : this.sessions.prefill.release(),
-      this.forwardSession?.release(),
-      this.core.release(),
-    ]);
+    await this.core.release();
   }
 
   private cacheFrom(
@@ -406,13 +373,7 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     attentionMask: Tensor<'int64'>,
     session: string,
   ): OptCache {
-    const keys: AnyTensor<'float32'>[] = [];
-    const values: AnyTensor<'float32'>[] = [];
-    for (let i = 0; i < this.config.numHiddenLayers; i++) {
-      keys.push(this.core.cacheOutput(out, OPT_IO.presentKey(i), session));
-      values.push(this.core.cacheOutput(out, OPT_IO.presentValue(i), session));
-    }
-    return { keys, values, attentionMask };
+    return { ...this.core.layers(out, session), attentionMask };
   }
 }
 

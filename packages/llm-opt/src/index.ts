@@ -3,13 +3,7 @@
  * ONNX graphs over the checkpoint's weights, and its generation adapter.
  */
 
-export {
-  OptAdapter,
-  type OptCache,
-  type OptLazyGraphs,
-  type OptLoadOptions,
-  type OptSessions,
-} from './adapter.js';
+export { OptAdapter, type OptCache, type OptSessions } from './adapter.js';
 export { OptError, type OptErrorCode } from './errors.js';
 export { optModule } from './module.js';
 export {

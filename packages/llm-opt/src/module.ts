@@ -4,8 +4,8 @@
  */
 import { OPT_TEXT_CONFIG, type OPTConfig } from '@blip2/configs';
 import type { LanguageModelModule } from '@blip2/generation';
-import type { WeightLookup } from '@blip2/onnx';
-import { OptAdapter, type OptLoadOptions } from './adapter.js';
+import type { KvLoadOptions, WeightLookup } from '@blip2/onnx';
+import { OptAdapter } from './adapter.js';
 import { buildOpt, type OptBuildOptions, type OptGraphs } from './opt.js';
 import { OPT_VQA_PRESETS } from './presets.js';
 
@@ -19,7 +19,7 @@ export const optModule: LanguageModelModule<OPTConfig> = {
     ...buildOpt(config, weights as WeightLookup, options as OptBuildOptions),
   }),
   load: (config, graphs, backend, options) =>
-    OptAdapter.load(config, graphs as unknown as OptGraphs, backend, options as OptLoadOptions),
+    OptAdapter.load(config, graphs as unknown as OptGraphs, backend, options as KvLoadOptions),
   summary: (config, raw, file) => ({
     text: {
       modelType: 'opt',

@@ -144,15 +144,10 @@ export const OPT_IO = {
     pastRows: 'past_rows',
     logits: 'logits',
   },
-  /** step-graph inputs, [batch, num_heads, past_sequence, head_dim] */
-  pastKey: KV_IO.pastKey,
-  pastValue: KV_IO.pastValue,
-  /** prefill/step outputs, [batch, num_heads, total_sequence, head_dim] (past + new) */
-  presentKey: KV_IO.presentKey,
-  presentValue: KV_IO.presentValue,
-  /** `stepAppend`'s inputs are `step`'s; its outputs `logits` and these, [batch, num_heads, sequence, head_dim] (new only) */
-  appendedKey: KV_IO.appendedKey,
-  appendedValue: KV_IO.appendedValue,
+  // the cache's names are @blip2/onnx's KV_IO: step-graph inputs `past_key_values.{i}.*`
+  // [batch, num_heads, past_sequence, head_dim]; prefill/step outputs `present.{i}.*`
+  // [batch, num_heads, total_sequence, head_dim] (past + new); `stepAppend`'s inputs are
+  // `step`'s, its outputs `logits` and `appended.{i}.*` [batch, num_heads, sequence, head_dim] (new only)
 } as const;
 
 /** Inputs and outputs of each graph with dtypes and dims (string dims are dynamic). */
@@ -171,8 +166,8 @@ export function optGraphIO(
       { name: key(i), dtype: 'float32' as const, dims: [batch, h, seq, dh] },
       { name: value(i), dtype: 'float32' as const, dims: [batch, h, seq, dh] },
     ]).flat();
-  const presents = (seq: string) => kvIO(seq, OPT_IO.presentKey, OPT_IO.presentValue);
-  const pasts = kvIO('past_sequence', OPT_IO.pastKey, OPT_IO.pastValue);
+  const presents = (seq: string) => kvIO(seq, KV_IO.presentKey, KV_IO.presentValue);
+  const pasts = kvIO('past_sequence', KV_IO.pastKey, KV_IO.pastValue);
   const prompt: GraphIO[] = [
     { name: 'inputs_embeds', dtype: 'float32', dims: ['batch', 'sequence', dw] },
     { name: 'attention_mask', dtype: 'int64', dims: ['batch', 'sequence'] },
@@ -205,25 +200,25 @@ export function optGraphIO(
     stepBatched: step,
     stepAppend: {
       inputs: step.inputs,
-      outputs: [step.outputs[0], ...kvIO('sequence', OPT_IO.appendedKey, OPT_IO.appendedValue)],
+      outputs: [step.outputs[0], ...kvIO('sequence', KV_IO.appendedKey, KV_IO.appendedValue)],
     },
     stepBeams: {
       inputs: [
         { name: 'input_ids', dtype: 'int64', dims: ['batch', 1] },
         step.inputs[1],
         { name: OPT_IO.stepBeams.pastRows, dtype: 'int64', dims: ['batch', 'past_sequence'] },
-        ...kvIO('past_sequence', OPT_IO.pastKey, OPT_IO.pastValue, 'past_batch'),
+        ...kvIO('past_sequence', KV_IO.pastKey, KV_IO.pastValue, 'past_batch'),
       ],
       outputs: [
         { name: 'logits', dtype: 'float32', dims: ['batch', 1, v] },
-        ...kvIO('1', OPT_IO.appendedKey, OPT_IO.appendedValue),
+        ...kvIO('1', KV_IO.appendedKey, KV_IO.appendedValue),
       ],
     },
     stepReorder: {
       inputs: [
         ...step.inputs.slice(0, 2),
         { name: OPT_IO.stepReorder.beamIdx, dtype: 'int64', dims: ['batch'] },
-        ...kvIO('past_sequence', OPT_IO.pastKey, OPT_IO.pastValue, 'past_batch'),
+        ...kvIO('past_sequence', KV_IO.pastKey, KV_IO.pastValue, 'past_batch'),
       ],
       outputs: step.outputs,
     },
@@ -537,8 +532,8 @@ function outputPresents(g: GraphBuilder, config: OPTConfig, presents: KV[], seq:
   const h = config.numAttentionHeads;
   const dh = config.hiddenSize / h;
   presents.forEach((kv, i) => {
-    g.output(kv.key, OPT_IO.presentKey(i), 'float32', ['batch', h, seq, dh]);
-    g.output(kv.value, OPT_IO.presentValue(i), 'float32', ['batch', h, seq, dh]);
+    g.output(kv.key, KV_IO.presentKey(i), 'float32', ['batch', h, seq, dh]);
+    g.output(kv.value, KV_IO.presentValue(i), 'float32', ['batch', h, seq, dh]);
   });
 }
 
@@ -603,14 +598,14 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
     };
     const past: KV[] = [];
     for (let i = 0; i < config.numHiddenLayers; i++) {
-      past.push({ key: pastInput(OPT_IO.pastKey(i)), value: pastInput(OPT_IO.pastValue(i)) });
+      past.push({ key: pastInput(KV_IO.pastKey(i)), value: pastInput(KV_IO.pastValue(i)) });
     }
     const st = decoder(c, newTokens, stepMask, past, fromEmbeds);
     s.g.output(st.logits, 'logits', 'float32', spec(graph, 'logits').dims);
     if (append) {
       st.presents.forEach((kv, i) => {
-        s.g.output(kv.key, OPT_IO.appendedKey(i), 'float32', spec(graph, OPT_IO.appendedKey(i)).dims);
-        s.g.output(kv.value, OPT_IO.appendedValue(i), 'float32', spec(graph, OPT_IO.appendedValue(i)).dims);
+        s.g.output(kv.key, KV_IO.appendedKey(i), 'float32', spec(graph, KV_IO.appendedKey(i)).dims);
+        s.g.output(kv.value, KV_IO.appendedValue(i), 'float32', spec(graph, KV_IO.appendedValue(i)).dims);
       });
     } else outputPresents(s.g, config, st.presents, 'total_sequence');
     return s.g.build();

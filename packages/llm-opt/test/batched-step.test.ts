@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
 import { fixtures } from '@blip2/fixtures';
 import { generate, generationOptionsFromConfig, mergeQueryEmbeds } from '@blip2/generation';
-import { KV_IO } from '@blip2/onnx';
+import { KV_IO, type KvLoadOptions } from '@blip2/onnx';
 import {
   type AnyTensor,
   type Backend,
@@ -17,7 +17,7 @@ import {
   type Tensor,
 } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildOpt, OPT_IO, OptAdapter, type OptGraphs, type OptLoadOptions } from '../src/index.js';
+import { buildOpt, OPT_IO, OptAdapter, type OptGraphs } from '../src/index.js';
 import { type GenerateRecord, ids, openTiny, type Tiny } from './tiny.js';
 
 let tiny: Tiny;
@@ -129,8 +129,8 @@ describe('the weight-first step graph (stepBatched)', () => {
         ),
       };
       for (let i = 0; i < tiny.config.numHiddenLayers; i++) {
-        f[OPT_IO.pastKey(i)] = gather(cache.keys[i] as Tensor<'float32'>, 0, rows);
-        f[OPT_IO.pastValue(i)] = gather(cache.values[i] as Tensor<'float32'>, 0, rows);
+        f[KV_IO.pastKey(i)] = gather(cache.keys[i] as Tensor<'float32'>, 0, rows);
+        f[KV_IO.pastValue(i)] = gather(cache.values[i] as Tensor<'float32'>, 0, rows);
       }
       return f;
     };
@@ -147,7 +147,7 @@ describe('the weight-first step graph (stepBatched)', () => {
       let worst = 0;
       for (let r = 0; r < 3; r++) {
         const one = await step.run(feeds([r], tokens));
-        for (const name of ['logits', OPT_IO.presentKey(0), OPT_IO.presentValue(1)]) {
+        for (const name of ['logits', KV_IO.presentKey(0), KV_IO.presentValue(1)]) {
           const d = maxAbsDiff(
             gather(all[name] as Tensor<'float32'>, 0, [r]),
             one[name] as Tensor<'float32'>,
@@ -199,10 +199,10 @@ describe('the reorder step graph (stepReorder): beam search reorders inside the 
     const inPlace: Record<string, AnyTensor> = { ...common, [OPT_IO.stepReorder.beamIdx]: int64([3], rows) };
     for (let i = 0; i < tiny.config.numHiddenLayers; i++) {
       const [k, v] = [cache.keys[i], cache.values[i]] as Tensor<'float32'>[];
-      gathered[OPT_IO.pastKey(i)] = gather(k, 0, rows);
-      gathered[OPT_IO.pastValue(i)] = gather(v, 0, rows);
-      inPlace[OPT_IO.pastKey(i)] = k;
-      inPlace[OPT_IO.pastValue(i)] = v;
+      gathered[KV_IO.pastKey(i)] = gather(k, 0, rows);
+      gathered[KV_IO.pastValue(i)] = gather(v, 0, rows);
+      inPlace[KV_IO.pastKey(i)] = k;
+      inPlace[KV_IO.pastValue(i)] = v;
     }
     const want = await batched.run(gathered);
     const got = await reorder.run(inPlace);
@@ -234,7 +234,7 @@ describe('the reorder step graph (stepReorder): beam search reorders inside the 
 });
 
 describe('OptAdapter picks the step graph by the rows a step multiplies', () => {
-  async function run(rec: GenerateRecord, options?: OptLoadOptions) {
+  async function run(rec: GenerateRecord, options?: KvLoadOptions) {
     const counting = countingBackend();
     const adapter = await OptAdapter.load(tiny.config, graphs, counting.backend, options);
     const loadsAtLoad = [...counting.loads];

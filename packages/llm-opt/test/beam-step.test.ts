@@ -1,6 +1,7 @@
 import { createNodeBackend } from '@blip2/backend-node';
 import {
   gatherSlots,
+  KV_IO,
   maskFilled,
   maskWithCapacity,
   ownRows,
@@ -113,22 +114,22 @@ describe('the beam step graph (stepBeams): beams append in place, the cache neve
         [OPT_IO.stepBeams.pastRows]: pastRows,
       };
       for (let i = 0; i < layers; i++) {
-        reference[OPT_IO.pastKey(i)] = gather(keys[i], 0, rows);
-        reference[OPT_IO.pastValue(i)] = gather(values[i], 0, rows);
-        inPlace[OPT_IO.pastKey(i)] = bufK[i];
-        inPlace[OPT_IO.pastValue(i)] = bufV[i];
+        reference[KV_IO.pastKey(i)] = gather(keys[i], 0, rows);
+        reference[KV_IO.pastValue(i)] = gather(values[i], 0, rows);
+        inPlace[KV_IO.pastKey(i)] = bufK[i];
+        inPlace[KV_IO.pastValue(i)] = bufV[i];
       }
       const want = await batched.run(reference);
       const got = await beams.run(inPlace);
       const d = maxAbsDiff(got.logits as Tensor<'float32'>, want.logits as Tensor<'float32'>);
       expect(d, `logits after reorder ${s}`).toBeLessThanOrEqual(1e-5);
       worst = Math.max(worst, d);
-      keys = Array.from({ length: layers }, (_, i) => want[OPT_IO.presentKey(i)] as Tensor<'float32'>);
-      values = Array.from({ length: layers }, (_, i) => want[OPT_IO.presentValue(i)] as Tensor<'float32'>);
+      keys = Array.from({ length: layers }, (_, i) => want[KV_IO.presentKey(i)] as Tensor<'float32'>);
+      values = Array.from({ length: layers }, (_, i) => want[KV_IO.presentValue(i)] as Tensor<'float32'>);
       mask = concat([mask, one], 1);
       for (let i = 0; i < layers; i++) {
-        writeSlots(bufK[i], filled, got[OPT_IO.appendedKey(i)] as Tensor<'float32'>);
-        writeSlots(bufV[i], filled, got[OPT_IO.appendedValue(i)] as Tensor<'float32'>);
+        writeSlots(bufK[i], filled, got[KV_IO.appendedKey(i)] as Tensor<'float32'>);
+        writeSlots(bufV[i], filled, got[KV_IO.appendedValue(i)] as Tensor<'float32'>);
       }
       pastRows = ownSlot(pastRows, filled);
       slotMask = maskFilled(slotMask, filled, 1);

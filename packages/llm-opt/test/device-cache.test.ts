@@ -97,7 +97,7 @@ describe('OPT adapter with the KV cache on a device', () => {
     const bare = new OptAdapter(tiny.config, {
       embed: await backend.load(graphs.embed),
       prefill: await backend.load(graphs.prefill),
-      step: await backend.load(graphs.step),
+      steps: { step: await backend.load(graphs.step) },
     });
     const err = await bare.reorderCache(cache, [0, 0]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OptError);

@@ -33,7 +33,10 @@ function countingSessions() {
     },
     async release() {},
   });
-  return { runs, sessions: { embed: session('embed'), prefill: session('prefill'), step: session('step') } };
+  return {
+    runs,
+    sessions: { embed: session('embed'), prefill: session('prefill'), steps: { step: session('step') } },
+  };
 }
 
 /** The error `fn` throws, which must be of class `Class` (default OptError). */

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { type OPTConfig, parseBlip2Config } from '@blip2/configs';
 import { fixtures, shapeOnlyWeights } from '@blip2/fixtures';
+import { KV_IO } from '@blip2/onnx';
 import { describe, expect, it } from 'vitest';
 import { buildOpt, OPT_IO, optGraphIO } from '../src/index.js';
 
@@ -41,7 +42,7 @@ describe('real-size OPT graphs from manifests.json', () => {
       expect(graphs.step.inputs).toHaveLength(2 + 2 * layers);
       expect(graphs.prefill.outputs).toHaveLength(1 + 2 * layers);
       expect(graphs.step.inputs.at(-1)).toEqual({
-        name: OPT_IO.pastValue(layers - 1),
+        name: KV_IO.pastValue(layers - 1),
         dtype: 'float32',
         dims: ['batch', config.numAttentionHeads, 'past_sequence', hidden / config.numAttentionHeads],
       });

@@ -1,16 +1,19 @@
 /**
  * What every key/value-cache language model adapter does the same way, whatever its
- * family: one set of cache I/O names, checks of the ids it is fed and of the outputs
- * its sessions return, the choice of a weight-first graph for steps of several rows
- * (and its release), and beam search's cache reorder: identity shortcut; on the CPU,
- * left to the next step, whose graph gathers the past rows by `beam_idx` (nothing is
- * copied in JavaScript); on a device, rows moved there. A family adapter (OPT, T5) keeps
- * only what differs: its graphs, its cache layout, its masks and positions.
+ * family: one set of cache I/O names and the feeds and outputs named by them, checks
+ * of the ids it is fed and of the outputs its sessions return, loading its sessions
+ * (the choice of a weight-first graph for steps of several rows, graphs loaded on first
+ * use) and releasing them, and beam search's cache reorder: identity shortcut; on the
+ * CPU, left to the next step, whose graph gathers the past rows by `beam_idx` (nothing
+ * is copied in JavaScript); on a device, rows moved there. A family adapter (OPT, T5)
+ * keeps only what differs: its graphs, its masks and positions, what its cache holds
+ * beside the layers' keys and values.
  */
 import {
   type AnyTensor,
   type Backend,
   type BuiltGraph,
+  disposeTensor,
   gather,
   int64,
   isDeviceTensor,
@@ -40,6 +43,30 @@ export const KV_IO = {
     Array.from({ length: numLayers }, (_, i) => [KV_IO.presentKey(i), KV_IO.presentValue(i)]).flat(),
 } as const;
 
+/** How a graph names layer i's keys and values (the past fed, the present returned, ...). */
+export interface KvNames {
+  key(layer: number): string;
+  value(layer: number): string;
+}
+
+export const KV_PAST: KvNames = { key: KV_IO.pastKey, value: KV_IO.pastValue };
+export const KV_PRESENT: KvNames = { key: KV_IO.presentKey, value: KV_IO.presentValue };
+export const KV_APPENDED: KvNames = { key: KV_IO.appendedKey, value: KV_IO.appendedValue };
+
+/**
+ * Every layer's attention keys and values, float32 [B, num_heads, length, head_dim]
+ * (transformers' `past_key_values`); on the backend's device when it keeps them there.
+ */
+export interface KvLayers<T extends AnyTensor<'float32'> = AnyTensor<'float32'>> {
+  readonly keys: readonly T[];
+  readonly values: readonly T[];
+}
+
+/** Frees the device buffers of `layers` (CPU tensors are left to the garbage collector). */
+export function disposeLayers(...layers: readonly KvLayers[]): void {
+  for (const { keys, values } of layers) for (const t of [...keys, ...values]) disposeTensor(t);
+}
+
 /**
  * When the weight-first step graph is loaded for steps of several rows (beams, batches):
  * - 'lazy': on the first such step, so greedy batch-1 use never creates the session;
@@ -67,14 +94,11 @@ export function batchedStepFor(backend: Backend, options: KvLoadOptions = {}): B
 /** The codes an adapter's typed error takes for what the core checks. */
 export type KvAdapterErrorCode = 'E_INPUT' | 'E_SESSION' | 'E_CACHE';
 
-export interface KvAdapterCoreInit {
-  /** names the reorder graphs, e.g. 'opt' */
-  readonly family: string;
-  /** the adapter class, named in messages that tell how to construct it, e.g. 'OptAdapter' */
-  readonly adapter: string;
-  readonly vocabSize: number;
-  /** the family's typed error (OptError, T5Error, ...) */
-  readonly error: (code: KvAdapterErrorCode, message: string) => Error;
+/**
+ * The step graphs' sessions: the one-row step, and its weight-first twins for steps of
+ * several rows, each loaded already or a graph to load on first use.
+ */
+export interface KvSteps {
   /** the step (or decoder) graph's session for one row */
   readonly step: Session;
   /** the weight-first step, loaded already, or loaded from this graph on the first step of several rows */
@@ -85,61 +109,104 @@ export interface KvAdapterCoreInit {
    * reorder copies the cache (on the CPU, or on the device where it lives).
    */
   readonly reorder?: Session | BuiltGraph;
+}
+
+/** The step graphs `loadSessions` loads as `options` choose; without twins every step runs `step`. */
+export interface KvStepGraphs {
+  readonly step: BuiltGraph;
+  readonly batched?: BuiltGraph;
+  readonly reorder?: BuiltGraph;
+}
+
+export interface KvAdapterCoreInit extends KvSteps {
+  /** names the reorder graphs, e.g. 'opt' */
+  readonly family: string;
+  /** the adapter class, named in messages that tell how to construct it, e.g. 'OptAdapter' */
+  readonly adapter: string;
+  readonly vocabSize: number;
+  /** the decoder layers whose keys and values the cache holds */
+  readonly numLayers: number;
+  /** the family's typed error (OptError, T5Error, ...) */
+  readonly error: (code: KvAdapterErrorCode, message: string) => Error;
   /**
-   * The backend the sessions run on: reorders a device cache there and loads a lazy
-   * batched step. Without it, caches must be on the CPU.
+   * The backend the sessions run on: reorders a device cache there and loads the graphs
+   * given for first use. Without it, caches must be on the CPU.
    */
   readonly backend?: Backend;
-  /** what the batched step keeps on the device (its present.* outputs) */
-  readonly keepOnDevice?: readonly string[];
+  /** the family's other sessions (embeddings, prefill, encoder, ...), released with the steps */
+  readonly sessions?: readonly Session[];
+}
+
+/** The outputs of `graph` among `keepOnDevice`: a backend refuses to keep an output the graph has not. */
+function loadOptions(graph: BuiltGraph, keepOnDevice: readonly string[]): LoadOptions {
+  return { keepOnDevice: keepOnDevice.filter((n) => graph.outputs.some((io) => io.name === n)) };
 }
 
 export class KvAdapterCore {
   readonly vocabSize: number;
+  readonly numLayers: number;
   private readonly step: Session;
   private readonly batched: LazySession | undefined;
   private readonly reorder: LazySession | undefined;
   private readonly deviceGather: DeviceRowGather | undefined;
+  /** what `release` releases beside the steps: the family's sessions and graphs loaded on first use */
+  private readonly owned: (Session | LazySession)[];
 
   constructor(private readonly init: KvAdapterCoreInit) {
     this.vocabSize = init.vocabSize;
+    this.numLayers = init.numLayers;
     this.step = init.step;
     const { backend } = init;
     this.deviceGather = backend && new DeviceRowGather(backend, init.family);
-    const lazy = (graph: Session | BuiltGraph | undefined): LazySession | undefined => {
-      if (graph && 'run' in graph) return LazySession.of(graph);
-      if (!graph || !backend) return undefined;
-      const options: LoadOptions = { keepOnDevice: init.keepOnDevice ?? [] };
-      return new LazySession(() => backend.load(graph, options));
-    };
-    this.batched = lazy(init.batched);
-    this.reorder = lazy(init.reorder);
+    this.owned = [...(init.sessions ?? [])];
+    this.batched = this.lazyOf(init.batched);
+    this.reorder = this.lazyOf(init.reorder);
   }
 
   /**
-   * Loads a step graph and its weight-first twin as `options` and the backend's
-   * capabilities choose: the twin's session ('eager'), its graph to load on first use
-   * ('lazy'), or neither ('never').
+   * Loads the family's `graphs` and its step graphs on `backend`: each graph keeps on
+   * the device those of its outputs named in `keepOnDevice` (the cache's), the step's
+   * weight-first twins are loaded as `options` and the backend's capabilities choose:
+   * their sessions ('eager'), their graphs to load on first use ('lazy'), or neither
+   * ('never'; also when `steps` has no twins).
    */
-  static async loadSteps(
+  static async loadSessions<K extends string>(
     backend: Backend,
-    graphs: { readonly step: BuiltGraph; readonly batched: BuiltGraph; readonly reorder: BuiltGraph },
+    graphs: { readonly [name in K]: BuiltGraph },
+    steps: KvStepGraphs,
     keepOnDevice: readonly string[],
     options: KvLoadOptions = {},
-  ): Promise<{ step: Session; batched?: Session | BuiltGraph; reorder?: Session | BuiltGraph }> {
-    const choice = batchedStepFor(backend, options);
-    // the cache outputs each graph has (a step that appends in place outputs none of them)
-    const load = (g: BuiltGraph) =>
-      backend.load(g, { keepOnDevice: keepOnDevice.filter((n) => g.outputs.some((io) => io.name === n)) });
-    if (choice === 'never') return { step: await load(graphs.step) };
-    if (choice === 'lazy') {
-      const step = await load(graphs.step);
-      return { step, batched: graphs.batched, reorder: graphs.reorder };
-    }
-    const [step, batched, reorder] = await Promise.all(
-      [graphs.step, graphs.batched, graphs.reorder].map(load),
+  ): Promise<{ sessions: { [name in K]: Session }; steps: KvSteps }> {
+    const load = (g: BuiltGraph) => backend.load(g, loadOptions(g, keepOnDevice));
+    const names = Object.keys(graphs) as K[];
+    const choice = steps.batched && steps.reorder ? batchedStepFor(backend, options) : 'never';
+    const eager = choice === 'eager' ? [steps.batched, steps.reorder] : [];
+    const loaded = await Promise.all(
+      [...names.map((n) => graphs[n]), steps.step, ...eager].map((g) => load(g as BuiltGraph)),
     );
-    return { step, batched, reorder };
+    const sessions = Object.fromEntries(names.map((n, i) => [n, loaded[i]])) as { [name in K]: Session };
+    const [step, ...twins] = loaded.slice(names.length);
+    if (choice === 'never') return { sessions, steps: { step } };
+    if (choice === 'lazy')
+      return { sessions, steps: { step, batched: steps.batched, reorder: steps.reorder } };
+    return { sessions, steps: { step, batched: twins[0], reorder: twins[1] } };
+  }
+
+  /**
+   * `graph` as a session: given loaded, or loaded on the backend on first use (keeping the
+   * cache's outputs on its device), and released with the adapter. Undefined without a
+   * graph, or without a backend to load it on.
+   */
+  lazyOf(graph: Session | BuiltGraph | undefined): LazySession | undefined {
+    const { backend } = this.init;
+    let lazy: LazySession | undefined;
+    if (graph && 'run' in graph) lazy = LazySession.of(graph);
+    else if (graph && backend) {
+      const options = loadOptions(graph, KV_IO.presents(this.numLayers));
+      lazy = new LazySession(() => backend.load(graph, options));
+    }
+    if (lazy) this.owned.push(lazy);
+    return lazy;
   }
 
   /**
@@ -259,13 +326,55 @@ export class KvAdapterCore {
     return tensors.map((t) => gather(t as Tensor<'float32'>, 0, rows));
   }
 
-  /** Releases the step sessions, and the batched step and reorder graphs if steps loaded them. */
+  /** `layers` fed under `names` (by default the past a step continues: `past_key_values.{i}.*`). */
+  feeds(layers: KvLayers, names: KvNames = KV_PAST): Record<string, AnyTensor> {
+    const feeds: Record<string, AnyTensor> = {};
+    for (let i = 0; i < this.numLayers; i++) {
+      feeds[names.key(i)] = layers.keys[i];
+      feeds[names.value(i)] = layers.values[i];
+    }
+    return feeds;
+  }
+
+  /** The layers a session returned under `names` (by default the grown cache, `present.{i}.*`), where it keeps them. */
+  layers(out: Record<string, AnyTensor>, session: string, names: KvNames = KV_PRESENT): KvLayers {
+    const layer = Array.from({ length: this.numLayers }, (_, i) => i);
+    return {
+      keys: layer.map((i) => this.cacheOutput(out, names.key(i), session)),
+      values: layer.map((i) => this.cacheOutput(out, names.value(i), session)),
+    };
+  }
+
+  /** The layers a session returned under `names`, read on the CPU. */
+  cpuLayers(out: Record<string, AnyTensor>, session: string, names: KvNames): KvLayers<Tensor<'float32'>> {
+    const layer = Array.from({ length: this.numLayers }, (_, i) => i);
+    return {
+      keys: layer.map((i) => this.output(out, names.key(i), session)),
+      values: layer.map((i) => this.output(out, names.value(i), session)),
+    };
+  }
+
+  /** `rows` of every layer of every cache in `caches`, moved in one `gatherRows`. */
+  async gatherLayers(caches: readonly KvLayers[], rows: readonly number[]): Promise<KvLayers[]> {
+    const moved = await this.gatherRows(
+      caches.flatMap((c) => [...c.keys, ...c.values]),
+      rows,
+    );
+    let at = 0;
+    return caches.map((c) => {
+      const keys = moved.slice(at, at + c.keys.length);
+      const values = moved.slice(at + c.keys.length, at + c.keys.length + c.values.length);
+      at += c.keys.length + c.values.length;
+      return { keys, values };
+    });
+  }
+
+  /**
+   * Releases every session: the steps, the graphs loaded on first use if they were, the
+   * family's own (a session given twice, e.g. one graph serving prefill and steps, once).
+   */
   async release(): Promise<void> {
-    await Promise.all([
-      this.step.release(),
-      this.batched?.release(),
-      this.reorder?.release(),
-      this.deviceGather?.release(),
-    ]);
+    const sessions = new Set<Session | LazySession>([this.step, ...this.owned]);
+    await Promise.all([...[...sessions].map((s) => s.release()), this.deviceGather?.release()]);
   }
 }

@@ -13,7 +13,7 @@ import {
   type Tensor,
 } from '@blip2/tensor';
 import { describe, expect, it } from 'vitest';
-import { batchedStepFor, KV_IO, KvAdapterCore } from '../src/index.js';
+import { batchedStepFor, KV_IO, KV_PRESENT, KvAdapterCore } from '../src/index.js';
 
 class CoreError extends Error {
   constructor(
@@ -74,6 +74,7 @@ function core(init: Partial<ConstructorParameters<typeof KvAdapterCore>[0]> = {}
     family: 'x',
     adapter: 'XAdapter',
     vocabSize: 10,
+    numLayers: 2,
     error: (code, message) => new CoreError(code, message),
     step: session('x.step', []),
     ...init,
@@ -93,7 +94,7 @@ describe('KvAdapterCore', () => {
 
   it("loads the batched step on the first step of several rows ('lazy'), once; one row never loads it", async () => {
     const { backend, loads, released } = recordingBackend(CPU);
-    const steps = await KvAdapterCore.loadSteps(backend, graphs, KV_IO.presents(2));
+    const steps = (await KvAdapterCore.loadSessions(backend, {}, graphs, KV_IO.presents(2))).steps;
     expect(loads).toEqual(['x.step']);
     const c = core({ ...steps, backend });
     expect(await name(c.stepFor(1))).toBe('x.step');
@@ -107,7 +108,7 @@ describe('KvAdapterCore', () => {
 
   it('leaves a CPU reorder of several rows to the reorder step, fed beam_idx; it serves later identity steps', async () => {
     const { backend, loads } = recordingBackend(CPU);
-    const c = core({ ...(await KvAdapterCore.loadSteps(backend, graphs, [])), backend });
+    const c = core({ ...(await KvAdapterCore.loadSessions(backend, {}, graphs, [])).steps, backend });
     const cpu = [float32([2, 3], [1, 2, 3, 4, 5, 6])];
     expect(c.defersReorder(3, cpu)).toBe(true);
     // one row runs the Gemm step, which has no beam_idx: that reorder is a copy
@@ -125,7 +126,10 @@ describe('KvAdapterCore', () => {
     expect(KvAdapterCore.composeRows(undefined, [1, 0])).toEqual([1, 0]);
     // without a reorder graph ('never'), or for a cache on a device, the reorder is a copy
     const web = recordingBackend(WEB);
-    const never = core({ ...(await KvAdapterCore.loadSteps(web.backend, graphs, [])), backend: web.backend });
+    const never = core({
+      ...(await KvAdapterCore.loadSessions(web.backend, {}, graphs, [])).steps,
+      backend: web.backend,
+    });
     expect(never.defersReorder(3, cpu)).toBe(false);
     const onDevice = {
       dtype: 'float32',
@@ -139,15 +143,125 @@ describe('KvAdapterCore', () => {
 
   it("'eager' loads both at once; 'never' (the web default) runs every step on the Gemm step", async () => {
     const eager = recordingBackend(WEB);
-    const e = await KvAdapterCore.loadSteps(eager.backend, graphs, [], { batchedStep: 'eager' });
+    const { steps: e } = await KvAdapterCore.loadSessions(eager.backend, {}, graphs, [], {
+      batchedStep: 'eager',
+    });
     expect(eager.loads.sort()).toEqual(['x.step', 'x.stepBatched', 'x.stepReorder']);
     expect(await name(core({ ...e, backend: eager.backend }).stepFor(4))).toBe('x.stepBatched');
     const never = recordingBackend(WEB);
-    const n = await KvAdapterCore.loadSteps(never.backend, graphs, []);
+    const { steps: n } = await KvAdapterCore.loadSessions(never.backend, {}, graphs, []);
     expect(n.batched).toBeUndefined();
     expect(n.reorder).toBeUndefined();
     expect(await name(core({ ...n, backend: never.backend }).stepFor(4))).toBe('x.step');
     expect(never.loads).toEqual(['x.step']);
+  });
+
+  it("loads the family's graphs beside the steps, each keeping on the device only the cache outputs it has", async () => {
+    const kept: Record<string, readonly string[]> = {};
+    const released: string[] = [];
+    const backend: Backend = {
+      name: 'recording',
+      capabilities: CPU,
+      load: async (g, options) => {
+        kept[g.name] = options?.keepOnDevice ?? [];
+        return session(g.name, released);
+      },
+    };
+    const out = (name: string, ...outputs: string[]): BuiltGraph => ({
+      ...graph(name),
+      outputs: outputs.map((n) => ({ name: n, dtype: 'float32' as const, dims: [1] })),
+    });
+    const present = KV_IO.presents(1);
+    const { sessions, steps } = await KvAdapterCore.loadSessions(
+      backend,
+      {
+        embed: out('x.embed', 'inputs_embeds'),
+        encoder: out('x.encoder', 'last_hidden_state', 'cross.0.key'),
+      },
+      {
+        ...graphs,
+        step: out('x.step', 'logits', ...present),
+        batched: out('x.stepBatched', 'logits', ...present),
+      },
+      [...present, 'cross.0.key'],
+      { batchedStep: 'eager' },
+    );
+    expect(Object.keys(sessions)).toEqual(['embed', 'encoder']);
+    expect(sessions.encoder.name).toBe('x.encoder');
+    expect(kept).toEqual({
+      'x.embed': [],
+      'x.encoder': ['cross.0.key'],
+      'x.step': present,
+      'x.stepBatched': present,
+      'x.stepReorder': [],
+    });
+    // one session given as two (a decoder serving prefill and steps) is released once, with the family's
+    const c = core({ ...steps, backend, sessions: [sessions.embed, sessions.encoder, steps.step] });
+    const forward = c.lazyOf(graph('x.forward'));
+    expect(Object.keys(kept)).not.toContain('x.forward');
+    await forward?.get();
+    await c.release();
+    expect(released.sort()).toEqual([
+      'x.embed',
+      'x.encoder',
+      'x.forward',
+      'x.step',
+      'x.stepBatched',
+      'x.stepReorder',
+    ]);
+    // without a backend a graph cannot load later; without twins every step is the one-row step
+    expect(core().lazyOf(graph('x.forward'))).toBeUndefined();
+    const plain = await KvAdapterCore.loadSessions(backend, {}, { step: graphs.step }, [], {
+      batchedStep: 'eager',
+    });
+    expect(plain.steps).toEqual({ step: expect.objectContaining({ name: 'x.step' }) });
+  });
+
+  it('names the layers it feeds and reads: past_key_values.* in, present.* out, any other names given', async () => {
+    const c = core();
+    const t = (v: number) => float32([1, 1], [v]);
+    const past = { keys: [t(1), t(2)], values: [t(3), t(4)] };
+    expect(c.feeds(past)).toEqual({
+      'past_key_values.0.key': past.keys[0],
+      'past_key_values.0.value': past.values[0],
+      'past_key_values.1.key': past.keys[1],
+      'past_key_values.1.value': past.values[1],
+    });
+    const cross = { key: (i: number) => `cross.${i}.key`, value: (i: number) => `cross.${i}.value` };
+    expect(Object.keys(c.feeds(past, cross))).toEqual([
+      'cross.0.key',
+      'cross.0.value',
+      'cross.1.key',
+      'cross.1.value',
+    ]);
+    const onDevice = {
+      dtype: 'float32',
+      dims: [1],
+      location: 'gpu-buffer',
+    } as unknown as DeviceTensor<'float32'>;
+    const out: Record<string, AnyTensor> = {
+      'present.0.key': t(5),
+      'present.0.value': t(6),
+      'present.1.key': onDevice,
+      'present.1.value': t(8),
+    };
+    expect(c.layers(out, 's')).toEqual({ keys: [t(5), onDevice], values: [t(6), t(8)] });
+    expect(() => c.cpuLayers(out, 's', KV_PRESENT)).toThrow(
+      "session 's' kept 'present.1.key' on the gpu-buffer",
+    );
+    expect(() => c.layers({}, 's')).toThrow("session 's' returned no 'present.0.key', expected float32");
+    // several caches' rows move in one gather, and come back split as they were
+    const rows = (v: number) => float32([2, 1], [v, v + 1]);
+    const [a, b] = await c.gatherLayers(
+      [
+        { keys: [rows(0), rows(2)], values: [rows(4), rows(6)] },
+        { keys: [rows(8)], values: [rows(10)] },
+      ],
+      [1, 1],
+    );
+    const twice = (v: number) => float32([2, 1], [v + 1, v + 1]);
+    expect(a).toEqual({ keys: [twice(0), twice(2)], values: [twice(4), twice(6)] });
+    expect(b).toEqual({ keys: [twice(8)], values: [twice(10)] });
   });
 
   it('checks ids: int64 [batch, sequence] inside the vocabulary, naming the position', () => {

@@ -17,6 +17,7 @@ import {
   concat,
   cos,
   cumsum,
+  disposeLayers,
   div,
   FLOAT32_MIN,
   GraphBuilder,
@@ -26,6 +27,8 @@ import {
   KV_IO,
   KvAdapterCore,
   type KvAdapterErrorCode,
+  type KvLayers,
+  type KvSteps,
   linear,
   matmul,
   matmulTransB,
@@ -321,9 +324,7 @@ export class LlamaError extends Blip2Error<KvAdapterErrorCode | 'E_SEQUENCE_TOO_
   static override readonly marker: symbol = Symbol.for('blip2.error.LlamaError');
 }
 
-export interface LlamaCache {
-  readonly keys: readonly AnyTensor<'float32'>[];
-  readonly values: readonly AnyTensor<'float32'>[];
+export interface LlamaCache extends KvLayers {
   /** the prompt's mask and a 1 per generated token: the positions come from it */
   readonly attentionMask: Tensor<'int64'>;
 }
@@ -339,7 +340,7 @@ export class LlamaAdapter {
     readonly config: LlamaConfig,
     private readonly embedSession: Session,
     private readonly prefillSession: Session,
-    step: Session,
+    steps: KvSteps,
     backend: Backend,
   ) {
     this.vocabSize = config.vocabSize;
@@ -348,20 +349,23 @@ export class LlamaAdapter {
       family: 'llama',
       adapter: 'LlamaAdapter',
       vocabSize: config.vocabSize,
+      numLayers: config.numHiddenLayers,
       error: (code, message) => new LlamaError(code, message),
-      step,
+      ...steps,
       backend,
+      sessions: [embedSession, prefillSession],
     });
   }
 
   static async load(config: LlamaConfig, graphs: LlamaGraphs, backend: Backend): Promise<LlamaAdapter> {
-    const keepOnDevice = KV_IO.presents(config.numHiddenLayers);
-    const [embed, prefill, step] = await Promise.all([
-      backend.load(graphs.embed),
-      backend.load(graphs.prefill, { keepOnDevice }),
-      backend.load(graphs.step, { keepOnDevice }),
-    ]);
-    return new LlamaAdapter(config, embed, prefill, step, backend);
+    // one step graph (no weight-first twin, no reorder step)
+    const { sessions, steps } = await KvAdapterCore.loadSessions(
+      backend,
+      { embed: graphs.embed, prefill: graphs.prefill },
+      { step: graphs.step },
+      KV_IO.presents(config.numHiddenLayers),
+    );
+    return new LlamaAdapter(config, sessions.embed, sessions.prefill, steps, backend);
   }
 
   async embed(inputIds: Tensor<'int64'>): Promise<Tensor<'float32'>> {
@@ -396,17 +400,13 @@ export class LlamaAdapter {
         'E_SEQUENCE_TOO_LONG',
         `the sequence would pass max_position_embeddings ${this.maxPositions}`,
       );
-    const feeds: Record<string, AnyTensor> = {
-      [LLAMA_IO.inputIds]: tokenIds,
-      [LLAMA_IO.attentionMask]: attentionMask,
-    };
-    cache.keys.forEach((k, i) => {
-      feeds[KV_IO.pastKey(i)] = k;
-      feeds[KV_IO.pastValue(i)] = cache.values[i];
-    });
     // one step graph (no weight-first twin, no reorder step): the core gives it with no extra feeds
     const { session } = await this.core.stepFor(b * s);
-    const out = await session.runOnDevice(feeds);
+    const out = await session.runOnDevice({
+      [LLAMA_IO.inputIds]: tokenIds,
+      [LLAMA_IO.attentionMask]: attentionMask,
+      ...this.core.feeds(cache),
+    });
     const next = {
       logits: this.core.output(out, LLAMA_IO.logits, session.name),
       cache: this.cacheFrom(out, attentionMask, session.name),
@@ -417,22 +417,17 @@ export class LlamaAdapter {
 
   async reorderCache(cache: LlamaCache, rows: readonly number[]): Promise<LlamaCache> {
     if (this.core.keepsRows(rows, cache.attentionMask.dims[0])) return cache;
-    const layers = this.config.numHiddenLayers;
-    const moved = await this.core.gatherRows([...cache.keys, ...cache.values], rows);
+    const [moved] = await this.core.gatherLayers([cache], rows);
     await this.releaseCache(cache);
-    return {
-      keys: moved.slice(0, layers),
-      values: moved.slice(layers),
-      attentionMask: gatherRows(cache.attentionMask, 0, rows),
-    };
+    return { ...moved, attentionMask: gatherRows(cache.attentionMask, 0, rows) };
   }
 
   async releaseCache(cache: LlamaCache): Promise<void> {
-    for (const t of [...cache.keys, ...cache.values]) disposeTensor(t);
+    disposeLayers(cache);
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.embedSession.release(), this.prefillSession.release(), this.core.release()]);
+    await this.core.release();
   }
 
   private cacheFrom(
@@ -440,12 +435,7 @@ export class LlamaAdapter {
     attentionMask: Tensor<'int64'>,
     session: string,
   ): LlamaCache {
-    const layers = Array.from({ length: this.config.numHiddenLayers }, (_, i) => i);
-    return {
-      keys: layers.map((i) => this.core.cacheOutput(out, KV_IO.presentKey(i), session)),
-      values: layers.map((i) => this.core.cacheOutput(out, KV_IO.presentValue(i), session)),
-      attentionMask,
-    };
+    return { ...this.core.layers(out, session), attentionMask };
   }
 }
 
