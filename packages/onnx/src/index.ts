@@ -6,4 +6,5 @@ export * from './ops.js';
 export * from './packed-weights.js';
 export { ProtoWriter } from './proto.js';
 export * from './quantize.js';
+export * from './read-graph.js';
 export * from './weight-scope.js';

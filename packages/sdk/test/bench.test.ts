@@ -6,35 +6,19 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fixtures } from '@blip2/fixtures';
 import { describe, expect, it } from 'vitest';
+import { graphCosts, prefillWork } from '../src/bench/costs.js';
 import type { BenchReport } from '../src/cli/bench.js';
-import '../src/index.js'; // registers the Node platform, as src/cli.ts does
 import { main } from '../src/cli/main.js';
-
-function capture() {
-  let out = '';
-  let err = '';
-  const io = {
-    stdout: {
-      write(s: string) {
-        out += s;
-        return true;
-      },
-    },
-    stderr: {
-      write(s: string) {
-        err += s;
-        return true;
-      },
-    },
-  } as unknown as Parameters<typeof main>[1];
-  return { io, out: () => out, err: () => err };
-}
+import { Blip2ForConditionalGeneration } from '../src/index.js'; // registers the Node platform, as src/cli.ts does
+import { capture } from './cli-io.js';
 
 const KEYS = [
   'creation',
   'memoryCreation',
   'disk',
+  'stepBytes',
   'image1',
   'image8',
   'prefill',
@@ -47,6 +31,32 @@ const KEYS = [
   'caption',
   'memoryEnd',
 ];
+
+describe('what the bench counts in the graphs it ran', () => {
+  it('a prefill multiplies every matrix at every position, the LM head at the last, plus attention', async () => {
+    const model = await Blip2ForConditionalGeneration.fromPretrained(fixtures.tinyOpt, {
+      onWarning: () => {},
+    });
+    try {
+      const P = 15; // 5 query tokens + 10 text tokens
+      const prefill = model.graphs.get('lm.prefill');
+      const step = model.graphs.get('lm.stepAppend');
+      if (!prefill || !step) throw new Error('tiny-blip2-opt has no prefill or stepAppend graph');
+      // keys and values of 2 layers of 4 heads x 6, float32, per position
+      const cache = graphCosts(step).cacheBytesPerPosition;
+      expect(cache).toBe(2 * 2 * 4 * 6 * 4);
+      const work = prefillWork([prefill], cache, P, 947);
+      const layerMacs = 4 * 24 * 24 + 2 * 24 * 37;
+      const attention = 2 * 2 * 2 * P * P * 24; // 2 layers x (scores + values) x 2 flop x P^2 x 24
+      expect(work.headRows).toBe(1);
+      expect(work.products).toBe(13);
+      expect(work.main).toMatchObject({ k: 24, n: 37 });
+      expect(work.flop).toBe(2 * P * 2 * layerMacs + 2 * 947 * 24 + attention);
+    } finally {
+      await model.dispose();
+    }
+  });
+});
 
 describe('blip2 bench --small', () => {
   it('prints every figure with its value, limit and ratio as JSON, progress on stderr', async () => {
@@ -80,6 +90,15 @@ describe('blip2 bench --small', () => {
       expect(f.limitFrom.length).toBeGreaterThan(0);
       expect(f.load).toBeGreaterThanOrEqual(0);
     }
+    // what a step reads, counted by hand from tiny-blip2-opt's config (hidden 24, ffn 37, 2 layers,
+    // vocabulary 947, tied embeddings): per layer q/k/v/out 4 x (24 x 24 + 24), fc1 37 x 24 + 37,
+    // fc2 24 x 37 + 24, two layer norms 2 x 48; the final layer norm 48; the LM head (the tied
+    // table, whole) 947 x 24; one row of the token table and one of the position table, 24 each
+    const layer = 4 * (24 * 24 + 24) + (37 * 24 + 37) + (24 * 37 + 24) + 2 * 48;
+    const floats = 2 * layer + 48 + 947 * 24 + 24;
+    const stepBytes = report.figures.find((f) => f.key === 'stepBytes');
+    expect(stepBytes?.value).toBeCloseTo((4 * floats) / 1e6, 12);
+    expect(stepBytes?.ratio).toBeCloseTo(1, 12); // float32 already
     // a float32 checkpoint on disk is its own float32 size, plus its header
     const disk = report.figures.find((f) => f.key === 'disk');
     expect(disk?.ratio).toBeGreaterThanOrEqual(1);
@@ -99,7 +118,7 @@ describe('blip2 bench --small', () => {
       const code = await main([...args, '--dtype', 'fp32,q8,q4', '--cache-dir', cache], c.io);
       expect(code, c.err()).toBe(0);
       const report = JSON.parse(c.out()) as BenchReport;
-      const always = ['creation', 'memoryCreation', 'disk'];
+      const always = ['creation', 'memoryCreation', 'disk', 'stepBytes'];
       const steps = [...always, 'step20', 'step100', 'positionRatio', 'memoryEnd'];
       expect(report.figures.map((f) => `${f.dtype}:${f.key}`)).toEqual([
         ...steps.map((k) => `fp32:${k}`),
@@ -115,6 +134,15 @@ describe('blip2 bench --small', () => {
       const step = (d: string) => report.figures.find((f) => f.dtype === d && f.key === 'step20');
       expect(step('q8')?.limitFrom).toMatch(/^one row through the step's 13 matrices/);
       expect(readdirSync(join(cache, 'quantized')).length).toBe(2);
+      // q8 reads its 12 layer matrices as int8 plus a float32 scale per output channel; the tied
+      // table stays float32 (a Gather reads it), and so the head that shares it
+      const bytes = (d: string) => report.figures.find((f) => f.dtype === d && f.key === 'stepBytes');
+      const matrices = 2 * (4 * 24 * 24 + 2 * 37 * 24);
+      const scales = 2 * (4 * 24 + 37 + 24);
+      expect(((bytes('fp32')?.value ?? 0) - (bytes('q8')?.value ?? 0)) * 1e6).toBeCloseTo(
+        4 * matrices - (matrices + 4 * scales),
+        6,
+      );
     } finally {
       rmSync(cache, { recursive: true, force: true });
     }

@@ -14,8 +14,11 @@ import { registerLanguageModel } from '@blip2/generation';
 import { readSafetensorsFile, type StreamedTensor, writeSafetensorsFile } from '@blip2/safetensors/node';
 import { float32, type Tensor } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BenchReport } from '../src/cli/bench.js';
 import { inspectModel } from '../src/cli/inspect.js';
+import { main } from '../src/cli/main.js';
 import { Blip2ForConditionalGeneration } from '../src/index.js'; // also registers the Node platform
+import { capture } from './cli-io.js';
 import { type LlamaConfig, llamaModule, parseLlamaConfig } from './third-family/llama.js';
 import { llamaGreedy, llamaLogits, type Matrix } from './third-family/llama-reference.js';
 
@@ -218,6 +221,26 @@ describe('a third family (Llama) registered with one call', () => {
     const shown = /```ts\n(export const llamaModule[\s\S]*?)\n```/.exec(docs)?.[1];
     expect(shown).toBeDefined();
     expect(await readFile(join(import.meta.dirname, 'third-family/llama.ts'), 'utf8')).toContain(shown);
+  });
+
+  it('blip2 bench measures it: what a step reads and multiplies, counted from the graphs it ran', async () => {
+    const c = capture();
+    const args = ['bench', '--model', dir, '--json', '--peer', 'none', '--repeats', '1'];
+    // positions within the tiny Llama's 64
+    const code = await main([...args, '--figures', 'prefill,steps', '--positions', '20,40'], c.io);
+    expect(code, c.err()).toBe(0);
+    const report = JSON.parse(c.out()) as BenchReport;
+    const figure = (key: string) => report.figures.find((f) => f.key === key);
+    // by hand: per layer q/k/v/o 4 x 24 x 24, gate and up 2 x 40 x 24, down 24 x 40, two RMSNorm
+    // gains 2 x 24; the final norm 24; the untied LM head 947 x 24; one row of the token table
+    const d = 24;
+    const layer = 4 * d * d + 2 * 40 * d + d * 40 + 2 * d;
+    expect(figure('stepBytes')?.value).toBeCloseTo((4 * (2 * layer + d + 947 * d + d)) / 1e6, 12);
+    expect(figure('step20')?.limitFrom).toMatch(/^one row through the step's 15 matrices/);
+    // its prefill computes logits at every position (the adapter keeps the last): counted so
+    expect(figure('prefill')?.limitFrom).toMatch(/15 products, the LM head at every position/);
+    for (const key of ['prefill', 'step20', 'step40', 'positionRatio'])
+      expect(Number.isFinite(figure(key)?.ratio), key).toBe(true);
   });
 
   it("the module's own config errors name the field", async () => {

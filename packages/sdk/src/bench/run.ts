@@ -7,14 +7,16 @@
  * through every matrix the step multiplies, with the step's own kernels (the cache read
  * at the rate those products reach); compute-bound ones (image side, prefill) by their
  * multiply-adds over onnxruntime's own single-MatMul rate at the figure's main shape.
- * End-to-end figures are limited by the sum of their parts' limits.
+ * End-to-end figures are limited by the sum of their parts' limits. What a language-model
+ * figure multiplies and reads is counted from the graphs it ran (./costs.ts), so every
+ * registered family is measured alike.
  */
 
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createNodeBackend, doctor, type NodeDevice } from '@blip2/backend-node';
-import type { Blip2Config, TextConfig } from '@blip2/configs';
+import type { Blip2Config } from '@blip2/configs';
 import type { StepOutput } from '@blip2/generation';
 import {
   parseQuantizationManifest,
@@ -25,11 +27,12 @@ import {
 } from '@blip2/onnx';
 import type { WeightIndex } from '@blip2/safetensors';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
-import { float32, int64 } from '@blip2/tensor';
+import { type BuiltGraph, float32, int64 } from '@blip2/tensor';
 import { numPatches } from '@blip2/vision-encoder';
 import { parseDTypeFlag } from '../core/dtype.js';
 import { Blip2ForConditionalGeneration, vqaGenerationOptions } from '../core/models.js';
 import { SdkError } from '../errors.js';
+import { bytesRead, type GraphCosts, graphCosts, prefillWork, recordingBackend, sumCosts } from './costs.js';
 import {
   linearRate,
   matmulRate,
@@ -120,52 +123,12 @@ export interface Workload {
 }
 
 /**
- * The tensors one decode step reads whole: every decoder layer's and the LM head's
- * (the tied embedding table when the checkpoint stores no lm_head), whatever their
- * stored form (float, or packed quantized weights with their scales); of the
- * embedding tables it reads one row.
+ * The logical [out, in] names (as `lookup` shows them to the builder) of the weights
+ * the products multiply: a packed weight by its checkpoint name, not its blocks.
  */
-function stepWeights(config: Blip2Config<TextConfig>, weights: WeightIndex): string[] {
-  const names = [...weights.tensors.keys()];
-  // transformers' weight names of the two published families (see publishedFamily)
-  const layers =
-    config.textConfig.modelType === 'opt'
-      ? /^language_model\.model\.decoder\.layers\./
-      : /^language_model\.decoder\.block\./;
-  const head = [
-    'language_model.lm_head.',
-    'language_model.model.decoder.embed_tokens.',
-    'language_model.shared.',
-  ].find((prefix) => names.some((n) => n.startsWith(prefix)));
-  // T5's cross-attention keys/values are projected once, by the encoder graph
-  const cross = /\.EncDecAttention\.[kv]\.weight/;
-  return names.filter(
-    (n) => (layers.test(n) && !cross.test(n)) || (head !== undefined && n.startsWith(head)),
-  );
-}
-
-/**
- * The matrices among a step's tensors `readNames` that it multiplies, by the logical
- * [out, in] name its graphs use (a packed weight by its checkpoint name, not its blocks);
- * T5's relative position table is gathered, not multiplied.
- */
-function stepProducts(
-  read: WeightIndex,
-  manifest: QuantizationManifest | undefined,
-  readNames: readonly string[],
-): string[] {
-  const entries = Object.entries(manifest?.weights ?? {});
-  const packedFrom = new Map(entries.map(([name, e]) => [e.data, name]));
-  // a packed weight's scales and zero points are 2-D float tensors too, multiplied with its blocks
-  const parts = new Set(entries.flatMap(([, e]) => [e.scales, e.zero_points ?? '']));
-  return readNames.flatMap((n) => {
-    const packed = packedFrom.get(n);
-    if (packed) return [packed];
-    if (parts.has(n)) return [];
-    const info = read.get(n);
-    const matrix = info.shape.length === 2 && FLOAT_BYTES[info.dtype] !== undefined;
-    return matrix && !/relative_attention_bias/.test(n) ? [n] : [];
-  });
+function productWeights(costs: GraphCosts, manifest: QuantizationManifest | undefined): string[] {
+  const packedFrom = new Map(Object.entries(manifest?.weights ?? {}).map(([name, e]) => [e.data, name]));
+  return costs.products.map((p) => packedFrom.get(p.weight) ?? p.weight);
 }
 
 /** Float 2-D tensors among `names`: what a ReduceSum can read to measure the bandwidth. */
@@ -195,52 +158,30 @@ export function imageSideFlop(config: Blip2Config, textWidth: number): number {
   return flop;
 }
 
-interface TextShape {
-  readonly layers: number;
-  readonly hidden: number;
-  readonly ffn: number;
-  readonly vocab: number;
-}
-
-/**
- * The bench's FLOP and byte models below are written per published family (OPT's and
- * T5's layer shapes and weight names), as its peer (./peer.py) runs only those: a
- * checkpoint of another registered family has no bench, and is refused by name.
- */
-function publishedFamily(config: Blip2Config, dir: string): Blip2Config<TextConfig> {
-  const type = config.textConfig.modelType;
-  if (type !== 'opt' && type !== 't5') {
-    throw new SdkError(
-      'E_MODEL_TYPE',
-      `${dir}: the bench models OPT and T5 checkpoints; text_config.model_type is '${type}'`,
-    );
-  }
-  return config as Blip2Config<TextConfig>;
-}
-
-function textShape(config: Blip2Config<TextConfig>): TextShape {
-  const t = config.textConfig;
-  return t.modelType === 'opt'
-    ? { layers: t.numHiddenLayers, hidden: t.hiddenSize, ffn: t.ffnDim, vocab: t.vocabSize }
-    : { layers: t.numDecoderLayers, hidden: t.dModel, ffn: t.dFf, vocab: t.vocabSize };
-}
-
 const MB = 1e6;
 
 /** Bytes per element of the float dtypes a checkpoint stores (for its size in float32). */
 const FLOAT_BYTES: Readonly<Record<string, number>> = { F32: 4, F16: 2, BF16: 2 };
 
-/** One cache position's float32 keys and values over every layer, for `rows` rows. */
-function cacheBytes(s: TextShape, rows: number, length: number): number {
-  return 2 * s.layers * rows * length * s.hidden * 4;
+/** One dtype's run: its figures, and what the figures across dtypes (./cross.ts) need of it. */
+export interface BenchRun {
+  readonly machine: Machine;
+  readonly figures: Figure[];
+  readonly workload: Workload;
+  /** bytes one batch-1 decode step reads */
+  readonly stepBytes: number;
+  /** float32 cache bytes a step reads per position per row */
+  readonly cacheBytesPerPosition: number;
+  /** every reading of a read rate in this run, bytes/s: the ReduceSum, each step-products limit */
+  readonly readRates: readonly number[];
 }
 
-export async function runBench(
-  settings: BenchSettings,
-): Promise<{ machine: Machine; figures: Figure[]; workload: Workload }> {
+export async function runBench(settings: BenchSettings): Promise<BenchRun> {
   const { log, dtype, repeats } = settings;
   const loadStart = loadavg()[0];
-  const backend = createNodeBackend({ device: settings.device });
+  // the model's sessions report their runs: which graphs a figure ran is known, not assumed
+  const recorder = recordingBackend(createNodeBackend({ device: settings.device }));
+  const backend = recorder.backend;
   const weights = await openWeightsFromDir(settings.dir);
   let loaded: WeightIndex | undefined;
   const figures: Figure[] = [];
@@ -262,7 +203,7 @@ export async function runBench(
     // ---- session creation and memory --------------------------------------------------
     let t = now();
     const model = await Blip2ForConditionalGeneration.fromPretrained(settings.dir, {
-      device: settings.device,
+      backend,
       // a plain checkpoint in another dtype is quantized into the cache once, then reused
       ...(dtype === 'fp32' ? {} : { dtype: parseDTypeFlag(dtype) }),
       ...(settings.cacheDir ? { cacheDir: settings.cacheDir } : {}),
@@ -270,8 +211,7 @@ export async function runBench(
     });
     const tCreate = now() - t;
     const memCreated = memory();
-    const config = publishedFamily(model.config, settings.dir);
-    const shape = textShape(config);
+    const config = model.config;
     const graphs = [...model.graphs.values()];
     const sessionCount = graphs.length;
     add({
@@ -317,33 +257,75 @@ export async function runBench(
       : undefined;
     const lookup: WeightLookup = manifest ? withPackedWeights(read, manifest) : read;
 
-    const readNames = stepWeights(config, read);
-    const stepBytes = readNames.reduce((a, n) => a + read.get(n).byteLength, 0);
+    // ---- what the language model's figures run ------------------------------------------
+    const lm = model.languageModel;
+    const Q = config.numQueryTokens;
+    const promptLength = Q + 10;
+    // the language model's width: what the projection writes (its [out, in] weight)
+    const D = lookup.get('language_projection.weight').shape[0];
+    const embeds = (rows: number, length: number) =>
+      float32(
+        [rows, length, D],
+        noise(rows * length * D).map((x) => x * 0.2),
+      );
+    const ones = (rows: number, length: number) => int64([rows, length], new Array(rows * length).fill(1));
+    const token = (rows: number) =>
+      int64(
+        [rows, 1],
+        Array.from({ length: rows }, (_, i) => 3 + i),
+      );
+    // one short prefill and one step, to see which graphs each runs: their products and
+    // bytes are the figures' models (./costs.ts), whatever the family
+    let probeCache: unknown;
+    const probeLength = lm.kind === 'decoder-only' ? 2 : promptLength;
+    const prefillGraphs = await recorder.graphsRunBy(async () => {
+      probeCache = (await lm.prefill(embeds(1, probeLength), ones(1, probeLength))).cache;
+    });
+    const stepGraphs = await recorder.graphsRunBy(async () => {
+      await lm.releaseCache?.((await lm.step(token(1), probeCache)).cache);
+    });
+    await lm.releaseCache?.(probeCache);
+    const stepCost = sumCosts(stepGraphs.map(graphCosts));
+    const stepBytes = bytesRead(stepCost, 1);
+    const products = productWeights(stepCost, manifest);
+    const graphNames = (gs: readonly BuiltGraph[]) => gs.map((g) => g.name).join(' + ');
+    add({
+      key: 'stepBytes',
+      name: 'bytes read per decode step, batch 1',
+      value: stepBytes / MB,
+      unit: 'MB',
+      limit: (stepCost.wholeFloat32Bytes + stepCost.gatheredRowBytes) / MB,
+      limitFrom: `the same tensors in float32 (ratio: the fraction of it); ${graphNames(stepGraphs)}: ${products.length} products, a row of each gathered table`,
+    });
+    /** float32 keys and values the step attends over: `rows` rows of `length` positions */
+    const cacheBytes = (rows: number, length: number) => stepCost.cacheBytesPerPosition * rows * length;
+
     // a quantized checkpoint's step reads packed weights; its float tables show the same bandwidth
-    const floats = floatMatrices(read, readNames);
+    const floats = floatMatrices(
+      read,
+      products.filter((n) => read.has(n)),
+    );
     const bandwidthNames = floats.length ? floats : floatMatrices(read, [...read.tensors.keys()]);
     const firstBandwidth = await readBandwidth(backend, read, bandwidthNames);
+    const bandwidths = [firstBandwidth];
     // the decode limit: one row through the step's matrices with the step's kernels,
     // measured again before each decode figure: on a shared machine the load moves within a run
-    const products = stepProducts(read, manifest, readNames);
     let productsMs = 0;
     let productsRate = 0;
     const measureProducts = async () => {
       productsMs = await stepProductsTime(backend, lookup, products);
       productsRate = stepBytes / (productsMs / 1000);
+      bandwidths.push(productsRate);
     };
     await measureProducts();
     const firstProducts = { ms: productsMs, rate: productsRate };
     log(
       `read bandwidth (ReduceSum): ${(firstBandwidth / 1e9).toFixed(1)} GB/s; one row through the step's ${products.length} matrices: ${productsMs.toFixed(0)} ms for ${(stepBytes / 1e9).toFixed(2)} GB (${(productsRate / 1e9).toFixed(1)} GB/s)`,
     );
-    const lm = model.languageModel;
 
     // ---- image side -------------------------------------------------------------------
     const S = config.visionConfig.imageSize;
-    const textWidth =
-      config.textConfig.modelType === 'opt' ? config.textConfig.hiddenSize : config.textConfig.dModel;
-    const imageFlop = imageSideFlop(config, textWidth);
+    const imageFlop = imageSideFlop(config, D);
     const T = 1 + numPatches(config.visionConfig);
     const imageLimits: Record<number, number> = {};
     // the rate of one product in the dtype the model runs: its own MLP weight, as stored
@@ -382,33 +364,15 @@ export async function runBench(
     }
 
     // ---- language model: prefill, steps at chosen positions, beam steps ----------------
-    const Q = config.numQueryTokens;
-    const promptLength = Q + 10;
-    const D = lm.kind === 'decoder-only' ? shape.hidden : textWidth;
-    const embeds = (rows: number, length: number) =>
-      float32(
-        [rows, length, D],
-        noise(rows * length * D).map((x) => x * 0.2),
-      );
-    const ones = (rows: number, length: number) => int64([rows, length], new Array(rows * length).fill(1));
-    // multiply-adds from the config, whatever the stored form of the weights
-    const textConfig = config.textConfig;
-    const headParams = shape.vocab * shape.hidden;
-    const matrixParams =
-      textConfig.modelType === 'opt'
-        ? shape.layers * (4 * shape.hidden * shape.hidden + 2 * shape.hidden * shape.ffn) + headParams
-        : shape.layers * (8 * shape.hidden * shape.hidden + 3 * shape.hidden * shape.ffn) + headParams;
-    const prefillRate = await rateOf(
-      'language_model.model.decoder.layers.0.fc1.weight',
+    const prefill = prefillWork(
+      prefillGraphs,
+      stepCost.cacheBytesPerPosition,
       promptLength,
-      shape.hidden,
-      shape.ffn,
+      config.textConfig.vocabSize,
     );
-    // the least a prefill must compute: every layer at every position, the LM head at the last
-    const prefillFlop =
-      2 * promptLength * (matrixParams - headParams) +
-      2 * headParams +
-      shape.layers * 4 * promptLength * promptLength * shape.hidden;
+    const { flop: prefillFlop, main } = prefill;
+    const mainName = productWeights({ ...stepCost, products: [main] }, manifest)[0];
+    const prefillRate = await rateOf(mainName, promptLength, main.k, main.n);
     const prefillLimit = (prefillFlop / prefillRate) * 1000;
 
     let prefilled: StepOutput<unknown> | undefined;
@@ -427,7 +391,7 @@ export async function runBench(
         value: median(times),
         unit: 'ms',
         limit: prefillLimit,
-        limitFrom: `${(prefillFlop / 1e9).toFixed(1)} GFLOP (LM head at the last position only) at ${(prefillRate / 1e9).toFixed(0)} GFLOP/s (one linear [${promptLength}, ${shape.hidden}] x [${shape.hidden}, ${shape.ffn}] over layer 0's fc1 as stored)`,
+        limitFrom: `${(prefillFlop / 1e9).toFixed(1)} GFLOP (${graphNames(prefillGraphs)}: ${prefill.products} products, the LM head at ${prefill.headRows === 1 ? 'the last position only' : 'every position'}) at ${(prefillRate / 1e9).toFixed(0)} GFLOP/s (one linear [${promptLength}, ${main.k}] x [${main.k}, ${main.n}] over ${mainName} as stored)`,
         target: 1 / 0.7,
       });
     }
@@ -435,14 +399,9 @@ export async function runBench(
 
     // the products at batch 1, and the cache read at the rate they read the weights
     const stepLimit = (rows: number, position: number) =>
-      productsMs + (cacheBytes(shape, rows, position) / productsRate) * 1000;
+      productsMs + (cacheBytes(rows, position) / productsRate) * 1000;
     const productsFrom = () =>
       `one row through the step's ${products.length} matrices (${(stepBytes / 1e9).toFixed(2)} GB) with its kernels: ${productsMs.toFixed(0)} ms, ${(productsRate / 1e9).toFixed(1)} GB/s`;
-    const token = (rows: number) =>
-      int64(
-        [rows, 1],
-        Array.from({ length: rows }, (_, i) => 3 + i),
-      );
     /** ms per step at `position` with `rows` rows (beam search: the cache reordered after each step, as generation does) */
     const stepAt = async (rows: number, position: number): Promise<number> => {
       let cache: unknown;
@@ -484,7 +443,7 @@ export async function runBench(
         value: greedyAt[position],
         unit: 'ms',
         limit: stepLimit(1, position),
-        limitFrom: `${productsFrom()}; + ${(cacheBytes(shape, 1, position) / MB).toFixed(0)} MB of cache at that rate`,
+        limitFrom: `${productsFrom()}; + ${(cacheBytes(1, position) / MB).toFixed(0)} MB of cache at that rate`,
         target: 1.15,
       });
     }
@@ -618,6 +577,9 @@ export async function runBench(
     return {
       machine,
       figures,
+      stepBytes,
+      cacheBytesPerPosition: stepCost.cacheBytesPerPosition,
+      readRates: bandwidths,
       workload: {
         promptLength,
         positions: settings.positions,

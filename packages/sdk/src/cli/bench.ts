@@ -14,63 +14,91 @@ import { FIGURE_GROUPS, type Figure, type FigureGroup, type Machine, runBench } 
 import { parseDTypeFlag } from '../core/dtype.js';
 import { UsageError } from './errors.js';
 import type { Io } from './io.js';
-import { COMMON, parse } from './options.js';
+import { COMMON, type OptionTable, optionLines, optionsOf, parse } from './options.js';
 import { findInCheckout } from './shipped.js';
+
+/** Seconds one PyTorch repetition may take before its figure is reported as a lower bound. */
+const PEER_BUDGET_SECONDS = 60;
+
+/** Every option of `blip2 bench`, once: the parser's spec and the usage text both come from here. */
+const BENCH_OPTIONS = {
+  variant: { type: 'string', arg: 'V', help: 'layout from manifests.json (default blip2-opt-2.7b)' },
+  small: { type: 'boolean', help: 'the tiny OPT fixture instead (seconds; checks the bench, not speed)' },
+  model: {
+    type: 'string',
+    arg: 'DIR',
+    help: 'an existing checkpoint folder instead (e.g. a blip2 export); nothing is written',
+  },
+  dtype: {
+    type: 'string',
+    arg: 'D[,D...]',
+    multiple: true,
+    help: 'dtypes to measure, one run each, in this order (default fp32), then their speed-ups over fp32; repeat the option for per-module dtypes (--dtype vision=q8,qformer=q8,language_model=q4)',
+  },
+  figures: {
+    type: 'string',
+    arg: 'F[,F...]',
+    help: `only these of ${FIGURE_GROUPS.join(',')} (creation, memory, size on disk and bytes per step are always measured)`,
+  },
+  'cache-dir': {
+    type: 'string',
+    arg: 'DIR',
+    help: "where a plain checkpoint is quantized for a dtype other than fp32, once (default: the SDK's cache)",
+  },
+  device: { type: 'string', arg: 'D', help: 'cpu (default) | cuda | ... (onnxruntime-node providers)' },
+  'weights-dir': {
+    type: 'string',
+    arg: 'DIR',
+    help: 'where the random checkpoint lives (written when absent, kept)',
+  },
+  keep: { type: 'boolean', help: 'keep the temporary folder of a run without --weights-dir' },
+  stored: { type: 'string', arg: 'F32|F16', help: 'the stored dtype of the random weights (default F32)' },
+  repeats: { type: 'string', arg: 'N', help: 'timed runs per figure after a warm-up (default 2)' },
+  positions: { type: 'string', arg: 'P,P', help: 'decode positions (default 20,200)' },
+  batches: {
+    type: 'string',
+    arg: 'B,B',
+    help: 'images per image-side batch (default 1,8; the end-to-end limits need 1)',
+  },
+  peer: {
+    type: 'string',
+    arg: 'none|D[,D]',
+    help: 'PyTorch dtypes (default float32,bfloat16 when torch imports)',
+  },
+  'peer-all': { type: 'boolean', help: 'also PyTorch float32 at image batch 8 (minutes)' },
+  'peer-figures': {
+    type: 'string',
+    arg: 'F[,F...]',
+    help: 'the figures PyTorch measures (default: those of --figures)',
+  },
+  'peer-budget': {
+    type: 'string',
+    arg: 'SECONDS',
+    help: `the most one PyTorch repetition may take (default ${PEER_BUDGET_SECONDS}): a figure past it is stopped and reported as a lower bound (">= X ms", and our speed-up as ">= N x")`,
+  },
+  python: {
+    type: 'string',
+    arg: 'P',
+    help: 'the python with torch (default: python3, then /usr/bin/python3)',
+  },
+  manifests: { type: 'string', arg: 'FILE', help: "manifests.json (default: the checkout's fixtures)" },
+  image: { type: 'string', arg: 'I', help: 'image of the end-to-end figures (default: a fixture image)' },
+  json: {
+    type: 'boolean',
+    help: 'print {"machine", "figures": [{key, name, dtype, value, unit, limit, ratio, peer?, peerLowerBound?}]}',
+  },
+} as const satisfies OptionTable;
 
 export const BENCH_USAGE = `usage: blip2 bench [options]
   Real-size figures of a BLIP-2 layout over random weights: session creation and
-  memory, image side per image, prefill, decode steps, beam steps, an answer and a
-  caption end to end, each beside its limit measured in the same run (onnxruntime's
-  time for one row through every matrix a decode step multiplies, its rate for one
-  product of a figure's shape) and PyTorch's time for the same shapes when python3 can
-  import torch. Progress on stderr.
-  --variant V             layout from manifests.json (default blip2-opt-2.7b)
-  --small                 the tiny OPT fixture instead (seconds; checks the bench, not speed)
-  --model DIR             an existing checkpoint folder instead (e.g. a blip2 export); nothing is written
-  --dtype D[,D...]        dtypes to measure, one run each, in this order (default fp32); repeat the
-                          option for per-module dtypes (--dtype vision=q8,qformer=q8,language_model=q4)
-  --figures F[,F...]      only these of image,prefill,steps,beam,answer,caption (creation, memory
-                          and size on disk are always measured)
-  --cache-dir DIR         where a plain checkpoint is quantized for a dtype other than fp32, once
-                          (default: the SDK's cache)
-  --device D              cpu (default) | cuda | ... (onnxruntime-node providers)
-  --weights-dir DIR       where the random checkpoint lives (written when absent, kept)
-  --keep                  keep the temporary folder of a run without --weights-dir
-  --stored F32|F16        the stored dtype of the random weights (default F32)
-  --repeats N             timed runs per figure after a warm-up (default 2)
-  --positions P,P         decode positions (default 20,200)
-  --batches B,B           images per image-side batch (default 1,8; the end-to-end limits need 1)
-  --peer none|D[,D]       PyTorch dtypes (default float32,bfloat16 when torch imports)
-  --peer-all              also PyTorch float32 at image batch 8 (minutes)
-  --peer-figures F[,F...] the figures PyTorch measures (default: those of --figures; a dtype with no
-                          fast kernels on this CPU, e.g. bfloat16 without AVX-512 BF16, may need fewer)
-  --python P              the python with torch (default: python3, then /usr/bin/python3)
-  --manifests FILE        manifests.json (default: the checkout's fixtures)
-  --image I               image of the end-to-end figures (default: a fixture image)
-  --json                  print {"machine", "figures": [{name, dtype, value, unit, limit, ratio, peer?}]}`;
+  memory, bytes a decode step reads, image side per image, prefill, decode steps, beam
+  steps, an answer and a caption end to end, each beside its limit measured in the same
+  run (onnxruntime's time for one row through every matrix a decode step multiplies,
+  the read bandwidth, its rate for one product of a figure's shape) and PyTorch's time
+  for the same shapes when python3 can import torch. Progress on stderr.
+${optionLines(BENCH_OPTIONS)}`;
 
-const OPTIONS = {
-  ...COMMON,
-  variant: { type: 'string' },
-  small: { type: 'boolean' },
-  model: { type: 'string' },
-  dtype: { type: 'string', multiple: true },
-  figures: { type: 'string' },
-  'cache-dir': { type: 'string' },
-  device: { type: 'string' },
-  'weights-dir': { type: 'string' },
-  keep: { type: 'boolean' },
-  stored: { type: 'string' },
-  repeats: { type: 'string' },
-  positions: { type: 'string' },
-  batches: { type: 'string' },
-  peer: { type: 'string' },
-  'peer-all': { type: 'boolean' },
-  'peer-figures': { type: 'string' },
-  manifests: { type: 'string' },
-  image: { type: 'string' },
-  python: { type: 'string' },
-} as const;
+const OPTIONS = { ...COMMON, ...optionsOf(BENCH_OPTIONS) };
 
 const FIXTURES = join('tooling', 'fixtures', 'data');
 const IN_CHECKOUT = 'run the bench from a blip2-ts checkout, or give --manifests and --image';

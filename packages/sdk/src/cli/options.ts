@@ -23,6 +23,47 @@ export interface OptionDef {
 export type OptionSpec = Readonly<Record<string, OptionDef>>;
 export type Values = Record<string, string | boolean | string[] | undefined>;
 
+/** An option with its help: one entry gives the parser its spec and the usage text its line. */
+export interface OptionHelp extends OptionDef {
+  /** the value's placeholder in the usage text (`DIR`); absent for a boolean flag */
+  readonly arg?: string;
+  readonly help: string;
+}
+export type OptionTable = Readonly<Record<string, OptionHelp>>;
+
+/** The parser's spec of a table. */
+export function optionsOf(table: OptionTable): OptionSpec {
+  return Object.fromEntries(
+    Object.entries(table).map(([name, { type, short, multiple }]) => [
+      name,
+      { type, ...(short ? { short } : {}), ...(multiple ? { multiple } : {}) },
+    ]),
+  );
+}
+
+/** The usage lines of a table: `--name ARG`, then the help wrapped at `width` columns beside it. */
+export function optionLines(table: OptionTable, width = 104): string {
+  const column = 26;
+  return Object.entries(table)
+    .map(([name, { arg, help }]) => {
+      const lines: string[] = [];
+      let line = '';
+      for (const word of help.split(' ')) {
+        if (line && column + line.length + 1 + word.length > width) {
+          lines.push(line);
+          line = word;
+        } else line = line ? `${line} ${word}` : word;
+      }
+      lines.push(line);
+      const head = `  --${name}${arg ? ` ${arg}` : ''}`;
+      return [
+        `${head.padEnd(column - 1)} ${lines[0]}`,
+        ...lines.slice(1).map((l) => `${' '.repeat(column)}${l}`),
+      ].join('\n');
+    })
+    .join('\n');
+}
+
 export const COMMON: OptionSpec = {
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
