@@ -5,8 +5,11 @@ bench's model folder (config.json and model.safetensors, mapped with numpy: floa
 weights share the page cache with onnxruntime's mapping; bfloat16 ones are converted
 copies), runs BLIP-2 OPT's image side and language model written with
 torch.nn.functional in each asked dtype, and prints one JSON object on stdout:
-{"torch": version, "threads": n, "figures": {dtype: {key: ms}}}, keys as the bench's.
-Progress goes to stderr. What transformers runs on CPU is this eager code; only the
+{"torch": version, "threads": n, "figures": {dtype: {key: ms}}, "lowerBounds": {dtype: [key]}},
+keys as the bench's. A repetition that runs past the workload's `peerBudgetMs` is stopped
+(SIGALRM, at the end of the torch op under way) and its figure is the time it had taken: a
+lower bound, listed in "lowerBounds" (a CPU without kernels for a dtype, e.g. bfloat16 on
+AVX2, would otherwise take hours). Progress goes to stderr. What transformers runs on CPU is this eager code; only the
 module plumbing around it is left out.
 
 usage: python3 bench-peer.py MODEL_DIR WORKLOAD_JSON DTYPE[,DTYPE...]
@@ -14,6 +17,7 @@ usage: python3 bench-peer.py MODEL_DIR WORKLOAD_JSON DTYPE[,DTYPE...]
 
 import json
 import os
+import signal
 import struct
 import sys
 import time
@@ -177,15 +181,30 @@ class Opt:
                 for _ in range(t["num_hidden_layers"])]
 
 
-def timed(f, runs):
-    """ms of each of `runs` calls of f (the caller drops warm-ups)."""
+class OverBudget(Exception):
+    """A repetition ran past the budget (raised by SIGALRM between torch ops)."""
+
+
+def over_budget(signum, frame):
+    raise OverBudget()
+
+
+def timed(f, runs, budget_ms):
+    """ms of each of `runs` calls of f (the caller drops warm-ups), and the ms a call had
+    taken when it ran past `budget_ms` and was stopped (None when none did)."""
     out = []
     for _ in range(runs):
         t = time.perf_counter()
-        with torch.inference_mode():
-            f()
+        signal.setitimer(signal.ITIMER_REAL, budget_ms / 1000)
+        try:
+            with torch.inference_mode():
+                f()
+        except OverBudget:
+            return out, (time.perf_counter() - t) * 1000
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         out.append((time.perf_counter() - t) * 1000)
-    return out
+    return out, None
 
 
 def median(xs):
@@ -201,11 +220,34 @@ def measure(folder, work, name):
         raise SystemExit("peer: only OPT variants have a PyTorch column")
     w = Weights(f"{folder}/model.safetensors", dtype)
     figures = {}
+    bounds = set()
+    budget = work["peerBudgetMs"]
 
-    def put(key, value):
+    def put(key, value, lower=False):
         # logged as measured, so a run stopped part way still shows what it got
         figures[key] = value
-        log(f"{name}: {key} = {value:.2f}")
+        if lower:
+            bounds.add(key)
+        log(f"{name}: {key} {'>=' if lower else '='} {value:.2f}")
+
+    def figure(key, f, runs, pick, per=1):
+        """Times f `runs` times; `pick` chooses the figure from the times (warm-ups dropped)."""
+        times, stopped = timed(f, runs, budget)
+        if stopped is None:
+            put(key, pick(times) / per)
+        else:
+            log(f"{name}: {key}: a run passed the {budget / 1000:.0f} s budget, stopped")
+            put(key, stopped / per, lower=True)
+
+    def last(times):
+        return times[-1]
+
+    def median_after_first(times):
+        return median(times[1:])
+
+    def composed(key, parts, value):
+        """A figure composed of measured parts: a lower bound when any part is one."""
+        put(key, value, lower=any(p in bounds for p in parts))
     # the bench's --figures: the groups to measure (all when absent)
     wanted = set(work.get("figures") or ["image", "prefill", "steps", "beam", "answer", "caption"])
     log(f"{name}: preparing the weights")
@@ -217,7 +259,7 @@ def measure(folder, work, name):
         pixels = torch.randn(batch, 3, size, size, dtype=dtype)
         runs = 2 if batch == 1 else 1
         log(f"{name}: image side, batch {batch}")
-        put(f"image{batch}", timed(lambda: image_side(pixels), runs)[-1] / batch)
+        figure(f"image{batch}", lambda: image_side(pixels), runs, last, per=batch)
     del image_side
 
     opt = Opt(config, w)
@@ -226,12 +268,12 @@ def measure(folder, work, name):
     embeds = torch.randn(1, length, d, dtype=dtype) * 0.1
     if wanted & {"prefill", "caption"}:
         log(f"{name}: prefill")
-        put("prefill", timed(lambda: opt.forward(embeds, None, 0), 2)[-1])
+        figure("prefill", lambda: opt.forward(embeds, None, 0), 2, last)
     token = torch.randn(1, 1, d, dtype=dtype) * 0.1
     for position in work["positions"] if "steps" in wanted else []:
         cache = opt.random_cache(1, position, dtype)
         log(f"{name}: step at position {position}")
-        put(f"step{position}", median(timed(lambda: opt.forward(token, cache, position), 3)[1:]))
+        figure(f"step{position}", lambda: opt.forward(token, cache, position), 3, median_after_first)
     beams = work["beams"]
     cache = opt.random_cache(beams, length, dtype)
     rows = torch.tensor([max(0, i - 1) for i in range(beams)])
@@ -244,22 +286,28 @@ def measure(folder, work, name):
 
     if wanted & {"beam", "answer"}:
         log(f"{name}: {beams}-beam step")
-        put("beam", median(timed(beam_step, 3)[1:]))
+        figure("beam", beam_step, 3, median_after_first)
     if wanted & {"beam", "caption"}:
         greedy = opt.random_cache(1, length, dtype)
-        put("stepPrompt", median(timed(lambda: opt.forward(token, greedy, length), 3)[1:]))
-    if "step" + str(work["positions"][0]) in figures and "step" + str(work["positions"][-1]) in figures:
-        put("positionRatio", figures[f"step{work['positions'][-1]}"] / figures[f"step{work['positions'][0]}"])
-    if "beam" in figures and "stepPrompt" in figures:
-        put("beamRatio", figures["beam"] / figures["stepPrompt"])
+        figure("stepPrompt", lambda: opt.forward(token, greedy, length), 3, median_after_first)
+
+    def ratio(key, over, under):
+        # a ratio of two measured figures; of a lower bound it would say nothing
+        if over in figures and under in figures and not {over, under} & bounds:
+            put(key, figures[over] / figures[under])
+
+    ratio("positionRatio", f"step{work['positions'][-1]}", f"step{work['positions'][0]}")
+    ratio("beamRatio", "beam", "stepPrompt")
     # what a user's generate() costs, from the same parts (its Python between calls is small beside them)
     if "answer" in wanted:
         log(f"{name}: prefill of {beams} rows")
-        beam_prefill = timed(lambda: opt.forward(embeds.expand(beams, -1, -1), None, 0), 1)[-1]
-        put("answer", figures["image1"] + beam_prefill + max(0, work["answerTokens"] - 1) * figures["beam"])
+        figure("beamPrefill", lambda: opt.forward(embeds.expand(beams, -1, -1), None, 0), 1, last)
+        composed("answer", ["image1", "beamPrefill", "beam"],
+                 figures["image1"] + figures.pop("beamPrefill") + max(0, work["answerTokens"] - 1) * figures["beam"])
     if "caption" in wanted:
-        put("caption", figures["image1"] + figures["prefill"] + (work["captionTokens"] - 1) * figures["stepPrompt"])
-    return figures
+        composed("caption", ["image1", "prefill", "stepPrompt"],
+                 figures["image1"] + figures["prefill"] + (work["captionTokens"] - 1) * figures["stepPrompt"])
+    return figures, sorted(bounds & set(figures))
 
 
 def main():
@@ -267,9 +315,10 @@ def main():
     torch.set_num_threads(os.cpu_count() or 1)
     folder, work_json, dtypes = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
     work = json.loads(work_json)
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "figures": {}}
+    signal.signal(signal.SIGALRM, over_budget)
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "figures": {}, "lowerBounds": {}}
     for name in dtypes:
-        out["figures"][name] = measure(folder, work, name)
+        out["figures"][name], out["lowerBounds"][name] = measure(folder, work, name)
     print(json.dumps(out))
 
 

@@ -64,17 +64,21 @@ export function graphCosts(graph: BuiltGraph): GraphCosts {
   let gatheredRowBytes = 0;
   for (const init of contents.initializers.values()) {
     if (!init.external) continue;
-    const uses = consumers.get(init.name) ?? [];
-    if (uses.length > 0 && uses.every((n) => n.op === 'Gather' && n.inputs[0] === init.name)) {
-      gatheredRowBytes += init.byteLength / (init.dims[0] ?? 1);
+    let uses = consumers.get(init.name) ?? [];
+    let value = init.name;
+    let bytes = init.byteLength;
+    // a half weight only widened for float32 kernels is folded into a float32 copy at session
+    // creation: the run reads the copy, through whatever takes the Cast's output
+    const half = init.dataType === FLOAT16 || init.dataType === BFLOAT16;
+    if (half && uses.length === 1 && uses[0].op === 'Cast' && uses[0].ints.to === FLOAT) {
+      value = uses[0].outputs[0];
+      uses = consumers.get(value) ?? [];
+      bytes *= 2;
+    }
+    if (uses.length > 0 && uses.every((n) => n.op === 'Gather' && n.inputs[0] === value)) {
+      gatheredRowBytes += bytes / (init.dims[0] ?? 1);
       continue;
     }
-    // a half weight only widened for a float32 kernel is folded into a float32 copy at session creation
-    const widened =
-      (init.dataType === FLOAT16 || init.dataType === BFLOAT16) &&
-      uses.length > 0 &&
-      uses.every((n) => n.op === 'Cast' && n.ints.to === FLOAT);
-    const bytes = widened ? init.byteLength * 2 : init.byteLength;
     wholeBytes += bytes;
     wholeFloat32Bytes += logical.get(init.name) ?? (packedParts.has(init.name) ? 0 : floatWidth(init, bytes));
   }

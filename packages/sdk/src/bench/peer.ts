@@ -14,6 +14,8 @@ export interface PeerResult {
   readonly threads: number;
   /** per dtype ('float32', 'bfloat16'): ms (or 'x' for ratios) by figure key */
   readonly figures: Record<string, Record<string, number>>;
+  /** per dtype: the keys whose repetition ran past the budget and was stopped (their figure is a lower bound) */
+  readonly lowerBounds: Record<string, readonly string[]>;
 }
 
 /** The script beside the package (from src/bench/ in the repository or dist/ when installed). */
@@ -41,7 +43,7 @@ export function findTorch(pythons: readonly string[]): { python: string; version
 
 export function runPeer(
   dir: string,
-  workload: Workload & { peerFloat32Batches?: boolean },
+  workload: Workload & { peerFloat32Batches?: boolean; peerBudgetMs: number },
   dtypes: readonly string[],
   log: (message: string) => void,
   python: string,

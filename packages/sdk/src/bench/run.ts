@@ -58,10 +58,14 @@ export interface Figure {
   readonly ratio: number;
   /** how the limit was derived */
   readonly limitFrom: string;
-  /** the issue's target for `ratio` (or for `value`, for the unitless 'x' figures), when it sets one */
+  /** the issue's target for `ratio` (or for `value`, for the unitless 'x' figures), when it sets one: at most this */
   readonly target?: number;
+  /** the target is a floor (a speed-up of at least `target`), not a ceiling */
+  readonly targetAtLeast?: true;
   /** PyTorch eager on the same shapes, per its dtype, in `unit` */
   readonly peer?: Readonly<Record<string, number>>;
+  /** the peer dtypes whose figure is a lower bound: a repetition ran past the budget and was stopped */
+  readonly peerLowerBound?: Readonly<Record<string, true>>;
   /** the 1-minute load average when the figure was taken (the machine is shared) */
   readonly load: number;
 }
@@ -163,6 +167,12 @@ const MB = 1e6;
 /** Bytes per element of the float dtypes a checkpoint stores (for its size in float32). */
 const FLOAT_BYTES: Readonly<Record<string, number>> = { F32: 4, F16: 2, BF16: 2 };
 
+/** A rate at which this run read weights, bytes/s, and what read them. */
+export interface ReadRate {
+  readonly rate: number;
+  readonly from: string;
+}
+
 /** One dtype's run: its figures, and what the figures across dtypes (./cross.ts) need of it. */
 export interface BenchRun {
   readonly machine: Machine;
@@ -172,8 +182,8 @@ export interface BenchRun {
   readonly stepBytes: number;
   /** float32 cache bytes a step reads per position per row */
   readonly cacheBytesPerPosition: number;
-  /** every reading of a read rate in this run, bytes/s: the ReduceSum, each step-products limit */
-  readonly readRates: readonly number[];
+  /** every reading of a read rate in this run: the ReduceSum, each step-products limit */
+  readonly readRates: readonly ReadRate[];
 }
 
 export async function runBench(settings: BenchSettings): Promise<BenchRun> {
@@ -307,7 +317,12 @@ export async function runBench(settings: BenchSettings): Promise<BenchRun> {
     );
     const bandwidthNames = floats.length ? floats : floatMatrices(read, [...read.tensors.keys()]);
     const firstBandwidth = await readBandwidth(backend, read, bandwidthNames);
-    const bandwidths = [firstBandwidth];
+    const bandwidths: ReadRate[] = [
+      {
+        rate: firstBandwidth,
+        from: `${dtype}: ReduceSum over ${bandwidthNames.length} mapped float matrices`,
+      },
+    ];
     // the decode limit: one row through the step's matrices with the step's kernels,
     // measured again before each decode figure: on a shared machine the load moves within a run
     let productsMs = 0;
@@ -315,7 +330,10 @@ export async function runBench(settings: BenchSettings): Promise<BenchRun> {
     const measureProducts = async () => {
       productsMs = await stepProductsTime(backend, lookup, products);
       productsRate = stepBytes / (productsMs / 1000);
-      bandwidths.push(productsRate);
+      bandwidths.push({
+        rate: productsRate,
+        from: `${dtype}: one row through the step's ${products.length} matrices with its kernels`,
+      });
     };
     await measureProducts();
     const firstProducts = { ms: productsMs, rate: productsRate };

@@ -9,8 +9,16 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { NodeDevice } from '@blip2/backend-node';
 import { type Manifest, type StoredDType, writeRandomCheckpoint } from '../bench/checkpoint.js';
+import { crossFigures } from '../bench/cross.js';
 import { findTorch, type PeerResult, runPeer } from '../bench/peer.js';
-import { FIGURE_GROUPS, type Figure, type FigureGroup, type Machine, runBench } from '../bench/run.js';
+import {
+  type BenchRun,
+  FIGURE_GROUPS,
+  type Figure,
+  type FigureGroup,
+  type Machine,
+  runBench,
+} from '../bench/run.js';
 import { parseDTypeFlag } from '../core/dtype.js';
 import { UsageError } from './errors.js';
 import type { Io } from './io.js';
@@ -104,7 +112,12 @@ const FIXTURES = join('tooling', 'fixtures', 'data');
 const IN_CHECKOUT = 'run the bench from a blip2-ts checkout, or give --manifests and --image';
 
 export interface BenchReport {
-  readonly machine: Machine & { readonly peer?: { torch: string; threads: number } };
+  readonly machine: Machine & {
+    /** the fastest rate at which the command read weights (the decode steps' memory-bound limit), and what read them */
+    readonly fastestReadGBs: number;
+    readonly fastestReadFrom: string;
+    readonly peer?: { torch: string; threads: number };
+  };
   readonly figures: Figure[];
 }
 
@@ -166,6 +179,12 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
     'positions',
   );
   const batches = positiveInts((values.batches as string | undefined) ?? '1,8', 'batches');
+  const peerBudget = Number((values['peer-budget'] as string | undefined) ?? PEER_BUDGET_SECONDS);
+  if (!(peerBudget > 0) || !Number.isFinite(peerBudget))
+    throw new UsageError(
+      `--peer-budget must be a positive number of seconds, got '${values['peer-budget']}'`,
+      BENCH_USAGE,
+    );
   const fixtures = (): string => findInCheckout(FIXTURES, 'manifests.json', IN_CHECKOUT);
   const image = resolve(
     (values.image as string | undefined) ?? join(fixtures(), 'images', 'coco_500x375.jpg'),
@@ -209,8 +228,9 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
 
   try {
     const figures: Figure[] = [];
+    const runs: { dtype: string; run: BenchRun }[] = [];
     let machine: Machine | undefined;
-    let workload: Awaited<ReturnType<typeof runBench>>['workload'] | undefined;
+    let workload: BenchRun['workload'] | undefined;
     for (const dtype of dtypes) {
       log(`measuring ${small ? 'tiny-blip2-opt' : values.model ? dir : variant}, ${dtype}`);
       const run = await runBench({
@@ -228,10 +248,13 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
         log,
       });
       figures.push(...run.figures);
+      runs.push({ dtype, run });
       machine ??= run.machine;
       workload ??= run.workload;
     }
     if (!machine || !workload) throw new UsageError('--dtype names no dtype', BENCH_USAGE);
+    const cross = crossFigures(runs);
+    figures.push(...cross.figures);
 
     // ---- the PyTorch column -------------------------------------------------------------
     let peer: PeerResult | undefined;
@@ -249,6 +272,7 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
           ...workload,
           ...(peerGroups ? { figures: [...peerGroups] } : {}),
           peerFloat32Batches: values['peer-all'] === true,
+          peerBudgetMs: peerBudget * 1000,
         },
         peerDtypes.split(','),
         log,
@@ -264,12 +288,22 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
             .map(([d, byKey]) => [d, byKey[f.key]] as const)
             .filter(([, v]) => v !== undefined),
         );
-        if (Object.keys(columns).length) figures[i] = { ...f, peer: columns };
+        const bounds = Object.keys(columns).filter((d) => peer?.lowerBounds[d]?.includes(f.key));
+        if (Object.keys(columns).length)
+          figures[i] = {
+            ...f,
+            peer: columns,
+            ...(bounds.length
+              ? { peerLowerBound: Object.fromEntries(bounds.map((d) => [d, true as const])) }
+              : {}),
+          };
       }
     }
     const report: BenchReport = {
       machine: {
         ...machine,
+        fastestReadGBs: cross.fastestRead.rate / 1e9,
+        fastestReadFrom: cross.fastestRead.from,
         ...(peer ? { peer: { torch: peer.torch, threads: peer.threads } } : {}),
       },
       figures,
@@ -307,14 +341,16 @@ export function formatReport(report: BenchReport): string {
     `${number(f.value, f.unit)}${f.unit === 'x' ? '' : ` ${f.unit}`}`,
     `${number(f.limit, f.unit)}${f.unit === 'x' ? '' : ` ${f.unit}`}`,
     `${f.ratio.toFixed(2)}x`,
-    f.target === undefined ? '' : `<= ${f.target.toFixed(2)}x`,
+    f.target === undefined ? '' : `${f.targetAtLeast ? '>=' : '<='} ${f.target.toFixed(2)}x`,
     f.load.toFixed(1),
     ...peerDtypes.map((d) => {
       const p = f.peer?.[d];
       if (p === undefined) return '';
+      // a peer stopped at its budget took at least that long: we are at least that much faster
+      const atLeast = f.peerLowerBound?.[d] ? '>= ' : '';
       return f.unit === 'x'
-        ? number(p, 'x')
-        : `${number(p, f.unit)} ${f.unit} (${(p / f.value).toFixed(2)}x)`;
+        ? `${atLeast}${number(p, 'x')}`
+        : `${atLeast}${number(p, f.unit)} ${f.unit} (${atLeast}${(p / f.value).toFixed(2)}x)`;
     }),
   ]);
   const lines = [
@@ -322,7 +358,7 @@ export function formatReport(report: BenchReport): string {
       `load average ${m.loadAverageStart.toFixed(1)} at start`,
     `limits measured in this run: read bandwidth of the mapped weights ${m.readBandwidthGBs.toFixed(1)} GB/s (ReduceSum), ` +
       `one row through a step's matrices ${m.stepProductsMs.toFixed(1)} ms (${m.stepProductsGBs.toFixed(1)} GB/s), ` +
-      `one-node session ${m.sessionFloorMs.toFixed(1)} ms${m.peer ? `; PyTorch ${m.peer.torch}, ${m.peer.threads} threads` : ''}`,
+      `one-node session ${m.sessionFloorMs.toFixed(1)} ms; fastest read ${m.fastestReadGBs.toFixed(1)} GB/s (${m.fastestReadFrom})${m.peer ? `; PyTorch ${m.peer.torch}, ${m.peer.threads} threads` : ''}`,
     '',
     `| ${head.join(' | ')} |`,
     `|${head.map(() => '---').join('|')}|`,
