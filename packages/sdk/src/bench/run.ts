@@ -482,8 +482,7 @@ export async function runBench(settings: BenchSettings): Promise<BenchRun> {
       await measureProducts();
       // the same products at the beams' rows, with the kernels a step of that many rows runs
       const beamProductsMs = await stepProductsTime(backend, lookup, products, settings.beams);
-      const beamLimit =
-        beamProductsMs + (cacheBytes(shape, settings.beams, promptLength) / productsRate) * 1000;
+      const beamLimit = beamProductsMs + (cacheBytes(settings.beams, promptLength) / productsRate) * 1000;
       const greedyPrompt = await stepAt(1, promptLength);
       const beamStep = await stepAt(settings.beams, promptLength);
       add({
