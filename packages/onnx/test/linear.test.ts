@@ -8,70 +8,7 @@ import { type BuiltGraph, float32, fromOrt, maxAbsDiff, type Tensor, toOrt } fro
 import * as ortNode from 'onnxruntime-node';
 import * as ortWeb from 'onnxruntime-web';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GraphBuilder, linear } from '../src/index.js';
-
-// ---- a few dozen lines of protobuf reading: enough of onnx.proto to list nodes and initializers
-
-interface Field {
-  readonly no: number;
-  readonly bytes?: Uint8Array;
-}
-
-function fields(buf: Uint8Array): Field[] {
-  const out: Field[] = [];
-  let pos = 0;
-  const varint = () => {
-    let v = 0;
-    let mul = 1;
-    for (;;) {
-      const b = buf[pos++];
-      v += (b & 0x7f) * mul;
-      if (b < 0x80) return v;
-      mul *= 128;
-    }
-  };
-  while (pos < buf.length) {
-    const key = varint();
-    const no = Math.floor(key / 8);
-    switch (key & 7) {
-      case 0:
-        varint();
-        out.push({ no });
-        break;
-      case 1:
-        pos += 8;
-        out.push({ no });
-        break;
-      case 2: {
-        const n = varint();
-        out.push({ no, bytes: buf.subarray(pos, pos + n) });
-        pos += n;
-        break;
-      }
-      case 5:
-        pos += 4;
-        out.push({ no });
-        break;
-      default:
-        throw new Error(`unexpected wire type ${key & 7}`);
-    }
-  }
-  return out;
-}
-
-const text = (b: Uint8Array | undefined) => new TextDecoder().decode(b);
-const sub = (fs: Field[], no: number) => fs.filter((f) => f.no === no).map((f) => f.bytes as Uint8Array);
-
-/** ModelProto.graph (7): NodeProto (1: input 1, output 2, op_type 4) and initializer names (5: TensorProto.name 8). */
-function readGraph(model: Uint8Array) {
-  const graph = fields(sub(fields(model), 7)[0]);
-  const nodes = sub(graph, 1).map((n) => {
-    const f = fields(n);
-    return { type: text(sub(f, 4)[0]), inputs: sub(f, 1).map(text), outputs: sub(f, 2).map(text) };
-  });
-  const initializers = new Set(sub(graph, 5).map((t) => text(sub(fields(t), 8)[0])));
-  return { nodes, initializers };
-}
+import { GraphBuilder, linear, readGraph } from '../src/index.js';
 
 // ---- the graphs
 
@@ -204,12 +141,12 @@ describe('linear({ weightFirst }): y = (W x^T)^T + b', () => {
   it('never transposes a weight: no Transpose reads an initializer, MatMul reads the weight as A', async () => {
     const { nodes, initializers } = readGraph((await build(true)).bytes);
     expect(initializers.has('fc.weight')).toBe(true);
-    const transposes = nodes.filter((n) => n.type === 'Transpose');
+    const transposes = nodes.filter((n) => n.op === 'Transpose');
     expect(transposes).toHaveLength(4); // x_flat^T and the result back, for each of the two linears
     for (const t of transposes) expect(initializers.has(t.inputs[0])).toBe(false);
-    const matmuls = nodes.filter((n) => n.type === 'MatMul');
+    const matmuls = nodes.filter((n) => n.op === 'MatMul');
     expect(matmuls.map((m) => m.inputs[0])).toEqual(['fc.weight', 'fc.weight']);
-    expect(nodes.some((n) => n.type === 'Gemm')).toBe(false);
+    expect(nodes.some((n) => n.op === 'Gemm')).toBe(false);
   });
 
   it("onnxruntime's optimized graph still reads the weight itself (no folded transposed copy)", async () => {
@@ -221,8 +158,31 @@ describe('linear({ weightFirst }): y = (W x^T)^T + b', () => {
     expect(initializers.has('fc.weight')).toBe(true);
     const readers = nodes.filter((n) => n.inputs.includes('fc.weight'));
     expect(readers.length).toBeGreaterThan(0);
-    for (const n of readers) expect(n.type).not.toBe('Transpose');
-    for (const n of nodes.filter((m) => m.type === 'Transpose'))
+    for (const n of readers) expect(n.op).not.toBe('Transpose');
+    for (const n of nodes.filter((m) => m.op === 'Transpose'))
       expect(initializers.has(n.inputs[0])).toBe(false);
+  });
+});
+
+describe('readGraph: what a built graph holds', () => {
+  it('lists its nodes with their INT attributes and its initializers with dims, type, bytes and where they lie', async () => {
+    const { nodes, initializers } = readGraph((await build(false)).bytes);
+    // the checkpoint's weight and bias are mapped from the weights file, not written into the graph
+    expect(initializers.get('fc.weight')).toEqual({
+      name: 'fc.weight',
+      dims: [OUT, IN],
+      dataType: 1,
+      byteLength: 4 * OUT * IN,
+      external: true,
+    });
+    expect(initializers.get('fc.bias')).toMatchObject({ dims: [OUT], byteLength: 4 * OUT, external: true });
+    // shape constants of the reshapes are written into the graph
+    expect([...initializers.values()].some((i) => !i.external && i.dataType === 7)).toBe(true);
+    const gemms = nodes.filter((n) => n.op === 'Gemm');
+    expect(gemms.map((n) => n.inputs)).toEqual([
+      [expect.any(String), 'fc.weight', 'fc.bias'],
+      [expect.any(String), 'fc.weight'],
+    ]);
+    for (const g of gemms) expect(g).toMatchObject({ domain: '', ints: { transB: 1 } });
   });
 });
