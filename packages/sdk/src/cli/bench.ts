@@ -137,7 +137,10 @@ export async function bench(args: readonly string[], io: Io): Promise<number> {
     io.stdout.write(`${BENCH_USAGE}\n`);
     return 0;
   }
-  const log = (m: string) => io.stderr.write(`bench: ${m}\n`);
+  // seconds since the start on every line: where a long run spends its minutes
+  const start = performance.now();
+  const log = (m: string) =>
+    io.stderr.write(`bench: [${((performance.now() - start) / 1000).toFixed(0)} s] ${m}\n`);
   const small = values.small === true;
   const variant = (values.variant as string | undefined) ?? 'blip2-opt-2.7b';
   const dtypes = ((values.dtype as string[] | undefined) ?? ['fp32']).flatMap((d) =>
