@@ -69,6 +69,7 @@ describe('blip2 bench --small', () => {
     const report = JSON.parse(c.out()) as BenchReport;
     expect(Object.keys(report)).toEqual(['machine', 'figures']);
     expect(report.machine.cores).toBeGreaterThan(0);
+    expect(Array.isArray(report.machine.cpuFlags)).toBe(true);
     expect(report.machine.readBandwidthGBs).toBeGreaterThan(0);
     expect(report.machine.stepProductsMs).toBeGreaterThan(0);
     // the decode limit: one row through each matrix a step multiplies (2 layers x 6, and the LM head)
@@ -192,6 +193,7 @@ describe('blip2 bench --small', () => {
     };
     const machine = {
       cpu: 'cpu',
+      cpuFlags: ['avx2'],
       cores: 2,
       memoryGB: 24,
       node: 'v20',

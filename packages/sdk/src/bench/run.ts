@@ -76,6 +76,8 @@ export type FigureGroup = (typeof FIGURE_GROUPS)[number];
 
 export interface Machine {
   readonly cpu: string;
+  /** the vector-instruction flags /proc/cpuinfo lists (which kernels MLAS can pick: AVX2, AVX-512, VNNI, AMX) */
+  readonly cpuFlags: readonly string[];
   readonly cores: number;
   readonly memoryGB: number;
   readonly node: string;
@@ -133,6 +135,19 @@ export interface Workload {
 function productWeights(costs: GraphCosts, manifest: QuantizationManifest | undefined): string[] {
   const packedFrom = new Map(Object.entries(manifest?.weights ?? {}).map(([name, e]) => [e.data, name]));
   return costs.products.map((p) => packedFrom.get(p.weight) ?? p.weight);
+}
+
+/** The SIMD flags of the first CPU in /proc/cpuinfo (none where there is no such file). */
+function vectorFlags(): string[] {
+  try {
+    const flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '';
+    return flags
+      .trim()
+      .split(/\s+/)
+      .filter((f) => /^(sse4_2|avx|avx2|fma|f16c|avx512.*|avx_vnni.*|amx.*)$/.test(f));
+  } catch {
+    return [];
+  }
 }
 
 /** Float 2-D tensors among `names`: what a ReduceSum can read to measure the bandwidth. */
@@ -579,6 +594,7 @@ export async function runBench(settings: BenchSettings): Promise<BenchRun> {
     const report = doctor();
     const machine: Machine = {
       cpu: cpus()[0]?.model ?? 'unknown',
+      cpuFlags: vectorFlags(),
       cores: cpus().length,
       memoryGB: Math.round(totalmem() / 1e9),
       node: report.node,
