@@ -6,13 +6,15 @@
  * OPT derives its positions from it (cumsum over attended tokens), so a
  * left-padded row keeps counting from its own first real token.
  *
- * A step of one row (greedy, batch 1) runs the `step` graph; a step of several
- * rows (beams, batches) runs `stepBatched`, the same step multiplying
- * weight-first, when the adapter has it (see @blip2/onnx's `KvLoadOptions.batchedStep`).
- * Beam search's reorder of a CPU cache copies nothing: the cache remembers the
- * rows (`beamIdx`) and the next step runs `stepReorder`, which gathers them. The
- * loading, the cache's feeds and outputs, the checks and the reorders are @blip2/onnx's
- * `KvAdapterCore`; this file keeps OPT's graphs, masks and positions.
+ * A step of one row (greedy, batch 1) runs the `step` graph (on the CPU `stepAppend`,
+ * which appends into free slots of the cache's buffers); a step of several rows
+ * (beams, batches) runs a weight-first twin when the adapter has one (see
+ * @blip2/onnx's `KvLoadOptions.batchedStep`): on the CPU `stepBeams`, on a device
+ * `stepBatched`. With `stepBeams` the cache never moves: each row appends into its own
+ * buffer row, and beam search's reorder only picks rows of `pastRows` (which buffer row
+ * holds each row's token at each slot) and of the mask, a few hundred ints. The
+ * loading, the cache's feeds and outputs, the checks and the device reorders are
+ * @blip2/onnx's `KvAdapterCore`; this file keeps OPT's graphs, slots, masks and positions.
  *
  * A backend that copies the weights into every session (`sharedWeights: false`,
  * onnxruntime-web) would hold the decoder twice, prefill's and step's: 2 x 1.7 GB for
@@ -32,8 +34,11 @@ import {
   type KvLayers,
   type KvLoadOptions,
   type KvSteps,
+  gatherSlots,
   maskFilled,
   maskWithCapacity,
+  ownRows,
+  ownSlot,
   SLOT_ROOM,
   type SlotClaim,
   withCapacity,
@@ -45,8 +50,10 @@ import {
   type BuiltGraph,
   concat,
   gather,
+  isDeviceTensor,
   type LazySession,
   type Session,
+  slice,
   type Tensor,
   tensor,
 } from '@blip2/tensor';
@@ -65,11 +72,12 @@ export interface OptCache extends KvLayers {
   /** who may append to these buffers in place (absent: a step copies them first) */
   readonly claim?: SlotClaim;
   /**
-   * A reorder left to the next step: row i of this cache is row beamIdx[i] of `keys`
-   * and `values` (which keep the rows they had), and the step gathers them in its
-   * graph. Absent: `keys` and `values` hold the B rows in order.
+   * int64 [B, L], a cache kept in place for `stepBeams`: row b's token at slot t lies in
+   * row pastRows[b, t] of `keys` and `values` (whose rows are then the buffers', any
+   * number of them: beam search's reorders pick rows of this table, not of the cache).
+   * Absent: row b of `keys` and `values` holds row b's tokens.
    */
-  readonly beamIdx?: readonly number[];
+  readonly pastRows?: Tensor<'int64'>;
 }
 
 export interface OptSessions {
@@ -79,8 +87,8 @@ export interface OptSessions {
   readonly forward?: Session | BuiltGraph;
   /**
    * The step sessions: `step` is `step` or `stepAppend` (the adapter tells them apart by
-   * their outputs); `batched` is `stepBatched` and `reorder` `stepReorder`, each a
-   * session or a graph to load on first use (without them every step runs `step`).
+   * their outputs); `batched` is `stepBeams` or `stepBatched` (told apart by their
+   * inputs), a session or a graph to load on first use (without it every step runs `step`).
    */
   readonly steps: KvSteps;
   /**
@@ -95,6 +103,13 @@ function appends(session: Session): boolean {
   return session.outputNames.includes(KV_IO.appendedKey(0));
 }
 
+/** A step (session, or graph not loaded yet) over buffers assigned by `past_rows` (`stepBeams`). */
+function takesPastRows(step: Session | BuiltGraph | undefined): boolean {
+  const name = OPT_IO.stepBeams.pastRows;
+  if (!step) return false;
+  return 'run' in step ? step.inputNames.includes(name) : step.inputs.some((io) => io.name === name);
+}
+
 export class OptAdapter implements LanguageModelAdapter<OptCache> {
   readonly kind = 'decoder-only' as const;
   readonly vocabSize: number;
@@ -103,12 +118,14 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
   private readonly core: KvAdapterCore;
   /** the full-logits forward: generation never needs it, so it loads on the first `forward` */
   private readonly forwardSession: LazySession | undefined;
+  /** steps of several rows run `stepBeams`: a CPU cache is reordered in place (`pastRows`) */
+  private readonly beamsInPlace: boolean;
 
   /**
    * `backend` is the one the sessions run on: beam search reorders a device cache with a
    * graph loaded there, and the graphs `sessions` holds for first use load there
-   * (`stepBatched` on the first step of several rows, `stepReorder` on the first step
-   * after a reorder, `forward` on the first `forward` call).
+   * (`stepBeams` or `stepBatched` on the first step of several rows, `forward` on the
+   * first `forward` call).
    */
   constructor(
     readonly config: OPTConfig,
@@ -128,6 +145,7 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       sessions: [sessions.embed, sessions.prefill],
     });
     this.forwardSession = this.core.lazyOf(sessions.forward);
+    this.beamsInPlace = takesPastRows(sessions.steps.batched);
   }
 
   /**
@@ -155,13 +173,16 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
         backend,
       );
     }
-    // where outputs come back to JavaScript anyway, one-row steps append into the cache's
-    // buffers; a device keeps the cache in its own memory, grown by the step graph
-    const step = backend.capabilities.deviceOutputs ? graphs.step : graphs.stepAppend;
+    // where outputs come back to JavaScript anyway, steps append into the cache's buffers
+    // (beams into their own rows); a device keeps the cache in its own memory, grown by
+    // the step graph, and reorders it there
+    const onDevice = backend.capabilities.deviceOutputs;
     const { sessions, steps } = await KvAdapterCore.loadSessions(
       backend,
       { embed: graphs.embed, prefill: graphs.prefill },
-      { step, batched: graphs.stepBatched, reorder: graphs.stepReorder },
+      onDevice
+        ? { step: graphs.step, batched: graphs.stepBatched }
+        : { step: graphs.stepAppend, batched: graphs.stepBeams },
       keepOnDevice,
       options,
     );
@@ -281,13 +302,17 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
       await this.releaseCache(cache);
       return next;
     }
-    const { session, feeds: stepFeeds } = await this.core.stepFor(b * s, cache.beamIdx);
-    if (appends(session)) return this.appendStep(session, tokenIds, cache);
+    const { session } = await this.core.stepFor(b * s);
+    if (takesPastRows(session)) {
+      if (s === 1) return this.beamStep(session, tokenIds, cache);
+      // several new tokens per row: the one-row step's graph (any rows), row by row
+      return this.appendStep((await this.core.stepFor(1)).session, tokenIds, rowByRow(cache));
+    }
+    if (appends(session)) return this.appendStep(session, tokenIds, rowByRow(cache));
     const out = await session.runOnDevice({
       [OPT_IO.step.inputIds]: tokenIds,
       [OPT_IO.step.attentionMask]: attentionMask,
       ...this.core.feeds(cache),
-      ...stepFeeds,
     });
     const next = {
       logits: this.core.output(out, OPT_IO.step.logits, session.name),
@@ -342,15 +367,71 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     };
   }
 
-  async reorderCache(cache: OptCache, rows: readonly number[]): Promise<OptCache> {
-    if (this.core.keepsRows(rows, cache.attentionMask.dims[0])) return cache;
-    const attentionMask = gather(cache.attentionMask, 0, rows);
-    const beamIdx = KvAdapterCore.composeRows(cache.beamIdx, rows);
-    // the next step gathers the rows inside its graph: nothing moves, nothing is freed
-    if (this.core.defersReorder(rows.length, [...cache.keys, ...cache.values])) {
-      return { ...cache, attentionMask, beamIdx };
+  /**
+   * A step of `stepBeams` (one new token per row): row b's key/value goes into slot
+   * `filled` of buffer row b, in place, and `pastRows` records it there. The buffers are
+   * copied into larger ones first when they are a session's outputs, full, already
+   * appended to by a step from this same cache, or fewer than the rows (beams just
+   * expanded from their prompt's rows: the only copy of a beam search's cache).
+   */
+  private async beamStep(
+    session: Session,
+    tokenIds: Tensor<'int64'>,
+    cache: OptCache,
+  ): Promise<StepOutput<OptCache>> {
+    const [b] = tokenIds.dims;
+    const capacity = cache.attentionMask.dims[1];
+    const filled = cache.filled ?? capacity;
+    let keys = cache.keys as readonly Tensor<'float32'>[];
+    let values = cache.values as readonly Tensor<'float32'>[];
+    let mask = cache.attentionMask;
+    let pastRows = cache.pastRows ?? ownRows(b, capacity);
+    let claim = cache.claim;
+    const bufferRows = keys[0].dims[0];
+    if (!claim || claim.claimed !== filled || filled + 1 > capacity || bufferRows < b) {
+      const room = filled + 1 + SLOT_ROOM;
+      const grown = (t: Tensor<'float32'>) => withCapacity(t, filled, room, Math.max(bufferRows, b));
+      keys = keys.map(grown);
+      values = values.map(grown);
+      mask = maskWithCapacity(mask, filled, room);
+      pastRows = maskWithCapacity(pastRows, filled, room);
+      claim = { claimed: filled };
     }
-    const [moved] = await this.core.gatherLayers([cache], beamIdx);
+    const out = await session.run({
+      [OPT_IO.stepBeams.inputIds]: tokenIds,
+      [OPT_IO.stepBeams.attentionMask]: concat([mask, tensor('int64', [b, 1], new BigInt64Array(b).fill(1n))], 1),
+      [OPT_IO.stepBeams.pastRows]: pastRows,
+      ...this.core.feeds({ keys, values }),
+    });
+    const appended = this.core.cpuLayers(out, session.name, KV_APPENDED);
+    for (let i = 0; i < this.config.numHiddenLayers; i++) {
+      writeSlots(keys[i], filled, appended.keys[i]);
+      writeSlots(values[i], filled, appended.values[i]);
+    }
+    claim.claimed = filled + 1;
+    return {
+      logits: this.core.output(out, OPT_IO.stepBeams.logits, session.name),
+      cache: {
+        keys,
+        values,
+        attentionMask: maskFilled(mask, filled, 1),
+        pastRows: ownSlot(pastRows, filled),
+        filled: filled + 1,
+        claim,
+      },
+    };
+  }
+
+  async reorderCache(cache: OptCache, rows: readonly number[]): Promise<OptCache> {
+    const n = cache.attentionMask.dims[0];
+    if (this.core.keepsRows(rows, n)) return cache;
+    const attentionMask = gather(cache.attentionMask, 0, rows);
+    if (this.beamsInPlace && ![...cache.keys, ...cache.values].some(isDeviceTensor)) {
+      // nothing moves: row b now has the history of row rows[b], wherever it lies
+      const pastRows = gather(cache.pastRows ?? ownRows(n, attentionMask.dims[1]), 0, rows);
+      return { ...cache, attentionMask, pastRows };
+    }
+    const [moved] = await this.core.gatherLayers([cache], rows);
     const { filled } = cache;
     // fresh buffers: steps may append into their free slots
     const slots = filled === undefined ? {} : { filled, claim: { claimed: filled } };
@@ -375,6 +456,24 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
   ): OptCache {
     return { ...this.core.layers(out, session), attentionMask };
   }
+}
+
+/**
+ * `cache` with row b's tokens in row b of its keys and values, for the steps that read
+ * it so: the same cache when it is already, else its filled slots gathered into new
+ * tensors by `pastRows` (a beam cache stepped with several tokens per row, or reordered
+ * down to one row: never in beam search).
+ */
+function rowByRow(cache: OptCache): OptCache {
+  const { pastRows } = cache;
+  if (!pastRows) return cache;
+  const filled = cache.filled ?? pastRows.dims[1];
+  const gathered = (t: AnyTensor<'float32'>) => gatherSlots(t as Tensor<'float32'>, pastRows, filled);
+  return {
+    keys: cache.keys.map(gathered),
+    values: cache.values.map(gathered),
+    attentionMask: slice(cache.attentionMask, 1, 0, filled),
+  };
 }
 
 function checkMask(mask: Tensor<'int64'>, b: number, t: number): void {

@@ -10,19 +10,16 @@
  *   forcing, scoring, parity with transformers' full forward)
  * - `step`:    input_ids + attention_mask + past keys/values -> logits + present keys/values
  * - `stepBatched`: the same step with every matrix product written weight-first
- *   (`linear`'s `weightFirst`), for steps of several rows (beams, batches)
- * - `stepReorder`: `stepBatched` that first picks (and repeats) rows of the past by
- *   `beam_idx`: beam search's cache reorder (transformers' `_reorder_cache`) inside the
- *   step, where onnxruntime's Gather copies the rows, instead of a copy in JavaScript
+ *   (`linear`'s `weightFirst`), for steps of several rows (beams, batches) on a device
  * - `stepAppend`: `step` that reads the past where it lies and outputs only the new
  *   keys/values (`appended.*`), which the adapter writes into free slots of the cache's
  *   buffers: no Concat of the whole cache in onnxruntime and, above all, no copy of it
  *   out of onnxruntime-node (which copies every output into a new JavaScript buffer)
  * - `stepBeams`: `stepAppend` for beams (one new token per row, weight-first): beam
- *   search's cache never moves either. Each beam appends into its own row of the
- *   buffers; `past_rows` says which row holds each beam's token at each slot (beam
- *   search's reorders compose it, in JavaScript), and every beam attends over every
- *   row's slots, masked to its own (see `beamAttention`)
+ *   search's cache never moves either (transformers' `_reorder_cache` copies it). Each
+ *   beam appends into its own row of the buffers; `past_rows` says which row holds each
+ *   beam's token at each slot (beam search's reorders compose it, in JavaScript), and
+ *   every beam attends over every row's slots, masked to its own (see `beamAttention`)
  *
  * Prefill and step are the same decoder; the step graph only adds the past
  * keys/values and embeds its ids itself (one session run per generated token).
@@ -101,8 +98,6 @@ export interface OptGraphs {
   readonly step: BuiltGraph;
   /** `step` with weight-first matrix products: same inputs, outputs and numbers, faster from 2 rows up */
   readonly stepBatched: BuiltGraph;
-  /** `stepBatched` whose past is of `past_batch` rows, of which `beam_idx` picks the batch's */
-  readonly stepReorder: BuiltGraph;
   /**
    * Prefill and step in one graph: embeddings of the new tokens over a past, the last
    * position's logits. For backends that copy the weights into every session
@@ -126,13 +121,6 @@ export const OPT_IO = {
   step: { inputIds: 'input_ids', attentionMask: 'attention_mask', logits: 'logits' },
   /** the same names as `step` (the graph differs only in how it multiplies) */
   stepBatched: { inputIds: 'input_ids', attentionMask: 'attention_mask', logits: 'logits' },
-  /** `stepBatched`'s names, and int64 [batch] `beam_idx`: the past's row each row continues */
-  stepReorder: {
-    inputIds: 'input_ids',
-    attentionMask: 'attention_mask',
-    beamIdx: KV_IO.beamIdx,
-    logits: 'logits',
-  },
   decoder: { inputsEmbeds: 'inputs_embeds', attentionMask: 'attention_mask', logits: 'logits' },
   /**
    * `step`'s names, and int64 [batch, past_sequence] `past_rows`: the row of the past
@@ -213,14 +201,6 @@ export function optGraphIO(
         { name: 'logits', dtype: 'float32', dims: ['batch', 1, v] },
         ...kvIO('1', KV_IO.appendedKey, KV_IO.appendedValue),
       ],
-    },
-    stepReorder: {
-      inputs: [
-        ...step.inputs.slice(0, 2),
-        { name: OPT_IO.stepReorder.beamIdx, dtype: 'int64', dims: ['batch'] },
-        ...kvIO('past_sequence', KV_IO.pastKey, KV_IO.pastValue, 'past_batch'),
-      ],
-      outputs: step.outputs,
     },
     decoder: {
       inputs: [prompt[0], ...step.inputs.slice(1)],
@@ -572,30 +552,24 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
     return p.g.build();
   };
 
-  // step, the same step multiplying weight-first for several rows, and that one after beam search's reorder
+  // step, the same step multiplying weight-first for several rows, and the appending ones
   const buildStep = (
-    graph: 'step' | 'stepBatched' | 'stepReorder' | 'stepAppend' | 'stepBeams' | 'decoder',
+    graph: 'step' | 'stepBatched' | 'stepAppend' | 'stepBeams' | 'decoder',
     name: string,
   ): BuiltGraph => {
     const beams = graph === 'stepBeams';
     const append = graph === 'stepAppend' || beams;
-    const s = make(name, graph === 'stepBatched' || graph === 'stepReorder' || beams, append);
+    const s = make(name, graph === 'stepBatched' || beams, append);
     const fromEmbeds = graph === 'decoder';
     const newTokens = fromEmbeds
       ? s.g.input('inputs_embeds', 'float32', spec(graph, 'inputs_embeds').dims)
       : embedTokens(s.c, s.g.input('input_ids', 'int64', spec(graph, 'input_ids').dims));
     const stepMask = s.g.input('attention_mask', 'int64', spec(graph, 'attention_mask').dims);
-    const beamIdx =
-      graph === 'stepReorder' ? s.g.input(KV_IO.beamIdx, 'int64', spec(graph, KV_IO.beamIdx).dims) : null;
     const rowsOf = OPT_IO.stepBeams.pastRows;
     const c: Ctx = beams
       ? { ...s.c, beams: { pastRows: s.g.input(rowsOf, 'int64', spec(graph, rowsOf).dims) } }
       : s.c;
-    // the rows each beam continues, before the new key/value is appended (Concat copies them anyway)
-    const pastInput = (name: string) => {
-      const x = s.g.input(name, 'float32', spec(graph, name).dims);
-      return beamIdx ? gather(x, beamIdx, 0) : x;
-    };
+    const pastInput = (name: string) => s.g.input(name, 'float32', spec(graph, name).dims);
     const past: KV[] = [];
     for (let i = 0; i < config.numHiddenLayers; i++) {
       past.push({ key: pastInput(KV_IO.pastKey(i)), value: pastInput(KV_IO.pastValue(i)) });
@@ -617,7 +591,6 @@ export function buildOpt(config: OPTConfig, weights: WeightLookup, options: OptB
     forward: buildPrompt('forward', 'opt.forward'),
     step: buildStep('step', 'opt.step'),
     stepBatched: buildStep('stepBatched', 'opt.step_batched'),
-    stepReorder: buildStep('stepReorder', 'opt.step_reorder'),
     stepAppend: buildStep('stepAppend', 'opt.step_append'),
     stepBeams: buildStep('stepBeams', 'opt.step_beams'),
     decoder: buildStep('decoder', 'opt.decoder'),

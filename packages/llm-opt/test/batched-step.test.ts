@@ -164,72 +164,68 @@ describe('the weight-first step graph (stepBatched)', () => {
   });
 });
 
-describe('the reorder step graph (stepReorder): beam search reorders inside the step', () => {
-  it('is the batched step with beam_idx, over a past of its own number of rows', () => {
-    expect(graphs.stepReorder.name).toBe('opt.step_reorder');
-    const names = (io: readonly { name: string; dims: readonly (string | number)[] }[]) =>
-      io.map((x) => `${x.name}[${x.dims}]`);
-    expect(names(graphs.stepReorder.inputs).slice(0, 4)).toEqual([
-      'input_ids[batch,sequence]',
-      'attention_mask[batch,total_sequence]',
-      'beam_idx[batch]',
-      `past_key_values.0.key[past_batch,${tiny.config.numAttentionHeads},past_sequence,${tiny.config.hiddenSize / tiny.config.numAttentionHeads}]`,
-    ]);
-    expect(graphs.stepReorder.outputs).toEqual(graphs.stepBatched.outputs);
-  });
-
-  it('gives what the batched step gives on the rows gathered beforehand, exactly', async () => {
-    const backend = createNodeBackend();
-    const batched = await backend.load(graphs.stepBatched);
-    const reorder = await backend.load(graphs.stepReorder);
-    const { inputsEmbeds } = await case0();
-    const t = inputsEmbeds.dims[1];
-    const mask = int64([2, t], [...new Array(t).fill(1), 0, ...new Array(t - 1).fill(1)]);
-    const { cache } = await tiny.adapter.prefill(concat([inputsEmbeds, inputsEmbeds], 0), mask);
-    // two rows expanded to three beams, one repeated: the shape changes as beam expansion does
-    const rows = [1, 0, 1];
-    const common = {
-      [OPT_IO.step.inputIds]: ids([[5], [17], [400]]),
-      [OPT_IO.step.attentionMask]: concat(
-        [gather(cache.attentionMask, 0, rows), int64([3, 1], [1, 1, 1])],
-        1,
-      ),
-    };
-    const gathered: Record<string, AnyTensor> = { ...common };
-    const inPlace: Record<string, AnyTensor> = { ...common, [OPT_IO.stepReorder.beamIdx]: int64([3], rows) };
-    for (let i = 0; i < tiny.config.numHiddenLayers; i++) {
-      const [k, v] = [cache.keys[i], cache.values[i]] as Tensor<'float32'>[];
-      gathered[KV_IO.pastKey(i)] = gather(k, 0, rows);
-      gathered[KV_IO.pastValue(i)] = gather(v, 0, rows);
-      inPlace[KV_IO.pastKey(i)] = k;
-      inPlace[KV_IO.pastValue(i)] = v;
-    }
-    const want = await batched.run(gathered);
-    const got = await reorder.run(inPlace);
-    for (const name of batched.outputNames) {
-      expect(maxAbsDiff(got[name] as Tensor<'float32'>, want[name] as Tensor<'float32'>), name).toBe(0);
-    }
-    await Promise.all([batched.release(), reorder.release()]);
-  });
-
-  it('reorderCache copies nothing: the cache keeps its tensors and remembers the rows, composed', async () => {
+describe('beam search on the CPU: the cache never moves (stepBeams)', () => {
+  it('reorderCache copies nothing: the cache keeps its tensors and composes pastRows', async () => {
     const counting = countingBackend();
     const adapter = await OptAdapter.load(tiny.config, graphs, counting.backend);
     const { inputsEmbeds, attentionMask } = await case0();
+    const t = attentionMask.dims[1];
     const { cache } = await adapter.prefill(inputsEmbeds, attentionMask);
     const beams = await adapter.reorderCache(cache, [0, 0, 0]);
     expect(beams.keys).toBe(cache.keys);
-    expect(beams.beamIdx).toEqual([0, 0, 0]);
-    expect(beams.attentionMask.dims).toEqual([3, attentionMask.dims[1]]);
+    expect(beams.pastRows?.dims).toEqual([3, t]);
+    expect(beams.attentionMask.dims).toEqual([3, t]);
+    // the first step copies the prompt's one row into buffers of three, with free slots
     const s1 = await adapter.step(ids([[5], [17], [400]]), beams);
-    expect(s1.cache.beamIdx).toBeUndefined();
-    expect(s1.cache.keys[0].dims[0]).toBe(3);
+    const buffers = s1.cache.keys;
+    expect(buffers[0].dims[0]).toBe(3);
+    expect(s1.cache.filled).toBe(t + 1);
+    const rowsAt = (c: typeof s1.cache, slot: number) => {
+      const width = c.pastRows?.dims[1] ?? 0;
+      return [0, 1, 2].map((b) => Number(c.pastRows?.data[b * width + slot]));
+    };
+    // each beam wrote its token into its own row; the prompt lies in row 0 for all three
+    expect(rowsAt(s1.cache, 0)).toEqual([0, 0, 0]);
+    expect(rowsAt(s1.cache, t)).toEqual([0, 1, 2]);
     const twice = await adapter.reorderCache(await adapter.reorderCache(s1.cache, [2, 2, 0]), [1, 2, 0]);
-    expect(twice.keys).toBe(s1.cache.keys);
-    expect(twice.beamIdx).toEqual([2, 0, 2]);
-    // nothing ran for the reorders: only the steps' graphs
-    expect(counting.runs.map((r) => r.graph)).toEqual(['opt.prefill', 'opt.step_reorder']);
+    expect(twice.keys).toBe(buffers);
+    // beam 0 continues beam 1 of [2, 2, 0], which continued beam 2: slot t lies in row 2
+    expect(rowsAt(twice, t)).toEqual([2, 0, 2]);
+    const s2 = await adapter.step(ids([[6], [7], [8]]), twice);
+    // appended in place: the same buffers, one more slot filled, each beam in its own row
+    expect(s2.cache.keys).toBe(buffers);
+    expect(rowsAt(s2.cache, t)).toEqual([2, 0, 2]);
+    expect(rowsAt(s2.cache, t + 1)).toEqual([0, 1, 2]);
+    // nothing ran for the reorders: only the steps' graph
+    expect(counting.runs.map((r) => r.graph)).toEqual(['opt.prefill', 'opt.step_beams', 'opt.step_beams']);
     await adapter.release();
+  });
+
+  it('a cache reordered down to one row, or stepped with two tokens per row, is read row by row', async () => {
+    const prompt = tiny.json.cases[0].input_ids;
+    const t = prompt.length;
+    const ones = (n: number) => int64([1, n], new Array(n).fill(1));
+    const { cache } = await tiny.adapter.prefill(await tiny.adapter.embed(ids([prompt])), ones(t));
+    const beams = await tiny.adapter.step(ids([[5], [17]]), await tiny.adapter.reorderCache(cache, [0, 0]));
+    const order = [1, 0];
+    const reordered = await tiny.adapter.reorderCache(beams.cache, order);
+    // the reference: each row's tokens in full, one forward per row
+    const rowTokens = [[17], [5]];
+    for (const [rows, tokens] of [
+      [[0], [[9]]],
+      [[0, 1], [[9, 3], [4, 12]]],
+    ] as const) {
+      const picked = rows.length === 2 ? reordered : await tiny.adapter.reorderCache(reordered, rows);
+      const out = await tiny.adapter.step(ids(tokens.map((r) => [...r])), picked);
+      for (const [i, r] of rows.entries()) {
+        const full = [...prompt, ...rowTokens[r], ...tokens[i]];
+        const logits = await tiny.adapter.forward(await tiny.adapter.embed(ids([full])), ones(full.length));
+        const n = tokens[i].length;
+        const want = gather(logits, 1, Array.from({ length: n }, (_, k) => t + 1 + k));
+        const got = gather(out.logits, 0, [i]);
+        expect(maxAbsDiff(got, want), `row ${r}, ${n} token(s)`).toBeLessThanOrEqual(1e-4);
+      }
+    }
   });
 });
 
@@ -261,15 +257,15 @@ describe('OptAdapter picks the step graph by the rows a step multiplies', () => 
     expect(runsOf('opt.step_append').every((r) => r.rows === 1)).toBe(true);
   });
 
-  it('beam search: every step on `stepReorder`, loaded once on the first beam step', async () => {
+  it('beam search: every step on `stepBeams`, loaded once on the first beam step', async () => {
     const rec = record('case0/beam4');
     const { loadsAtLoad, loads, runsOf } = await run(rec);
-    expect(loadsAtLoad).not.toContain('opt.step_reorder');
-    expect(loads.filter((n) => n === 'opt.step_reorder')).toHaveLength(1);
-    // a step whose beams all kept their rows runs it too, rather than load the plain batched step
+    expect(loadsAtLoad).not.toContain('opt.step_beams');
+    expect(loads.filter((n) => n === 'opt.step_beams')).toHaveLength(1);
+    // the CPU never loads the device's batched step
     expect(loads).not.toContain('opt.step_batched');
     expect(runsOf('opt.step_append')).toEqual([]);
-    const steps = runsOf('opt.step_reorder');
+    const steps = runsOf('opt.step_beams');
     // the prefill gives the first token; every later token is one batched step of 4 beams
     expect(steps.length).toBeGreaterThanOrEqual(1);
     expect(steps.length).toBeLessThanOrEqual(Math.max(...rec.new.map((s) => s.length)) - 1);
@@ -279,14 +275,12 @@ describe('OptAdapter picks the step graph by the rows a step multiplies', () => 
   it("'eager' loads it with the other graphs; 'never' keeps beams on `step` with the same result", async () => {
     const rec = record('case0/beam5_lavis');
     const eager = await run(rec, { batchedStep: 'eager' });
-    expect(eager.loadsAtLoad).toContain('opt.step_batched');
-    expect(eager.loadsAtLoad).toContain('opt.step_reorder');
+    expect(eager.loadsAtLoad).toContain('opt.step_beams');
     expect(eager.runsOf('opt.step_append')).toEqual([]);
-    const beamSteps = eager.runsOf('opt.step_reorder').length + eager.runsOf('opt.step_batched').length;
-    expect(eager.runsOf('opt.step_reorder').length).toBeGreaterThan(0);
+    const beamSteps = eager.runsOf('opt.step_beams').length;
+    expect(beamSteps).toBeGreaterThan(0);
     const never = await run(rec, { batchedStep: 'never' });
-    expect(never.loads).not.toContain('opt.step_batched');
-    expect(never.loads).not.toContain('opt.step_reorder');
+    expect(never.loads).not.toContain('opt.step_beams');
     expect(never.runsOf('opt.step_append').length).toBe(beamSteps);
   });
 });

@@ -179,8 +179,8 @@ export class KvAdapterCore {
   ): Promise<{ sessions: { [name in K]: Session }; steps: KvSteps }> {
     const load = (g: BuiltGraph) => backend.load(g, loadOptions(g, keepOnDevice));
     const names = Object.keys(graphs) as K[];
-    const choice = steps.batched && steps.reorder ? batchedStepFor(backend, options) : 'never';
-    const eager = choice === 'eager' ? [steps.batched, steps.reorder] : [];
+    const choice = steps.batched ? batchedStepFor(backend, options) : 'never';
+    const eager = choice === 'eager' ? [steps.batched, steps.reorder].filter((g) => g !== undefined) : [];
     const loaded = await Promise.all(
       [...names.map((n) => graphs[n]), steps.step, ...eager].map((g) => load(g as BuiltGraph)),
     );
