@@ -28,13 +28,13 @@ import type { OPTConfig } from '@blip2/configs';
 import type { LanguageModelAdapter, StepOutput } from '@blip2/generation';
 import {
   disposeLayers,
+  gatherSlots,
   KV_APPENDED,
   KV_IO,
   KvAdapterCore,
   type KvLayers,
   type KvLoadOptions,
   type KvSteps,
-  gatherSlots,
   maskFilled,
   maskWithCapacity,
   ownRows,
@@ -399,7 +399,10 @@ export class OptAdapter implements LanguageModelAdapter<OptCache> {
     }
     const out = await session.run({
       [OPT_IO.stepBeams.inputIds]: tokenIds,
-      [OPT_IO.stepBeams.attentionMask]: concat([mask, tensor('int64', [b, 1], new BigInt64Array(b).fill(1n))], 1),
+      [OPT_IO.stepBeams.attentionMask]: concat(
+        [mask, tensor('int64', [b, 1], new BigInt64Array(b).fill(1n))],
+        1,
+      ),
       [OPT_IO.stepBeams.pastRows]: pastRows,
       ...this.core.feeds({ keys, values }),
     });

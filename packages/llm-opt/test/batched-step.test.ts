@@ -213,7 +213,13 @@ describe('beam search on the CPU: the cache never moves (stepBeams)', () => {
     const rowTokens = [[17], [5]];
     for (const [rows, tokens] of [
       [[0], [[9]]],
-      [[0, 1], [[9, 3], [4, 12]]],
+      [
+        [0, 1],
+        [
+          [9, 3],
+          [4, 12],
+        ],
+      ],
     ] as const) {
       const picked = rows.length === 2 ? reordered : await tiny.adapter.reorderCache(reordered, rows);
       const out = await tiny.adapter.step(ids(tokens.map((r) => [...r])), picked);
@@ -221,7 +227,11 @@ describe('beam search on the CPU: the cache never moves (stepBeams)', () => {
         const full = [...prompt, ...rowTokens[r], ...tokens[i]];
         const logits = await tiny.adapter.forward(await tiny.adapter.embed(ids([full])), ones(full.length));
         const n = tokens[i].length;
-        const want = gather(logits, 1, Array.from({ length: n }, (_, k) => t + 1 + k));
+        const want = gather(
+          logits,
+          1,
+          Array.from({ length: n }, (_, k) => t + 1 + k),
+        );
         const got = gather(out.logits, 0, [i]);
         expect(maxAbsDiff(got, want), `row ${r}, ${n} token(s)`).toBeLessThanOrEqual(1e-4);
       }
