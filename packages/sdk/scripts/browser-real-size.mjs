@@ -19,6 +19,8 @@
  * --tokens    new tokens per caption (default 4; EOS is masked until then)
  * --timeout   minutes per device before the run is abandoned (default 20)
  * --dtype     passed to fromPretrained (quantize at load), for a float32 folder
+ * --image-side  'skip': no image, no query tokens; tokens from a one-token text prompt through the
+ *             language model alone (decode figures where the image side cannot finish in the bound)
  * Prints one JSON line per device at the end (`result: {...}`).
  */
 import { createReadStream, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
@@ -37,6 +39,7 @@ const { values } = parseArgs({
     tokens: { type: 'string', default: '4' },
     timeout: { type: 'string', default: '20' },
     dtype: { type: 'string' },
+    'image-side': { type: 'string', default: 'run' },
   },
 });
 if (!values.model) {
@@ -190,6 +193,7 @@ async function runDevice(device) {
       device,
       tokens,
       ...(values.dtype ? { dtype: values.dtype } : {}),
+      imageSide: values['image-side'] !== 'skip',
     };
     const result = await Promise.race([tab.evaluate((r) => globalThis.run(r), request), timeout]);
     sample();
@@ -233,7 +237,11 @@ for (const device of devices) {
       .map(([k, v]) => `${k} ${GiB(v)}`)
       .join(', ')})` +
       (r.ok
-        ? `; load ${(r.loadMs / 1000).toFixed(1)} s; first token ${(r.firstTokenMs / 1000).toFixed(1)} s; ${step} ms per later token; wasm heap ${GiB(r.heapBytesAfterGenerate)}`
+        ? `; load ${(r.loadMs / 1000).toFixed(1)} s; first token ${(r.firstTokenMs / 1000).toFixed(1)} s; ${step} ms per later token; wasm heap ${GiB(r.heapBytesAfterGenerate)}; runs ${Object.entries(
+            r.graphRuns,
+          )
+            .map(([g, x]) => `${g} ${x.runs} x ${(x.ms / x.runs / 1000).toFixed(2)} s`)
+            .join(', ')}`
         : ''),
   );
   console.log(`result: ${JSON.stringify(r)}`);

@@ -1,0 +1,171 @@
+#!/usr/bin/env node
+/**
+ * One matrix product at real width on onnxruntime-web's providers in headless Chromium:
+ * how fast each device multiplies, per form of the product, so a real-size browser run's
+ * time can be split into what the graphs ask and what the device delivers. Forms:
+ *   nbits   com.microsoft.MatMulNBits, 4 bits, block 32, zero points (what q4 `linear` emits)
+ *   gemm    float32 Gemm(transB=1) over the [N, K] weight (what fp32 `linear` emits)
+ *   matmul  float32 MatMul over a [K, N] weight
+ *   dq8     DequantizeLinear of a uint8 [K, N] weight + MatMul (q8 `linear` on WebGPU)
+ * Weights are random (the rate does not depend on them) and embedded in the graph.
+ *
+ *   pnpm build
+ *   flock /tmp/bench.lock node packages/sdk/scripts/browser-op-rate.mjs \
+ *     --shape 10240x2560 --forms nbits,gemm --rows 1,42,257 --device wasm,webgpu --runs 3
+ *
+ * --shape N x K of the weight (default 10240x2560: OPT-2.7b's fc1), comma-separated for several
+ * Devices alternate innermost (wasm, webgpu, wasm, ...) so load drift hits both alike. Prints a
+ * line per case: session creation, each run's ms, and GFLOP/s (2 x rows x N x K / best later run).
+ */
+import { createReadStream, existsSync, realpathSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
+import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { GraphBuilder, MS_DOMAIN } from '@blip2/onnx';
+import { float32 } from '@blip2/tensor';
+import { launchChromium } from '@blip2/test-browser';
+import * as esbuild from 'esbuild';
+
+const here = dirname(new URL(import.meta.url).pathname);
+const { values } = parseArgs({
+  options: {
+    shape: { type: 'string', default: '10240x2560' },
+    forms: { type: 'string', default: 'nbits' },
+    rows: { type: 'string', default: '1,42' },
+    device: { type: 'string', default: 'wasm,webgpu' },
+    runs: { type: 'string', default: '3' },
+  },
+});
+const shapes = values.shape.split(',').map((s) => s.split('x').map(Number));
+const forms = values.forms.split(',');
+const rowCounts = values.rows.split(',').map(Number);
+const devices = values.device.split(',');
+const runs = Number(values.runs);
+
+/** Deterministic bytes (an LCG): random enough for a rate, no allocation of a float copy. */
+function bytes(n, seed) {
+  const a = new Uint8Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    a[i] = s >>> 24;
+  }
+  return a;
+}
+const floats = (n, seed, scale) => Float32Array.from(bytes(n, seed), (v) => (v - 128) * scale);
+
+function product(form, n, k) {
+  const g = new GraphBuilder(`${form}_${n}x${k}`, {});
+  const x = g.input('x', 'float32', ['rows', k]);
+  const nb = Math.ceil(k / 32);
+  let y;
+  if (form === 'nbits') {
+    const b = g.constant({ dtype: 'uint8', dims: [n, nb, 16], data: bytes(n * nb * 16, 1) });
+    const scales = g.constant(float32([n, nb], floats(n * nb, 2, 1e-4)));
+    const zp = g.constant({
+      dtype: 'uint8',
+      dims: [n * Math.ceil(nb / 2)],
+      data: bytes(n * Math.ceil(nb / 2), 3),
+    });
+    const attrs = { K: k, N: n, bits: 4, block_size: 32, accuracy_level: 4 };
+    y = g.op1('MatMulNBits', [x, b, scales, zp], attrs, MS_DOMAIN);
+  } else if (form === 'gemm') {
+    y = g.op1('Gemm', [x, g.constant(float32([n, k], floats(n * k, 4, 1e-3)))], { transB: 1 });
+  } else if (form === 'matmul') {
+    y = g.op1('MatMul', [x, g.constant(float32([k, n], floats(n * k, 4, 1e-3)))]);
+  } else if (form === 'dq8') {
+    const b = g.constant({ dtype: 'uint8', dims: [k, n], data: bytes(n * k, 5) });
+    const scale = g.constant(float32([n], floats(n, 6, 1e-5)));
+    const zp = g.constant({ dtype: 'uint8', dims: [n], data: new Uint8Array(n).fill(128) });
+    y = g.op1('MatMul', [x, g.op1('DequantizeLinear', [b, scale, zp], { axis: 1 })]);
+  } else throw new Error(`unknown form ${form} (nbits, gemm, matmul, dq8)`);
+  g.output(y, 'y', 'float32', ['rows', n]);
+  return g.build().bytes;
+}
+
+// onnxruntime-web is @blip2/backend-web's dependency: resolved, and bundled, from there
+const webPkg = realpathSync(join(here, '../node_modules/@blip2/backend-web'));
+const ORT_DIST = dirname(
+  createRequire(join(webPkg, 'package.json')).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'),
+);
+const page = await esbuild.build({
+  stdin: {
+    contents: `import { timeProduct } from './browser-op-rate/page.ts';\nglobalThis.timeProduct = timeProduct;\nglobalThis.ready = true;\n`,
+    resolveDir: here,
+    loader: 'ts',
+  },
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: 'es2022',
+  write: false,
+  logLevel: 'silent',
+  nodePaths: [join(webPkg, 'node_modules')],
+});
+const graphs = new Map();
+for (const [n, k] of shapes) for (const f of forms) graphs.set(`/${f}_${n}x${k}.onnx`, product(f, n, k));
+
+const server = createServer((req, res) => {
+  const path = new URL(req.url ?? '/', 'http://x').pathname;
+  const headers = {
+    'Cache-Control': 'no-store',
+    'Cross-Origin-Opener-Policy': 'same-origin',
+    'Cross-Origin-Embedder-Policy': 'require-corp',
+  };
+  if (path === '/')
+    return res
+      .writeHead(200, { ...headers, 'Content-Type': 'text/html' })
+      .end('<!doctype html><meta charset="utf-8"><script type="module" src="/page.js"></script>');
+  if (path === '/page.js')
+    return res
+      .writeHead(200, { ...headers, 'Content-Type': 'text/javascript' })
+      .end(page.outputFiles[0].contents);
+  if (graphs.has(path)) return res.writeHead(200, headers).end(graphs.get(path));
+  const name = path.slice(5);
+  if (path.startsWith('/ort/') && /^[\w.-]+$/.test(name)) {
+    const type = name.endsWith('.wasm') ? 'application/wasm' : 'text/javascript';
+    if (!existsSync(join(ORT_DIST, name))) return res.writeHead(404, headers).end();
+    return createReadStream(join(ORT_DIST, name)).pipe(
+      res.writeHead(200, { ...headers, 'Content-Type': type }),
+    );
+  }
+  res.writeHead(404, headers).end();
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const { context, close } = await launchChromium();
+try {
+  const tab = context.pages()[0] ?? (await context.newPage());
+  await tab.goto(`http://127.0.0.1:${server.address().port}/`);
+  await tab.waitForFunction(() => globalThis.ready === true, undefined, { timeout: 60_000 });
+  console.log(
+    `load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  for (const [n, k] of shapes)
+    for (const form of forms)
+      for (const rows of rowCounts)
+        for (const device of devices) {
+          const r = await tab.evaluate((req) => globalThis.timeProduct(req), {
+            url: `/${form}_${n}x${k}.onnx`,
+            device,
+            rows,
+            k,
+            runs,
+          });
+          const best = Math.min(...(r.runMs.length > 1 ? r.runMs.slice(1) : r.runMs));
+          console.log(
+            `${device} ${form} N=${n} K=${k} rows=${rows}: create ${r.createMs.toFixed(0)} ms; runs ${r.runMs.map((t) => t.toFixed(1)).join(', ')} ms; ${((2 * rows * n * k) / best / 1e6).toFixed(2)} GFLOP/s${r.finite ? '' : ' (NON-FINITE output)'}`,
+          );
+        }
+  console.log(
+    `load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+} finally {
+  await close();
+  server.close();
+}
