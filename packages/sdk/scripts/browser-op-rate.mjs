@@ -7,6 +7,9 @@
  *   gemm    float32 Gemm(transB=1) over the [N, K] weight (what fp32 `linear` emits)
  *   matmul  float32 MatMul over a [K, N] weight
  *   dq8     DequantizeLinear of a uint8 [K, N] weight + MatMul (q8 `linear` on WebGPU)
+ *   dqmm    com.microsoft.DynamicQuantizeMatMul over a uint8 [K, N] weight (q8 `linear`; wasm only)
+ *   adds    no product: 100 chained elementwise Adds over the [rows, K] input, so the line's
+ *           time / 100 is what one small kernel costs the device (dispatch, not arithmetic)
  * Weights are random (the rate does not depend on them) and embedded in the graph.
  *
  *   pnpm build
@@ -80,8 +83,15 @@ function product(form, n, k) {
     const scale = g.constant(float32([n], floats(n, 6, 1e-5)));
     const zp = g.constant({ dtype: 'uint8', dims: [n], data: new Uint8Array(n).fill(128) });
     y = g.op1('MatMul', [x, g.op1('DequantizeLinear', [b, scale, zp], { axis: 1 })]);
-  } else throw new Error(`unknown form ${form} (nbits, gemm, matmul, dq8)`);
-  g.output(y, 'y', 'float32', ['rows', n]);
+  } else if (form === 'dqmm') {
+    const b = g.constant({ dtype: 'uint8', dims: [k, n], data: bytes(n * k, 5) });
+    const scale = g.constant(float32([n], floats(n, 6, 1e-5)));
+    y = g.op1('DynamicQuantizeMatMul', [x, b, scale], {}, MS_DOMAIN);
+  } else if (form === 'adds') {
+    y = x;
+    for (let i = 0; i < 100; i++) y = g.op1('Add', [y, g.constant(float32([k], floats(k, 7 + i, 1e-3)))]);
+  } else throw new Error(`unknown form ${form} (nbits, gemm, matmul, dq8, dqmm, adds)`);
+  g.output(y, 'y', 'float32', ['rows', form === 'adds' ? k : n]);
   return g.build().bytes;
 }
 
@@ -156,8 +166,12 @@ try {
             runs,
           });
           const best = Math.min(...(r.runMs.length > 1 ? r.runMs.slice(1) : r.runMs));
+          const rate =
+            form === 'adds'
+              ? `${(best / 100).toFixed(2)} ms per Add`
+              : `${((2 * rows * n * k) / best / 1e6).toFixed(2)} GFLOP/s`;
           console.log(
-            `${device} ${form} N=${n} K=${k} rows=${rows}: create ${r.createMs.toFixed(0)} ms; runs ${r.runMs.map((t) => t.toFixed(1)).join(', ')} ms; ${((2 * rows * n * k) / best / 1e6).toFixed(2)} GFLOP/s${r.finite ? '' : ' (NON-FINITE output)'}`,
+            `${device} ${form} N=${n} K=${k} rows=${rows}: create ${r.createMs.toFixed(0)} ms; runs ${r.runMs.map((t) => t.toFixed(1)).join(', ')} ms; ${rate}${r.finite ? '' : ' (NON-FINITE output)'}`,
           );
         }
   console.log(
