@@ -18,6 +18,7 @@ import {
   QUANTIZATION_FORMAT,
   type QuantizationManifest,
   q4HasZeroPoints,
+  q4PaddedK,
   quantizeQ4,
   quantizeQ8,
   toFloat16,
@@ -175,11 +176,13 @@ describe('linear over packed weights, on onnxruntime-node', () => {
   // a wrong layout is off by the size of the weights themselves (~1)
   const TOLERANCE: Record<Format, number> = { q4: 0.02, q4f16: 0.03, q8: 0.03, fp16: 0.01 };
   for (const format of ['q4', 'q4f16', 'q8', 'fp16'] as const) {
-    // N = 23 at K = 64: 23 zero-point bytes, so q4 packs it symmetric without them
+    // N = 23 at K = 64: 23 zero-point bytes, so q4 packs it symmetric without them; K = 80 and
+    // 24 are not whole blocks of 32: q4 multiplies over q4PaddedK, its rows padded with zeros
     for (const [n, k] of [
       [24, 64],
       [24, 80],
       [23, 64],
+      [24, 24],
     ] as const) {
       it(`${format}, N=${n}, K=${k}: x deq(W)^T + b at 1 and 6 rows`, async () => {
         const rand = seeded(k + n);
@@ -201,6 +204,8 @@ describe('linear over packed weights, on onnxruntime-node', () => {
           format
         ];
         expect(new TextDecoder().decode(graph.bytes)).toContain(op);
+        const padded = format.startsWith('q4') && q4PaddedK(k) !== k;
+        expect(new TextDecoder().decode(graph.bytes).includes('Pad'), 'Pad before MatMulNBits').toBe(padded);
         for (const [batch, seq] of [
           [1, 1],
           [2, 3],
