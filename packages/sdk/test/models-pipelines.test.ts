@@ -348,8 +348,9 @@ describe('swapping the seams', () => {
       onWarning: () => {},
     });
     try {
-      // 'eager': the weight-first step is loaded with the other graphs, before any beam step
-      expect(loaded).toContain('opt.step_batched');
+      // 'eager': the several-row step (on the CPU the in-place `stepBeams`) is loaded with the
+      // other graphs, before any beam step
+      expect(loaded).toContain('opt.step_beams');
       const q = SAMPLE[0];
       expect(await eager.ask(imagePath(q), q.question, BEAM5)).toBe(
         reference('opt', 'beam5_lavis').get(q.question_id),
