@@ -18,6 +18,8 @@ export {
   TopPLogitsWarper,
 } from './logits-process.js';
 export {
+  defineLanguageModel,
+  type LanguageModelDefinition,
   type LanguageModelModule,
   type LanguageModelSummary,
   type LoadedLanguageModel,

@@ -71,6 +71,80 @@ export interface LanguageModelModule<Config extends LanguageModelConfig = Langua
   ): Promise<Tensor<'float32'>>;
 }
 
+/**
+ * What a family writes (`defineLanguageModel` makes the module of it): the spec without its
+ * version, typed with the family's own graphs, weights, options and adapter.
+ */
+export interface LanguageModelDefinition<
+  Config extends LanguageModelConfig,
+  Graphs extends { readonly [K in keyof Graphs]: BuiltGraph },
+  Weights extends ModuleWeights,
+  BuildOptions extends object,
+  LoadOptions extends object,
+  Adapter extends LoadedLanguageModel,
+> extends TextConfigFamily<Config> {
+  readonly vqaPresets: VqaPresets;
+  build(config: Config, weights: Weights, options?: BuildOptions): Graphs;
+  load(config: Config, graphs: Graphs, backend: Backend, options?: LoadOptions): Promise<Adapter>;
+  summary(
+    config: Config,
+    rawTextConfig: Readonly<Record<string, unknown>>,
+    file: string,
+  ): LanguageModelSummary;
+  encoderLastHiddenState?(
+    adapter: Adapter,
+    inputsEmbeds: Tensor<'float32'>,
+    attentionMask: Tensor<'int64'>,
+  ): Promise<Tensor<'float32'>>;
+}
+
+/**
+ * The `v1` module of a family's definition: the spec's untyped graphs, weights and options
+ * are the ones this module's own `build` made and its users passed for it, handed back as
+ * the family's types; `encoderLastHiddenState` refuses an adapter its `load` did not make.
+ */
+export function defineLanguageModel<
+  Config extends LanguageModelConfig,
+  Graphs extends { readonly [K in keyof Graphs]: BuiltGraph },
+  Weights extends ModuleWeights,
+  BuildOptions extends object,
+  LoadOptions extends object,
+  Adapter extends LoadedLanguageModel,
+>(
+  definition: LanguageModelDefinition<Config, Graphs, Weights, BuildOptions, LoadOptions, Adapter>,
+): LanguageModelModule<Config> {
+  const loaded = new WeakSet<LoadedLanguageModel>();
+  const { encoderLastHiddenState } = definition;
+  return {
+    ...definition,
+    specificationVersion: 'v1',
+    build: (config, weights, options) => ({
+      ...definition.build(config, weights as Weights, options as BuildOptions | undefined),
+    }),
+    load: async (config, graphs, backend, options) => {
+      const adapter = await definition.load(
+        config,
+        graphs as unknown as Graphs,
+        backend,
+        options as LoadOptions | undefined,
+      );
+      loaded.add(adapter);
+      return adapter;
+    },
+    ...(encoderLastHiddenState && {
+      encoderLastHiddenState: async (adapter, inputsEmbeds, attentionMask) => {
+        if (!loaded.has(adapter)) {
+          throw new GenerationError(
+            'E_ADAPTER',
+            `encoderLastHiddenState: the adapter was not loaded by the '${definition.modelType}' module`,
+          );
+        }
+        return encoderLastHiddenState.call(definition, adapter as Adapter, inputsEmbeds, attentionMask);
+      },
+    }),
+  };
+}
+
 const registry = new Map<string, LanguageModelModule>();
 
 /**

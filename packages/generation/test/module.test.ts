@@ -1,10 +1,13 @@
 // The language-model module registry: one call registers a family, a later one replaces
 // it, and a module written against another spec version is refused by name.
 import { parseBlip2Config, registeredTextModelTypes } from '@blip2/configs';
+import { type Backend, type BuiltGraph, float32, int64, type Tensor } from '@blip2/tensor';
 import { describe, expect, it } from 'vitest';
 import {
+  defineLanguageModel,
   GenerationError,
   type LanguageModelModule,
+  type LoadedLanguageModel,
   languageModelModule,
   registeredLanguageModels,
   registerLanguageModel,
@@ -90,5 +93,67 @@ describe('registerLanguageModel', () => {
     });
     expect(languageModelModule('future-llm')).toBeUndefined();
     expect(registeredTextModelTypes()).not.toContain('future-llm');
+  });
+});
+
+describe('defineLanguageModel', () => {
+  const graph = (name: string): BuiltGraph => ({
+    name,
+    bytes: new Uint8Array(),
+    inputs: [],
+    outputs: [],
+    externalData: [],
+  });
+  interface ToyGraphs {
+    readonly encoder: BuiltGraph;
+    readonly decoder: BuiltGraph;
+  }
+  type ToyAdapter = LoadedLanguageModel & { readonly graphs: ToyGraphs; readonly rows: number };
+  const calls: unknown[][] = [];
+  const toy = defineLanguageModel({
+    ...toyModule('toy-defined', 'defined'),
+    kind: 'encoder-decoder',
+    paddingSide: 'right',
+    build: (
+      config,
+      weights: { readonly prefix: string },
+      options?: { readonly dtype: string },
+    ): ToyGraphs => {
+      calls.push(['build', config.note, weights.prefix, options?.dtype]);
+      return { encoder: graph(`${weights.prefix}encoder`), decoder: graph(`${weights.prefix}decoder`) };
+    },
+    load: async (_config, graphs, _backend, options?: { readonly rows: number }) =>
+      ({ graphs, rows: options?.rows ?? 1 }) as unknown as ToyAdapter,
+    encoderLastHiddenState: async (adapter, inputsEmbeds) => {
+      calls.push(['encoder', adapter.graphs.encoder.name, adapter.rows]);
+      return inputsEmbeds;
+    },
+  });
+  const backend = {} as Backend;
+
+  it("is a v1 module whose build and load get the family's own weights, graphs and options", async () => {
+    expect(toy.specificationVersion).toBe('v1');
+    const config = toy.parseConfig({}, 'config.json');
+    const graphs = toy.build(config, { prefix: 'lm.' }, { dtype: 'q4' });
+    expect(Object.keys(graphs)).toEqual(['encoder', 'decoder']);
+    expect(calls.at(-1)).toEqual(['build', 'defined', 'lm.', 'q4']);
+    const adapter = await toy.load(config, graphs, backend, { rows: 4 });
+    const embeds: Tensor<'float32'> = float32([1, 1, 1], [0.5]);
+    expect(await toy.encoderLastHiddenState?.(adapter, embeds, int64([1, 1], [1]))).toBe(embeds);
+    expect(calls.at(-1)).toEqual(['encoder', 'lm.encoder', 4]);
+  });
+
+  it('refuses an adapter its load did not make; a family without an encoder has no encoderLastHiddenState', async () => {
+    const stranger = { graphs: {}, rows: 1 } as unknown as LoadedLanguageModel;
+    const err = await toy
+      .encoderLastHiddenState?.(stranger, float32([1, 1, 1], [0]), int64([1, 1], [1]))
+      .catch((e: unknown) => e);
+    expect(GenerationError.isInstance(err)).toBe(true);
+    expect(err).toMatchObject({
+      code: 'E_ADAPTER',
+      message: "encoderLastHiddenState: the adapter was not loaded by the 'toy-defined' module",
+    });
+    const decoderOnly = defineLanguageModel({ ...toyModule('toy-decoder', 'd'), build: () => ({}) });
+    expect('encoderLastHiddenState' in decoderOnly).toBe(false);
   });
 });

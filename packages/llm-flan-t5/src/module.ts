@@ -2,25 +2,19 @@
  * T5 / Flan-T5 as a BLIP-2 language-model module (@blip2/generation's spec): its config,
  * graphs, adapter, VQA presets and what `inspect` shows, registered for `model_type: 't5'`.
  */
-import { T5_TEXT_CONFIG, type T5Config } from '@blip2/configs';
-import type { LanguageModelModule } from '@blip2/generation';
-import type { KvLoadOptions, WeightLookup } from '@blip2/onnx';
+import { T5_TEXT_CONFIG } from '@blip2/configs';
+import { defineLanguageModel } from '@blip2/generation';
 import { T5Adapter } from './adapter.js';
-import { T5Error } from './errors.js';
-import { buildT5, type T5BuildOptions, type T5Graphs } from './modeling.js';
+import { buildT5 } from './modeling.js';
 import { T5_VQA_PRESETS } from './presets.js';
 
-export const t5Module: LanguageModelModule<T5Config> = {
-  specificationVersion: 'v1',
+export const t5Module = defineLanguageModel({
   // T5Config's reader (configs/src/t5.ts, transformers' configuration_t5.py): modelType,
   // kind, paddingSide, configClass and parseConfig
   ...T5_TEXT_CONFIG,
   vqaPresets: T5_VQA_PRESETS,
-  build: (config, weights, options) => ({
-    ...buildT5(config, weights as WeightLookup, options as T5BuildOptions),
-  }),
-  load: (config, graphs, backend, options) =>
-    T5Adapter.load(config, graphs as unknown as T5Graphs, backend, options as KvLoadOptions),
+  build: buildT5,
+  load: T5Adapter.load,
   summary(config, raw, file) {
     const start =
       raw.decoder_start_token_id != null
@@ -47,8 +41,6 @@ export const t5Module: LanguageModelModule<T5Config> = {
       decoderStartTokenId: { value: config.decoderStartTokenId, source: start },
     };
   },
-  async encoderLastHiddenState(adapter, inputsEmbeds, attentionMask) {
-    if (!(adapter instanceof T5Adapter)) throw new T5Error('E_INPUT', 'not a T5Adapter');
-    return (await adapter.encode(inputsEmbeds, attentionMask)).lastHiddenState;
-  },
-};
+  encoderLastHiddenState: async (adapter, inputsEmbeds, attentionMask) =>
+    (await adapter.encode(inputsEmbeds, attentionMask)).lastHiddenState,
+});

@@ -10,7 +10,7 @@
  * float64 forward (./llama-reference.ts).
  */
 import { checkHeads, type LanguageModelConfig, textConfigFields } from '@blip2/configs';
-import type { LanguageModelModule, StepOutput } from '@blip2/generation';
+import { defineLanguageModel, type StepOutput } from '@blip2/generation';
 import {
   add,
   cast,
@@ -453,16 +453,15 @@ const LLAMA_VQA = {
   maxPromptTokens: null,
 } as const;
 
-export const llamaModule: LanguageModelModule<LlamaConfig> = {
-  specificationVersion: 'v1',
+export const llamaModule = defineLanguageModel({
   modelType: 'llama',
   kind: 'decoder-only',
   paddingSide: 'left',
   configClass: 'LlamaConfig',
   vqaPresets: { lavis: LLAMA_VQA, paper: LLAMA_VQA },
   parseConfig: parseLlamaConfig,
-  build: (config, weights) => ({ ...buildLlama(config, weights as WeightLookup) }),
-  load: (config, graphs, backend) => LlamaAdapter.load(config, graphs as unknown as LlamaGraphs, backend),
+  build: buildLlama,
+  load: LlamaAdapter.load,
   summary: (config, raw, file) => ({
     text: {
       modelType: 'llama',
@@ -476,4 +475,4 @@ export const llamaModule: LanguageModelModule<LlamaConfig> = {
       source: raw.hidden_act != null ? `${file} text_config.hidden_act` : 'LlamaConfig default',
     },
   }),
-};
+});
