@@ -67,6 +67,17 @@ export interface Blip2QFormerConfig {
 export type TextConfig = OPTConfig | T5Config;
 
 /**
+ * The config type of each `text_config.model_type`, for the types `parseTextConfigJson`
+ * returns. The published families' are here; a family's own package adds its type where it
+ * registers its module, by declaration merging:
+ * `declare module '@blip2/configs' { interface TextConfigRegistry { llama: LlamaConfig } }`.
+ */
+export interface TextConfigRegistry {
+  opt: OPTConfig;
+  t5: T5Config;
+}
+
+/**
  * BLIP-2 heads whose checkpoints hold no language model (the image-text retrieval ones:
  * Salesforce/blip2-itm-vit-g and -coco, which train the Q-Former's text side instead).
  */
@@ -361,9 +372,18 @@ export function parseBlip2QFormerConfig(
   return parseQFormerConfig(Fields.of(json, file, prefix));
 }
 
-/** A `text_config` object on its own, read by the family its `model_type` names (`TextConfig` for the built-in ones). */
-export function parseTextConfigJson(json: unknown, file = 'config.json'): TextConfig {
+/**
+ * A `text_config` object on its own, read by the family its `model_type` names: typed as
+ * that family's config where `model_type` is a literal of `TextConfigRegistry` (an
+ * `OPTConfig` for `'opt'`), as a `LanguageModelConfig` when the type is only known at run time.
+ */
+export function parseTextConfigJson<M extends keyof TextConfigRegistry>(
+  json: { readonly model_type: M } & Readonly<Record<string, unknown>>,
+  file?: string,
+): TextConfigRegistry[M];
+export function parseTextConfigJson(json: unknown, file?: string): LanguageModelConfig;
+export function parseTextConfigJson(json: unknown, file = 'config.json'): LanguageModelConfig {
   const f = Fields.of(json, file, 'text_config.');
-  // a registered family's config is a LanguageModelConfig; the published families' are TextConfigs
-  return parseTextConfig(f, familyOf(f)) as TextConfig;
+  // the registered family's reader made it: TextConfigRegistry says which type that is
+  return parseTextConfig(f, familyOf(f));
 }

@@ -13,6 +13,7 @@ export {
   parseBlip2VisionConfig,
   parseTextConfigJson,
   type TextConfig,
+  type TextConfigRegistry,
   UNSUPPORTED_ARCHITECTURES,
 } from './blip2.js';
 export { DERIVED_FIELDS, type DerivedField, type StoredFieldRule } from './derived.js';

@@ -121,12 +121,12 @@ describe('defaults (the reference with no arguments)', () => {
   });
 
   it('T5: num_decoder_layers follows num_layers, plain relu is not gated, old files scale by tie_word_embeddings', () => {
-    const t = parseTextConfigJson({ model_type: 't5', num_layers: 3 }) as T5Config;
+    const t = parseTextConfigJson({ model_type: 't5', num_layers: 3 });
     expect(t).toMatchObject({ numLayers: 3, numDecoderLayers: 3, denseActFn: 'relu', isGatedAct: false });
     expect(t.scaleDecoderOutputs).toBe(true);
-    const untied = parseTextConfigJson({ model_type: 't5', tie_word_embeddings: false }) as T5Config;
+    const untied = parseTextConfigJson({ model_type: 't5', tie_word_embeddings: false });
     expect(untied.scaleDecoderOutputs).toBe(false);
-    const silu = parseTextConfigJson({ model_type: 't5', feed_forward_proj: 'gated-silu' }) as T5Config;
+    const silu = parseTextConfigJson({ model_type: 't5', feed_forward_proj: 'gated-silu' });
     expect(silu).toMatchObject({ denseActFn: 'silu', isGatedAct: true });
   });
 
@@ -135,7 +135,7 @@ describe('defaults (the reference with no arguments)', () => {
       model_type: 'opt',
       hidden_size: 576,
       word_embed_proj_dim: null,
-    }) as OPTConfig;
+    });
     expect(t.wordEmbedProjDim).toBe(576);
   });
 

@@ -5,19 +5,11 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { thrown } from '@blip2/fixtures';
 import { describe, expect, it } from 'vitest';
-import {
-  ConfigError,
-  DERIVED_FIELDS,
-  type OPTConfig,
-  parseBlip2Config,
-  parseTextConfigJson,
-  type T5Config,
-} from '../src/index.js';
+import { ConfigError, DERIVED_FIELDS, parseBlip2Config, parseTextConfigJson } from '../src/index.js';
 import { derivedFieldsTable } from './docs-table.js';
 
-const t5 = (json: Record<string, unknown>) => parseTextConfigJson({ model_type: 't5', ...json }) as T5Config;
-const opt = (json: Record<string, unknown>) =>
-  parseTextConfigJson({ model_type: 'opt', ...json }) as OPTConfig;
+const t5 = (json: Record<string, unknown>) => parseTextConfigJson({ model_type: 't5', ...json });
+const opt = (json: Record<string, unknown>) => parseTextConfigJson({ model_type: 'opt', ...json });
 const blip2 = (json: Record<string, unknown>) => parseBlip2Config({ model_type: 'blip-2', ...json });
 
 const refused = (fn: () => unknown) => thrown(fn, ConfigError);

@@ -8,7 +8,7 @@
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError } from '@blip2/configs';
+import { ConfigError, parseTextConfigJson } from '@blip2/configs';
 import { fixtures, seeded } from '@blip2/fixtures';
 import { registerLanguageModel } from '@blip2/generation';
 import { readSafetensorsFile, type StreamedTensor, writeSafetensorsFile } from '@blip2/safetensors/node';
@@ -19,14 +19,14 @@ import { inspectModel } from '../src/cli/inspect.js';
 import { main } from '../src/cli/main.js';
 import { Blip2ForConditionalGeneration } from '../src/index.js'; // also registers the Node platform
 import { capture } from './cli-io.js';
-import { type LlamaConfig, llamaModule, parseLlamaConfig } from './third-family/llama.js';
+import { type LlamaConfig, llamaModule } from './third-family/llama.js';
 import { llamaGreedy, llamaLogits, type Matrix } from './third-family/llama-reference.js';
 
 // the one call that makes text_config.model_type 'llama' load everywhere
 registerLanguageModel(llamaModule);
 
 const TEXT_CONFIG = {
-  model_type: 'llama',
+  model_type: 'llama' as const,
   vocab_size: 947, // tiny-blip2-opt's tokenizer, whose <image> is 946
   hidden_size: 24, // tiny-blip2-opt's language_projection emits 24 features
   intermediate_size: 40,
@@ -69,7 +69,9 @@ function llamaWeights(c: LlamaConfig): Map<string, { shape: number[]; data: Floa
   return out;
 }
 
-const config = parseLlamaConfig(TEXT_CONFIG, 'config.json');
+// read by the registered module, and typed as its LlamaConfig by the TextConfigRegistry entry
+// ./third-family/llama.ts declares: no cast
+const config = parseTextConfigJson(TEXT_CONFIG);
 const weights = llamaWeights(config);
 const reference = new Map(
   [...weights].map(([name, w]): [string, Matrix] => [

@@ -82,6 +82,14 @@ export interface LlamaConfig extends LanguageModelConfig {
   readonly padTokenId?: number;
 }
 
+// the family's config type for @blip2/configs' typed readers (`parseTextConfigJson` of a
+// 'llama' text_config is a LlamaConfig), declared where the family lives
+declare module '@blip2/configs' {
+  interface TextConfigRegistry {
+    llama: LlamaConfig;
+  }
+}
+
 /** `LlamaConfig()`'s defaults; the field errors are @blip2/configs' (file and `text_config.<field>`). */
 export function parseLlamaConfig(json: unknown, file: string): LlamaConfig {
   const f = textConfigFields(json, file);
