@@ -3,7 +3,7 @@
 // registerLanguageModel does for a module) parses with its own reader and its own typed
 // errors; an unregistered type is refused with the registered ones listed.
 import { join } from 'node:path';
-import { fixtures, thrown as thrownBy } from '@blip2/fixtures';
+import { fixtures, thrown } from '@blip2/fixtures';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
@@ -55,11 +55,9 @@ function tinyWith(text: Record<string, unknown>): Record<string, unknown> {
   return { ...envelope, image_token_index: 7, text_config: text };
 }
 
-const thrown = (fn: () => unknown) => thrownBy(fn, ConfigError);
-
 describe('text_config goes to the family of its model_type', () => {
   it('an unregistered model_type is refused, naming it and listing the registered ones', () => {
-    const e = thrown(() => parseBlip2Config(tinyWith({ model_type: 'toy-unknown' })));
+    const e = thrown(() => parseBlip2Config(tinyWith({ model_type: 'toy-unknown' })), ConfigError);
     expect(e.code).toBe('E_MODEL_TYPE');
     expect(e.field).toBe('text_config.model_type');
     expect(e.message).toBe(
@@ -87,19 +85,26 @@ describe('text_config goes to the family of its model_type', () => {
     expect(config.useDecoderOnlyLanguageModel).toBe(false);
     expect(config.isEncoderDecoder).toBe(true);
     // the envelope's own checks run against the family's config
-    expect(thrown(() => parseBlip2Config({ ...json, image_token_index: 50 })).message).toBe(
+    expect(thrown(() => parseBlip2Config({ ...json, image_token_index: 50 }), ConfigError).message).toBe(
       'config.json: image_token_index (50) is outside text_config.vocab_size (50)',
     );
     // the family's field errors and its BLIP-2 check, named
-    const typeError = thrown(() =>
-      parseBlip2Config(tinyWith({ model_type: 'toy-gru', hidden_size: 'wide' })),
+    const typeError = thrown(
+      () => parseBlip2Config(tinyWith({ model_type: 'toy-gru', hidden_size: 'wide' })),
+      ConfigError,
     );
     expect(typeError).toMatchObject({ code: 'E_CONFIG_TYPE', field: 'text_config.hidden_size' });
     expect(typeError.message).toBe('config.json: text_config.hidden_size: expected an integer, got "wide"');
-    const odd = thrown(() => parseBlip2Config(tinyWith({ model_type: 'toy-gru', hidden_size: 7 })));
+    const odd = thrown(
+      () => parseBlip2Config(tinyWith({ model_type: 'toy-gru', hidden_size: 7 })),
+      ConfigError,
+    );
     expect(odd).toMatchObject({ code: 'E_CONFIG_FIELD', field: 'text_config.hidden_size' });
     // a stored use_decoder_only_language_model must agree with the family's kind
-    const contradicts = thrown(() => parseBlip2Config({ ...json, use_decoder_only_language_model: true }));
+    const contradicts = thrown(
+      () => parseBlip2Config({ ...json, use_decoder_only_language_model: true }),
+      ConfigError,
+    );
     expect(contradicts.message).toContain("contradicts text_config.model_type 'toy-gru' (an encoder-decoder");
     // generation defaults name the family's config class for a class default
     expect(generationDefaultsFromModelConfig(json, config).sources.eos_token_id).toBe('GruConfig default');

@@ -35,25 +35,26 @@ export type ModuleWeights = object;
 export type LoadedLanguageModel = LanguageModelAdapter & { release(): Promise<void> };
 
 /**
- * The config half (`modelType`, `kind`, `paddingSide`, `parseConfig`, `configClass?`, `checkForBlip2?`) is
+ * What a family writes (`defineLanguageModel` makes its module of it): the spec without its
+ * version, typed with the family's own graphs, weights, options and adapter. The config half
+ * (`modelType`, `kind`, `paddingSide`, `parseConfig`, `configClass?`, `checkForBlip2?`) is
  * @blip2/configs' `TextConfigFamily`: `parseBlip2Config` hands `text_config` to the
  * registered module's `parseConfig`.
  */
-export interface LanguageModelModule<Config extends LanguageModelConfig = LanguageModelConfig>
-  extends TextConfigFamily<Config> {
-  /** The version of this spec the module implements: a breaking change of the spec bumps it. */
-  readonly specificationVersion: 'v1';
+export interface LanguageModelDefinition<
+  Config extends LanguageModelConfig,
+  Graphs extends { readonly [K in keyof Graphs]: BuiltGraph },
+  Weights extends ModuleWeights,
+  BuildOptions extends object,
+  LoadOptions extends object,
+  Adapter extends LoadedLanguageModel,
+> extends TextConfigFamily<Config> {
   /** the family's zero-shot VQA protocols (prompt, decoding, stop tokens, padding side), LAVIS's and the paper's */
   readonly vqaPresets: VqaPresets;
   /** The family's graphs over the checkpoint's weights (`options`: the family's build options). */
-  build(config: Config, weights: ModuleWeights, options?: object): Record<string, BuiltGraph>;
+  build(config: Config, weights: Weights, options?: BuildOptions): Graphs;
   /** The graphs loaded on `backend` behind a generation adapter (`options`: the family's load options, e.g. `batchedStep`). */
-  load(
-    config: Config,
-    graphs: Record<string, BuiltGraph>,
-    backend: Backend,
-    options?: object,
-  ): Promise<LoadedLanguageModel>;
+  load(config: Config, graphs: Graphs, backend: Backend, options?: LoadOptions): Promise<Adapter>;
   /** What `inspect` reports; `rawTextConfig` is the JSON `text_config`, to say where each setting came from. */
   summary(
     config: Config,
@@ -65,37 +66,27 @@ export interface LanguageModelModule<Config extends LanguageModelConfig = Langua
    * (transformers' `language_model.encoder(inputs_embeds=...)`), for parity reports.
    */
   encoderLastHiddenState?(
-    adapter: LoadedLanguageModel,
+    adapter: Adapter,
     inputsEmbeds: Tensor<'float32'>,
     attentionMask: Tensor<'int64'>,
   ): Promise<Tensor<'float32'>>;
 }
 
 /**
- * What a family writes (`defineLanguageModel` makes the module of it): the spec without its
- * version, typed with the family's own graphs, weights, options and adapter.
+ * A family's module as the SDK, `inspect`, parity and the eval app see it: its definition
+ * over untyped graphs, weights and options, and the spec version it implements.
  */
-export interface LanguageModelDefinition<
-  Config extends LanguageModelConfig,
-  Graphs extends { readonly [K in keyof Graphs]: BuiltGraph },
-  Weights extends ModuleWeights,
-  BuildOptions extends object,
-  LoadOptions extends object,
-  Adapter extends LoadedLanguageModel,
-> extends TextConfigFamily<Config> {
-  readonly vqaPresets: VqaPresets;
-  build(config: Config, weights: Weights, options?: BuildOptions): Graphs;
-  load(config: Config, graphs: Graphs, backend: Backend, options?: LoadOptions): Promise<Adapter>;
-  summary(
-    config: Config,
-    rawTextConfig: Readonly<Record<string, unknown>>,
-    file: string,
-  ): LanguageModelSummary;
-  encoderLastHiddenState?(
-    adapter: Adapter,
-    inputsEmbeds: Tensor<'float32'>,
-    attentionMask: Tensor<'int64'>,
-  ): Promise<Tensor<'float32'>>;
+export interface LanguageModelModule<Config extends LanguageModelConfig = LanguageModelConfig>
+  extends LanguageModelDefinition<
+    Config,
+    Record<string, BuiltGraph>,
+    ModuleWeights,
+    object,
+    object,
+    LoadedLanguageModel
+  > {
+  /** The version of this spec the module implements: a breaking change of the spec bumps it. */
+  readonly specificationVersion: 'v1';
 }
 
 /**

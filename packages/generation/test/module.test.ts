@@ -1,6 +1,7 @@
 // The language-model module registry: one call registers a family, a later one replaces
 // it, and a module written against another spec version is refused by name.
 import { parseBlip2Config, registeredTextModelTypes } from '@blip2/configs';
+import { namedGraph } from '@blip2/fixtures';
 import { type Backend, type BuiltGraph, float32, int64, type Tensor } from '@blip2/tensor';
 import { describe, expect, it } from 'vitest';
 import {
@@ -97,13 +98,6 @@ describe('registerLanguageModel', () => {
 });
 
 describe('defineLanguageModel', () => {
-  const graph = (name: string): BuiltGraph => ({
-    name,
-    bytes: new Uint8Array(),
-    inputs: [],
-    outputs: [],
-    externalData: [],
-  });
   interface ToyGraphs {
     readonly encoder: BuiltGraph;
     readonly decoder: BuiltGraph;
@@ -120,7 +114,10 @@ describe('defineLanguageModel', () => {
       options?: { readonly dtype: string },
     ): ToyGraphs => {
       calls.push(['build', config.note, weights.prefix, options?.dtype]);
-      return { encoder: graph(`${weights.prefix}encoder`), decoder: graph(`${weights.prefix}decoder`) };
+      return {
+        encoder: namedGraph(`${weights.prefix}encoder`),
+        decoder: namedGraph(`${weights.prefix}decoder`),
+      };
     },
     load: async (_config, graphs, _backend, options?: { readonly rows: number }) =>
       ({ graphs, rows: options?.rows ?? 1 }) as unknown as ToyAdapter,

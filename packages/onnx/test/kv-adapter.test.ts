@@ -1,6 +1,7 @@
 // The core both KV-cache adapters (OPT, T5) share, checked once here: the batched-step
 // choice from backend capabilities, the step session by rows, id and output checks,
 // and beam-search cache reorders. The families' own tests run it on their real graphs.
+import { namedGraph } from '@blip2/fixtures';
 import {
   type AnyTensor,
   type Backend,
@@ -59,13 +60,7 @@ function recordingBackend(capabilities: BackendCapabilities) {
   return { backend, loads, released };
 }
 
-const graph = (name: string): BuiltGraph => ({
-  name,
-  bytes: new Uint8Array(),
-  inputs: [],
-  outputs: [],
-  externalData: [],
-});
+const graph = (name: string): BuiltGraph => namedGraph(name);
 const graphs = { step: graph('x.step'), batched: graph('x.stepBatched'), reorder: graph('x.stepReorder') };
 const name = async (f: Promise<{ session: { name: string } }>) => (await f).session.name;
 
@@ -167,10 +162,7 @@ describe('KvAdapterCore', () => {
         return session(g.name, released);
       },
     };
-    const out = (name: string, ...outputs: string[]): BuiltGraph => ({
-      ...graph(name),
-      outputs: outputs.map((n) => ({ name: n, dtype: 'float32' as const, dims: [1] })),
-    });
+    const out = (name: string, ...outputs: string[]) => namedGraph(name, outputs);
     const present = KV_IO.presents(1);
     const { sessions, steps } = await KvAdapterCore.loadSessions(
       backend,
