@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { fixtures, seeded } from '@blip2/fixtures';
+import { fixtures, seededPicks } from '@blip2/fixtures';
 import { describe, expect, it } from 'vitest';
 import { NormalizedString, Precompiled, ProcessorError, Tokenizer } from '../src/index.js';
 import { buildCharsmap, buildDoubleArray, referencePrefixValues } from './darts.js';
@@ -116,10 +116,7 @@ const FILLERS = [
 ];
 
 function randomStrings(count: number, seed: number): string[] {
-  // @blip2/fixtures' mulberry32 is centred on 0: shifted back to [0, 1), the same strings as ever
-  const centred = seeded(seed);
-  const rand = () => centred() + 0.5;
-  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)];
+  const { next: rand, pick } = seededPicks(seed);
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
     const parts: string[] = [];
