@@ -303,6 +303,20 @@ describe('the default dtype of a half-precision checkpoint', () => {
       const asked = await load(dir, 'fp32');
       expect(asked.dtypes).toEqual({ vision: 'fp32', qformer: 'fp32', language_model: 'fp32' });
       await asked.dispose();
+      // the choice is the backend's declared capability, not its name: one without fast int8
+      // products (a GPU provider) keeps the half checkpoint's float path
+      const cpu = createNodeBackend({});
+      const noInt8 = await Blip2ForConditionalGeneration.fromPretrained(dir, {
+        cacheDir,
+        onWarning: () => {},
+        backend: {
+          name: cpu.name,
+          capabilities: { ...cpu.capabilities, fastInt8Linears: false },
+          load: (graph, options) => cpu.load(graph, options),
+        },
+      });
+      expect(noInt8.dtypes).toEqual({ vision: 'fp32', qformer: 'fp32', language_model: 'fp32' });
+      await noInt8.dispose();
       const float = await load(fixtures.tinyOpt);
       expect(float.dtypes).toEqual({ vision: 'fp32', qformer: 'fp32', language_model: 'fp32' });
       await float.dispose();

@@ -102,6 +102,12 @@ export interface BackendCapabilities {
   readonly deviceOutputs: boolean;
   /** Float dtypes the backend computes in natively (float32 always). */
   readonly computeDtypes: readonly DType[];
+  /**
+   * Whether int8 x int8 products (`DynamicQuantizeMatMul`) run on the backend's own
+   * compute device and beat float32 there, so a half-precision checkpoint is best served
+   * as q8 when no dtype is asked (docs/backends.md). Absent: false.
+   */
+  readonly fastInt8Linears?: boolean;
   readonly [key: string]: unknown;
 }
 

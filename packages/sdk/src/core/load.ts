@@ -372,14 +372,16 @@ function buildGraphs(
  */
 /**
  * The dtype of a checkpoint loaded without one: fp32, except a half-precision
- * checkpoint on the CPU provider, which gets HALF_CHECKPOINT_CPU_DTYPE (q8). Its
- * CPU kernels compute in float32 only, so fp32 would widen every weight into a
- * private copy (twice the file in memory); q8 maps a quarter of the float32 bytes and
- * runs the image side and decode faster (measured, docs/backends.md).
+ * checkpoint on a backend whose int8 products are fast (`fastInt8Linears`: the CPU
+ * provider), which gets HALF_CHECKPOINT_CPU_DTYPE (q8). Those kernels compute in
+ * float32 only, so fp32 would widen every weight into a private copy (twice the file
+ * in memory); q8 maps a quarter of the float32 bytes and runs the image side and
+ * decode faster (measured, docs/backends.md).
  */
 function defaultDType(weights: WeightIndex, backend: Backend): ModelDType {
-  // a GPU provider would run DynamicQuantizeMatMul on the CPU: only the CPU provider gains
-  return backend.name === 'node:cpu' && isHalfCheckpoint(weights) ? HALF_CHECKPOINT_CPU_DTYPE : 'fp32';
+  return backend.capabilities.fastInt8Linears === true && isHalfCheckpoint(weights)
+    ? HALF_CHECKPOINT_CPU_DTYPE
+    : 'fp32';
 }
 
 function checkBackendRuns(backend: Backend, dtypes: Readonly<Record<string, string>>): void {

@@ -33,7 +33,7 @@ export function recordUse(index: Index): RecordingLookup {
         used.add(name);
         return info;
       },
-      fileOf: (info) => index.fileOf(info as never),
+      fileOf: (info) => index.fileOf(info),
       noteUse: (name, role) => {
         const set = roles.get(name) ?? new Set<WeightRole>();
         set.add(role);
