@@ -7,18 +7,13 @@
  * `./darts.ts` and hand the same bytes to both implementations: first the normalizer on
  * its own, then inside the T5 fixture's tokenizer.json (ids, tokens, offsets, decode).
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fixtures, seededPicks } from '@blip2/fixtures';
 import { describe, expect, it } from 'vitest';
 import { NormalizedString, Precompiled, ProcessorError, Tokenizer } from '../src/index.js';
 import { buildCharsmap, buildDoubleArray, referencePrefixValues } from './darts.js';
+import { expectSameEncoding, readJson, reference, t5Config, t5Json } from './rust-tokenizers.js';
 
-// The binding is a CommonJS native addon; `require` gives its named exports reliably.
-const reference = createRequire(import.meta.url)('tokenizers') as typeof import('tokenizers');
-
-const readJson = (p: string) => JSON.parse(readFileSync(p, 'utf8'));
 const toBase64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
 
 /** Full-width forms U+FF01..U+FF5E sit 0xFEE0 above their ASCII counterparts. */
@@ -55,10 +50,7 @@ const RULES: [string, string][] = [
   ['\ufeff', ''],
 ];
 
-const T5_DIR = fixtures.tokenizersT5;
-const t5Json = readJson(join(T5_DIR, 'tokenizer.json'));
-const t5Config = readJson(join(T5_DIR, 'hf', 'tokenizer_config.json'));
-const { cases } = readJson(join(T5_DIR, 'cases.json')) as { cases: { text: string }[] };
+const { cases } = readJson(join(fixtures.tokenizersT5, 'cases.json')) as { cases: { text: string }[] };
 
 /**
  * The T5 fixture with `charsmap` in front of its normalizers. 'published' is the Flan-T5
@@ -292,17 +284,13 @@ describe('T5 tokenizer with a Precompiled charsmap against tokenizers 0.23.2', (
       const ours = Tokenizer.fromJSON(JSON.parse(json), t5Config);
       for (const text of STRINGS) {
         const label = JSON.stringify(text);
-        const want = await rust.encode(text);
-        const got = ours.encode(text);
-        expect(got.ids, label).toEqual(want.getIds());
-        expect(got.tokens, label).toEqual(want.getTokens());
-        expect(got.offsets, label).toEqual(want.getOffsets());
+        const want = await expectSameEncoding(ours, rust, text);
         const wantPlain = await rust.encode(text, null, { addSpecialTokens: false });
         expect(ours.encode(text, null, { addSpecialTokens: false }).ids, label).toEqual(wantPlain.getIds());
-        expect(ours.decode(got.ids, { skipSpecialTokens: true }), label).toBe(
+        expect(ours.decode(want.getIds(), { skipSpecialTokens: true }), label).toBe(
           await rust.decode(want.getIds(), true),
         );
-        expect(ours.decode(got.ids), label).toBe(await rust.decode(want.getIds(), false));
+        expect(ours.decode(want.getIds()), label).toBe(await rust.decode(want.getIds(), false));
       }
       const [a, b] = ['Ａ\u00a0ﬁ\u200b', 'e\u0301 ｶﾞ½'];
       expect(ours.encode(a, b).ids).toEqual((await rust.encode(a, b)).getIds());
