@@ -20,18 +20,13 @@
  * Devices alternate innermost (wasm, webgpu, wasm, ...) so load drift hits both alike. Prints a
  * line per case: session creation, each run's ms, and GFLOP/s (2 x rows x N x K / best later run).
  */
-import { createReadStream, existsSync, realpathSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GraphBuilder, MS_DOMAIN } from '@blip2/onnx';
 import { float32 } from '@blip2/tensor';
 import { launchChromium } from '@blip2/test-browser';
-import * as esbuild from 'esbuild';
+import { bundlePage, HEADERS, servePage } from './browser-page.mjs';
 
-const here = dirname(new URL(import.meta.url).pathname);
 const { values } = parseArgs({
   options: {
     shape: { type: 'string', default: '10240x2560' },
@@ -95,59 +90,18 @@ function product(form, n, k) {
   return g.build().bytes;
 }
 
-// onnxruntime-web is @blip2/backend-web's dependency: resolved, and bundled, from there
-const webPkg = realpathSync(join(here, '../node_modules/@blip2/backend-web'));
-const ORT_DIST = dirname(
-  createRequire(join(webPkg, 'package.json')).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'),
-);
-const page = await esbuild.build({
-  stdin: {
-    contents: `import { timeProduct } from './browser-op-rate/page.ts';\nglobalThis.timeProduct = timeProduct;\nglobalThis.ready = true;\n`,
-    resolveDir: here,
-    loader: 'ts',
-  },
-  bundle: true,
-  format: 'esm',
-  platform: 'browser',
-  target: 'es2022',
-  write: false,
-  logLevel: 'silent',
-  nodePaths: [join(webPkg, 'node_modules')],
-});
+const page = await bundlePage('browser-op-rate', 'timeProduct');
 const graphs = new Map();
 for (const [n, k] of shapes) for (const f of forms) graphs.set(`/${f}_${n}x${k}.onnx`, product(f, n, k));
 
-const server = createServer((req, res) => {
-  const path = new URL(req.url ?? '/', 'http://x').pathname;
-  const headers = {
-    'Cache-Control': 'no-store',
-    'Cross-Origin-Opener-Policy': 'same-origin',
-    'Cross-Origin-Embedder-Policy': 'require-corp',
-  };
-  if (path === '/')
-    return res
-      .writeHead(200, { ...headers, 'Content-Type': 'text/html' })
-      .end('<!doctype html><meta charset="utf-8"><script type="module" src="/page.js"></script>');
-  if (path === '/page.js')
-    return res
-      .writeHead(200, { ...headers, 'Content-Type': 'text/javascript' })
-      .end(page.outputFiles[0].contents);
-  if (graphs.has(path)) return res.writeHead(200, headers).end(graphs.get(path));
-  const name = path.slice(5);
-  if (path.startsWith('/ort/') && /^[\w.-]+$/.test(name)) {
-    const type = name.endsWith('.wasm') ? 'application/wasm' : 'text/javascript';
-    if (!existsSync(join(ORT_DIST, name))) return res.writeHead(404, headers).end();
-    return createReadStream(join(ORT_DIST, name)).pipe(
-      res.writeHead(200, { ...headers, 'Content-Type': type }),
-    );
-  }
-  res.writeHead(404, headers).end();
+const server = await servePage(page, (path, _req, res) => {
+  if (!graphs.has(path)) return false;
+  res.writeHead(200, HEADERS).end(graphs.get(path));
 });
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
 const { context, close } = await launchChromium();
 try {
   const tab = context.pages()[0] ?? (await context.newPage());
-  await tab.goto(`http://127.0.0.1:${server.address().port}/`);
+  await tab.goto(`${server.baseUrl}/`);
   await tab.waitForFunction(() => globalThis.ready === true, undefined, { timeout: 60_000 });
   console.log(
     `load average ${loadavg()

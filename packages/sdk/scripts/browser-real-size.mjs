@@ -23,15 +23,12 @@
  *             language model alone (decode figures where the image side cannot finish in the bound)
  * Prints one JSON line per device at the end (`result: {...}`).
  */
-import { createReadStream, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
-import { dirname, extname, join } from 'node:path';
+import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { launchChromium } from '@blip2/test-browser';
-import * as esbuild from 'esbuild';
+import { bundlePage, HEADERS, servePage } from './browser-page.mjs';
 
-const here = dirname(new URL(import.meta.url).pathname);
 const { values } = parseArgs({
   options: {
     model: { type: 'string' },
@@ -53,77 +50,39 @@ const devices = values.device.split(',');
 const tokens = Number(values.tokens);
 const timeoutMs = Number(values.timeout) * 60_000;
 
-// onnxruntime-web's dist, found the way @blip2/backend-web finds it
-const webPkg = realpathSync(join(here, '../node_modules/@blip2/backend-web'));
-const ORT_DIST = dirname(
-  createRequire(join(webPkg, 'package.json')).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'),
-);
-
-const page = await esbuild.build({
-  stdin: {
-    contents: `import { run } from './browser-real-size/page.ts';\nglobalThis.run = run;\nglobalThis.ready = true;\n`,
-    resolveDir: here,
-    loader: 'ts',
-  },
-  bundle: true,
-  format: 'esm',
-  platform: 'browser',
-  target: 'es2022',
-  conditions: ['source'],
-  write: false,
-  logLevel: 'silent',
-});
-const HTML = '<!doctype html><meta charset="utf-8"><script type="module" src="/page.js"></script>';
-const TYPES = {
-  '.js': 'text/javascript',
-  '.mjs': 'text/javascript',
-  '.wasm': 'application/wasm',
-  '.json': 'application/json',
-};
+const page = await bundlePage('browser-real-size', 'run');
+const TYPES = { '.json': 'application/json' };
 
 /** Bytes the server wrote per model file in the current run (the download, as the server logged it). */
 let sent = new Map();
 const modelFiles = new Set(readdirSync(modelDir).filter((f) => statSync(join(modelDir, f)).isFile()));
 
-const server = createServer((req, res) => {
-  const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-  const headers = {
-    'Cache-Control': 'no-store',
-    'Cross-Origin-Opener-Policy': 'same-origin',
-    'Cross-Origin-Embedder-Policy': 'require-corp',
-  };
-  if (path === '/') return res.writeHead(200, { ...headers, 'Content-Type': 'text/html' }).end(HTML);
-  if (path === '/page.js')
-    return res.writeHead(200, { ...headers, 'Content-Type': TYPES['.js'] }).end(page.outputFiles[0].contents);
-  let file;
-  let name;
-  if (path.startsWith('/ort/') && /^[\w.-]+$/.test(path.slice(5))) file = join(ORT_DIST, path.slice(5));
-  else if (path.startsWith('/model/') && modelFiles.has(path.slice(7))) {
-    name = path.slice(7);
-    file = join(modelDir, name);
-  }
+const server = await servePage(page, (path, req, res) => {
+  if (!path.startsWith('/model/') || !modelFiles.has(path.slice(7))) return false;
+  const name = path.slice(7);
+  const file = join(modelDir, name);
   let size;
   try {
-    size = file && statSync(file).size;
-  } catch {}
-  if (size === undefined) return res.writeHead(404, headers).end();
+    size = statSync(file).size;
+  } catch {
+    return false;
+  }
   const type = TYPES[extname(file)] ?? 'application/octet-stream';
   const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
   const start = range ? Number(range[1]) : 0;
   const end = range?.[2] ? Math.min(Number(range[2]), size - 1) : size - 1;
   res.writeHead(range ? 206 : 200, {
-    ...headers,
+    ...HEADERS,
     'Content-Type': type,
     'Accept-Ranges': 'bytes',
     'Content-Length': String(end - start + 1),
     ...(range ? { 'Content-Range': `bytes ${start}-${end}/${size}` } : {}),
   });
   const stream = createReadStream(file, { start, end });
-  if (name) stream.on('data', (chunk) => sent.set(name, (sent.get(name) ?? 0) + chunk.length));
+  stream.on('data', (chunk) => sent.set(name, (sent.get(name) ?? 0) + chunk.length));
   stream.pipe(res);
 });
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const baseUrl = `http://127.0.0.1:${server.address().port}`;
+const { baseUrl } = server;
 
 /** This process's descendants (Chromium's browser, renderer, GPU and utility processes) with their RSS. */
 function chromiumProcesses() {
@@ -246,6 +205,5 @@ for (const device of devices) {
   );
   console.log(`result: ${JSON.stringify(r)}`);
 }
-server.closeAllConnections();
 server.close();
 process.exit(results.every((r) => r.ok) ? 0 : 1);

@@ -54,7 +54,6 @@ import {
   Blip2Error,
   type BuiltGraph,
   concat as concatTensors,
-  disposeTensor,
   float32,
   gather as gatherRows,
   type Session,
