@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
+import { countingBackend as countRuns } from '@blip2/fixtures';
 import {
   type GenerationOptions,
   generate,
@@ -9,19 +10,7 @@ import {
 } from '@blip2/generation';
 import type { KvLoadOptions } from '@blip2/onnx';
 import { openWeightsFromDir } from '@blip2/safetensors/node';
-import {
-  type AnyTensor,
-  type Backend,
-  type BuiltGraph,
-  concat,
-  gather,
-  int64,
-  type LoadOptions,
-  maxAbsDiff,
-  reshape,
-  type Session,
-  type Tensor,
-} from '@blip2/tensor';
+import { type Backend, concat, gather, int64, maxAbsDiff, reshape, type Tensor } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildT5, T5Adapter, type T5Cache, type T5Graphs } from '../src/index.js';
 import { type GenerateRecord, readReference, tinyT5 } from './helpers.js';
@@ -45,35 +34,7 @@ afterAll(async () => {
 });
 
 /** The node backend, recording which graphs it loads and each session run with its batch size. */
-function countingBackend() {
-  const inner = createNodeBackend();
-  const loads: string[] = [];
-  const runs: { graph: string; rows: number }[] = [];
-  const backend: Backend = {
-    name: inner.name,
-    capabilities: inner.capabilities,
-    async load(graph: BuiltGraph, options?: LoadOptions): Promise<Session> {
-      loads.push(graph.name);
-      const s = await inner.load(graph, options);
-      const rows = (feeds: Readonly<Record<string, AnyTensor>>) => Object.values(feeds)[0]?.dims[0] ?? 0;
-      return {
-        name: s.name,
-        inputNames: s.inputNames,
-        outputNames: s.outputNames,
-        run: (feeds, outputs) => {
-          runs.push({ graph: graph.name, rows: rows(feeds) });
-          return s.run(feeds, outputs);
-        },
-        runOnDevice: (feeds, outputs) => {
-          runs.push({ graph: graph.name, rows: rows(feeds) });
-          return s.runOnDevice(feeds, outputs);
-        },
-        release: () => s.release(),
-      };
-    },
-  };
-  return { backend, loads, runs };
-}
+const countingBackend = () => countRuns(createNodeBackend());
 
 async function load(options: KvLoadOptions, backend: Backend = createNodeBackend()): Promise<T5Adapter> {
   const adapter = await T5Adapter.load(config, graphs, backend, options);

@@ -1,21 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeBackend } from '@blip2/backend-node';
-import { fixtures } from '@blip2/fixtures';
+import { countingBackend as countRuns, fixtures } from '@blip2/fixtures';
 import { generate, generationOptionsFromConfig, mergeQueryEmbeds } from '@blip2/generation';
 import { KV_IO, type KvLoadOptions } from '@blip2/onnx';
-import {
-  type AnyTensor,
-  type Backend,
-  type BuiltGraph,
-  concat,
-  gather,
-  int64,
-  type LoadOptions,
-  maxAbsDiff,
-  type Session,
-  type Tensor,
-} from '@blip2/tensor';
+import { type AnyTensor, concat, gather, int64, maxAbsDiff, type Tensor } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildOpt, OPT_IO, OptAdapter, type OptGraphs } from '../src/index.js';
 import { type GenerateRecord, ids, openTiny, type Tiny } from './tiny.js';
@@ -31,35 +20,7 @@ afterAll(async () => {
 });
 
 /** The node backend, recording which graphs it loads and each session run with its batch size. */
-function countingBackend() {
-  const inner = createNodeBackend();
-  const loads: string[] = [];
-  const runs: { graph: string; rows: number }[] = [];
-  const backend: Backend = {
-    name: inner.name,
-    capabilities: inner.capabilities,
-    async load(graph: BuiltGraph, options?: LoadOptions): Promise<Session> {
-      loads.push(graph.name);
-      const s = await inner.load(graph, options);
-      const rows = (feeds: Readonly<Record<string, AnyTensor>>) => Object.values(feeds)[0]?.dims[0] ?? 0;
-      return {
-        name: s.name,
-        inputNames: s.inputNames,
-        outputNames: s.outputNames,
-        run: (feeds, outputs) => {
-          runs.push({ graph: graph.name, rows: rows(feeds) });
-          return s.run(feeds, outputs);
-        },
-        runOnDevice: (feeds, outputs) => {
-          runs.push({ graph: graph.name, rows: rows(feeds) });
-          return s.runOnDevice(feeds, outputs);
-        },
-        release: () => s.release(),
-      };
-    },
-  };
-  return { backend, loads, runs };
-}
+const countingBackend = () => countRuns(createNodeBackend());
 
 /** case0's prompt, embeddings merged with its query embeddings. */
 async function case0() {

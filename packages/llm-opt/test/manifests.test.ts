@@ -5,7 +5,7 @@ import { type OPTConfig, parseBlip2Config } from '@blip2/configs';
 import { fixtures, shapeOnlyWeights } from '@blip2/fixtures';
 import { KV_IO } from '@blip2/onnx';
 import { describe, expect, it } from 'vitest';
-import { buildOpt, OPT_IO, optGraphIO } from '../src/index.js';
+import { buildOpt, optGraphIO } from '../src/index.js';
 
 interface Manifest {
   config: unknown;
