@@ -11,14 +11,14 @@ import {
 } from '@blip2/onnx';
 import { type AnyTensor, concat, gather, int64, maxAbsDiff, type Tensor } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildOpt, OPT_IO, type OptGraphs } from '../src/index.js';
+import { OPT_IO, type OptGraphs } from '../src/index.js';
 import { ids, openTiny, type Tiny } from './tiny.js';
 
 let tiny: Tiny;
 let graphs: OptGraphs;
 beforeAll(async () => {
   tiny = await openTiny();
-  graphs = buildOpt(tiny.config, tiny.weights);
+  graphs = tiny.graphs;
 });
 afterAll(async () => {
   await tiny.close();

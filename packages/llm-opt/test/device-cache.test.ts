@@ -14,7 +14,7 @@ import { generate, generationOptionsFromConfig, mergeQueryEmbeds } from '@blip2/
 import { buildRowGather, DeviceRowGather, KV_IO } from '@blip2/onnx';
 import { type Backend, float32, gather, int64 } from '@blip2/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildOpt, OptAdapter, OptError } from '../src/index.js';
+import { OptAdapter, OptError } from '../src/index.js';
 import { type GenerateRecord, ids, ones, openTiny, type Tiny } from './tiny.js';
 
 let tiny: Tiny;
@@ -38,7 +38,7 @@ describe('OPT adapter with the KV cache on a device', () => {
       const rec = records.find((r) => r.name === name);
       if (!rec) throw new Error(`no record ${name}`);
       const backend = new FakeDeviceBackend(createNodeBackend());
-      const adapter = await OptAdapter.load(tiny.config, buildOpt(tiny.config, tiny.weights), backend);
+      const adapter = await OptAdapter.load(tiny.config, tiny.graphs, backend);
       try {
         const index = Number(name.match(/^case(\d+)\//)?.[1]);
         const prompt = tiny.json.cases[index].input_ids;
@@ -85,7 +85,7 @@ describe('OPT adapter with the KV cache on a device', () => {
 
   it('reorderCache refuses rows the cache does not have, and a device cache without a backend', async () => {
     const backend = new FakeDeviceBackend(createNodeBackend());
-    const graphs = buildOpt(tiny.config, tiny.weights);
+    const graphs = tiny.graphs;
     const loaded = await OptAdapter.load(tiny.config, graphs, backend);
     const prompt = tiny.json.cases[0].input_ids;
     const embeds = await loaded.embed(ids([prompt]));
@@ -108,7 +108,7 @@ describe('OPT adapter with the KV cache on a device', () => {
 
   it('reorderCache keeps a cache whose rows all stay in place, running nothing and freeing nothing', async () => {
     const backend = new FakeDeviceBackend(createNodeBackend());
-    const loaded = await OptAdapter.load(tiny.config, buildOpt(tiny.config, tiny.weights), backend);
+    const loaded = await OptAdapter.load(tiny.config, tiny.graphs, backend);
     const prompt = tiny.json.cases[0].input_ids;
     const { cache } = await loaded.prefill(await loaded.embed(ids([prompt, prompt])), ones(2, prompt.length));
     expect(await loaded.reorderCache(cache, [0, 1])).toBe(cache);

@@ -7,7 +7,7 @@ import { fixtures } from '@blip2/fixtures';
 import { openWeights, type WeightIndex } from '@blip2/safetensors';
 import { FileByteReader, openWeightsFromDir } from '@blip2/safetensors/node';
 import { float32, int64, type Tensor } from '@blip2/tensor';
-import { buildOpt, OptAdapter } from '../src/index.js';
+import { buildOpt, OptAdapter, type OptGraphs } from '../src/index.js';
 
 export interface GenerateRecord {
   name: string;
@@ -31,6 +31,8 @@ export interface Tiny {
   weights: WeightIndex;
   reference: WeightIndex;
   json: ReferenceJson;
+  /** the graphs built once over `weights`, which `adapter` runs */
+  graphs: OptGraphs;
   adapter: OptAdapter;
   /** releases the sessions and closes the files */
   close(): Promise<void>;
@@ -52,13 +54,15 @@ export async function openTiny(): Promise<Tiny> {
     },
   );
   const json = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as ReferenceJson;
-  const adapter = await OptAdapter.load(config, buildOpt(config, weights), createNodeBackend());
+  const graphs = buildOpt(config, weights);
+  const adapter = await OptAdapter.load(config, graphs, createNodeBackend());
   return {
     config,
     imageTokenId: blip2.imageTokenIndex ?? json.image_token_id,
     weights,
     reference,
     json,
+    graphs,
     adapter,
     async close() {
       await adapter.release();
