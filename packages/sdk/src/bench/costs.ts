@@ -7,7 +7,7 @@
  * maps (its external initializers; the few constants written into the graph are left
  * out), a Gather's table counted by the rows it picks.
  */
-import { type GraphInitializer, type GraphNode, readGraph } from '@blip2/onnx';
+import { type GraphInitializer, type GraphNode, onnxType, readGraph } from '@blip2/onnx';
 import type { Backend, BuiltGraph, Session } from '@blip2/tensor';
 
 /** One `linear`: [rows, k] x [k, n] over the initializer `weight` (a packed weight: its data tensor). */
@@ -29,9 +29,9 @@ export interface GraphCosts {
   readonly cacheBytesPerPosition: number;
 }
 
-const FLOAT = 1;
-const FLOAT16 = 10;
-const BFLOAT16 = 16;
+const FLOAT = onnxType('float32');
+const FLOAT16 = onnxType('float16');
+const BFLOAT16 = onnxType('bfloat16');
 
 /** Ops that only change how a weight is viewed before a product: the product reads the weight itself. */
 const WEIGHT_VIEWS = new Set(['Cast', 'DequantizeLinear']);
