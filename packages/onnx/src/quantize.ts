@@ -71,8 +71,21 @@ export const PACKED_OPS: Readonly<
   q4f16: { op: 'MatMulNBits' },
 };
 
-/** MatMulNBits' block along K: 32 is the size onnxruntime's quantizer and kernels favour. */
-export const Q4_BLOCK_SIZE = 32;
+/**
+ * MatMulNBits' block along K for a weight of K inputs: 128 where K is a whole number of
+ * them (every BLIP-2 width: ViT-g's 1408 and 6144, the Q-Former's 768 and 3072, OPT's
+ * 2560/4096 and their 4x, T5's 2048/4096 and their FFNs), else 32 (the fixtures' 24,
+ * 37, 96). Why 128: MLAS's AVX2 4-bit kernel is compute-bound at one row, and its work
+ * per block (a scale, a zero point, the int8 row's block sum) is what shrinks: a
+ * blip2-opt-2.7b q4 step took 68 ms at block 128 against 87 ms at 32 (same run, the LM
+ * alone, docs/benchmarks.md), its bytes 0.84x (one float32 scale per 128 weights instead
+ * of per 32). Group size 128 is also what GPTQ/AWQ checkpoints and onnxruntime's own
+ * quantizer default to; the shapes models' VQA stays within the issue's bound
+ * (docs/benchmarks.md, accuracy per dtype).
+ */
+export function q4BlockSize(k: number): number {
+  return k % 128 === 0 ? 128 : 32;
+}
 
 /** accuracy_level 4: int8 activations per block (0.25 ms vs 0.64 ms for one row of a 1408x6144 matrix). */
 export const Q4_ACCURACY_LEVEL = 4;
@@ -93,7 +106,7 @@ export interface PackedQ4 {
  * of 4 (every BLIP-2 width is); a weight whose are not (the fixtures' odd widths, e.g.
  * N = 37) is packed symmetric instead, without zero points, and runs on every provider.
  */
-export function q4HasZeroPoints(n: number, k: number, blockSize = Q4_BLOCK_SIZE): boolean {
+export function q4HasZeroPoints(n: number, k: number, blockSize = q4BlockSize(k)): boolean {
   return (n * Math.ceil(q4Blocks(k, blockSize) / 2)) % 4 === 0;
 }
 
@@ -107,12 +120,12 @@ export function q4HasZeroPoints(n: number, k: number, blockSize = Q4_BLOCK_SIZE)
  * 0 x NaN or 0 x Inf there made the tiny T5's decoder logits NaN (docs/browser.md).
  * Every BLIP-2 width is a multiple of 32, so real checkpoints take no Pad.
  */
-export function q4PaddedK(k: number, blockSize = Q4_BLOCK_SIZE): number {
+export function q4PaddedK(k: number, blockSize = q4BlockSize(k)): number {
   return q4Blocks(k, blockSize) * blockSize;
 }
 
 /** Blocks along K of one row. */
-export function q4Blocks(k: number, blockSize = Q4_BLOCK_SIZE): number {
+export function q4Blocks(k: number, blockSize = q4BlockSize(k)): number {
   return Math.ceil(k / blockSize);
 }
 
@@ -125,7 +138,7 @@ export function quantizeQ4(
   weight: Float32Array,
   n: number,
   k: number,
-  blockSize = Q4_BLOCK_SIZE,
+  blockSize = q4BlockSize(k),
   symmetric = !q4HasZeroPoints(n, k, blockSize),
 ): PackedQ4 {
   checkSize(weight, n, k);
@@ -163,7 +176,7 @@ export function quantizeQ4(
 }
 
 /** The float32 [N, K] weight a q4 packing stands for: what MatMulNBits multiplies by. */
-export function dequantizeQ4(p: PackedQ4, n: number, k: number, blockSize = Q4_BLOCK_SIZE): Float32Array {
+export function dequantizeQ4(p: PackedQ4, n: number, k: number, blockSize = q4BlockSize(k)): Float32Array {
   const nb = q4Blocks(k, blockSize);
   const blob = blockSize / 2;
   const zpRow = Math.ceil(nb / 2);

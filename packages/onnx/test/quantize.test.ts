@@ -17,6 +17,7 @@ import {
   type PackedEntry,
   QUANTIZATION_FORMAT,
   type QuantizationManifest,
+  q4BlockSize,
   q4HasZeroPoints,
   q4PaddedK,
   quantizeQ4,
@@ -56,12 +57,13 @@ async function checkpoint(
     deq = dequantizeQ8(p, n, k);
   } else {
     const p = quantizeQ4(w, n, k);
-    const nb = Math.ceil(k / 32);
+    const block = q4BlockSize(k);
+    const nb = Math.ceil(k / block);
     const scales =
       format === 'q4f16'
         ? ({ dtype: 'F16', shape: [n, nb], data: bytes(toFloat16(p.scales)) } as const)
         : ({ dtype: 'F32', shape: [n, nb], data: bytes(p.scales) } as const);
-    tensors['fc.weight.q4'] = { dtype: 'U8', shape: [n, nb, 16], data: p.data };
+    tensors['fc.weight.q4'] = { dtype: 'U8', shape: [n, nb, block / 2], data: p.data };
     tensors['fc.weight.q4_scales'] = scales;
     if (p.zeroPoints)
       tensors['fc.weight.q4_zero_points'] = {
@@ -72,7 +74,7 @@ async function checkpoint(
     packed['fc.weight'] = {
       format,
       shape: [n, k],
-      block_size: 32,
+      block_size: block,
       data: 'fc.weight.q4',
       scales: 'fc.weight.q4_scales',
       ...(p.zeroPoints ? { zero_points: 'fc.weight.q4_zero_points' } : {}),
@@ -162,6 +164,20 @@ describe('packers', () => {
       expect(Math.abs(d[i] - w[i])).toBeLessThanOrEqual(p.scales[Math.floor(i / k)] / 2 + 1e-7);
   });
 
+  it('q4 blocks are 128 wide where K is a whole number of them, else 32', () => {
+    expect([1408, 2560, 6144, 768, 2048, 96, 80, 24].map(q4BlockSize)).toEqual([128, 128, 128, 128, 128, 32, 32, 32]);
+    const rand = seeded(5);
+    const [n, k] = [4, 384];
+    const w = Float32Array.from({ length: n * k }, rand);
+    const p = quantizeQ4(w, n, k);
+    expect([p.data.length, p.scales.length, p.zeroPoints?.length]).toEqual([n * 3 * 64, n * 3, n * 2]);
+    const d = dequantizeQ4(p, n, k);
+    for (let i = 0; i < n * k; i++) {
+      const scale = p.scales[Math.floor(i / k) * 3 + Math.floor((i % k) / 128)];
+      expect(Math.abs(d[i] - w[i])).toBeLessThanOrEqual(scale / 2 + 1e-7);
+    }
+  });
+
   it('fp16 rounds to nearest even', () => {
     // 1 + 2^-11 is halfway between 1 and 1 + 2^-10: even mantissa wins
     expect([...toFloat16(Float32Array.of(1 + 2 ** -11, 1 + 3 * 2 ** -11, 65520, -0))]).toEqual([
@@ -177,13 +193,17 @@ describe('linear over packed weights, on onnxruntime-node', () => {
   const TOLERANCE: Record<Format, number> = { q4: 0.02, q4f16: 0.03, q8: 0.03, fp16: 0.01 };
   for (const format of ['q4', 'q4f16', 'q8', 'fp16'] as const) {
     // N = 23 at K = 64: 23 zero-point bytes, so q4 packs it symmetric without them; K = 80 and
-    // 24 are not whole blocks of 32: q4 multiplies over q4PaddedK, its rows padded with zeros
-    for (const [n, k] of [
+    // 24 are not whole blocks of 32: q4 multiplies over q4PaddedK, its rows padded with zeros;
+    // K = 384 (q4 only: the others' tolerances are set for K <= 80) is three blocks of 128,
+    // the block of every real checkpoint's widths
+    const shapes: (readonly [number, number])[] = [
+      ...(format.startsWith('q4') ? [[24, 384] as const] : []),
       [24, 64],
       [24, 80],
       [23, 64],
       [24, 24],
-    ] as const) {
+    ];
+    for (const [n, k] of shapes) {
       it(`${format}, N=${n}, K=${k}: x deq(W)^T + b at 1 and 6 rows`, async () => {
         const rand = seeded(k + n);
         const w = Float32Array.from({ length: n * k }, rand);

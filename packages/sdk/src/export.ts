@@ -69,7 +69,7 @@ export async function writeWeightsFolder(
 /**
  * The Node platform's quantize-at-load: the plan written once under the cache
  * (`<cacheDir>/quantized/<key>`, the key hashing the checkpoint's files and the
- * dtypes), then mapped like any checkpoint. A half-written folder never counts: it is
+ * manifest: dtypes and every weight's packing), then mapped like any checkpoint. A half-written folder never counts: it is
  * written beside and renamed into place.
  */
 export async function quantizeIntoCache(
@@ -81,7 +81,9 @@ export async function quantizeIntoCache(
     weights.files.map(async (f) => `${f.uri}:${f.size}:${(await stat(f.uri)).mtimeMs}`),
   );
   const key = createHash('sha256')
-    .update(JSON.stringify({ files: stamp, dtype: plan.manifest.dtype, version: plan.manifest.version }))
+    // the whole manifest, not just the dtypes: a packing that changes (q4's block size did)
+    // gets a folder of its own instead of an older copy packed another way
+    .update(JSON.stringify({ files: stamp, manifest: plan.manifest }))
     .digest('hex')
     .slice(0, 20);
   const root = join(options.cacheDir ?? defaultCacheDir(), 'quantized');

@@ -13,7 +13,7 @@ import {
   type ModelDType,
   type ModuleName,
   type PackedEntry,
-  Q4_BLOCK_SIZE,
+  q4BlockSize,
   QUANTIZATION_FORMAT,
   type QuantizationManifest,
   q4HasZeroPoints,
@@ -194,13 +194,14 @@ export function planQuantization(
       continue;
     }
     // q4 / q4f16: the three tensors of MatMulNBits, packed once when the first is written
-    const nb = Math.ceil(k / Q4_BLOCK_SIZE);
-    const withZeroPoints = q4HasZeroPoints(n, k, Q4_BLOCK_SIZE);
+    const block = q4BlockSize(k);
+    const nb = Math.ceil(k / block);
+    const withZeroPoints = q4HasZeroPoints(n, k, block);
     let rest: { scales: Uint8Array; zeroPoints?: Uint8Array } | undefined;
     weights[name] = {
       format,
       shape: [n, k],
-      block_size: Q4_BLOCK_SIZE,
+      block_size: block,
       data: `${name}.q4`,
       scales: `${name}.q4_scales`,
       ...(withZeroPoints ? { zero_points: `${name}.q4_zero_points` } : {}),
@@ -209,9 +210,9 @@ export function planQuantization(
       {
         name: `${name}.q4`,
         dtype: 'U8',
-        shape: [n, nb, Q4_BLOCK_SIZE / 2],
+        shape: [n, nb, block / 2],
         bytes: async () => {
-          const p = quantizeQ4(await index.readFloat32(name), n, k, Q4_BLOCK_SIZE, !withZeroPoints);
+          const p = quantizeQ4(await index.readFloat32(name), n, k, block, !withZeroPoints);
           rest = {
             scales: format === 'q4f16' ? asBytes(toFloat16(p.scales)) : asBytes(p.scales),
             zeroPoints: p.zeroPoints,
