@@ -165,7 +165,9 @@ describe('packers', () => {
   });
 
   it('q4 blocks are 128 wide where K is a whole number of them, else 32', () => {
-    expect([1408, 2560, 6144, 768, 2048, 96, 80, 24].map(q4BlockSize)).toEqual([128, 128, 128, 128, 128, 32, 32, 32]);
+    expect([1408, 2560, 6144, 768, 2048, 96, 80, 24].map(q4BlockSize)).toEqual([
+      128, 128, 128, 128, 128, 32, 32, 32,
+    ]);
     const rand = seeded(5);
     const [n, k] = [4, 384];
     const w = Float32Array.from({ length: n * k }, rand);
