@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { add, GraphBuilder, linear, mul } from '@blip2/onnx';
 import { type BuiltGraph, float32, int64, isDeviceTensor, maxAbsDiff, type Tensor } from '@blip2/tensor';
 import { describe, expect, it } from 'vitest';
-import { createNodeBackend, doctor, NodeBackendError, providerProblem, weightFolder } from '../src/index.js';
+import {
+  createNodeBackend,
+  doctor,
+  NodeBackendError,
+  prepacks,
+  providerProblem,
+  weightFolder,
+} from '../src/index.js';
 
 function tinyGraph(): BuiltGraph {
   const g = new GraphBuilder('tiny');
@@ -46,6 +53,27 @@ function fileGraph(dir: string): BuiltGraph {
   return g.build();
 }
 
+/** One linear over 8-bit weights [k, n] (DynamicQuantizeMatMul, q8's op) or 4-bit blocks (MatMulNBits, q4's). */
+function packedGraph(op: 'DynamicQuantizeMatMul' | 'MatMulNBits', k = 64, n = 48): BuiltGraph {
+  const g = new GraphBuilder(`packed_${op}`);
+  const x = g.input('x', 'float32', ['rows', k]);
+  const bytes = (len: number) => Uint8Array.from({ length: len }, (_, i) => (i * 37 + 11) % 127);
+  let y;
+  if (op === 'DynamicQuantizeMatMul') {
+    // uint8 weights (the op takes int8 or uint8): which one does not change whether it pre-packs
+    const w = g.constant({ dtype: 'uint8', dims: [k, n], data: bytes(k * n) }, 'w');
+    const s = g.constant(float32([n], new Array(n).fill(0.01)), 's');
+    y = g.op1(op, [x, w, s], {}, 'com.microsoft');
+  } else {
+    const nb = k / 32;
+    const w = g.constant({ dtype: 'uint8', dims: [n, nb, 16], data: bytes(n * nb * 16) }, 'w');
+    const s = g.constant(float32([n, nb], new Array(n * nb).fill(0.01)), 's');
+    y = g.op1(op, [x, w, s], { K: k, N: n, bits: 4, block_size: 32, accuracy_level: 4 }, 'com.microsoft');
+  }
+  g.output(y, 'y', 'float32', ['rows', n]);
+  return g.build();
+}
+
 describe('backend-node', () => {
   it('runs a graph on the CPU and checks feeds before onnxruntime does', async () => {
     const backend = createNodeBackend();
@@ -84,6 +112,22 @@ describe('backend-node', () => {
     const { y } = await s.run({ x: float32([1, 2], [1, 1]) });
     expect(maxAbsDiff(y, float32([1, 3], [3, 7, 11]))).toBe(0);
     await s.release();
+  });
+
+  it('pre-packs packed integer weights only (int8 unless asked not to), and packed int8 gives the same numbers', async () => {
+    const q8 = packedGraph('DynamicQuantizeMatMul');
+    const q4 = packedGraph('MatMulNBits');
+    expect([prepacks(tinyGraph()), prepacks(q8), prepacks(q4)]).toEqual([false, true, true]);
+    expect([prepacks(q8, { prepackInt8: false }), prepacks(q4, { prepackInt8: false })]).toEqual([false, true]);
+    const x = float32([5, 64], Array.from({ length: 5 * 64 }, (_, i) => Math.sin(i)));
+    const outputs = [];
+    for (const prepackInt8 of [true, false]) {
+      const s = await createNodeBackend({ prepackInt8 }).load(q8);
+      outputs.push((await s.run({ x })).y);
+      await s.release();
+    }
+    expect(maxAbsDiff(outputs[0], outputs[1])).toBe(0);
+    expect(Math.max(...(outputs[0].data as Float32Array).map(Math.abs))).toBeGreaterThan(0.1);
   });
 
   it('names a missing weight file, a URL, and files in two folders', () => {
