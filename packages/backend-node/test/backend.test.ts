@@ -118,8 +118,14 @@ describe('backend-node', () => {
     const q8 = packedGraph('DynamicQuantizeMatMul');
     const q4 = packedGraph('MatMulNBits');
     expect([prepacks(tinyGraph()), prepacks(q8), prepacks(q4)]).toEqual([false, true, true]);
-    expect([prepacks(q8, { prepackInt8: false }), prepacks(q4, { prepackInt8: false })]).toEqual([false, true]);
-    const x = float32([5, 64], Array.from({ length: 5 * 64 }, (_, i) => Math.sin(i)));
+    expect([prepacks(q8, { prepackInt8: false }), prepacks(q4, { prepackInt8: false })]).toEqual([
+      false,
+      true,
+    ]);
+    const x = float32(
+      [5, 64],
+      Array.from({ length: 5 * 64 }, (_, i) => Math.sin(i)),
+    );
     const outputs = [];
     for (const prepackInt8 of [true, false]) {
       const s = await createNodeBackend({ prepackInt8 }).load(q8);
