@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { add, GraphBuilder, linear, mul } from '@blip2/onnx';
+import { add, GraphBuilder, linear, mul, type Value } from '@blip2/onnx';
 import { type BuiltGraph, float32, int64, isDeviceTensor, maxAbsDiff, type Tensor } from '@blip2/tensor';
 import { describe, expect, it } from 'vitest';
 import {
@@ -58,7 +58,7 @@ function packedGraph(op: 'DynamicQuantizeMatMul' | 'MatMulNBits', k = 64, n = 48
   const g = new GraphBuilder(`packed_${op}`);
   const x = g.input('x', 'float32', ['rows', k]);
   const bytes = (len: number) => Uint8Array.from({ length: len }, (_, i) => (i * 37 + 11) % 127);
-  let y;
+  let y: Value;
   if (op === 'DynamicQuantizeMatMul') {
     // uint8 weights (the op takes int8 or uint8): which one does not change whether it pre-packs
     const w = g.constant({ dtype: 'uint8', dims: [k, n], data: bytes(k * n) }, 'w');
