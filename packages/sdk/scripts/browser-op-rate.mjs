@@ -3,7 +3,7 @@
  * One matrix product at real width on onnxruntime-web's providers in headless Chromium:
  * how fast each device multiplies, per form of the product, so a real-size browser run's
  * time can be split into what the graphs ask and what the device delivers. Forms:
- *   nbits   com.microsoft.MatMulNBits, 4 bits, block 32, zero points (what q4 `linear` emits)
+ *   nbits   com.microsoft.MatMulNBits, 4 bits, zero points, the block q4 packs a K into (q4BlockSize)
  *   gemm    float32 Gemm(transB=1) over the [N, K] weight (what fp32 `linear` emits)
  *   matmul  float32 MatMul over a [K, N] weight
  *   dq8     DequantizeLinear of a uint8 [K, N] weight + MatMul (q8 `linear` on WebGPU)
@@ -22,7 +22,7 @@
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { GraphBuilder, MS_DOMAIN } from '@blip2/onnx';
+import { GraphBuilder, MS_DOMAIN, q4BlockSize } from '@blip2/onnx';
 import { float32 } from '@blip2/tensor';
 import { launchChromium } from '@blip2/test-browser';
 import { bundlePage, HEADERS, servePage } from './browser-page.mjs';
@@ -57,17 +57,18 @@ const floats = (n, seed, scale) => Float32Array.from(bytes(n, seed), (v) => (v -
 function product(form, n, k) {
   const g = new GraphBuilder(`${form}_${n}x${k}`, {});
   const x = g.input('x', 'float32', ['rows', k]);
-  const nb = Math.ceil(k / 32);
+  const block = q4BlockSize(k);
+  const nb = Math.ceil(k / block);
   let y;
   if (form === 'nbits') {
-    const b = g.constant({ dtype: 'uint8', dims: [n, nb, 16], data: bytes(n * nb * 16, 1) });
+    const b = g.constant({ dtype: 'uint8', dims: [n, nb, block / 2], data: bytes((n * nb * block) / 2, 1) });
     const scales = g.constant(float32([n, nb], floats(n * nb, 2, 1e-4)));
     const zp = g.constant({
       dtype: 'uint8',
       dims: [n * Math.ceil(nb / 2)],
       data: bytes(n * Math.ceil(nb / 2), 3),
     });
-    const attrs = { K: k, N: n, bits: 4, block_size: 32, accuracy_level: 4 };
+    const attrs = { K: k, N: n, bits: 4, block_size: block, accuracy_level: 4 };
     y = g.op1('MatMulNBits', [x, b, scales, zp], attrs, MS_DOMAIN);
   } else if (form === 'gemm') {
     y = g.op1('Gemm', [x, g.constant(float32([n, k], floats(n * k, 4, 1e-3)))], { transB: 1 });
