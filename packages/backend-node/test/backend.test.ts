@@ -209,13 +209,14 @@ describe('backend-node', () => {
     expect(err.message).toMatch(/^bad: onnxruntime failed on x\[2\] y\[3\]/);
   });
 
-  it('declares its capabilities: weight-first batched linears and fast int8 on the CPU only, weights shared, no device outputs', () => {
+  it('declares its capabilities: weight-first batched linears and fast int8 on the CPU only, weights shared, no device outputs, q4 blocks of 128 first', () => {
     expect(createNodeBackend().capabilities).toEqual({
       batchedLinears: 'weight-first',
       sharedWeights: true,
       deviceOutputs: false,
       computeDtypes: ['float32'],
       fastInt8Linears: true,
+      q4BlockSizes: [128, 32],
     });
   });
 

@@ -131,6 +131,10 @@ export class WebBackend implements Backend {
       // session gave wrong Q-Former numbers (0.26 off, tiny fixture, Chromium): q8 linears
       // take their DequantizeLinear + MatMul form there (@blip2/onnx PACKED_OPS)
       ...(device === 'webgpu' ? { DynamicQuantizeMatMul: false } : {}),
+      // the WebGPU MatMulNBits of onnxruntime-web 1.30 gives wrong products for blocks of 128
+      // (docs/browser.md); wasm runs onnxruntime's CPU kernel, faster at 128 (12.0 vs 15.8 s per
+      // token at real size)
+      q4BlockSizes: device === 'webgpu' ? [32] : [128, 32],
     };
     this.weights = new WeightFileCache({
       ...(options.fetch ? { fetch: options.fetch } : {}),

@@ -98,6 +98,8 @@ describe('backend-web (wasm) in Node', () => {
       sharedWeights: false,
       deviceOutputs: false,
       computeDtypes: ['float32'],
+      // wasm runs onnxruntime's CPU MatMulNBits: blocks of 128 right, and faster
+      q4BlockSizes: [128, 32],
     });
     const out = await runHead(head, web);
     const cpu = await runHead(head, createNodeBackend());

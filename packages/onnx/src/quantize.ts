@@ -71,20 +71,27 @@ export const PACKED_OPS: Readonly<
   q4f16: { op: 'MatMulNBits' },
 };
 
+/** The blocks along K q4 packs in: 32 (every provider) and 128 (onnxruntime's CPU kernels run it faster). */
+export const Q4_BLOCK_SIZES = [32, 128] as const;
+export type Q4BlockSize = (typeof Q4_BLOCK_SIZES)[number];
+
 /**
- * MatMulNBits' block along K for a weight of K inputs: 128 where K is a whole number of
- * them (every BLIP-2 width: ViT-g's 1408 and 6144, the Q-Former's 768 and 3072, OPT's
- * 2560/4096 and their 4x, T5's 2048/4096 and their FFNs), else 32 (the fixtures' 24,
- * 37, 96). Why 128: MLAS's AVX2 4-bit kernel is compute-bound at one row, and its work
- * per block (a scale, a zero point, the int8 row's block sum) is what shrinks: a
- * blip2-opt-2.7b q4 step took 68 ms at block 128 against 87 ms at 32 (same run, the LM
- * alone, docs/benchmarks.md), its bytes 0.84x (one float32 scale per 128 weights instead
- * of per 32). Group size 128 is also what GPTQ/AWQ checkpoints and onnxruntime's own
- * quantizer default to; the shapes models' VQA stays within the issue's bound
- * (docs/benchmarks.md, accuracy per dtype).
+ * MatMulNBits' block along K for a weight of K inputs: `preferred` where K is a whole
+ * number of such blocks, else 32 (the fixtures' 24, 37, 96). Who prefers which:
+ * - 128 (every BLIP-2 width: ViT-g's 1408 and 6144, the Q-Former's 768 and 3072, OPT's
+ *   2560/4096 and their 4x, T5's 2048/4096 and their FFNs, are multiples of it) where
+ *   the weights are quantized for onnxruntime's CPU kernels (`capabilities.q4BlockSizes`
+ *   of backend-node and of onnxruntime-web's wasm): MLAS's AVX2 4-bit kernel is
+ *   compute-bound at one row and its work per block (a scale, a zero point, the int8
+ *   row's block sum) is what shrinks: a blip2-opt-2.7b q4 step took 68 ms at block 128
+ *   against 87 ms at 32 (same minute, the LM alone, docs/benchmarks.md), its bytes 0.84x;
+ *   wasm decoded a token in 12.0 s against 15.8 s. Group size 128 is also GPTQ's/AWQ's.
+ * - 32 for exports unless asked (`blip2 export --q4-block`): onnxruntime-web 1.30's WebGPU
+ *   `MatMulNBits` gives wrong products for blocks of 128 (measured against wasm in
+ *   Chromium, docs/browser.md), and an export is what a browser downloads.
  */
-export function q4BlockSize(k: number): number {
-  return k % 128 === 0 ? 128 : 32;
+export function q4BlockSize(k: number, preferred: Q4BlockSize = 32): number {
+  return k % preferred === 0 ? preferred : 32;
 }
 
 /** accuracy_level 4: int8 activations per block (0.25 ms vs 0.64 ms for one row of a 1408x6144 matrix). */

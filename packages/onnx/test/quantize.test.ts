@@ -56,8 +56,8 @@ async function checkpoint(
     packed['fc.weight'] = { format, shape: [n, k], data: 'fc.weight.q8', scales: 'fc.weight.q8_scales' };
     deq = dequantizeQ8(p, n, k);
   } else {
-    const p = quantizeQ4(w, n, k);
-    const block = q4BlockSize(k);
+    const block = q4BlockSize(k, 128);
+    const p = quantizeQ4(w, n, k, block);
     const nb = Math.ceil(k / block);
     const scales =
       format === 'q4f16'
@@ -79,7 +79,12 @@ async function checkpoint(
       scales: 'fc.weight.q4_scales',
       ...(p.zeroPoints ? { zero_points: 'fc.weight.q4_zero_points' } : {}),
     };
-    deq = dequantizeQ4(format === 'q4f16' ? { ...p, scales: fromFloat16(toFloat16(p.scales)) } : p, n, k);
+    deq = dequantizeQ4(
+      format === 'q4f16' ? { ...p, scales: fromFloat16(toFloat16(p.scales)) } : p,
+      n,
+      k,
+      block,
+    );
   }
   const path = join(dir, file);
   writeFileSync(path, serializeSafetensors(tensors));
@@ -164,16 +169,17 @@ describe('packers', () => {
       expect(Math.abs(d[i] - w[i])).toBeLessThanOrEqual(p.scales[Math.floor(i / k)] / 2 + 1e-7);
   });
 
-  it('q4 blocks are 128 wide where K is a whole number of them, else 32', () => {
-    expect([1408, 2560, 6144, 768, 2048, 96, 80, 24].map(q4BlockSize)).toEqual([
+  it('q4 blocks are the preferred 128 where K is a whole number of them, else 32 (the default)', () => {
+    expect([1408, 2560, 6144, 768, 2048, 96, 80, 24].map((k) => q4BlockSize(k, 128))).toEqual([
       128, 128, 128, 128, 128, 32, 32, 32,
     ]);
+    expect(q4BlockSize(2560)).toBe(32);
     const rand = seeded(5);
     const [n, k] = [4, 384];
     const w = Float32Array.from({ length: n * k }, rand);
-    const p = quantizeQ4(w, n, k);
+    const p = quantizeQ4(w, n, k, 128);
     expect([p.data.length, p.scales.length, p.zeroPoints?.length]).toEqual([n * 3 * 64, n * 3, n * 2]);
-    const d = dequantizeQ4(p, n, k);
+    const d = dequantizeQ4(p, n, k, 128);
     for (let i = 0; i < n * k; i++) {
       const scale = p.scales[Math.floor(i / k) * 3 + Math.floor((i % k) / 128)];
       expect(Math.abs(d[i] - w[i])).toBeLessThanOrEqual(scale / 2 + 1e-7);

@@ -3,7 +3,8 @@
  * One matrix product at real width on onnxruntime-web's providers in headless Chromium:
  * how fast each device multiplies, per form of the product, so a real-size browser run's
  * time can be split into what the graphs ask and what the device delivers. Forms:
- *   nbits   com.microsoft.MatMulNBits, 4 bits, zero points, the block q4 packs a K into (q4BlockSize)
+ *   nbits   com.microsoft.MatMulNBits, 4 bits, zero points, blocks of --block (q4BlockSize)
+ *   nbitssym  the same without zero points (symmetric blocks)
  *   gemm    float32 Gemm(transB=1) over the [N, K] weight (what fp32 `linear` emits)
  *   matmul  float32 MatMul over a [K, N] weight
  *   dq8     DequantizeLinear of a uint8 [K, N] weight + MatMul (q8 `linear` on WebGPU)
@@ -17,8 +18,10 @@
  *     --shape 10240x2560 --forms nbits,gemm --rows 1,42,257 --device wasm,webgpu --runs 3
  *
  * --shape N x K of the weight (default 10240x2560: OPT-2.7b's fc1), comma-separated for several
+ * --block   the nbits forms' block along K, 32 (default) or 128, where K is a multiple of it
  * Devices alternate innermost (wasm, webgpu, wasm, ...) so load drift hits both alike. Prints a
- * line per case: session creation, each run's ms, and GFLOP/s (2 x rows x N x K / best later run).
+ * line per case: session creation, each run's ms, GFLOP/s (2 x rows x N x K / best later run) and
+ * the output's first values (the same graph and input on every device: they must agree).
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -31,6 +34,7 @@ const { values } = parseArgs({
   options: {
     shape: { type: 'string', default: '10240x2560' },
     forms: { type: 'string', default: 'nbits' },
+    block: { type: 'string', default: '32' },
     rows: { type: 'string', default: '1,42' },
     device: { type: 'string', default: 'wasm,webgpu' },
     runs: { type: 'string', default: '3' },
@@ -57,10 +61,10 @@ const floats = (n, seed, scale) => Float32Array.from(bytes(n, seed), (v) => (v -
 function product(form, n, k) {
   const g = new GraphBuilder(`${form}_${n}x${k}`, {});
   const x = g.input('x', 'float32', ['rows', k]);
-  const block = q4BlockSize(k);
+  const block = q4BlockSize(k, Number(values.block));
   const nb = Math.ceil(k / block);
   let y;
-  if (form === 'nbits') {
+  if (form === 'nbits' || form === 'nbitssym') {
     const b = g.constant({ dtype: 'uint8', dims: [n, nb, block / 2], data: bytes((n * nb * block) / 2, 1) });
     const scales = g.constant(float32([n, nb], floats(n * nb, 2, 1e-4)));
     const zp = g.constant({
@@ -69,7 +73,7 @@ function product(form, n, k) {
       data: bytes(n * Math.ceil(nb / 2), 3),
     });
     const attrs = { K: k, N: n, bits: 4, block_size: block, accuracy_level: 4 };
-    y = g.op1('MatMulNBits', [x, b, scales, zp], attrs, MS_DOMAIN);
+    y = g.op1('MatMulNBits', form === 'nbitssym' ? [x, b, scales] : [x, b, scales, zp], attrs, MS_DOMAIN);
   } else if (form === 'gemm') {
     y = g.op1('Gemm', [x, g.constant(float32([n, k], floats(n * k, 4, 1e-3)))], { transB: 1 });
   } else if (form === 'matmul') {
@@ -126,7 +130,7 @@ try {
               ? `${(best / 100).toFixed(2)} ms per Add`
               : `${((2 * rows * n * k) / best / 1e6).toFixed(2)} GFLOP/s`;
           console.log(
-            `${device} ${form} N=${n} K=${k} rows=${rows}: create ${r.createMs.toFixed(0)} ms; runs ${r.runMs.map((t) => t.toFixed(1)).join(', ')} ms; ${rate}${r.finite ? '' : ' (NON-FINITE output)'}`,
+            `${device} ${form} N=${n} K=${k} rows=${rows}: create ${r.createMs.toFixed(0)} ms; runs ${r.runMs.map((t) => t.toFixed(1)).join(', ')} ms; ${rate}${r.finite ? '' : ' (NON-FINITE output)'}; y[0..3] ${r.head.map((v) => v.toPrecision(5)).join(', ')}`,
           );
         }
   console.log(

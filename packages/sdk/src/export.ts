@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parseBlip2Config } from '@blip2/configs';
-import { QUANTIZATION_FILE } from '@blip2/onnx';
+import { Q4_BLOCK_SIZES, type Q4BlockSize, QUANTIZATION_FILE } from '@blip2/onnx';
 import { dtypeBytes, INDEX_FILE, SINGLE_FILE, type WeightIndex } from '@blip2/safetensors';
 import { openWeightsFromDir, writeSafetensorsFile } from '@blip2/safetensors/node';
 import { type DTypeOption, planQuantization, type QuantizationPlan, resolveDTypes } from './core/dtype.js';
@@ -123,11 +123,17 @@ export interface ExportOptions extends SourceOptions {
   readonly dtype: DTypeOption;
   /** max bytes per safetensors shard (default 1 GiB) */
   readonly shardBytes?: number;
+  /**
+   * q4's block along K (default 32: every provider; 128 runs faster on onnxruntime's CPU
+   * kernels, Node's and wasm's, but onnxruntime-web's WebGPU gets it wrong, so a backend
+   * that cannot run it refuses the folder). Widths that are not a multiple take 32.
+   */
+  readonly q4Block?: Q4BlockSize;
 }
 
 const EXPORT_OPTION_NAMES: readonly string[] = [
   ...SOURCE_OPTION_NAMES,
-  ...Object.keys({ dtype: true, shardBytes: true } satisfies Record<
+  ...Object.keys({ dtype: true, shardBytes: true, q4Block: true } satisfies Record<
     Exclude<keyof ExportOptions, keyof SourceOptions>,
     true
   >),
@@ -156,6 +162,9 @@ export async function exportModel(
 ): Promise<ExportResult> {
   checkSourceOptions(options, EXPORT_OPTION_NAMES, 'exportModel options');
   const dtypes = resolveDTypes(options.dtype);
+  const q4Block = options.q4Block ?? 32;
+  if (!(Q4_BLOCK_SIZES as readonly number[]).includes(q4Block))
+    throw new SdkError('E_OPTION', `export: q4Block ${q4Block} is not one of ${Q4_BLOCK_SIZES.join(', ')}`);
   const outDir = resolve(out);
   if (await exists(outDir)) {
     if (!(await stat(outDir)).isDirectory())
@@ -185,7 +194,7 @@ export async function exportModel(
   const weights = await files.openWeights();
   try {
     const roles = weightRoles(config, module, weights);
-    const plan = planQuantization(weights, roles, dtypes, source);
+    const plan = planQuantization(weights, roles, dtypes, source, q4Block);
     await mkdir(outDir, { recursive: true });
     const written = await writeWeightsFolder(plan, outDir, options.shardBytes);
     const carried: string[] = [];

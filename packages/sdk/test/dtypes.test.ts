@@ -218,6 +218,58 @@ describe('blip2 export', () => {
     expect(e.message).toContain(node.name);
   });
 
+  it('q4 blocks: 128 at load where the backend runs them fastest, 32 in exports unless asked; a backend that cannot multiply 128 refuses such a folder', async () => {
+    const blocks = (dir: string) => {
+      const m = JSON.parse(readFileSync(join(dir, 'quantization.json'), 'utf8'));
+      return new Set(
+        Object.values(m.weights as Record<string, { block_size?: number }>).map((e) => e.block_size),
+      );
+    };
+    const node = await createNodeBackend();
+    const only32 = Object.assign(Object.create(node), {
+      name: 'node:cpu-32',
+      capabilities: { ...node.capabilities, q4BlockSizes: [32] },
+    });
+    // the shapes model's widths are 96 (blocks of 32) and 128 / 256 (blocks of 128 where preferred)
+    const e128 = join(tmp('blip2-q4-block-'), 'b128');
+    const e32 = join(tmp('blip2-q4-block-'), 'b32');
+    await exportModel(fixtures.shapesOpt, e128, { dtype: 'q4', q4Block: 128 });
+    await exportModel(fixtures.shapesOpt, e32, { dtype: 'q4' });
+    expect(blocks(e128)).toEqual(new Set([32, 128]));
+    expect(blocks(e32)).toEqual(new Set([32]));
+    const e = (await Blip2ForConditionalGeneration.fromPretrained(e128, { backend: only32 }).catch(
+      (x) => x,
+    )) as Blip2Error;
+    expect(e.code).toBe('E_DTYPE');
+    expect(e.message).toMatch(
+      /q4 weight '.+' is packed in blocks of 128; backend 'node:cpu-32' multiplies blocks of 32/,
+    );
+    expect(e.message).toContain('--q4-block 32');
+    await (await Blip2ForConditionalGeneration.fromPretrained(e32, { backend: only32 })).dispose();
+    // quantized at load: each backend's own first block (the cache keeps one folder per packing)
+    const cache = tmp('blip2-q4-block-cache-');
+    for (const [backend, expected] of [
+      [node, [32, 128]],
+      [only32, [32]],
+    ] as const) {
+      const m = await Blip2ForConditionalGeneration.fromPretrained(fixtures.shapesOpt, {
+        dtype: 'q4',
+        backend,
+        cacheDir: cache,
+      });
+      await m.dispose();
+    }
+    const folders = readdirSync(join(cache, 'quantized')).map((d) =>
+      [...blocks(join(cache, 'quantized', d))].sort(),
+    );
+    expect(folders.sort((a, b) => a.length - b.length)).toEqual([[32], [128, 32].sort()]);
+    await expect(
+      exportModel(fixtures.shapesOpt, join(tmp('x-'), 'y'), { dtype: 'q4', q4Block: 64 as never }),
+    ).rejects.toMatchObject({
+      code: 'E_OPTION',
+    });
+  });
+
   it("q8 where the backend lacks DynamicQuantizeMatMul: DequantizeLinear + MatMul (PACKED_OPS), within the export's bound of the reference", async () => {
     const node = await createNodeBackend();
     const lacking = Object.assign(Object.create(node), {

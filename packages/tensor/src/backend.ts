@@ -108,6 +108,12 @@ export interface BackendCapabilities {
    * as q8 when no dtype is asked (docs/backends.md). Absent: false.
    */
   readonly fastInt8Linears?: boolean;
+  /**
+   * The blocks along K (q4's `MatMulNBits`) this backend multiplies right, the one it runs
+   * fastest first: weights quantized at load are packed in the first, and an export packed
+   * in another is refused. Absent: [32].
+   */
+  readonly q4BlockSizes?: readonly number[];
   readonly [key: string]: unknown;
 }
 

@@ -13,6 +13,7 @@ import {
   type ModelDType,
   type ModuleName,
   type PackedEntry,
+  type Q4BlockSize,
   QUANTIZATION_FORMAT,
   type QuantizationManifest,
   q4BlockSize,
@@ -132,13 +133,15 @@ const asBytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a
 
 /**
  * What a checkpoint becomes in `dtypes`: `roles` is how the graphs use each weight
- * (from building them once, `recordUse`). Unused weights are dropped.
+ * (from building them once, `recordUse`). Unused weights are dropped. `q4Block`: the
+ * block q4 weights are packed in where their K allows (@blip2/onnx q4BlockSize).
  */
 export function planQuantization(
   index: WeightIndex,
   roles: ReadonlyMap<string, ReadonlySet<WeightRole>>,
   dtypes: Record<ModuleName, ModelDType>,
   source?: string,
+  q4Block: Q4BlockSize = 32,
 ): QuantizationPlan {
   const tensors: PlannedTensor[] = [];
   const weights: Record<string, PackedEntry> = {};
@@ -194,7 +197,7 @@ export function planQuantization(
       continue;
     }
     // q4 / q4f16: the three tensors of MatMulNBits, packed once when the first is written
-    const block = q4BlockSize(k);
+    const block = q4BlockSize(k, q4Block);
     const nb = Math.ceil(k / block);
     const withZeroPoints = q4HasZeroPoints(n, k, block);
     let rest: { scales: Uint8Array; zeroPoints?: Uint8Array } | undefined;

@@ -18,6 +18,8 @@ import {
   type ModuleName,
   PACKED_OPS,
   parseQuantizationManifest,
+  Q4_BLOCK_SIZES,
+  type Q4BlockSize,
   QUANTIZATION_FILE,
   type QuantizationManifest,
   type WeightLookup,
@@ -211,7 +213,13 @@ export async function loadParts(
   let lmGraphs: Record<string, BuiltGraph> | undefined;
   try {
     if (!manifest && MODULES.some((m) => dtypes[m] !== 'fp32')) {
-      const plan = planQuantization(weights, weightRoles(config, module, weights), dtypes, files.location);
+      const plan = planQuantization(
+        weights,
+        weightRoles(config, module, weights),
+        dtypes,
+        files.location,
+        preferredQ4Block(backend),
+      );
       if (plan.changes) {
         if (!p.quantizeWeights) {
           throw new SdkError(
@@ -225,6 +233,7 @@ export async function loadParts(
         manifest = plan.manifest;
       }
     }
+    if (manifest) checkQ4Blocks(manifest, backend, files.location);
     recorder = recordUse(weights);
     const lookup = lookupFor(recorder.lookup, manifest, backend);
     ({ graphs, lmGraphs } = buildGraphs(config, module, lookup, parts));
@@ -382,6 +391,24 @@ function defaultDType(weights: WeightIndex, backend: Backend): ModelDType {
   return backend.capabilities.fastInt8Linears === true && isHalfCheckpoint(weights)
     ? HALF_CHECKPOINT_CPU_DTYPE
     : 'fp32';
+}
+
+/** The q4 block a backend runs fastest (its `capabilities.q4BlockSizes`, first), among the ones q4 packs in. */
+function preferredQ4Block(backend: Backend): Q4BlockSize {
+  const first = backend.capabilities.q4BlockSizes?.[0];
+  return (Q4_BLOCK_SIZES as readonly number[]).includes(first ?? 0) ? (first as Q4BlockSize) : 32;
+}
+
+/** A folder whose q4 blocks the backend does not multiply right is refused, naming a weight, its block and the way out. */
+function checkQ4Blocks(manifest: QuantizationManifest, backend: Backend, location: string): void {
+  const runs = backend.capabilities.q4BlockSizes ?? [32];
+  for (const [name, e] of Object.entries(manifest.weights)) {
+    if (e.format === 'q8' || e.block_size === undefined || runs.includes(e.block_size)) continue;
+    throw new SdkError(
+      'E_DTYPE',
+      `${location}: q4 weight '${name}' is packed in blocks of ${e.block_size}; backend '${backend.name}' multiplies blocks of ${runs.join(' or ')} only (onnxruntime-web's WebGPU MatMulNBits gets blocks of 128 wrong, docs/browser.md): export the checkpoint again with --q4-block ${runs[0]}, or load it on another backend`,
+    );
+  }
 }
 
 function checkBackendRuns(backend: Backend, dtypes: Readonly<Record<string, string>>): void {
