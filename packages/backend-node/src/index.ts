@@ -263,7 +263,6 @@ export function doctor(): DoctorReport {
   };
 }
 
-/** Whether a graph's ModelProto names op type `op` (its nodes' op_type strings are plain bytes). */
 /**
  * Whether a session pre-packs its weights. Float weights stay mapped in place: packing
  * would copy every one (15.5 GB for blip2-opt-2.7b). Packed integer weights are small
@@ -279,6 +278,7 @@ export function prepacks(graph: BuiltGraph, options: NodeBackendOptions = {}): b
   return (options.prepackInt8 ?? true) && usesOp(graph, 'DynamicQuantizeMatMul');
 }
 
+/** Whether a graph's ModelProto names op type `op` (its nodes' op_type strings are plain bytes). */
 function usesOp(graph: BuiltGraph, op: string): boolean {
   return Buffer.from(graph.bytes.buffer, graph.bytes.byteOffset, graph.bytes.byteLength).includes(op);
 }

@@ -75,6 +75,10 @@ export const PACKED_OPS: Readonly<
 export const Q4_BLOCK_SIZES = [32, 128] as const;
 export type Q4BlockSize = (typeof Q4_BLOCK_SIZES)[number];
 
+export function isQ4BlockSize(n: unknown): n is Q4BlockSize {
+  return (Q4_BLOCK_SIZES as readonly unknown[]).includes(n);
+}
+
 /**
  * MatMulNBits' block along K for a weight of K inputs: `preferred` where K is a whole
  * number of such blocks, else 32 (the fixtures' 24, 37, 96). Who prefers which:

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parseBlip2Config } from '@blip2/configs';
-import { Q4_BLOCK_SIZES, type Q4BlockSize, QUANTIZATION_FILE } from '@blip2/onnx';
+import { isQ4BlockSize, Q4_BLOCK_SIZES, type Q4BlockSize, QUANTIZATION_FILE } from '@blip2/onnx';
 import { dtypeBytes, INDEX_FILE, SINGLE_FILE, type WeightIndex } from '@blip2/safetensors';
 import { openWeightsFromDir, writeSafetensorsFile } from '@blip2/safetensors/node';
 import { type DTypeOption, planQuantization, type QuantizationPlan, resolveDTypes } from './core/dtype.js';
@@ -163,7 +163,7 @@ export async function exportModel(
   checkSourceOptions(options, EXPORT_OPTION_NAMES, 'exportModel options');
   const dtypes = resolveDTypes(options.dtype);
   const q4Block = options.q4Block ?? 32;
-  if (!(Q4_BLOCK_SIZES as readonly number[]).includes(q4Block))
+  if (!isQ4BlockSize(q4Block))
     throw new SdkError('E_OPTION', `export: q4Block ${q4Block} is not one of ${Q4_BLOCK_SIZES.join(', ')}`);
   const outDir = resolve(out);
   if (await exists(outDir)) {

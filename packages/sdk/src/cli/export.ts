@@ -1,5 +1,5 @@
 /** `blip2 export --model M --out DIR --dtype D`: a checkpoint written in other weight formats. */
-import { Q4_BLOCK_SIZES, type Q4BlockSize } from '@blip2/onnx';
+import { isQ4BlockSize, Q4_BLOCK_SIZES } from '@blip2/onnx';
 import { describeDTypes, resolveDTypes } from '../core/dtype.js';
 import { exportModel } from '../export.js';
 import { UsageError } from './errors.js';
@@ -38,12 +38,12 @@ export async function exportCommand(args: readonly string[], io: Io): Promise<nu
   const out = required(values, 'out', EXPORT_USAGE);
   const dtype = dtypeFlag(required(values, 'dtype', EXPORT_USAGE), EXPORT_USAGE);
   const block = values['q4-block'] === undefined ? 32 : Number(values['q4-block']);
-  if (!(Q4_BLOCK_SIZES as readonly number[]).includes(block))
+  if (!isQ4BlockSize(block))
     throw new UsageError(
       `--q4-block ${values['q4-block']}: one of ${Q4_BLOCK_SIZES.join(', ')}`,
       EXPORT_USAGE,
     );
-  const result = await exportModel(model, out, { dtype, q4Block: block as Q4BlockSize });
+  const result = await exportModel(model, out, { dtype, q4Block: block });
   if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`);
   else {
     const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;

@@ -12,13 +12,13 @@ import {
 } from '@blip2/generation';
 import {
   GraphBuildError,
+  isQ4BlockSize,
   type KvLoadOptions,
   MODULES,
   type ModelDType,
   type ModuleName,
   PACKED_OPS,
   parseQuantizationManifest,
-  Q4_BLOCK_SIZES,
   type Q4BlockSize,
   QUANTIZATION_FILE,
   type QuantizationManifest,
@@ -396,7 +396,7 @@ function defaultDType(weights: WeightIndex, backend: Backend): ModelDType {
 /** The q4 block a backend runs fastest (its `capabilities.q4BlockSizes`, first), among the ones q4 packs in. */
 function preferredQ4Block(backend: Backend): Q4BlockSize {
   const first = backend.capabilities.q4BlockSizes?.[0];
-  return (Q4_BLOCK_SIZES as readonly number[]).includes(first ?? 0) ? (first as Q4BlockSize) : 32;
+  return isQ4BlockSize(first) ? first : 32;
 }
 
 /** A folder whose q4 blocks the backend does not multiply right is refused, naming a weight, its block and the way out. */
