@@ -33,6 +33,7 @@ const KEYS = [
   // after the last dtype's run: each step against the fastest read of weights the command measured
   'step20AtBandwidth',
   'step100AtBandwidth',
+  'stepProductsAtBandwidth',
 ];
 
 describe('what the bench counts in the graphs it ran', () => {
@@ -129,7 +130,11 @@ describe('blip2 bench --small', () => {
         // q4's 2-D block scales belong to their packed weight in the decode limit's products
         ...steps.map((k) => `q4:${k}`),
         // then, across the runs: each step against the fastest read, each dtype's speed-ups over fp32
-        ...['fp32', 'q8', 'q4'].flatMap((d) => [`${d}:step20AtBandwidth`, `${d}:step100AtBandwidth`]),
+        ...['fp32', 'q8', 'q4'].flatMap((d) => [
+          `${d}:step20AtBandwidth`,
+          `${d}:step100AtBandwidth`,
+          `${d}:stepProductsAtBandwidth`,
+        ]),
         ...['q8', 'q4'].flatMap((d) => [`${d}:step20Speedup`, `${d}:step100Speedup`]),
       ]);
       // a speed-up is fp32's time over the dtype's; its limit, fp32's bytes over the dtype's
@@ -155,6 +160,16 @@ describe('blip2 bench --small', () => {
           1000,
         6,
       );
+      // the products alone against the same limit: never faster than the fastest read
+      const productsAlone = figure('q4', 'stepProductsAtBandwidth');
+      expect(productsAlone?.limit).toBeCloseTo(
+        (((figure('q4', 'stepBytes')?.value ?? 0) * 1e6) / (report.machine.fastestReadGBs * 1e9)) * 1000,
+        6,
+      );
+      expect(productsAlone?.ratio).toBeGreaterThanOrEqual(1 - 1e-9);
+      // the fastest products reading: each step's limit is one reading plus the cache at its rate
+      for (const key of ['step20', 'step100'])
+        expect(productsAlone?.value).toBeLessThanOrEqual(figure('q4', key)?.limit ?? 0);
       const disk = (d: string) => report.figures.find((f) => f.dtype === d && f.key === 'disk');
       // q8's linear weights are one byte each (the tiny model's float tables keep a large share)
       expect(disk('q8')?.value).toBeLessThan(0.7 * (disk('fp32')?.value ?? 0));

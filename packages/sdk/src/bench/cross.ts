@@ -25,7 +25,7 @@ export interface CrossFigures {
 export function crossFigures(runs: readonly { dtype: string; run: BenchRun }[]): CrossFigures {
   const fastestRead = runs
     .flatMap(({ run }) => run.readRates)
-    .reduce((a, r) => (r.rate > a.rate ? r : a), { rate: 0, from: 'none' });
+    .reduce<ReadRate>((a, r) => (r.rate > a.rate ? r : a), { rate: 0, from: 'none', kind: 'reduceSum' });
   const figures: Figure[] = [];
   const bytesOf = (run: BenchRun, position: number) => run.stepBytes + run.cacheBytesPerPosition * position;
   const positionOf = (key: string) => Number(/^step(\d+)$/.exec(key)?.[1] ?? Number.NaN);
@@ -49,6 +49,27 @@ export function crossFigures(runs: readonly { dtype: string; run: BenchRun }[]):
         limitFrom: `${(bytes / 1e9).toFixed(3)} GB (weights + cache) at ${(fastestRead.rate / 1e9).toFixed(1)} GB/s, the fastest read of this command (${fastestRead.from})`,
         ...(target === undefined ? {} : { target }),
         load: f.load,
+      });
+    }
+    // the step's products alone, as fast as they ran in this dtype's run: a floor under its
+    // steps set against the same limit, so a ratio above the target that the products
+    // already reach is the kernels' rate, not what the step adds around them
+    const products = run.readRates
+      .filter((r) => r.kind === 'stepProducts')
+      .reduce((a, r) => Math.max(a, r.rate), 0);
+    if (products > 0 && fastestRead.rate > 0) {
+      const value = (run.stepBytes / products) * 1000;
+      const limit = (run.stepBytes / fastestRead.rate) * 1000;
+      figures.push({
+        key: 'stepProductsAtBandwidth',
+        name: "one row through the step's matrices alone, against the read bandwidth",
+        dtype,
+        value,
+        unit: 'ms',
+        limit,
+        ratio: value / limit,
+        limitFrom: `${(run.stepBytes / 1e9).toFixed(3)} GB of weights at ${(fastestRead.rate / 1e9).toFixed(1)} GB/s, the fastest read of this command (${fastestRead.from}); value: the fastest of this dtype's step-products readings`,
+        load: run.figures.at(-1)?.load ?? 0,
       });
     }
   }

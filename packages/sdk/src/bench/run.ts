@@ -186,6 +186,8 @@ const FLOAT_BYTES: Readonly<Record<string, number>> = { F32: 4, F16: 2, BF16: 2 
 export interface ReadRate {
   readonly rate: number;
   readonly from: string;
+  /** a `ReduceSum` over mapped float matrices, or one row through the step's products with its kernels */
+  readonly kind: 'reduceSum' | 'stepProducts';
 }
 
 /** One dtype's run: its figures, and what the figures across dtypes (./cross.ts) need of it. */
@@ -336,6 +338,7 @@ export async function runBench(settings: BenchSettings): Promise<BenchRun> {
       {
         rate: firstBandwidth,
         from: `${dtype}: ReduceSum over ${bandwidthNames.length} mapped float matrices`,
+        kind: 'reduceSum',
       },
     ];
     // the decode limit: one row through the step's matrices with the step's kernels,
@@ -348,6 +351,7 @@ export async function runBench(settings: BenchSettings): Promise<BenchRun> {
       bandwidths.push({
         rate: productsRate,
         from: `${dtype}: one row through the step's ${products.length} matrices with its kernels`,
+        kind: 'stepProducts',
       });
     };
     await measureProducts();
